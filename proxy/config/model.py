@@ -1,0 +1,167 @@
+"""The rules file as frozen values: what every other module reads, never writes.
+
+`load.py` turns TOML into these; nothing here parses or validates. Patterns are
+compiled once (`detect.patterns.PathPattern`) so the request path only matches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Literal, Mapping
+
+if TYPE_CHECKING:
+    from proxy.detect.patterns import PathPattern
+
+DEFAULT_PARAMS = (
+    "tlr_sid", "fbclid", "gclid", "gbraid", "wbraid", "msclkid",
+    "ttclid", "li_fat_id", "ittk", "ccuid",
+)
+DEFAULT_STATE = "sqlite:.careers-edge/state.db"
+DEFAULT_PREFIX = "/_edge"
+
+
+def frozen_map(d: Mapping | None = None) -> Mapping:
+    return MappingProxyType(dict(d or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySection:
+    upstream: str
+    listen: str = "127.0.0.1:8080"
+    public_url: str | None = None
+    prefix: str = DEFAULT_PREFIX
+    state: str = DEFAULT_STATE
+    secret: str | None = None
+    workers: int = 1
+    timeout: float = 30.0
+    connect_timeout: float = 10.0
+    max_connections: int = 256
+    trusted_proxies: tuple[str, ...] = ()
+    rewrite_links: bool = True
+    access_log: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AttributionSection:
+    params: tuple[str, ...] = DEFAULT_PARAMS
+    strip: bool = True
+    cookie_days: int = 90
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentSection:
+    required: bool = False
+    cookie: str = "cookie_consent"
+    granted: tuple[str, ...] = ("all", "marketing")
+    honor_gpc: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Pixel:
+    name: str
+    type: Literal["meta", "html"]
+    paths: tuple[PathPattern, ...]
+    pixel_id: str | None = None            # meta
+    html: str | None = None                # html
+    position: Literal["head", "body"] = "head"
+    csp: Mapping[str, tuple[str, ...]] = field(default_factory=frozen_map)
+
+
+@dataclass(frozen=True, slots=True)
+class Extractor:
+    """`kind:arg` from the rules file, e.g. css:h1 -> Extractor("css", "h1")."""
+
+    kind: Literal["path", "query", "form", "css", "regex", "jsonld"]
+    arg: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatusMatch:
+    """One entry of `status`: an exact code, or a class ("3xx" -> low=300, high=399)."""
+
+    low: int
+    high: int
+
+    def __contains__(self, status: int) -> bool:
+        return self.low <= status <= self.high
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    event: str
+    path: PathPattern
+    method: str | None = None                          # None: any method
+    status: tuple[StatusMatch, ...] = ()               # empty: any status
+    location: PathPattern | None = None
+    header: tuple[tuple[str, str], ...] = ()           # (name, glob)
+    body: str | None = None                            # substring or "regex:..."
+    job_name: Extractor | None = None
+    extract: Mapping[str, Extractor] = field(default_factory=frozen_map)
+    send_to: tuple[str, ...] = ()
+    continue_: bool = False
+    dedupe_hours: float = 720.0
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sink:
+    name: str
+    type: Literal["talroo", "meta", "http", "webhook"]
+    url: str | None = None
+    method: str = "GET"
+    events: Mapping[str, str] = field(default_factory=frozen_map)       # talroo: event -> url
+    pixel_id: str | None = None
+    access_token: str | None = None
+    api: str = "https://graph.facebook.com/v21.0"
+    test_event_code: str = ""
+    event_names: Mapping[str, str] = field(default_factory=frozen_map)  # our event -> sink's name
+    requires: tuple[str, ...] = ()
+    secret: str | None = None
+    headers: Mapping[str, str] = field(default_factory=frozen_map)
+    body: str | None = None                 # http: templated body
+    timeout: float = 10.0
+    concurrency: int = 4
+    marketing: bool = True                  # consent applies to it
+
+    def event_name(self, event: str) -> str:
+        return self.event_names.get(event, event)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSection:
+    token: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RedirectSection:
+    allow: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSection:
+    enabled: bool = False
+    publisher: str = ""
+    publisher_url: str | None = None
+    sitemap: bool = False
+    crawl_interval: float = 3600.0
+    crawl_rate: float = 2.0                 # requests per second at most
+    url_params: Mapping[str, str] = field(default_factory=frozen_map)
+    expire_days: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    proxy: ProxySection
+    attribution: AttributionSection = AttributionSection()
+    consent: ConsentSection = ConsentSection()
+    pixels: tuple[Pixel, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    sinks: Mapping[str, Sink] = field(default_factory=frozen_map)
+    api: ApiSection = ApiSection()
+    redirect: RedirectSection = RedirectSection()
+    feed: FeedSection = FeedSection()
+    source: Path | None = None

@@ -1,0 +1,1 @@
+"""careers-edge."""
