@@ -1,0 +1,49 @@
+"""Every metric the proxy exports, named once (SPEC section 5).
+
+Each process owns a private registry so tests and several apps in one process do
+not collide; `/_edge/metrics` renders it with prometheus-client.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONVERSION_OUTCOMES = ("queued", "sent", "retried", "dead", "deduped", "skipped", "suppressed")
+
+
+class Metrics:
+    """The proxy's instruments; one instance per app."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "edge_requests", "Responses sent to visitors, by status code.", ["code"], registry=r)
+        self.upstream_seconds = Histogram(
+            "edge_upstream_seconds", "Time to the upstream's response headers.", registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.upstream_errors = Counter(
+            "edge_upstream_errors", "Upstream failures, by kind.", ["kind"], registry=r)
+        self.injections = Counter(
+            "edge_injections", "HTML responses that received pixels.", registry=r)
+        self.clicks_captured = Counter(
+            "edge_clicks_captured", "Click ids captured from landing URLs.", ["param"], registry=r)
+        self.clicks_rejected = Counter(
+            "edge_clicks_rejected", "Click ids ignored as invalid.", ["param"], registry=r)
+        self.cookies_rejected = Counter(
+            "edge_cookies_rejected", "Attribution cookies ignored as tampered or foreign.",
+            registry=r)
+        self.conversions = Counter(
+            "edge_conversions", "Conversions by sink and outcome.", ["sink", "outcome"],
+            registry=r)
+        self.outbox_pending = Gauge(
+            "edge_outbox_pending", "Conversions waiting in the outbox.", registry=r)
+        self.rules_reload = Counter(
+            "edge_rules_reload", "Rules file reloads, by result.", ["result"], registry=r)
+        self.feed_skipped = Counter(
+            "edge_feed_skipped", "Jobs left out of the feed, by reason.", ["reason"], registry=r)
+        self.rules_fired = Counter(
+            "edge_rules_fired", "Rule matches, by rule name.", ["rule"], registry=r)
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,71 @@
+"""Where the proxy's state lives, and the one way to open it.
+
+`state = "sqlite:///ABS/PATH"`, `"sqlite:REL/PATH"` or `"redis://host:port/db"`.
+Every SQLite store (outbox, dedupe, journeys, feed) opens its own connection to the
+same file through `open_sqlite`, so WAL and timeouts are set in one place.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+
+class StateURLError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class StateLocation:
+    kind: Literal["sqlite", "redis"]
+    target: str          # a file path for sqlite, the URL for redis
+
+    @property
+    def sqlite_path(self) -> str:
+        if self.kind != "sqlite":
+            raise StateURLError("not a sqlite state")
+        return self.target
+
+
+def parse_state(url: str, base: Path | None = None) -> StateLocation:
+    """Parse a `state` value; a relative sqlite path is relative to `base` (the cwd)."""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return StateLocation("redis", url)
+    if url.startswith("sqlite:///"):
+        return StateLocation("sqlite", "/" + url[len("sqlite:///"):].lstrip("/"))
+    if url.startswith("sqlite:"):
+        rel = url[len("sqlite:"):]
+        if not rel or rel.startswith("//"):
+            raise StateURLError(f"sqlite state needs a path: {url!r}")
+        if rel == ":memory:":
+            raise StateURLError("an in-memory sqlite state cannot be shared by workers")
+        return StateLocation("sqlite", str((base or Path.cwd()) / rel))
+    raise StateURLError(
+        f"state must be sqlite:///ABS/PATH, sqlite:REL/PATH or redis://host:port/db, not {url!r}")
+
+
+def open_sqlite(path: str) -> sqlite3.Connection:
+    """A connection in WAL mode, safe to share between processes of one host."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")   # durable across process crashes in WAL
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+def sqlite_secret(path: str) -> bytes:
+    """The HMAC key kept in the state, generated once; several workers agree on it."""
+    conn = open_sqlite(path)
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS edge_kv (key TEXT PRIMARY KEY, value BLOB)")
+        conn.execute(
+            "INSERT OR IGNORE INTO edge_kv (key, value) VALUES ('secret', ?)",
+            (secrets.token_bytes(32),))
+        row = conn.execute("SELECT value FROM edge_kv WHERE key = 'secret'").fetchone()
+        return bytes(row[0])
+    finally:
+        conn.close()
