@@ -1,0 +1,157 @@
+"""Header handling on both sides of the proxy: hop-by-hop, forwarding, origin rewriting.
+
+Pure functions over raw header lists (`list[tuple[bytes, bytes]]`, as the upstream
+transport sends and receives them). Hop-by-hop headers are removed *before* the
+proxy adds its own, so `Connection: close, X-Forwarded-For` cannot delete them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+RawHeaders = list[tuple[bytes, bytes]]
+
+HOP_BY_HOP = frozenset({
+    b"connection", b"keep-alive", b"te", b"trailer", b"transfer-encoding", b"upgrade",
+    b"proxy-connection", b"proxy-authenticate", b"proxy-authorization",
+})
+# Set again by the proxy or by the transport's framing; never copied from the visitor.
+REQUEST_OWNED = frozenset({b"host", b"content-length", b"expect"})
+FORWARDING = frozenset({
+    b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port",
+    b"forwarded", b"x-real-ip",
+})
+# aiohttp's server computes these itself for the visitor's connection.
+RESPONSE_OWNED = frozenset({b"content-length", b"date", b"server"})
+VIA = b"1.1 careers-edge"
+
+
+def connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """Header names a Connection header declares hop-by-hop."""
+    names: set[bytes] = set()
+    for name, value in headers:
+        if name.lower() == b"connection":
+            names.update(t.strip().lower() for t in value.split(b",") if t.strip())
+    return frozenset(names)
+
+
+def is_hop_by_hop(lname: bytes, named: frozenset[bytes]) -> bool:
+    return lname in HOP_BY_HOP or lname in named or lname.startswith(b"proxy-")
+
+
+class TrustedProxies:
+    """`trusted_proxies` CIDRs, compiled once."""
+
+    def __init__(self, cidrs: Sequence[str]) -> None:
+        self._nets = tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+
+    def __contains__(self, peer: str | None) -> bool:
+        if not self._nets or not peer:
+            return False
+        try:
+            addr = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(addr in net for net in self._nets)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientView:
+    """Who the visitor is, after deciding whether to believe X-Forwarded-*."""
+
+    ip: str
+    proto: str            # "http" | "https"
+    host: str             # public host[:port] the visitor asked for
+    forwarded_for: bytes  # the X-Forwarded-For value to send upstream
+
+
+def client_view(raw: Sequence[tuple[bytes, bytes]], peer: str | None, host: str,
+                scheme: str, trusted: bool) -> ClientView:
+    peer = peer or ""
+    if not trusted:
+        return ClientView(peer, scheme, host, peer.encode())
+    xff = b", ".join(v for n, v in raw if n.lower() == b"x-forwarded-for")
+    proto = next((v for n, v in raw if n.lower() == b"x-forwarded-proto"), b"")
+    xhost = next((v for n, v in raw if n.lower() == b"x-forwarded-host"), b"")
+    first = xff.split(b",")[0].strip().decode("latin-1") if xff else peer
+    proto_s = proto.split(b",")[0].strip().decode("latin-1").lower()
+    return ClientView(
+        ip=first or peer,
+        proto=proto_s if proto_s in ("http", "https") else scheme,
+        host=xhost.split(b",")[0].strip().decode("latin-1") or host,
+        forwarded_for=(xff + b", " + peer.encode()) if xff else peer.encode(),
+    )
+
+
+def request_headers(raw: Sequence[tuple[bytes, bytes]], client: ClientView) -> RawHeaders:
+    """The visitor's headers as sent upstream: end-to-end ones, then the proxy's own."""
+    named = connection_tokens(raw)
+    out: RawHeaders = []
+    for name, value in raw:
+        lname = name.lower()
+        if (is_hop_by_hop(lname, named) or lname in REQUEST_OWNED or lname in FORWARDING):
+            continue
+        out.append((name, value))
+    out.append((b"X-Forwarded-For", client.forwarded_for))
+    out.append((b"X-Forwarded-Proto", client.proto.encode()))
+    out.append((b"X-Forwarded-Host", client.host.encode("latin-1", "replace")))
+    out.append((b"Via", VIA))
+    return out
+
+
+class OriginRewriter:
+    """Rewrites references to the upstream's origin into the public one in headers."""
+
+    def __init__(self, upstream_host: str, upstream_origins: Sequence[str]) -> None:
+        # upstream_origins: e.g. ("https://ats.example", "http://ats.example")
+        self.upstream_host = upstream_host.lower()
+        alts = "|".join(re.escape(o) for o in sorted(upstream_origins, key=len, reverse=True))
+        self._url = re.compile(rf"(?i)(?:{alts})(?=[/?#;,\s]|$)")
+        self._domain = re.compile(r"(?i)(;\s*domain\s*=\s*)\.?([^;]*)")
+
+    def url(self, value: str, public_origin: str) -> str:
+        return self._url.sub(public_origin, value)
+
+    def set_cookie(self, value: str, public_host: str) -> str:
+        host_only = public_host.rsplit(":", 1)[0] if not public_host.startswith("[") else \
+            public_host.split("]")[0] + "]"
+        up = self.upstream_host.rsplit(":", 1)[0]
+
+        def swap(m: re.Match[str]) -> str:
+            domain = m.group(2).strip().lower()
+            if domain == up or up.endswith("." + domain) or domain.endswith("." + up):
+                return m.group(1) + host_only
+            return m.group(0)
+        return self._domain.sub(swap, value)
+
+
+REWRITE_URL_HEADERS = frozenset({b"location", b"content-location", b"refresh"})
+
+
+def response_headers(raw: Sequence[tuple[bytes, bytes]], rewriter: OriginRewriter,
+                     public_origin: str, public_host: str) -> list[tuple[str, str]]:
+    """Upstream response headers as sent to the visitor (framing left to the server)."""
+    named = connection_tokens(raw)
+    out: list[tuple[str, str]] = []
+    for name, value in raw:
+        lname = name.lower()
+        if is_hop_by_hop(lname, named) or lname in RESPONSE_OWNED:
+            continue
+        sval = value.decode("latin-1")
+        if lname in REWRITE_URL_HEADERS:
+            sval = rewriter.url(sval, public_origin)
+        elif lname == b"set-cookie":
+            sval = rewriter.set_cookie(sval, public_host)
+        out.append((name.decode("latin-1"), sval))
+    out.append(("Via", VIA.decode()))
+    return out
+
+
+def header_value(raw: Sequence[tuple[bytes, bytes]], lname: bytes) -> bytes | None:
+    for name, value in raw:
+        if name.lower() == lname:
+            return value
+    return None

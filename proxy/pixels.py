@@ -1,0 +1,173 @@
+"""Which pixels a page gets, and the markup for them.
+
+Compiled once per rules file: `PixelSet.for_path` picks the pixels whose `paths`
+match (cached, bounded); `render` builds the head script (Meta base code, PageView,
+the page's data layer), the body part (noscript image, events tracked in the browser
+with the same `eventID` as the server-side send) and the CSP hosts they need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html import escape
+from typing import Mapping, Sequence
+
+import orjson
+from cachetools import LRUCache
+
+from proxy.config.model import Pixel, Sink
+
+META_SCRIPT_HOST = "https://connect.facebook.net"
+META_IMG_HOST = "https://www.facebook.com"
+META_CSP = {
+    "script-src": (META_SCRIPT_HOST,),
+    "img-src": (META_IMG_HOST,),
+    "connect-src": (META_IMG_HOST,),
+}
+# Meta's standard events; anything else is sent with trackCustom.
+META_STANDARD_EVENTS = frozenset({
+    "AddPaymentInfo", "AddToCart", "AddToWishlist", "CompleteRegistration", "Contact",
+    "CustomizeProduct", "Donate", "FindLocation", "InitiateCheckout", "Lead", "PageView",
+    "Purchase", "Schedule", "Search", "StartTrial", "SubmitApplication", "Subscribe",
+    "ViewContent",
+})
+META_BASE = (
+    "!function(f,b,e,v,n,t,s){if(f.fbq)return;n=f.fbq=function(){n.callMethod?"
+    "n.callMethod.apply(n,arguments):n.queue.push(arguments)};if(!f._fbq)f._fbq=n;"
+    "n.push=n;n.loaded=!0;n.version='2.0';n.queue=[];t=b.createElement(e);t.async=!0;"
+    "t.src=v;s=b.getElementsByTagName(e)[0];s.parentNode.insertBefore(t,s)}"
+    "(window,document,'script','https://connect.facebook.net/en_US/fbevents.js');"
+)
+
+
+def js(value: object) -> str:
+    """A JSON literal safe inside an inline <script> (no `</script>`, no `<!--`)."""
+    return orjson.dumps(value).decode().replace("<", "\\u003c").replace(">", "\\u003e") \
+        .replace("&", "\\u0026").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserEvent:
+    """An event the page tracks in the browser: the server-side send has the same id."""
+
+    name: str            # our name, e.g. ApplicationCompleted
+    event_id: str
+    data: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Markup:
+    head_script: str            # inline JS, without the <script> tag (its hash may go in CSP)
+    head_html: str              # verbatim snippets for the head
+    body_html: str              # verbatim snippets and noscript images for before </body>
+    csp_hosts: Mapping[str, tuple[str, ...]]
+
+    def head(self, nonce: str | None) -> bytes:
+        if not self.head_script and not self.head_html:
+            return b""
+        attr = f' nonce="{escape(nonce)}"' if nonce else ""
+        script = f"<script{attr}>{self.head_script}</script>" if self.head_script else ""
+        return (script + self.head_html).encode()
+
+
+TRACK_FN = (
+    "careersEdge.track=function(es){es.forEach(function(e){careersEdge.events.push(e);"
+    "if(e.fb&&window.fbq)fbq(e.fbm,e.fb,e.data,{eventID:e.event_id})})};"
+)
+
+
+def browser_events(events: Sequence[BrowserEvent], meta_names: Mapping[str, str],
+                   has_meta: bool) -> list[dict[str, object]]:
+    """Events as the page's script tracks them, names already mapped for Meta."""
+    out: list[dict[str, object]] = []
+    for ev in events:
+        item: dict[str, object] = {"event": ev.name, "event_id": ev.event_id,
+                                   "data": dict(ev.data)}
+        if has_meta:
+            name = meta_names.get(ev.name, ev.name)
+            item["fb"] = name
+            item["fbm"] = "track" if name in META_STANDARD_EVENTS else "trackCustom"
+        out.append(item)
+    return out
+
+
+def tail_events(element_id: str, items: list[dict[str, object]]) -> bytes:
+    """Events found after the head was sent, as inert JSON the head script reads.
+
+    A data block is not script, so the page's CSP needs no second hash for it.
+    """
+    return f'<script type="application/json" id="{element_id}">{js(items)}</script>'.encode()
+
+
+class PixelSet:
+    """The rules file's pixels, compiled once."""
+
+    def __init__(self, pixels: Sequence[Pixel], sinks: Mapping[str, Sink]) -> None:
+        self.pixels = tuple(pixels)
+        self._cache: LRUCache[str, tuple[Pixel, ...]] = LRUCache(maxsize=4096)
+        # Browser and server events deduplicate only under the same name: use the
+        # mapping of the meta sink that reports to the same pixel.
+        self.meta_names: dict[str, Mapping[str, str]] = {}
+        for sink in sinks.values():
+            if sink.type == "meta" and sink.pixel_id:
+                self.meta_names.setdefault(sink.pixel_id, sink.event_names)
+
+    def __bool__(self) -> bool:
+        return bool(self.pixels)
+
+    def for_path(self, path: str) -> tuple[Pixel, ...]:
+        hit = self._cache.get(path)
+        if hit is None:
+            hit = tuple(p for p in self.pixels if any(pat.match(path) is not None
+                                                       for pat in p.paths))
+            self._cache[path] = hit
+        return hit
+
+    def meta_names_for(self, pixels: Sequence[Pixel]) -> Mapping[str, str]:
+        for p in pixels:
+            if p.type == "meta" and p.pixel_id in self.meta_names:
+                return self.meta_names[p.pixel_id]
+        return {}
+
+    def render(self, pixels: Sequence[Pixel], *, page_event_id: str, links_clicked_id: str,
+               events: Sequence[BrowserEvent] = ()) -> Markup:
+        """Markup for one page. `events` are known now; later ones go in `tail_events`."""
+        metas = [p for p in pixels if p.type == "meta" and p.pixel_id]
+        script = [
+            "window.careersEdge=window.careersEdge||{events:[]};",
+            f"careersEdge.linksClickedId={js(links_clicked_id)};",
+        ]
+        head_html: list[str] = []
+        body_html: list[str] = []
+        hosts: dict[str, list[str]] = {}
+        if metas:
+            script.append(META_BASE)
+            script.extend(f"fbq('init',{js(p.pixel_id)});" for p in metas)
+            script.append(f"fbq('track','PageView',{{}},{{eventID:{js(page_event_id)}}});")
+            body_html.extend(
+                '<noscript><img height="1" width="1" style="display:none" alt="" '
+                f'src="{META_IMG_HOST}/tr?id={escape(p.pixel_id or "")}'
+                '&amp;ev=PageView&amp;noscript=1"></noscript>' for p in metas)
+            for d, hs in META_CSP.items():
+                hosts.setdefault(d, []).extend(hs)
+        script.append(TRACK_FN)
+        items = browser_events(events, self.meta_names_for(pixels), bool(metas))
+        if items:
+            script.append(f"careersEdge.track({js(items)});")
+        script.append(
+            "document.addEventListener('DOMContentLoaded',function(){var d=document."
+            f"getElementById({js(tail_id(page_event_id))});"
+            "if(d)careersEdge.track(JSON.parse(d.textContent))});")
+        for p in pixels:
+            if p.type == "html" and p.html:
+                (head_html if p.position == "head" else body_html).append(p.html)
+            for d, hs in p.csp.items():
+                hosts.setdefault(d, []).extend(hs)
+        return Markup(
+            head_script="".join(script), head_html="".join(head_html),
+            body_html="".join(body_html),
+            csp_hosts={d: tuple(dict.fromkeys(hs)) for d, hs in hosts.items()})
+
+
+def tail_id(page_event_id: str) -> str:
+    return f"ce-events-{page_event_id}"
