@@ -1,0 +1,239 @@
+"""The job store: every harvested job with when it was first and last seen.
+
+Reads are served from memory. `upsert` changes memory at once and marks the job
+dirty; a background flusher writes dirty jobs to SQLite in batches on a one-thread
+executor, so the event loop never waits on the disk. The same flusher picks up rows
+other processes (workers sharing the file) wrote, so each worker's feed converges.
+
+`JobStore` is the SQLite implementation of the small `Store` protocol the feed
+uses; a Redis-backed store only needs the same five methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from proxy.feed.jsonld import Job
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL = 1.0        # seconds between batched writes
+REFRESH_EVERY = 30          # flushes between reads of rows other workers wrote
+TOUCH_RESOLUTION = 60.0     # a re-seen, unchanged job is re-written at most once a minute
+MAX_JOBS = 5000             # distinct jobs held; beyond it new keys are refused
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS feed_jobs (
+    key        TEXT PRIMARY KEY,
+    data       TEXT NOT NULL,
+    first_seen REAL NOT NULL,
+    last_seen  REAL NOT NULL,
+    updated    REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS feed_jobs_updated ON feed_jobs (updated);
+"""
+UPSERT = """
+INSERT INTO feed_jobs (key, data, first_seen, last_seen, updated) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET
+    data = excluded.data,
+    first_seen = min(first_seen, excluded.first_seen),
+    last_seen = max(last_seen, excluded.last_seen),
+    updated = excluded.updated
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    job: Job
+    first_seen: float
+    last_seen: float
+
+
+class Store(Protocol):
+    version: int                                # bumps whenever `all()` may have changed
+
+    async def load(self) -> None: ...
+    def upsert(self, job: Job, now: float) -> bool: ...
+    def all(self) -> Iterable[Entry]: ...
+    def prune(self, last_seen_before: float) -> int: ...
+    async def close(self) -> None: ...
+
+
+class JobStore:
+    """SQLite-backed `Store`: table `feed_jobs` in the database file at `path`."""
+
+    def __init__(self, path: str, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.version = 0
+        self._clock = clock
+        self._entries: dict[str, Entry] = {}
+        self._dirty: dict[str, Entry] = {}
+        self._deleted: set[str] = set()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="feed-store")
+        self._db: sqlite3.Connection | None = None
+        self._watermark = 0.0
+        self._flusher: asyncio.Task | None = None
+
+    # -- reads (memory) -------------------------------------------------------
+
+    def all(self) -> Iterable[Entry]:
+        return self._entries.values()
+
+    def get(self, key: str) -> Entry | None:
+        return self._entries.get(key)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # -- writes (memory now, disk in the background) ---------------------------
+
+    def upsert(self, job: Job, now: float) -> bool:
+        """Record a sighting of `job`; False when the store is full and `job` is new."""
+        old = self._entries.get(job.key)
+        if old is None:
+            if len(self._entries) >= MAX_JOBS:
+                return False
+            entry = Entry(job, now, now)
+        elif old.job == job and now - old.last_seen < TOUCH_RESOLUTION:
+            return True
+        else:
+            entry = Entry(job, min(old.first_seen, now), max(old.last_seen, now))
+        self._entries[job.key] = entry
+        self._dirty[job.key] = entry
+        self._deleted.discard(job.key)
+        if old is None or old.job != job:
+            self.version += 1
+        elif old.last_seen != entry.last_seen:
+            self.version += 1     # visibility may depend on last_seen (expiry)
+        return True
+
+    def prune(self, last_seen_before: float) -> int:
+        """Forget jobs not seen since `last_seen_before` (in memory now, on disk later)."""
+        gone = [k for k, e in self._entries.items() if e.last_seen < last_seen_before]
+        for key in gone:
+            del self._entries[key]
+            self._dirty.pop(key, None)
+            self._deleted.add(key)
+        if gone:
+            self.version += 1
+        return len(gone)
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Open the database, read every job, and start the background flusher."""
+        loop = asyncio.get_running_loop()
+        rows = await loop.run_in_executor(self._pool, self._open_and_read)
+        self._merge(rows)
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_loop(), name="feed-store-flush")
+
+    async def flush(self) -> None:
+        """Write what is dirty now (also the shutdown path)."""
+        if self._db is None or not (self._dirty or self._deleted):
+            return
+        batch, self._dirty = list(self._dirty.values()), {}
+        deleted, self._deleted = list(self._deleted), set()
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                self._pool, self._write, batch, deleted)
+        except (sqlite3.Error, OSError):
+            # put back what was not re-dirtied meanwhile, so the next flush retries it
+            for entry in batch:
+                if entry.job.key in self._entries:
+                    self._dirty.setdefault(entry.job.key, entry)
+            self._deleted.update(k for k in deleted if k not in self._entries)
+            raise
+
+    async def refresh(self) -> None:
+        """Take in rows other processes wrote since the last read."""
+        if self._db is not None:
+            self._merge(await asyncio.get_running_loop().run_in_executor(
+                self._pool, self._read_since, self._watermark))
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        await self.flush()
+        if self._db is not None:
+            await asyncio.get_running_loop().run_in_executor(self._pool, self._db.close)
+            self._db = None
+        self._pool.shutdown(wait=True)
+
+    async def _flush_loop(self) -> None:
+        rounds = 0
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            try:
+                await self.flush()
+                rounds += 1
+                if rounds % REFRESH_EVERY == 0:
+                    await self.refresh()
+            except (sqlite3.Error, OSError):
+                log.exception("feed store: write to %s failed; will retry", self.path)
+
+    # -- in the store's thread ----------------------------------------------------
+
+    def _open_and_read(self) -> list[tuple]:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        return self._read_since(None)
+
+    def _read_since(self, since: float | None) -> list[tuple]:
+        """Rows written after `since` (all rows when None)."""
+        assert self._db is not None
+        sql = "SELECT key, data, first_seen, last_seen, updated FROM feed_jobs"
+        rows = (self._db.execute(sql).fetchall() if since is None else
+                self._db.execute(sql + " WHERE updated > ?", (since,)).fetchall())
+        if rows:
+            self._watermark = max(self._watermark, max(r[4] for r in rows))
+        return rows
+
+    def _write(self, batch: list[Entry], deleted: list[str]) -> None:
+        assert self._db is not None
+        now = self._clock()
+        with self._db:
+            self._db.executemany(UPSERT, [
+                (e.job.key, json.dumps(dataclasses.asdict(e.job)), e.first_seen,
+                 e.last_seen, now) for e in batch])
+            self._db.executemany("DELETE FROM feed_jobs WHERE key = ?", [(k,) for k in deleted])
+
+    # -- on the loop ----------------------------------------------------------------
+
+    def _merge(self, rows: list[tuple]) -> None:
+        changed = False
+        for key, data, first_seen, last_seen, _ in rows:
+            if key in self._dirty or key in self._deleted:
+                continue            # our own unwritten change is newer
+            try:
+                job = Job(**json.loads(data))
+            except (TypeError, ValueError):
+                continue            # a row from an incompatible version: ignore it
+            old = self._entries.get(key)
+            if old is None and len(self._entries) >= MAX_JOBS:
+                continue
+            entry = Entry(job, min(first_seen, old.first_seen) if old else first_seen,
+                          max(last_seen, old.last_seen) if old else last_seen)
+            if entry != old:
+                self._entries[key] = entry
+                changed = True
+        if changed:
+            self.version += 1
