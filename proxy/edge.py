@@ -1,0 +1,120 @@
+"""The running proxy's parts, held in one typed app key.
+
+`Edge` owns what outlives a rules reload (transport, stores, metrics, the access
+log) and the current `Runtime` (what one rules file compiles to). Lifecycle is in
+`app.py`; this module only holds and counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from proxy.metrics import Metrics
+
+if TYPE_CHECKING:
+    from proxy.attribution.visit import Visit
+    from proxy.runtime import Runtime
+
+log = logging.getLogger("careers_edge")
+
+Endpoints = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
+
+
+class AccessLog:
+    """JSON lines, buffered and written by a background task, never on the hot path."""
+
+    def __init__(self, stream: Any = None, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.stream = stream or sys.stdout.buffer
+        self.lines: list[bytes] = []
+
+    def add(self, record: dict[str, Any]) -> None:
+        if self.enabled and len(self.lines) < 100_000:
+            self.lines.append(orjson.dumps(record))
+
+    def flush(self) -> None:
+        if self.lines:
+            lines, self.lines = self.lines, []
+            try:
+                self.stream.write(b"\n".join(lines) + b"\n")
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass
+
+    async def run(self, interval: float = 0.5) -> None:
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                self.flush()
+        finally:
+            self.flush()
+
+
+@dataclass(eq=False)
+class Edge:
+    runtime: Runtime
+    transport: Any                      # UpstreamPool
+    metrics: Metrics
+    outbox: Any = None                  # conversions.outbox.Outbox
+    journeys: Any = None                # attribution.journeys.JourneyStore
+    feed: Any = None                    # feed.service.FeedService
+    access_log: AccessLog = field(default_factory=AccessLog)
+    endpoints: Endpoints = None         # type: ignore[assignment]
+    started_at: float = field(default_factory=time.time)
+    draining: bool = False
+    _ws_session: aiohttp.ClientSession | None = None
+    _codes: dict[int, Any] = field(default_factory=dict)
+
+    def ws_session(self) -> aiohttp.ClientSession:
+        if self._ws_session is None or self._ws_session.closed:
+            self._ws_session = aiohttp.ClientSession(auto_decompress=False)
+        return self._ws_session
+
+    def finish(self, request: web.Request, resp: web.StreamResponse,
+               started: float) -> web.StreamResponse:
+        code = resp.status
+        counter = self._codes.get(code)
+        if counter is None:
+            counter = self._codes[code] = self.metrics.requests.labels(str(code))
+        counter.inc()
+        if self.access_log.enabled:
+            self.access_log.add({
+                "t": round(time.time(), 3),
+                "ip": request.remote,
+                "m": request.method,
+                "path": request.raw_path[:2048],
+                "status": code,
+                "ms": round((time.monotonic() - started) * 1000, 2),
+                "ua": request.headers.get("User-Agent", "")[:256],
+            })
+        return resp
+
+    def count_visit(self, visit: Visit) -> None:
+        m = self.metrics
+        for param in visit.captured:
+            m.clicks_captured.labels(param).inc()
+        for param in visit.rejected:
+            m.clicks_rejected.labels(param).inc()
+        if visit.cookie_rejected:
+            m.cookies_rejected.inc()
+        if self.journeys is not None and (visit.new_visitor or visit.captured):
+            self.journeys.record(visit)
+
+    def observe_page(self, page_url: str, status: int, transform: Any) -> None:
+        if self.feed is not None and status == 200:
+            try:
+                self.feed.observe(page_url, transform.observed())
+            except Exception:
+                log.exception("feed observe failed")
+
+
+EDGE = web.AppKey("edge", Edge)

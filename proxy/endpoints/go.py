@@ -1,0 +1,101 @@
+"""`{prefix}/go?to=URL`: the interstitial redirect page.
+
+It fires `RedirectPage` (browser pixel and server event, one event_id) with the
+visitor's linksClickedId, then sends the visitor on — only to targets that
+`[redirect] allow` lists, so it can never serve as an open redirect.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from html import escape
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, urlsplit
+
+from aiohttp import hdrs, web
+
+from proxy.conversions.events import Event, new_event_id
+from proxy.firing import browser_data
+from proxy.http.errors import error_response
+from proxy.http.headers import client_view
+from proxy.pixels import BrowserEvent, js
+
+if TYPE_CHECKING:
+    from proxy.edge import Edge
+
+EVENT = "RedirectPage"
+DELAY_MS = 400
+
+
+def allowed(edge: Edge, to: str) -> bool:
+    parts = urlsplit(to)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return False
+    return any(g.match(to) for g in edge.runtime.redirect_allow)
+
+
+def page(to: str, nonce: str, head: bytes, body_html: str) -> bytes:
+    t = escape(to, quote=True)
+    return (
+        "<!doctype html><html><head><meta charset=utf-8>"
+        '<meta name="robots" content="noindex"><meta name="referrer" content="origin">'
+        f'<meta http-equiv="refresh" content="2;url={t}"><title>Redirecting…</title>'
+        + head.decode() +
+        f"<script nonce=\"{nonce}\">setTimeout(function(){{location.replace({js(to)})}},"
+        f"{DELAY_MS});</script></head><body style=\"font:16px system-ui,sans-serif;"
+        f'margin:4em auto;max-width:30em\"><p>Taking you to <a href="{t}" rel="noopener">'
+        f"{escape(urlsplit(to).netloc)}</a>…</p>{body_html}</body></html>"
+    ).encode()
+
+
+async def go(request: web.Request, edge: Edge, target: str) -> web.StreamResponse:
+    rt = edge.runtime
+    query = target.partition("?")[2]
+    to = next((v for k, v in parse_qsl(query, keep_blank_values=True) if k == "to"), "")
+    accept = request.headers.get(hdrs.ACCEPT)
+    if not to or not allowed(edge, to):
+        return error_response(400, "This redirect target is not allowed.", accept)
+
+    host = request.headers.get(hdrs.HOST, "")
+    client = client_view(request.raw_headers, request.remote, host, request.scheme,
+                         request.remote in rt.trusted)
+    visit = rt.attribution.on_request(
+        raw_query=query, cookie_header=request.headers.get(hdrs.COOKIE), host=client.host,
+        secure=client.proto == "https", gpc=request.headers.get("Sec-GPC", "") == "1",
+        referer=request.headers.get(hdrs.REFERER))
+    edge.count_visit(visit)
+    public_origin = rt.public_origin or f"{client.proto}://{client.host}"
+    event = Event(
+        name=EVENT, event_id=new_event_id(), event_time=time.time(),
+        links_clicked_id=visit.links_clicked_id,
+        click_ids={k: c.value for k, c in visit.click_ids.items()},
+        url=public_origin + target, client_ip=client.ip,
+        user_agent=request.headers.get(hdrs.USER_AGENT), fbc=visit.fbc, fbp=visit.fbp,
+        fields={"to": to[:512]}, rule="redirect", dedupe_hours=0)
+    sinks = [rt.sinks[n] for n in rt.config.redirect.send_to if n in rt.sinks]
+    if sinks:
+        await edge.outbox.submit(event, sinks, consent=visit.consent)
+
+    nonce = base64.b64encode(secrets.token_bytes(16)).decode()
+    pixels = rt.pixels.for_path(rt.prefix + "/go") if visit.consent else ()
+    events = [BrowserEvent(EVENT, event.event_id, browser_data(event))]
+    markup = rt.pixels.render(pixels, page_event_id=new_event_id(),
+                              links_clicked_id=visit.links_clicked_id, events=events)
+    hosts = " ".join(h for h in markup.csp_hosts.get("script-src", ()))
+    imgs = " ".join(h for h in markup.csp_hosts.get("img-src", ()))
+    conns = " ".join(h for h in markup.csp_hosts.get("connect-src", ()))
+    resp = web.Response(
+        body=page(to, nonce, markup.head(nonce), markup.body_html),
+        content_type="text/html", charset="utf-8",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": (
+                f"default-src 'none'; script-src 'nonce-{nonce}' {hosts}; img-src {imgs} data:; "
+                f"connect-src {conns}; style-src 'unsafe-inline'; base-uri 'none'"),
+            "Referrer-Policy": "origin",
+        })
+    for cookie in visit.set_cookies:
+        resp.headers.add(hdrs.SET_COOKIE, cookie)
+    return resp

@@ -1,0 +1,58 @@
+"""`{prefix}/healthz` (serving) and `{prefix}/readyz` (upstream and state answer)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+import orjson
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from proxy.edge import Edge
+
+READY_TIMEOUT = 3.0
+
+
+def json_response(body: object, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body),
+                        content_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+async def healthz(edge: Edge) -> web.Response:
+    if edge.draining:
+        return json_response({"status": "draining"}, 503)
+    return json_response({"status": "ok", "uptime_s": round(time.time() - edge.started_at)})
+
+
+async def _upstream_answers(edge: Edge) -> str | None:
+    rt = edge.runtime
+    try:
+        resp = await asyncio.wait_for(edge.transport.request(
+            "HEAD", b"/", [(b"User-Agent", b"careers-edge-readyz")], None,
+            header_timeout=READY_TIMEOUT), READY_TIMEOUT + 1)
+    except Exception as exc:   # any failure is "not ready", with its reason
+        return f"upstream {rt.upstream_origin}: {type(exc).__name__}: {exc}"
+    resp.release()
+    return None
+
+
+async def _state_answers(edge: Edge) -> str | None:
+    if edge.outbox is None:
+        return None
+    try:
+        await asyncio.wait_for(edge.outbox.pending_count(), READY_TIMEOUT)
+    except Exception as exc:
+        return f"state: {type(exc).__name__}: {exc}"
+    return None
+
+
+async def readyz(edge: Edge) -> web.Response:
+    problems = [p for p in await asyncio.gather(_upstream_answers(edge), _state_answers(edge))
+                if p]
+    if edge.draining:
+        problems.append("draining")
+    if problems:
+        return json_response({"status": "unavailable", "problems": problems}, 503)
+    return json_response({"status": "ready"})

@@ -1,0 +1,123 @@
+"""Rule matches become conversion events: written to the outbox, mirrored in the browser.
+
+The server-side send and the browser pixel share one `event_id`, so Meta counts the
+pair once. An event seen on a redirect has no page to track it on: it rides to the
+next HTML page in a short-lived cookie (`ce_events`).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from typing import TYPE_CHECKING, Sequence
+
+import orjson
+from aiohttp import hdrs, web
+
+from proxy.conversions.events import Event, new_event_id
+from proxy.detect.rules import Fired
+from proxy.pixels import BrowserEvent
+
+if TYPE_CHECKING:
+    from proxy.attribution.visit import Visit
+    from proxy.edge import Edge
+    from proxy.http.headers import ClientView
+    from proxy.runtime import Runtime
+
+log = logging.getLogger("careers_edge.firing")
+
+CARRY_COOKIE = "ce_events"
+CARRY_SECONDS = 300
+CARRY_MAX = 8                 # events one cookie carries at most
+CARRY_FIELD_MAX = 200
+
+
+def make_event(fired: Fired, visit: Visit, request: web.Request, client: ClientView,
+               page_url: str) -> Event:
+    return Event(
+        name=fired.event,
+        event_id=new_event_id(),
+        event_time=time.time(),
+        links_clicked_id=visit.links_clicked_id,
+        click_ids={k: c.value for k, c in visit.click_ids.items()},
+        job_id=fired.job_id,
+        job_name=fired.job_name,
+        url=page_url,
+        client_ip=client.ip,
+        user_agent=request.headers.get(hdrs.USER_AGENT),
+        fbc=visit.fbc,
+        fbp=visit.fbp,
+        fields=dict(fired.fields),
+        rule=fired.rule.name,
+        dedupe_hours=fired.rule.dedupe_hours,
+    )
+
+
+def browser_data(event: Event) -> dict[str, str]:
+    data = {"linksClickedId": event.links_clicked_id or ""}
+    if event.job_name:
+        data["jobName"] = event.job_name
+    return data
+
+
+async def fire(edge: Edge, rt: Runtime, fired: Sequence[Fired], visit: Visit,
+               request: web.Request, client: ClientView, page_url: str) -> list[BrowserEvent]:
+    """Submit each fired rule's event; return those the browser should track too."""
+    browser: list[BrowserEvent] = []
+    for f in fired:
+        edge.metrics.rules_fired.labels(f.rule.name).inc()
+        event = make_event(f, visit, request, client, page_url)
+        sinks = [rt.sinks[name] for name in f.rule.send_to if name in rt.sinks]
+        try:
+            result = await edge.outbox.submit(event, sinks, consent=visit.consent)
+        except Exception:
+            # The visitor's page must not break; the loss is loud in the log and metrics.
+            log.exception("outbox submit failed for %s (%s)", event.name, event.event_id)
+            edge.metrics.conversions.labels("*", "error").inc()
+            continue
+        if getattr(result, "deduped", False) or not visit.consent:
+            continue
+        browser.append(BrowserEvent(event.name, event.event_id, browser_data(event)))
+    return browser
+
+
+def carry_cookie(events: Sequence[BrowserEvent], secure: bool) -> str:
+    """Set-Cookie carrying browser events to the next page ([] clears it)."""
+    if not events:
+        return f"{CARRY_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax" + \
+            ("; Secure" if secure else "")
+    payload = [[e.name, e.event_id, dict(e.data)] for e in events[:CARRY_MAX]]
+    value = base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
+    return (f"{CARRY_COOKIE}={value}; Max-Age={CARRY_SECONDS}; Path=/; HttpOnly; "
+            "SameSite=Lax" + ("; Secure" if secure else ""))
+
+
+def _short(v: object) -> str | None:
+    return v[:CARRY_FIELD_MAX] if isinstance(v, str) else None
+
+
+def read_carry(value: str | None) -> list[BrowserEvent]:
+    """Events from the carry cookie; anything malformed is dropped, never trusted further."""
+    if not value or len(value) > 4096:
+        return []
+    try:
+        raw = orjson.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+    except (ValueError, TypeError):
+        return []
+    out: list[BrowserEvent] = []
+    if not isinstance(raw, list):
+        return out
+    for item in raw[:CARRY_MAX]:
+        if not (isinstance(item, list) and len(item) == 3 and isinstance(item[2], dict)):
+            continue
+        name, event_id = _short(item[0]), _short(item[1])
+        if not name or not event_id:
+            continue
+        data = {k[:40]: s for k, v in item[2].items() if (s := _short(v)) is not None}
+        out.append(BrowserEvent(name, event_id, data))
+    return out
+
+
+def carried_events(request: web.Request, edge: Edge) -> list[BrowserEvent]:
+    return read_carry(request.cookies.get(CARRY_COOKIE))

@@ -1,0 +1,170 @@
+"""The request path, top to bottom.
+
+    request in → attribution (click ids, cookies, consent)
+               → upstream (transport)
+               → classify (rules → events) → outbox (durable)
+               → transform (inject, rewrite links, CSP)
+               → respond (streaming)
+
+Each stage is a call into its own module; this one only wires them. Nothing a
+stage does for tracking may break the visitor's page: a failing injection or
+enqueue is logged and the page is served as the upstream sent it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import hdrs, web
+from multidict import CIMultiDict
+
+from proxy.detect.rules import RequestFacts, ResponseFacts
+from proxy.edge import EDGE, Edge
+from proxy.firing import carry_cookie, carried_events, fire
+from proxy.http.body import request_body
+from proxy.http.errors import error_response
+from proxy.http.headers import client_view, header_value, request_headers, response_headers
+from proxy.http.target import BadTarget, origin_form, split_target
+from proxy.http.upstream_errors import UpstreamError, UpstreamTimeout
+from proxy.http.websocket import is_websocket, relay_websocket
+from proxy.page import PageTransform, plan_page
+from proxy.runtime import Runtime
+
+log = logging.getLogger("careers_edge.pipeline")
+
+
+def bad_request(request: web.Request, why: str) -> web.Response:
+    return error_response(400, why, request.headers.get(hdrs.ACCEPT),
+                          headers={"Connection": "close"})
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    edge: Edge = request.app[EDGE]
+    rt: Runtime = edge.runtime
+    started = time.monotonic()
+
+    # -- the request line and Host, checked before anything is forwarded
+    host_values = request.headers.getall(hdrs.HOST, [])
+    if len(host_values) != 1 or not host_values[0]:
+        return edge.finish(request, bad_request(request, "exactly one Host header is required"),
+                           started)
+    try:
+        target = origin_form(request.raw_path, host_values[0])
+    except BadTarget as exc:
+        return edge.finish(request, bad_request(request, str(exc)), started)
+    if target.startswith(rt.prefix_slash) or target == rt.prefix:
+        return edge.finish(request, await edge.endpoints(request, target), started)
+
+    # -- who the visitor is
+    raw = request.raw_headers
+    peer = request.remote
+    client = client_view(raw, peer, host_values[0], request.scheme, peer in rt.trusted)
+    public_origin = rt.public_origin or f"{client.proto}://{client.host}"
+    if is_websocket(request):
+        return await relay_websocket(request, edge, target, request_headers(raw, client))
+
+    # -- attribution
+    path, query = split_target(target)
+    visit = rt.attribution.on_request(
+        raw_query=query, cookie_header=request.headers.get(hdrs.COOKIE),
+        host=client.host, secure=client.proto == "https",
+        gpc=request.headers.get("Sec-GPC", "").strip() == "1",
+        referer=request.headers.get(hdrs.REFERER))
+    edge.count_visit(visit)
+    if visit.upstream_query is not None:
+        target = path + ("?" + visit.upstream_query if visit.upstream_query else "")
+
+    # -- upstream
+    candidates = rt.rules.candidates(request.method, path)
+    body, sniffer = request_body(request, candidates.form_fields)
+    headers = request_headers(raw, client)
+    t0 = time.monotonic()
+    try:
+        up = await edge.transport.request(
+            request.method, target.encode("utf-8", "surrogateescape"), headers, body,
+            body_length=request.content_length if body is not None else None,
+            header_timeout=rt.timeout)
+    except UpstreamTimeout:
+        edge.metrics.upstream_errors.labels("timeout").inc()
+        return edge.finish(request, error_response(
+            504, "No answer from the careers site in time.", request.headers.get(hdrs.ACCEPT)),
+            started)
+    except UpstreamError as exc:
+        edge.metrics.upstream_errors.labels(type(exc).__name__).inc()
+        log.warning("upstream %s %s: %s", request.method, path, exc)
+        return edge.finish(request, error_response(
+            502, "The careers site could not be reached.", request.headers.get(hdrs.ACCEPT)),
+            started)
+    edge.metrics.upstream_seconds.observe(time.monotonic() - t0)
+
+    try:
+        return await respond(request, edge, rt, up, visit, candidates, sniffer, path, query,
+                             public_origin, client, started)
+    finally:
+        up.release()
+
+
+async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniffer, path: str,
+                  query: str, public_origin: str, client, started: float) -> web.StreamResponse:
+    out_headers = response_headers(up.headers, rt.rewriter, public_origin, client.host)
+    loc = header_value(up.headers, b"location")
+    location = rt.rewriter.url(loc.decode("latin-1"), public_origin) if loc else None
+    req_facts = RequestFacts(request.method, path, query, sniffer.fields if sniffer else {})
+    resp_facts = ResponseFacts(up.status, CIMultiDict(out_headers), location)
+    page_url = public_origin + path + ("?" + query if query else "")
+
+    # -- classify now when the body is not needed; events are durable before we answer
+    browser_events = carried_events(request, edge)
+    fired_early = not candidates.needs_body or not up.has_body()
+    if candidates and fired_early:
+        browser_events += await fire(edge, rt, candidates.classify(req_facts, resp_facts, None),
+                                     visit, request, client, page_url)
+
+    # -- plan the page: pixels, CSP, transform (or plain pass-through)
+    page = plan_page(rt, edge, request, up, out_headers, visit, path, public_origin,
+                     browser_events, wants_body=candidates.needs_body and not fired_early)
+    resp = web.StreamResponse(status=up.status, reason=up.reason.decode("latin-1") or None)
+    for name, value in page.headers:
+        resp.headers.add(name, value)
+    for cookie in visit.set_cookies:
+        resp.headers.add(hdrs.SET_COOKIE, cookie)
+    if browser_events and page.transform is None and 300 <= up.status < 400:
+        resp.headers.add(hdrs.SET_COOKIE, carry_cookie(browser_events, client.proto == "https"))
+    elif page.consumed_carry and request.cookies.get("ce_events"):
+        resp.headers.add(hdrs.SET_COOKIE, carry_cookie([], client.proto == "https"))
+    if page.transform is None and up.content_length is not None and up.status >= 200 \
+            and up.status not in (204, 304):
+        resp.content_length = up.content_length
+    await resp.prepare(request)
+
+    # -- stream the body through
+    if up.has_body():
+        transform: PageTransform | None = page.transform
+        try:
+            async for chunk in up:
+                if transform is not None:
+                    chunk = transform.feed(chunk)
+                    if not chunk:
+                        continue
+                await resp.write(chunk)
+        except UpstreamError as exc:
+            # Cut mid-stream: the visitor must not take a truncated page for a whole one.
+            log.warning("upstream body cut %s %s: %s", request.method, path, exc)
+            edge.metrics.upstream_errors.labels("body").inc()
+            if request.transport is not None:
+                request.transport.abort()
+            return edge.finish(request, resp, started)
+    transform = page.transform
+    tail_events = []
+    if candidates and not fired_early:
+        body = transform.observed() if transform is not None else None
+        tail_events = await fire(edge, rt, candidates.classify(req_facts, resp_facts, body),
+                                 visit, request, client, page_url)
+    if transform is not None:
+        last = transform.finish(tail_events)
+        if last:
+            await resp.write(last)
+        edge.observe_page(page_url, up.status, transform)
+    await resp.write_eof()
+    return edge.finish(request, resp, started)

@@ -1,0 +1,73 @@
+"""Everything compiled from one rules file, swapped whole on reload.
+
+The request path reads `edge.runtime` once per request, so a reload never shows a
+request half the old rules and half the new ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from proxy.attribution.visit import Attribution
+from proxy.config.model import Config, Sink
+from proxy.detect.patterns import GlobPattern
+from proxy.detect.rules import RuleSet
+from proxy.http.headers import OriginRewriter, TrustedProxies
+from proxy.pixels import PixelSet
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    config: Config
+    prefix: str
+    prefix_slash: str
+    public_origin: str | None          # None: from Host / X-Forwarded-Proto
+    upstream_origin: str
+    upstream_host: str
+    rewriter: OriginRewriter
+    link_origins: tuple[bytes, ...]    # upstream origins as they appear in HTML
+    trusted: TrustedProxies
+    attribution: Attribution
+    rules: RuleSet
+    pixels: PixelSet
+    sinks: Mapping[str, Sink]
+    redirect_allow: tuple[GlobPattern, ...]
+    timeout: float
+
+
+def upstream_origins(upstream: str) -> tuple[str, str, tuple[str, ...]]:
+    parts = urlsplit(upstream)
+    host = parts.netloc.lower()
+    bare = parts.hostname or host
+    default = (parts.scheme == "https" and parts.port in (None, 443)) or (
+        parts.scheme == "http" and parts.port in (None, 80))
+    names = {host}
+    if default:
+        names.add(bare)
+    origins = tuple(f"{scheme}://{name}" for name in names for scheme in ("https", "http"))
+    return f"{parts.scheme}://{host}", host, origins
+
+
+def compile_runtime(config: Config, secret: bytes) -> Runtime:
+    p = config.proxy
+    origin, host, origins = upstream_origins(p.upstream)
+    public = p.public_url.rstrip("/") if p.public_url else None
+    return Runtime(
+        config=config,
+        prefix=p.prefix,
+        prefix_slash=p.prefix + "/",
+        public_origin=public,
+        upstream_origin=origin,
+        upstream_host=host,
+        rewriter=OriginRewriter(host, origins),
+        link_origins=tuple(o.encode() for o in origins),
+        trusted=TrustedProxies(p.trusted_proxies),
+        attribution=Attribution(config.attribution, config.consent, secret),
+        rules=RuleSet.compile(config.rules),
+        pixels=PixelSet(config.pixels, config.sinks),
+        sinks=config.sinks,
+        redirect_allow=tuple(GlobPattern.compile(a) for a in config.redirect.allow),
+        timeout=p.timeout,
+    )
