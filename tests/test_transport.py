@@ -1,0 +1,453 @@
+"""The upstream transport against real sockets: aiohttp test servers and raw TCP upstreams."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import ssl
+import subprocess
+import tracemalloc
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from proxy.http.request_head import encode_head, parse_origin
+from proxy.http.transport import (
+    RequestBodyError, UpstreamBodyError, UpstreamConnectError, UpstreamError, UpstreamPool,
+    UpstreamProtocolError, UpstreamTimeout,
+)
+
+MB = 1024 * 1024
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+class RawUpstream:
+    """A TCP upstream that runs `handler` per connection and keeps what it saw."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> RawUpstream:
+        async def on_conn(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            self.connections += 1
+            try:
+                await self.handler(r, w)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                w.close()
+        self.server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    @property
+    def origin(self) -> str:
+        assert self.server is not None
+        return "http://127.0.0.1:%d" % self.server.sockets[0].getsockname()[1]
+
+
+async def read_head(r: asyncio.StreamReader) -> bytes:
+    return await r.readuntil(b"\r\n\r\n")
+
+
+@pytest.fixture
+async def pools() -> AsyncIterator[Callable[..., UpstreamPool]]:
+    made: list[UpstreamPool] = []
+
+    def make(origin: str, **kw: object) -> UpstreamPool:
+        made.append(UpstreamPool(origin, **kw))  # type: ignore[arg-type]
+        return made[-1]
+    yield make
+    for p in made:
+        await p.close()
+
+
+def peer_app() -> web.Application:
+    """Answers with the client's source port, so tests can tell connections apart."""
+    async def peer(request: web.Request) -> web.Response:
+        return web.Response(text=str(request.transport.get_extra_info("peername")[1]))
+    app = web.Application()
+    app.router.add_get("/peer", peer)
+    return app
+
+
+async def get_text(pool: UpstreamPool, target: bytes = b"/peer", **kw: object) -> str:
+    resp = await pool.request("GET", target, [], **kw)  # type: ignore[arg-type]
+    try:
+        return (await resp.read()).decode()
+    finally:
+        resp.release()
+
+
+# -- the request head: pure -----------------------------------------------------------------
+
+def test_origin_host_header() -> None:
+    assert parse_origin("https://acme.example").host_header == b"acme.example"
+    assert parse_origin("http://127.0.0.1:9000").host_header == b"127.0.0.1:9000"
+    assert parse_origin("http://[::1]:8080").host_header == b"[::1]:8080"
+    assert parse_origin("https://a.example:443/").port == 443
+    for bad in ("ftp://a", "https://", "https://a.example/path"):
+        with pytest.raises(ValueError):
+            parse_origin(bad)
+
+
+def test_head_keeps_callers_headers_and_owns_framing() -> None:
+    head = encode_head(b"POST", b"/a%27b?q=%2F", b"up.example",
+                       [(b"X-A", b"1"), (b"host", b"evil"), (b"Content-Length", b"9"),
+                        (b"Set-Thing", b"a"), (b"Set-Thing", b"b")],
+                       b"Content-Length: 3\r\n")
+    assert head == (b"POST /a%27b?q=%2F HTTP/1.1\r\nHost: up.example\r\nX-A: 1\r\n"
+                    b"Set-Thing: a\r\nSet-Thing: b\r\nContent-Length: 3\r\n\r\n")
+
+
+@pytest.mark.parametrize("target,headers", [
+    (b"/a\r\nX: 1", []), (b"/a b", []), (b"/", [(b"X", b"1\r\nEvil: 1")]),
+    (b"/", [(b"X", b"1\nEvil: 1")]), (b"/", [(b"X\r", b"1")]),
+])
+def test_head_refuses_line_breaks(target: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    with pytest.raises(ValueError):
+        encode_head(b"GET", target, b"h", headers, b"")
+
+
+# -- what goes on the wire ------------------------------------------------------------------
+
+async def test_wire_bytes_are_exact(pools: Callable[..., UpstreamPool]) -> None:
+    seen: list[bytes] = []
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            head = await read_head(r)
+            body = b""
+            if b"Content-Length: " in head:
+                n = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                body = await r.readexactly(n)
+            elif b"chunked" in head:
+                body = await r.readuntil(b"0\r\n\r\n")
+            seen.append(head + body)
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield b"ab"
+        yield b""            # an empty piece must not end a chunked body
+        yield b"cde"
+
+    async with RawUpstream(handler) as up:
+        pool = pools(up.origin)
+        host = pool.host_header
+        hdrs = [(b"X-Forwarded-For", b"1.2.3.4"), (b"cookie", b"a=1")]
+        for method, body, length in [("GET", None, None), ("POST", b"xyz", None),
+                                     ("PUT", stream(), None), ("POST", stream(), 5),
+                                     ("POST", None, None)]:
+            (await pool.request(method, b"/p%27?x=%20y", hdrs, body, body_length=length)).release()
+        assert up.connections == 1
+    start = b" /p%27?x=%20y HTTP/1.1\r\nHost: " + host + b"\r\nX-Forwarded-For: 1.2.3.4\r\ncookie: a=1\r\n"
+    assert seen == [
+        b"GET" + start + b"\r\n",
+        b"POST" + start + b"Content-Length: 3\r\n\r\nxyz",
+        b"PUT" + start + b"Transfer-Encoding: chunked\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n",
+        b"POST" + start + b"Content-Length: 5\r\n\r\nabcde",
+        b"POST" + start + b"Content-Length: 0\r\n\r\n",
+    ]
+
+
+async def test_stream_shorter_than_length_is_refused(pools: Callable[..., UpstreamPool],
+                                                     aiohttp_server) -> None:
+    async def stream() -> AsyncIterator[bytes]:
+        yield b"abc"
+    server = await aiohttp_server(peer_app())
+    pool = pools(str(server.make_url("")))
+    with pytest.raises(RequestBodyError):
+        await pool.request("POST", b"/peer", [], stream(), body_length=10)
+    with pytest.raises(RequestBodyError):
+        await pool.request("POST", b"/peer", [], stream(), body_length=2)
+    assert (await get_text(pool)).isdigit()
+
+
+async def test_response_head_is_raw(pools: Callable[..., UpstreamPool]) -> None:
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await read_head(r)
+        w.write(b"HTTP/1.1 200 Okey Dokey\r\nSet-Cookie: a=1\r\nX-Y: 1\r\n"
+                b"set-cookie: b=2; Domain=up.example\r\nContent-Length: 2\r\n\r\nhi")
+        await r.read()
+    async with RawUpstream(handler) as up:
+        resp = await pools(up.origin).request("GET", b"/", [])
+        assert (resp.status, resp.reason, resp.version) == (200, b"Okey Dokey", (1, 1))
+        assert resp.headers == [(b"Set-Cookie", b"a=1"), (b"X-Y", b"1"),
+                                (b"set-cookie", b"b=2; Domain=up.example"),
+                                (b"Content-Length", b"2")]
+        assert (resp.content_length, resp.chunked, resp.has_body()) == (2, False, True)
+        assert await resp.read() == b"hi"
+        resp.release()
+
+
+# -- keep-alive pool ------------------------------------------------------------------------
+
+async def test_reuses_warmest_connection(pools: Callable[..., UpstreamPool],
+                                         aiohttp_server) -> None:
+    first_read = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        await first_read.wait()
+        return web.Response(text=str(request.transport.get_extra_info("peername")[1]))
+    app = peer_app()
+    app.router.add_get("/slow", slow)
+    server = await aiohttp_server(app)
+    pool = pools(str(server.make_url("")))
+
+    async def fast_then_release() -> str:
+        text = await get_text(pool)
+        first_read.set()
+        return text
+    fast, slow_port = await asyncio.gather(fast_then_release(), get_text(pool, b"/slow"))
+    assert fast != slow_port
+    assert await get_text(pool) == slow_port          # LIFO: released last, reused first
+    assert pool.stats["open"] == 2
+
+
+async def test_idle_connections_expire(pools: Callable[..., UpstreamPool],
+                                       aiohttp_server) -> None:
+    server = await aiohttp_server(peer_app())
+    pool = pools(str(server.make_url("")), idle_timeout=0.05)
+    first = await get_text(pool)
+    assert pool.stats == {"open": 1, "idle": 1, "waiting": 0}
+    await asyncio.sleep(0.3)
+    assert pool.stats["open"] == 0                    # the sweep closed it
+    assert await get_text(pool) != first
+
+
+@pytest.mark.parametrize("response", [
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+    b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+])
+async def test_upstream_close_is_honoured(pools: Callable[..., UpstreamPool],
+                                          response: bytes) -> None:
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            await read_head(r)
+            w.write(response)
+            await w.drain()
+    async with RawUpstream(handler) as up:
+        pool = pools(up.origin)
+        for _ in range(3):
+            assert await get_text(pool, b"/") == "ok"
+        assert up.connections == 3
+
+
+async def test_max_connections_queues_waiters(pools: Callable[..., UpstreamPool]) -> None:
+    live = peak = 0
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        nonlocal live, peak
+        live += 1
+        peak = max(peak, live)
+        try:
+            while True:
+                await read_head(r)
+                await asyncio.sleep(0.01)
+                w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        finally:
+            live -= 1
+    async with RawUpstream(handler) as up:
+        pool = pools(up.origin, max_connections=2)
+        assert await asyncio.gather(*(get_text(pool, b"/") for _ in range(12))) == ["ok"] * 12
+        assert peak == 2 and up.connections == 2
+
+
+async def test_unread_body_closes_connection(pools: Callable[..., UpstreamPool],
+                                             aiohttp_server) -> None:
+    async def big(request: web.Request) -> web.Response:
+        return web.Response(body=b"x" * (4 * MB))
+    app = peer_app()
+    app.router.add_get("/big", big)
+    server = await aiohttp_server(app)
+    pool = pools(str(server.make_url("")))
+    first = await get_text(pool)
+    resp = await pool.request("GET", b"/big", [])
+    assert await resp.read_chunk()
+    resp.release()
+    await asyncio.sleep(0)
+    assert pool.stats["open"] == 0
+    assert await get_text(pool) != first
+
+
+async def test_cancelled_request_frees_its_connection(pools: Callable[..., UpstreamPool]) -> None:
+    async def silent(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await r.read()
+    async with RawUpstream(silent) as up:
+        pool = pools(up.origin, max_connections=1)
+        task = asyncio.create_task(pool.request("GET", b"/", []))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0)
+        assert pool.stats == {"open": 0, "idle": 0, "waiting": 0}
+
+
+# -- stale connections ---------------------------------------------------------------------
+
+async def test_upstream_closing_after_each_response_never_errors(
+        pools: Callable[..., UpstreamPool]) -> None:
+    async def one_then_close(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await read_head(r)
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")   # says keep-alive
+        await w.drain()
+    async with RawUpstream(one_then_close) as up:
+        pool = pools(up.origin)
+        for _ in range(20):
+            assert await get_text(pool, b"/") == "ok"
+
+
+async def test_stale_connection_race_retries_idempotent_only(
+        pools: Callable[..., UpstreamPool]) -> None:
+    """The upstream drops the connection as the second request arrives (the real race)."""
+    async def drop_second(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await read_head(r)
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await read_head(r)                     # then close without answering
+    async with RawUpstream(drop_second) as up:
+        pool = pools(up.origin)
+        assert await get_text(pool, b"/") == "ok"
+        assert await get_text(pool, b"/") == "ok"            # retried on a new connection
+        assert up.connections == 2
+        with pytest.raises(UpstreamProtocolError):             # POST: never resent
+            await pool.request("POST", b"/", [], b"a=1")
+        assert up.connections == 2
+
+
+# -- failures ------------------------------------------------------------------------------
+
+async def test_connect_errors(pools: Callable[..., UpstreamPool]) -> None:
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    with pytest.raises(UpstreamConnectError):
+        await pools(f"http://127.0.0.1:{port}").request("GET", b"/", [])
+    with pytest.raises(UpstreamConnectError):
+        await pools("http://no-such-host.invalid").request("GET", b"/", [])
+
+
+async def test_header_timeout(pools: Callable[..., UpstreamPool]) -> None:
+    async def silent(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await r.read()
+    async with RawUpstream(silent) as up:
+        pool = pools(up.origin)
+        with pytest.raises(UpstreamTimeout):
+            await pool.request("GET", b"/", [], header_timeout=0.1)
+        await asyncio.sleep(0)
+        assert pool.stats["open"] == 0
+
+
+@pytest.mark.parametrize("reply,error", [
+    (b"SSH-2.0-OpenSSH\r\n\r\n", UpstreamProtocolError),
+    (b"HTTP/1.1 200 OK\r\nContent-Le", UpstreamProtocolError),       # closed before headers
+    (b"", UpstreamProtocolError),
+])
+async def test_garbage_or_early_close(pools: Callable[..., UpstreamPool], reply: bytes,
+                                      error: type[Exception]) -> None:
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await read_head(r)
+        w.write(reply)
+    async with RawUpstream(handler) as up:
+        with pytest.raises(error):
+            await pools(up.origin).request("GET", b"/", [])
+
+
+@pytest.mark.parametrize("reply,delivered", [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345", b"12345"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n12345\r\n", b"12345"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n12345\r\nzz\r\n", b"12345"),
+])
+async def test_body_cut_short(pools: Callable[..., UpstreamPool], reply: bytes,
+                              delivered: bytes) -> None:
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await read_head(r)
+        w.write(reply)
+    async with RawUpstream(handler) as up:
+        resp = await pools(up.origin).request("GET", b"/", [])
+        got = b""
+        with pytest.raises(UpstreamBodyError):
+            async for piece in resp:
+                got += piece
+        assert got == delivered
+
+
+# -- responses without a body, interim responses, read-until-close -------------------------
+
+async def test_bodiless_responses_keep_the_connection(pools: Callable[..., UpstreamPool]) -> None:
+    replies = [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n",                   # to HEAD
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+        b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 50\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    ]
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        for reply in replies:
+            await read_head(r)
+            w.write(reply)
+        await r.read()
+    async with RawUpstream(handler) as up:
+        pool = pools(up.origin)
+        results = []
+        for method in ("HEAD", "GET", "GET", "GET", "GET"):
+            resp = await pool.request(method, b"/", [])
+            results.append((resp.status, resp.has_body(), await resp.read()))
+            resp.release()
+        assert results == [(200, False, b""), (204, False, b""), (304, False, b""),
+                           (200, True, b"ok"), (200, True, b"ok")]
+        assert up.connections == 1
+
+
+async def test_read_until_close_flows_as_it_arrives(pools: Callable[..., UpstreamPool]) -> None:
+    go_on = asyncio.Event()
+
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await read_head(r)
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: 1\n\n")
+        await go_on.wait()                  # only after the client saw the first event
+        w.write(b"data: 2\n\n")
+    async with RawUpstream(handler) as up:
+        resp = await pools(up.origin).request("GET", b"/", [])
+        assert (resp.content_length, resp.chunked) == (None, False)
+        assert await resp.read_chunk() == b"data: 1\n\n"
+        go_on.set()
+        assert await resp.read() == b"data: 2\n\n"  # EOF ends it normally
+
+
+async def test_server_sent_events_chunk_by_chunk(pools: Callable[..., UpstreamPool],
+                                                 aiohttp_server) -> None:
+    go_on = asyncio.Event()
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(b"data: first\n\n")
+        await go_on.wait()
+        await resp.write(b"data: second\n\n")
+        await resp.write_eof()
+        return resp
+    app = web.Application()
+    app.router.add_get("/events", events)
+    server = await aiohttp_server(app)
+    resp = await pools(str(server.make_url(""))).request("GET", b"/events", [])
+    assert resp.chunked
+    assert await resp.read_chunk() == b"data: first\n\n"
+    go_on.set()
+    assert await resp.read() == b"data: second\n\n"
+    resp.release()
