@@ -105,7 +105,7 @@ class JobStore:
             if len(self._entries) >= MAX_JOBS:
                 return False
             entry = Entry(job, now, now)
-        elif old.job == job and now - old.last_seen < TOUCH_RESOLUTION:
+        elif old.job == job and old.first_seen <= now < old.last_seen + TOUCH_RESOLUTION:
             return True
         else:
             entry = Entry(job, min(old.first_seen, now), max(old.last_seen, now))
