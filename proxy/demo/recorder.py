@@ -21,8 +21,9 @@ import inspect
 import json
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from aiohttp import hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
@@ -169,8 +170,8 @@ class Recorder:
         else:
             try:
                 resp = await handler(request)
-            except web.HTTPException as exc:
-                resp = exc
+            except web.HTTPException as exc:    # 404, 405: answered, and recorded too
+                resp = web.Response(status=exc.status, body=exc.body, headers=exc.headers)
         rec = RecordedRequest(
             method=request.method, path=request.path, query_string=request.query_string,
             query=MultiDictProxy(MultiDict(request.query)),

@@ -16,8 +16,8 @@ import hashlib
 import os
 import secrets
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable
 
 from aiohttp import BodyPartReader, WSMsgType, hdrs, web
 from yarl import URL
@@ -222,7 +222,7 @@ async def _read_multipart(request: web.Request) -> tuple[dict[str, str], str | N
     fields: dict[str, str] = {}
     filename, size, largest = None, 0, 0
     reader = await request.multipart()
-    async for part in reader:
+    while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader):
             await part.release()      # a nested multipart: not something this form sends
             continue
@@ -243,7 +243,7 @@ async def _read_multipart(request: web.Request) -> tuple[dict[str, str], str | N
 
 
 async def _stylesheet(request: web.Request) -> web.Response:
-    headers = {hdrs.ETAG: CSS_ETAG, hdrs.CACHE_CONTROL: "public, max-age=3600"}
+    headers: dict[str, str] = {hdrs.ETAG: CSS_ETAG, hdrs.CACHE_CONTROL: "public, max-age=3600"}
     if CSS_ETAG in request.headers.get(hdrs.IF_NONE_MATCH, ""):
         return web.Response(status=304, headers={**headers, hdrs.VARY: "Accept-Encoding"})
     return _body(request, CSS_BYTES, "text/css", headers=headers)
