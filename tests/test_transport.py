@@ -451,3 +451,204 @@ async def test_server_sent_events_chunk_by_chunk(pools: Callable[..., UpstreamPo
     go_on.set()
     assert await resp.read() == b"data: second\n\n"
     resp.release()
+
+
+# -- 100 MB both ways, bounded memory --------------------------------------------------------
+
+STREAM_TOTAL = 100 * MB
+PIECE = b"\xab" * (64 * 1024)
+
+
+@pytest.mark.slow
+async def test_100mb_download_and_upload_with_bounded_memory(
+        pools: Callable[..., UpstreamPool], aiohttp_server) -> None:
+    async def download(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        resp.content_length = STREAM_TOTAL
+        await resp.prepare(request)
+        for _ in range(STREAM_TOTAL // len(PIECE)):
+            await resp.write(PIECE)
+        return resp
+
+    async def upload(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.5)        # a lagging upstream: the client must wait, not buffer
+        total = 0
+        async for data in request.content.iter_any():
+            total += len(data)
+        return web.Response(text=str(total))
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(STREAM_TOTAL // len(PIECE)):
+            yield PIECE
+
+    app = web.Application()
+    app.router.add_get("/download", download)
+    app.router.add_post("/upload", upload)
+    server = await aiohttp_server(app)
+    pool = pools(str(server.make_url("")))
+    (await pool.request("GET", b"/upload", [])).release()     # warm up: 405, ignored
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        resp = await pool.request("GET", b"/download", [])
+        await asyncio.sleep(0.5)        # a lagging client: the upstream must be paused
+        total = 0
+        async for data in resp:
+            total += len(data)
+        resp.release()
+        assert total == STREAM_TOTAL
+        resp = await pool.request("POST", b"/upload", [], body())     # chunked
+        assert await resp.read() == str(STREAM_TOTAL).encode()
+        resp.release()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak - base < 30 * MB, f"{(peak - base) / MB:.1f} MB held while streaming"
+
+
+# -- https upstream ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a self-signed certificate")
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = str(d / "cert.pem"), str(d / "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost"],
+        check=True, capture_output=True)
+    return cert, key
+
+
+async def test_https_upstream_with_sni(pools: Callable[..., UpstreamPool], aiohttp_server,
+                                       self_signed: tuple[str, str]) -> None:
+    cert, key = self_signed
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    sni: list[str | None] = []
+    server_ctx.sni_callback = lambda sock, name, ctx: sni.append(name)  # type: ignore[assignment]
+
+    async def host(request: web.Request) -> web.Response:
+        return web.Response(text=request.headers["Host"])
+    app = web.Application()
+    app.router.add_get("/host", host)
+    server = await aiohttp_server(app, host="localhost", ssl=server_ctx)
+    origin = f"https://localhost:{server.port}"
+
+    client_ctx = ssl.create_default_context(cafile=cert)
+    pool = pools(origin, ssl_context=client_ctx)
+    assert await get_text(pool, b"/host") == f"localhost:{server.port}"
+    assert await get_text(pool, b"/host") == f"localhost:{server.port}"
+    assert sni == ["localhost"]                       # one handshake, SNI = the host
+    with pytest.raises(UpstreamConnectError):         # the default context rejects it
+        await pools(origin).request("GET", b"/host", [])
+
+
+# -- protocol upgrade ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("as_streams", [False, True])
+async def test_websocket_upgrade_detaches_raw_connection(pools: Callable[..., UpstreamPool],
+                                                         aiohttp_server, as_streams: bool) -> None:
+    async def echo(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str("hello")            # may arrive in the same read as the 101
+        async for msg in ws:
+            await ws.send_str("echo:" + msg.data)
+        return ws
+    app = web.Application()
+    app.router.add_get("/ws", echo)
+    server = await aiohttp_server(app)
+    pool = pools(str(server.make_url("")))
+    resp = await pool.request("GET", b"/ws", [
+        (b"Upgrade", b"websocket"), (b"Connection", b"Upgrade"),
+        (b"Sec-WebSocket-Key", b"dGhlIHNhbXBsZSBub25jZQ=="), (b"Sec-WebSocket-Version", b"13")])
+    assert resp.status == 101 and not resp.has_body()
+    if as_streams:
+        reader, writer = resp.detach_streams()
+        transport = writer.transport
+    else:
+        reader, transport = await resp.detach()  # type: ignore[assignment]
+    assert pool.stats["open"] == 0                    # no longer the pool's
+    assert await reader.readexactly(7) == b"\x81\x05hello"
+    mask = b"\x01\x02\x03\x04"
+    transport.write(b"\x81\x82" + mask + bytes(c ^ mask[i % 4] for i, c in enumerate(b"hi")))
+    if as_streams:
+        await writer.drain()
+    assert await reader.readexactly(9) == b"\x81\x07echo:hi"
+    transport.close()
+
+
+# -- arbitrary chunk boundaries and hostile upstreams --------------------------------------------
+
+def serve_pieces(pieces: list[bytes]) -> Handler:
+    async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await read_head(r)
+        for piece in pieces:
+            w.write(piece)
+            await w.drain()
+            await asyncio.sleep(0)
+    return handler
+
+
+def split(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
+    return [data[a:b] for a, b in zip(points, points[1:])]
+
+
+def run(coro: Awaitable[None]) -> None:
+    asyncio.run(coro)  # type: ignore[arg-type]
+
+
+bodies = st.lists(st.binary(min_size=1, max_size=300), max_size=6)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(parts=bodies, cuts=st.lists(st.integers(min_value=0), max_size=12),
+       chunked=st.booleans(), close_delimited=st.booleans())
+def test_any_split_of_a_response_parses_the_same(parts: list[bytes], cuts: list[int],
+                                                 chunked: bool, close_delimited: bool) -> None:
+    body = b"".join(parts)
+    if chunked:
+        framed = b"".join(b"%x\r\n%b\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+        head = b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    elif close_delimited:
+        framed, head = body, b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\n\r\n"
+    else:
+        framed = body
+        head = b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nContent-Length: %d\r\n\r\n" % len(body)
+
+    async def scenario() -> None:
+        async with RawUpstream(serve_pieces(split(head + framed, cuts))) as up:
+            pool = UpstreamPool(up.origin)
+            try:
+                resp = await pool.request("GET", b"/", [])
+                assert resp.headers[0] == (b"Set-Cookie", b"a=1")
+                assert await resp.read() == body
+            finally:
+                await pool.close()
+    run(scenario())
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(garbage=st.one_of(
+    st.binary(max_size=200),
+    st.builds(lambda tail: b"HTTP/1.1 200 OK\r\n" + tail, st.binary(max_size=200)),
+    st.builds(lambda n, tail: b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n + tail,
+              st.integers(min_value=-5, max_value=500), st.binary(max_size=200)),
+    st.builds(lambda tail: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + tail,
+              st.binary(max_size=200))))
+def test_hostile_upstream_only_raises_upstream_errors(garbage: bytes) -> None:
+    async def scenario() -> None:
+        async with RawUpstream(serve_pieces([garbage])) as up:
+            pool = UpstreamPool(up.origin)
+            try:
+                resp = await pool.request("GET", b"/", [], header_timeout=5)
+                await resp.read()
+            except UpstreamError:
+                pass
+            finally:
+                await pool.close()
+    run(scenario())

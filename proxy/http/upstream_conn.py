@@ -117,7 +117,8 @@ class UpstreamConnection(asyncio.Protocol):
             if not self.closed:
                 self.transport.resume_reading()  # type: ignore[union-attr]
 
-    def detach(self, tail: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    def detach(self) -> tuple[asyncio.StreamReader, asyncio.StreamReaderProtocol,
+                              asyncio.Transport]:
         """Hand the raw connection over after 101: the pool forgets it."""
         self._pool._forget(self)
         transport = self.transport
@@ -128,14 +129,13 @@ class UpstreamConnection(asyncio.Protocol):
         if data:
             reader.feed_data(data)
         proto = asyncio.StreamReaderProtocol(reader, loop=self.loop)
-        writer = asyncio.StreamWriter(transport, proto, reader, self.loop)
         if self.closed:
             reader.feed_eof()
         else:
             transport.set_protocol(proto)
             proto.connection_made(transport)
             self.resume_reading()
-        return reader, writer
+        return reader, proto, transport
 
     # -- asyncio.Protocol -------------------------------------------------------------
 

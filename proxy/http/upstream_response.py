@@ -28,7 +28,6 @@ class UpstreamResponse:
     __slots__ = (
         "status", "reason", "version", "headers", "_is_head", "_conn", "_chunks",
         "_size", "_waiter", "_done", "_exc", "_paused", "_framing", "_upgraded",
-        "_upgrade_tail",
     )
 
     def __init__(self, conn: UpstreamConnection, status: int, reason: bytes,
@@ -48,7 +47,6 @@ class UpstreamResponse:
         self._paused = False
         self._framing: tuple[int | None, bool] | None = None
         self._upgraded: UpstreamConnection | None = None   # set on 101, until detached
-        self._upgrade_tail = b""
 
     def __repr__(self) -> str:
         return f"<UpstreamResponse {self.status} {self.reason!r}>"
@@ -186,13 +184,21 @@ class UpstreamResponse:
 
         The pool forgets the connection; the caller closes the transport when done.
         """
-        reader, writer = self.detach_streams()
-        return reader, writer.transport  # type: ignore[return-value]
+        reader, _, transport = self._take_upgraded().detach()
+        return reader, transport
 
     def detach_streams(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """Like `detach`, as a reader/writer pair (the writer has `drain()`)."""
+        """Like `detach`, as a reader/writer pair (the writer has `drain()`).
+
+        Keep the writer referenced: a collected StreamWriter closes its transport.
+        """
+        conn = self._take_upgraded()
+        reader, proto, transport = conn.detach()
+        return reader, asyncio.StreamWriter(transport, proto, reader, conn.loop)
+
+    def _take_upgraded(self) -> UpstreamConnection:
         conn = self._upgraded
         if conn is None:
             raise RuntimeError("only a live 101 Switching Protocols response can be detached")
         self._upgraded = None
-        return conn.detach(self._upgrade_tail)
+        return conn
