@@ -1,1 +1,23 @@
-"""careers-edge."""
+"""Sink clients by `Sink.type`: talroo, meta, http, webhook."""
+
+from __future__ import annotations
+
+from proxy.config.model import Sink
+from proxy.conversions.sinks.base import SinkClient
+from proxy.conversions.sinks.http import HttpSink
+from proxy.conversions.sinks.meta import MetaSink
+from proxy.conversions.sinks.talroo import TalrooSink
+from proxy.conversions.sinks.webhook import WebhookSink
+
+CLIENTS = {"talroo": TalrooSink, "meta": MetaSink, "http": HttpSink, "webhook": WebhookSink}
+
+
+def build_sink(sink: Sink) -> SinkClient:
+    try:
+        cls = CLIENTS[sink.type]
+    except KeyError:
+        raise ValueError(f"unknown sink type {sink.type!r}") from None
+    return cls(sink)
+
+
+__all__ = ["CLIENTS", "SinkClient", "build_sink"]

@@ -1,0 +1,78 @@
+"""`careers-edge outbox [--dead] [--retry-dead]`: look into the durable queue.
+
+Prints rows per sink and state, then the rows still owed a delivery (or, with
+`--dead`, the dead letters with their error and the head of the network's answer).
+`--retry-dead` re-queues dead letters younger than 7 days; a running proxy picks
+them up at its next poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import TextIO
+
+from proxy.conversions.outbox import OutboxRow
+from proxy.conversions.sqlite_outbox import SqliteOutbox
+from proxy.conversions.states import RowState
+from proxy.state import StateLocation
+
+ROW_LIMIT = 50
+BODY_HEAD = 200
+
+
+def _when(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-"
+
+
+def _row_line(r: OutboxRow, dead: bool) -> str:
+    e = r.event
+    line = (f"#{r.id} {r.sink} {e.name} event_id={e.event_id} visitor={e.links_clicked_id or '-'}"
+            f" {r.state} attempts={r.attempts} created={_when(r.created_at)}")
+    if not dead and r.state is not RowState.PENDING:
+        line += f" next={_when(r.next_attempt_at)}"
+    if r.last_error:
+        line += f"\n    error: {r.last_error}"
+    if dead and r.dead_body:
+        head = r.dead_body[:BODY_HEAD].replace("\n", " ")
+        line += f"\n    body: {head}{'…' if len(r.dead_body) > BODY_HEAD else ''}"
+    return line
+
+
+async def report(outbox: SqliteOutbox, *, dead: bool, retry_dead: bool, out: TextIO) -> int:
+    if retry_dead:
+        n = await outbox.retry_dead()
+        print(f"re-queued {n} dead letter{'s' if n != 1 else ''}", file=out)
+    counts = await outbox.counts()
+    states = [s.value for s in RowState]
+    print(f"{'sink':<20}" + "".join(f"{s:>9}" for s in states), file=out)
+    for sink in sorted(counts):
+        print(f"{sink:<20}" + "".join(f"{counts[sink].get(s, 0):>9}" for s in states), file=out)
+    if not counts:
+        print("(empty)", file=out)
+    rows = await outbox.list_rows(dead=dead, limit=ROW_LIMIT)
+    if rows:
+        print("\ndead letters:" if dead else "\nwaiting:", file=out)
+        for r in rows:
+            print(_row_line(r, dead), file=out)
+        if len(rows) == ROW_LIMIT:
+            print(f"(first {ROW_LIMIT} shown)", file=out)
+    return 0
+
+
+def run(location: StateLocation, *, dead: bool = False, retry_dead: bool = False,
+        out: TextIO | None = None) -> int:
+    """Entry point for the CLI; returns the exit status."""
+    out = out or sys.stdout
+    if location.kind != "sqlite":
+        print("outbox: only the sqlite state can be inspected for now", file=sys.stderr)
+        return 2
+
+    async def main() -> int:
+        outbox = SqliteOutbox(location.sqlite_path)
+        try:
+            return await report(outbox, dead=dead, retry_dead=retry_dead, out=out)
+        finally:
+            await outbox.close()
+    return asyncio.run(main())

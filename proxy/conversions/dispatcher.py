@@ -1,0 +1,212 @@
+"""Delivers the outbox: one loop per sink, off the request path.
+
+Each sink has its own loop, concurrency (`Sink.concurrency` requests in flight) and
+queue position, so a slow or dead network never delays the others. A loop leases due
+rows under this process's owner id, sends them in batches of the sink's
+`batch_size`, and records each `Decision`. It wakes on a submit in this process, on
+a scheduled retry coming due, and otherwise polls (other processes share the file).
+Wire it with `app.cleanup_ctx.append(lifecycle(dispatcher))`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import secrets
+import socket
+from typing import AsyncIterator, Callable, Iterable, Mapping, Sequence
+
+import aiohttp
+from aiohttp import web
+
+from proxy.config.model import Sink
+from proxy.conversions.backoff import DEFAULT_POLICY, BackoffPolicy, GiveUp, Retry, Sent, next_delay
+from proxy.conversions.outbox import Outbox, OutboxRow
+from proxy.conversions.sinks import SinkClient, build_sink
+from proxy.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL = 1.0          # seconds between looks at the outbox when idle
+LEASE_SECONDS = 60.0         # a claim outlives the longest request (sink timeouts ≤ 30 s)
+STOP_GRACE = 2.0             # seconds in-flight deliveries get to finish on stop
+HOUSEKEEPING_INTERVAL = 5.0  # gauge refresh; purge runs every 60 of these
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class Dispatcher:
+    def __init__(self, outbox: Outbox, sinks: Mapping[str, Sink], *,
+                 metrics: Metrics | None = None,
+                 session: aiohttp.ClientSession | None = None,
+                 poll_interval: float = POLL_INTERVAL, lease_seconds: float = LEASE_SECONDS,
+                 policy: BackoffPolicy = DEFAULT_POLICY, rng: random.Random | None = None,
+                 owner: str | None = None,
+                 client_factory: Callable[[Sink], SinkClient] = build_sink) -> None:
+        self.outbox = outbox
+        self.metrics = metrics
+        self.owner = owner or owner_id()
+        self.poll_interval = poll_interval
+        self.lease_seconds = lease_seconds
+        self.policy = policy
+        self.rng = rng or random.Random()
+        self._client_factory = client_factory
+        self._session = session
+        self._own_session = session is None
+        self._sinks: dict[str, Sink] = {}
+        self._clients: dict[str, SinkClient] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._loops: dict[str, asyncio.Task[None]] = {}
+        self._inflight: dict[str, set[asyncio.Task[None]]] = {}
+        self._housekeeping: asyncio.Task[None] | None = None
+        self._started = False
+        self._configure(sinks)
+        outbox.subscribe(self._on_submit)
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
+        self._started = True
+        for name in self._sinks:
+            self._start_loop(name)
+        self._housekeeping = asyncio.create_task(self._housekeep(), name="outbox-housekeeping")
+
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Stop leasing, give in-flight deliveries `grace` s, release what is left."""
+        self._started = False
+        tasks = [*self._loops.values()] + ([self._housekeeping] if self._housekeeping else [])
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._loops.clear()
+        inflight = [t for ts in self._inflight.values() for t in ts]
+        if inflight:
+            _, late = await asyncio.wait(inflight, timeout=grace)
+            for t in late:
+                t.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.outbox.release(self.owner)
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def reconfigure(self, sinks: Mapping[str, Sink]) -> None:
+        """New rules: loops for new sinks, none for removed ones (their rows wait)."""
+        removed = set(self._sinks) - set(sinks)
+        for name in removed:
+            task = self._loops.pop(name, None)
+            if task:
+                task.cancel()
+        self._configure(sinks)
+        if self._started:
+            for name in self._sinks:
+                if name not in self._loops:
+                    self._start_loop(name)
+
+    def _configure(self, sinks: Mapping[str, Sink]) -> None:
+        self._sinks = dict(sinks)
+        self._clients = {name: self._client_factory(s) for name, s in sinks.items()}
+        for name in sinks:
+            self._wake.setdefault(name, asyncio.Event())
+            self._inflight.setdefault(name, set())
+
+    def _start_loop(self, name: str) -> None:
+        self._loops[name] = asyncio.create_task(self._run_sink(name), name=f"sink:{name}")
+
+    def _on_submit(self, sinks: Iterable[str]) -> None:
+        for name in sinks:
+            if name in self._wake:
+                self._wake[name].set()
+
+    # -- one sink -------------------------------------------------------------------
+
+    async def _run_sink(self, name: str) -> None:
+        wake = self._wake[name]
+        inflight = self._inflight[name]
+        while True:
+            wake.clear()
+            sink, client = self._sinks[name], self._clients[name]
+            batch = max(client.batch_size, 1)
+            free = max(sink.concurrency, 1) - len(inflight)
+            rows: list[OutboxRow] = []
+            if free > 0:
+                try:
+                    rows = await self.outbox.lease(name, self.owner, free * batch,
+                                                   self.lease_seconds)
+                except Exception:
+                    log.exception("outbox lease failed for sink %s", name)
+                for start in range(0, len(rows), batch):
+                    task = asyncio.create_task(self._deliver(name, client, rows[start:start + batch]))
+                    inflight.add(task)
+                    task.add_done_callback(lambda t: (inflight.discard(t), wake.set()))
+                if rows and len(rows) == free * batch:
+                    continue                    # probably more due: look again at once
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(wake.wait(), self.poll_interval)
+
+    async def _deliver(self, name: str, client: SinkClient, rows: Sequence[OutboxRow]) -> None:
+        assert self._session is not None
+        try:
+            decisions = await client.send(self._session, [r.event for r in rows])
+        except Exception as e:
+            log.exception("sink %s failed", name)
+            decisions = [GiveUp(f"{type(e).__name__}: {e}"[:500])] * len(rows)
+        if len(decisions) != len(rows):
+            decisions = [GiveUp("sink answered the wrong number of decisions")] * len(rows)
+        sent: list[int] = []
+        for row, d in zip(rows, decisions):
+            try:
+                if isinstance(d, Sent):
+                    sent.append(row.id)
+                elif isinstance(d, Retry):
+                    delay = next_delay(row.attempts, d.after, self.rng, self.policy)
+                    await self.outbox.mark_retry([row.id], self.owner, delay, d.error)
+                    self._count(name, "retried")
+                    asyncio.get_running_loop().call_later(delay, self._wake[name].set)
+                else:
+                    log.warning("sink %s gave up on %s: %s", name, row.event.event_id, d.error)
+                    await self.outbox.mark_dead([row.id], self.owner, d.error, d.body)
+                    self._count(name, "dead")
+            except Exception:
+                log.exception("recording a delivery for sink %s failed", name)
+        if sent:
+            try:
+                await self.outbox.mark_sent(sent, self.owner)
+                self._count(name, "sent", len(sent))
+            except Exception:
+                log.exception("recording deliveries for sink %s failed", name)
+
+    def _count(self, sink: str, outcome: str, n: int = 1) -> None:
+        if self.metrics is not None:
+            self.metrics.conversions.labels(sink, outcome).inc(n)
+
+    async def _housekeep(self) -> None:
+        ticks = 0
+        while True:
+            try:
+                if self.metrics is not None:
+                    self.metrics.outbox_pending.set(await self.outbox.pending_count())
+                if ticks % 60 == 0:
+                    await self.outbox.purge()
+            except Exception:
+                log.exception("outbox housekeeping failed")
+            ticks += 1
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
+
+
+def lifecycle(dispatcher: Dispatcher) -> Callable[[web.Application], AsyncIterator[None]]:
+    """For `app.cleanup_ctx`: deliver while the app runs, stop cleanly on shutdown."""
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        await dispatcher.start()
+        yield
+        await dispatcher.stop()
+    return ctx

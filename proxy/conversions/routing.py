@@ -1,0 +1,34 @@
+"""Which sinks an event goes to: consent and `requires`, decided without I/O.
+
+Dedupe is not decided here: it needs the stored keys, so the outbox applies it in the
+same transaction that inserts the rows.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+from proxy.config.model import Sink
+from proxy.conversions.events import Event
+from proxy.conversions.states import Outcome
+
+# Click params a sink type cannot work without, on top of the sink's own `requires`.
+IMPLICIT_REQUIRES: Mapping[str, tuple[str, ...]] = {"talroo": ("tlr_sid",)}
+
+
+def required_params(sink: Sink) -> tuple[str, ...]:
+    extra = tuple(p for p in IMPLICIT_REQUIRES.get(sink.type, ()) if p not in sink.requires)
+    return tuple(sink.requires) + extra
+
+
+def route(event: Event, sinks: Iterable[Sink], *, consent: bool) -> dict[str, Outcome]:
+    """Outcome per sink name: suppressed (no consent) before skipped (missing click id)."""
+    plan: dict[str, Outcome] = {}
+    for sink in sinks:
+        if sink.marketing and not consent:
+            plan[sink.name] = Outcome.SUPPRESSED
+        elif any(not event.click_ids.get(p) for p in required_params(sink)):
+            plan[sink.name] = Outcome.SKIPPED
+        else:
+            plan[sink.name] = Outcome.QUEUED
+    return plan

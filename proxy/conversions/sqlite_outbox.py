@@ -1,0 +1,245 @@
+"""The outbox in SQLite (WAL): one file shared by the workers of one host.
+
+Tables: `edge_outbox` (one row per event and sink), `edge_dedupe` (visitor, event,
+job → expiry) and `edge_event_ids` (event_id → the first submit's result). All SQL
+runs in the `SqliteWorker` thread; state moves follow `states.TRANSITIONS`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any, Callable, Sequence
+
+from proxy.config.model import Sink
+from proxy.conversions.events import Event
+from proxy.conversions.outbox import (
+    EVENT_ID_KEEP, MAX_EVENT_AGE, SENT_KEEP, OutboxRow, SubmitListener, SubmitResult,
+    idempotency_key,
+)
+from proxy.conversions.routing import route
+from proxy.conversions.sqlite_worker import SqliteWorker
+from proxy.conversions.states import OPEN_STATES, Action, Outcome, RowState, sources, sql_in, target
+from proxy.metrics import Metrics
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS edge_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sink TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    event BLOB NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    lease_owner TEXT,
+    lease_expires_at REAL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    last_error TEXT,
+    dead_body TEXT
+);
+CREATE INDEX IF NOT EXISTS edge_outbox_due ON edge_outbox (sink, state, next_attempt_at);
+CREATE TABLE IF NOT EXISTS edge_dedupe (
+    visitor TEXT NOT NULL, event TEXT NOT NULL, job TEXT NOT NULL,
+    expires_at REAL NOT NULL, event_id TEXT NOT NULL,
+    PRIMARY KEY (visitor, event, job)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS edge_event_ids (
+    event_id TEXT PRIMARY KEY, result BLOB NOT NULL, created_at REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+_COLUMNS = ("id, sink, event, state, attempts, next_attempt_at, created_at, lease_owner, "
+            "lease_expires_at, last_error, dead_body")
+_OPEN = sql_in(OPEN_STATES)
+
+
+def _init(conn: sqlite3.Connection) -> None:
+    conn.executescript(SCHEMA)
+
+
+def _row(r: Sequence[Any]) -> OutboxRow:
+    return OutboxRow(id=r[0], sink=r[1], event=Event.from_json(r[2]), state=RowState(r[3]),
+                     attempts=r[4], next_attempt_at=r[5], created_at=r[6], lease_owner=r[7],
+                     lease_expires_at=r[8], last_error=r[9], dead_body=r[10])
+
+
+class SqliteOutbox:
+    """`Outbox` on a SQLite file; `clock` is injectable for tests."""
+
+    def __init__(self, path: str, *, metrics: Metrics | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.metrics = metrics
+        self.clock = clock
+        self.worker = SqliteWorker(path, _init, name="outbox-sqlite")
+        self._listeners: list[SubmitListener] = []
+
+    # -- the request path ---------------------------------------------------------
+
+    async def submit(self, event: Event, sinks: Sequence[Sink], *,
+                     consent: bool) -> SubmitResult:
+        plan = route(event, sinks, consent=consent)
+        now = self.clock()
+        result = await self.worker.run(lambda c: _submit(c, event, plan, now))
+        if not result.duplicate:
+            if self.metrics is not None:
+                for sink, outcome in result.outcomes.items():
+                    self.metrics.conversions.labels(sink, outcome.value).inc()
+            if result.queued:
+                for listener in self._listeners:
+                    listener(result.queued)
+        return result
+
+    def subscribe(self, listener: SubmitListener) -> None:
+        self._listeners.append(listener)
+
+    # -- delivery -----------------------------------------------------------------
+
+    async def lease(self, sink: str, owner: str, limit: int,
+                    lease_seconds: float) -> list[OutboxRow]:
+        now = self.clock()
+        expired, rows = await self.worker.run(
+            lambda c: _lease(c, sink, owner, limit, lease_seconds, now))
+        if expired and self.metrics is not None:
+            self.metrics.conversions.labels(sink, "dead").inc(expired)
+        return rows
+
+    async def mark_sent(self, ids: Sequence[int], owner: str) -> int:
+        return await self._move(ids, owner, Action.SEND, {})
+
+    async def mark_retry(self, ids: Sequence[int], owner: str, delay: float,
+                         error: str) -> int:
+        return await self._move(ids, owner, Action.RETRY,
+                                {"next_attempt_at": self.clock() + delay, "last_error": error})
+
+    async def mark_dead(self, ids: Sequence[int], owner: str, error: str,
+                        body: str = "") -> int:
+        return await self._move(ids, owner, Action.GIVE_UP,
+                                {"last_error": error, "dead_body": body})
+
+    async def release(self, owner: str) -> int:
+        now = self.clock()
+        sql = (f"UPDATE edge_outbox SET state = ?, attempts = MAX(attempts - 1, 0), "
+               f"next_attempt_at = ?, lease_owner = NULL, lease_expires_at = NULL, "
+               f"updated_at = ? WHERE state IN {sql_in(sources(Action.RELEASE))} "
+               f"AND lease_owner = ?")
+        return await self.worker.run(
+            lambda c: c.execute(sql, (target(Action.RELEASE), now, now, owner)).rowcount)
+
+    async def _move(self, ids: Sequence[int], owner: str, action: Action,
+                    values: dict[str, Any]) -> int:
+        """Only the lease holder records an outcome: a reclaimed row is not its any more."""
+        if not ids:
+            return 0
+        now = self.clock()
+        sets = "".join(f", {k} = ?" for k in values)
+        marks = ",".join("?" * len(ids))
+        sql = (f"UPDATE edge_outbox SET state = ?, lease_owner = NULL, lease_expires_at = NULL,"
+               f" updated_at = ?{sets} WHERE id IN ({marks}) AND lease_owner = ? "
+               f"AND state IN {sql_in(sources(action))}")
+        params = (target(action), now, *values.values(), *ids, owner)
+        return await self.worker.run(lambda c: c.execute(sql, params).rowcount)
+
+    # -- inspection and housekeeping ------------------------------------------------
+
+    async def pending_count(self) -> int:
+        sql = f"SELECT COUNT(*) FROM edge_outbox WHERE state IN {_OPEN}"
+        return await self.worker.run(lambda c: c.execute(sql).fetchone()[0])
+
+    async def counts(self) -> dict[str, dict[str, int]]:
+        def q(c: sqlite3.Connection) -> dict[str, dict[str, int]]:
+            out: dict[str, dict[str, int]] = {}
+            for sink, state, n in c.execute(
+                    "SELECT sink, state, COUNT(*) FROM edge_outbox GROUP BY sink, state"):
+                out.setdefault(sink, {s.value: 0 for s in RowState})[state] = n
+            return out
+        return await self.worker.run(q)
+
+    async def list_rows(self, *, dead: bool = False, limit: int = 100) -> list[OutboxRow]:
+        states = "('dead')" if dead else _OPEN
+        sql = (f"SELECT {_COLUMNS} FROM edge_outbox WHERE state IN {states} "
+               f"ORDER BY id LIMIT ?")
+        return await self.worker.run(lambda c: [_row(r) for r in c.execute(sql, (limit,))])
+
+    async def get(self, row_id: int) -> OutboxRow | None:
+        sql = f"SELECT {_COLUMNS} FROM edge_outbox WHERE id = ?"
+        r = await self.worker.run(lambda c: c.execute(sql, (row_id,)).fetchone())
+        return _row(r) if r else None
+
+    async def retry_dead(self, sink: str | None = None) -> int:
+        now = self.clock()
+        sql = (f"UPDATE edge_outbox SET state = ?, attempts = 0, next_attempt_at = ?, "
+               f"dead_body = NULL, updated_at = ? "
+               f"WHERE state IN {sql_in(sources(Action.REQUEUE))} AND expires_at > ?")
+        params: tuple[Any, ...] = (target(Action.REQUEUE), now, now, now)
+        if sink is not None:
+            sql += " AND sink = ?"
+            params += (sink,)
+        return await self.worker.run(lambda c: c.execute(sql, params).rowcount)
+
+    async def purge(self) -> None:
+        now = self.clock()
+
+        def q(c: sqlite3.Connection) -> None:
+            c.execute("DELETE FROM edge_dedupe WHERE expires_at <= ?", (now,))
+            c.execute("DELETE FROM edge_event_ids WHERE created_at <= ?", (now - EVENT_ID_KEEP,))
+            c.execute("DELETE FROM edge_outbox WHERE state = 'sent' AND updated_at <= ?",
+                      (now - SENT_KEEP,))
+        await self.worker.run(q)
+
+    async def close(self) -> None:
+        await self.worker.close()
+
+
+def _submit(c: sqlite3.Connection, event: Event, plan: dict[str, Outcome],
+            now: float) -> SubmitResult:
+    seen = c.execute("SELECT result FROM edge_event_ids WHERE event_id = ?",
+                     (event.event_id,)).fetchone()
+    if seen is not None:
+        return SubmitResult.from_json(seen[0], duplicate=True)
+    key = (event.links_clicked_id, event.name, event.job_id or "")
+    if event.links_clicked_id:
+        hit = c.execute("SELECT 1 FROM edge_dedupe WHERE visitor = ? AND event = ? AND job = ?"
+                        " AND expires_at > ?", (*key, now)).fetchone()
+        if hit is not None:
+            plan = {sink: Outcome.DEDUPED for sink in plan}
+    queued = [sink for sink, outcome in plan.items() if outcome is Outcome.QUEUED]
+    if queued and event.links_clicked_id:
+        # Only a conversion that went somewhere counts as "already fired".
+        c.execute("INSERT OR REPLACE INTO edge_dedupe (visitor, event, job, expires_at, event_id)"
+                  " VALUES (?, ?, ?, ?, ?)",
+                  (*key, now + event.dedupe_hours * 3600.0, event.event_id))
+    body = event.to_json()
+    expires = min(event.event_time, now) + MAX_EVENT_AGE
+    c.executemany(
+        "INSERT OR IGNORE INTO edge_outbox (sink, event_id, idempotency_key, event, state,"
+        " next_attempt_at, created_at, expires_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+        [(sink, event.event_id, idempotency_key(event.event_id, sink), body,
+          RowState.PENDING.value, now, now, expires, now) for sink in queued])
+    result = SubmitResult(event.event_id, plan)
+    c.execute("INSERT INTO edge_event_ids (event_id, result, created_at) VALUES (?, ?, ?)",
+              (event.event_id, result.to_json(), now))
+    return result
+
+
+def _lease(c: sqlite3.Connection, sink: str, owner: str, limit: int, lease_seconds: float,
+           now: float) -> tuple[int, list[OutboxRow]]:
+    """Give up rows past the 7-day limit, then claim the due ones, oldest first."""
+    expired = c.execute(
+        f"UPDATE edge_outbox SET state = ?, last_error = 'expired', lease_owner = NULL,"
+        f" lease_expires_at = NULL, updated_at = ? WHERE sink = ? AND expires_at <= ?"
+        f" AND state IN {sql_in(sources(Action.EXPIRE))}",
+        (target(Action.EXPIRE), now, sink, now)).rowcount
+    rows = c.execute(
+        f"UPDATE edge_outbox SET state = ?, lease_owner = ?, lease_expires_at = ?,"
+        f" attempts = attempts + 1, updated_at = ? WHERE id IN ("
+        f" SELECT id FROM edge_outbox WHERE sink = ? AND ("
+        f"  (state IN {sql_in(sources(Action.LEASE))} AND next_attempt_at <= ?)"
+        f"  OR (state IN {sql_in(sources(Action.RECLAIM))} AND lease_expires_at <= ?))"
+        f" ORDER BY next_attempt_at, id LIMIT ?) RETURNING {_COLUMNS}",
+        (target(Action.LEASE), owner, now + lease_seconds, now, sink, now, now, limit),
+    ).fetchall()
+    return expired, sorted((_row(r) for r in rows), key=lambda r: r.id)

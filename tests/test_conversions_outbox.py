@@ -1,0 +1,267 @@
+"""The SQLite outbox: submit (dedupe, consent, requires, idempotency), leases, states."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from proxy.config.model import Sink
+from proxy.conversions.events import Event
+from proxy.conversions.outbox import MAX_EVENT_AGE
+from proxy.conversions.sqlite_outbox import SqliteOutbox
+from proxy.conversions.states import (
+    TRANSITIONS, Action, InvalidTransition, Outcome, RowState, next_state,
+)
+from proxy.metrics import Metrics
+
+TALROO = Sink("talroo", "talroo", url="http://t.example/conversion2.php")
+META = Sink("meta", "meta", pixel_id="1", access_token="x")
+ATS = Sink("ats", "webhook", url="http://h.example/", marketing=False)
+APPCAST = Sink("appcast", "http", url="http://a.example/?c={click.ccuid}", requires=("ccuid",))
+ALL = [TALROO, META, ATS, APPCAST]
+
+
+class Clock:
+    def __init__(self, t: float = 1_700_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+async def box(tmp_path):
+    clock = Clock()
+    ob = SqliteOutbox(str(tmp_path / "state.db"), metrics=Metrics(), clock=clock)
+    ob.clock_ = clock
+    yield ob
+    await ob.close()
+
+
+def ev(**kw) -> Event:
+    base = dict(name="ApplicationCompleted", event_time=1_700_000_000.0, links_clicked_id="v1",
+                click_ids={"tlr_sid": "11111111-2222-3333-4444-555555555555"}, job_id="42")
+    base.update(kw)
+    return Event(**base)
+
+
+def count(box: SqliteOutbox, sink: str, outcome: str) -> float:
+    return box.metrics.registry.get_sample_value(
+        "edge_conversions_total", {"sink": sink, "outcome": outcome}) or 0.0
+
+
+def test_state_table_allows_only_the_drawn_moves():
+    assert next_state(RowState.PENDING, Action.LEASE) is RowState.LEASED
+    assert next_state(RowState.LEASED, Action.SEND) is RowState.SENT
+    assert next_state(RowState.RETRY, Action.LEASE) is RowState.LEASED
+    assert next_state(RowState.DEAD, Action.REQUEUE) is RowState.PENDING
+    for action, (sources, _) in TRANSITIONS.items():
+        for state in set(RowState) - sources:
+            with pytest.raises(InvalidTransition):
+                next_state(state, action)
+    # nothing leaves `sent`
+    assert not any(RowState.SENT in src for src, _ in TRANSITIONS.values())
+
+
+def test_event_json_round_trip_ignores_unknown_keys():
+    e = ev(fields={"salary": "10"}, fbc="fb.1.1.x")
+    assert Event.from_json(e.to_json()) == e
+    import orjson
+    d = orjson.loads(e.to_json()) | {"added_later": 1}
+    assert Event.from_dict(d) == e
+
+
+async def test_submit_routes_consent_and_requires_and_counts(box):
+    r = await box.submit(ev(), ALL, consent=True)
+    assert dict(r.outcomes) == {"talroo": Outcome.QUEUED, "meta": Outcome.QUEUED,
+                                "ats": Outcome.QUEUED, "appcast": Outcome.SKIPPED}
+    r2 = await box.submit(ev(links_clicked_id="v2", click_ids={}), ALL, consent=False)
+    assert dict(r2.outcomes) == {"talroo": Outcome.SUPPRESSED, "meta": Outcome.SUPPRESSED,
+                                 "ats": Outcome.QUEUED, "appcast": Outcome.SUPPRESSED}
+    r3 = await box.submit(ev(links_clicked_id="v3", click_ids={}), ALL, consent=True)
+    assert r3.outcomes["talroo"] is Outcome.SKIPPED      # talroo implicitly requires tlr_sid
+    assert count(box, "talroo", "queued") == 1 and count(box, "talroo", "skipped") == 1
+    assert count(box, "meta", "suppressed") == 1 and count(box, "appcast", "skipped") == 2
+    assert await box.pending_count() == 3 + 1 + 2
+    counts = await box.counts()
+    assert counts["meta"]["pending"] == 2 and "appcast" not in counts
+
+
+async def test_submit_is_durable_when_it_returns(box):
+    r = await box.submit(ev(), [TALROO], consent=True)
+    other = sqlite3.connect(box.path)
+    rows = other.execute("SELECT sink, state, idempotency_key FROM edge_outbox").fetchall()
+    assert rows == [("talroo", "pending", f"{r.event_id}:talroo")]
+
+
+async def test_dedupe_once_per_visitor_event_and_job_within_the_window(box):
+    first = await box.submit(ev(dedupe_hours=1), [TALROO, META], consent=True)
+    again = await box.submit(ev(dedupe_hours=1), [TALROO, META], consent=True)
+    assert first.queued == ("talroo", "meta")
+    assert set(again.outcomes.values()) == {Outcome.DEDUPED} and not again.duplicate
+    other_job = await box.submit(ev(job_id="43"), [TALROO], consent=True)
+    other_visitor = await box.submit(ev(links_clicked_id="v9"), [TALROO], consent=True)
+    assert other_job.queued == other_visitor.queued == ("talroo",)
+    assert count(box, "talroo", "deduped") == 1
+    box.clock_.t += 3601                     # window over: counts again
+    assert (await box.submit(ev(dedupe_hours=1), [TALROO], consent=True)).queued == ("talroo",)
+
+
+async def test_nothing_queued_means_nothing_remembered_for_dedupe(box):
+    await box.submit(ev(), [META], consent=False)                # suppressed
+    assert (await box.submit(ev(), [META], consent=True)).queued == ("meta",)
+
+
+async def test_same_event_id_returns_the_first_result(box):
+    e = ev(event_id="abc")
+    first = await box.submit(e, [TALROO], consent=True)
+    second = await box.submit(ev(event_id="abc", links_clicked_id="other"), [TALROO, META],
+                              consent=True)
+    assert second.duplicate and second.outcomes == first.outcomes
+    assert await box.pending_count() == 1
+    assert count(box, "talroo", "queued") == 1 and count(box, "meta", "queued") == 0
+
+
+async def test_lease_takes_due_rows_once_and_marks_need_the_owner(box):
+    for i in range(5):
+        await box.submit(ev(links_clicked_id=f"v{i}"), [TALROO, META], consent=True)
+    a = await box.lease("talroo", "A", 3, 60)
+    b = await box.lease("talroo", "B", 10, 60)
+    assert [r.id for r in a] == sorted(r.id for r in a) and len(a) == 3 and len(b) == 2
+    assert not {r.id for r in a} & {r.id for r in b}
+    assert all(r.state is RowState.LEASED and r.attempts == 1 for r in a + b)
+    assert await box.lease("talroo", "C", 10, 60) == []
+    assert await box.mark_sent([a[0].id], "B") == 0          # not B's row
+    assert await box.mark_sent([a[0].id], "A") == 1
+    assert await box.mark_sent([a[0].id], "A") == 0          # sent is final
+    assert await box.mark_retry([a[1].id], "A", 30, "HTTP 500") == 1
+    assert await box.mark_dead([a[2].id], "A", "HTTP 400", "bad") == 1
+    assert await box.lease("talroo", "C", 10, 60) == []      # the retry is not due yet
+    box.clock_.t += 30
+    again = await box.lease("talroo", "C", 10, 60)
+    assert [(r.id, r.attempts, r.last_error) for r in again] == [(a[1].id, 2, "HTTP 500")]
+    assert len(await box.lease("meta", "C", 10, 60)) == 5     # other sink, own queue
+
+
+async def test_an_expired_lease_is_taken_by_another_owner(box):
+    await box.submit(ev(), [TALROO], consent=True)
+    (row,) = await box.lease("talroo", "crashed", 10, 5)
+    assert await box.lease("talroo", "B", 10, 60) == []
+    box.clock_.t += 5
+    (taken,) = await box.lease("talroo", "B", 10, 60)
+    assert taken.id == row.id and taken.lease_owner == "B" and taken.attempts == 2
+    assert await box.mark_sent([row.id], "crashed") == 0
+
+
+async def test_release_returns_leases_to_the_queue(box):
+    await box.submit(ev(), [TALROO], consent=True)
+    await box.lease("talroo", "A", 10, 60)
+    assert await box.release("A") == 1
+    (row,) = await box.lease("talroo", "B", 10, 60)
+    assert row.attempts == 1
+
+
+async def test_rows_older_than_seven_days_are_given_up(box):
+    await box.submit(ev(event_time=box.clock_.t - MAX_EVENT_AGE + 10), [TALROO], consent=True)
+    await box.submit(ev(links_clicked_id="fresh"), [TALROO], consent=True)
+    box.clock_.t += 10
+    rows = await box.lease("talroo", "A", 10, 60)
+    assert [r.event.links_clicked_id for r in rows] == ["fresh"]
+    (dead,) = await box.list_rows(dead=True)
+    assert dead.last_error == "expired" and count(box, "talroo", "dead") == 1
+    assert await box.retry_dead() == 0                        # still too old to send
+
+
+async def test_retry_dead_requeues_dead_letters(box):
+    await box.submit(ev(), [TALROO], consent=True)
+    (row,) = await box.lease("talroo", "A", 10, 60)
+    await box.mark_dead([row.id], "A", "HTTP 400", '{"error": "bad"}')
+    (dead,) = await box.list_rows(dead=True)
+    assert (dead.state, dead.dead_body, dead.last_error) == (
+        RowState.DEAD, '{"error": "bad"}', "HTTP 400")
+    assert await box.pending_count() == 0
+    assert await box.retry_dead() == 1
+    (row,) = await box.lease("talroo", "A", 10, 60)
+    assert row.attempts == 1 and await box.list_rows(dead=True) == []
+
+
+async def test_purge_forgets_expired_dedupe_keys_and_old_sent_rows(box):
+    await box.submit(ev(dedupe_hours=1), [TALROO], consent=True)
+    (row,) = await box.lease("talroo", "A", 10, 60)
+    await box.mark_sent([row.id], "A")
+    box.clock_.t += 8 * 24 * 3600
+    await box.purge()
+    assert await box.counts() == {}
+    assert (await box.submit(ev(event_time=box.clock_.t), [TALROO], consent=True)).queued
+
+
+async def test_concurrent_submits_share_a_commit(box):
+    started, release = threading.Event(), threading.Event()
+
+    def hold(conn):
+        started.set()
+        release.wait()
+
+    held = asyncio.ensure_future(box.worker.run(hold))
+    await asyncio.to_thread(started.wait)
+    before = box.worker.commits
+    subs = [asyncio.ensure_future(box.submit(ev(links_clicked_id=f"v{i}"), [TALROO],
+                                             consent=True)) for i in range(50)]
+    await asyncio.sleep(0)                   # let every submit enqueue its job
+    release.set()
+    await held
+    results = await asyncio.gather(*subs)
+    assert all(r.queued == ("talroo",) for r in results)
+    assert box.worker.commits - before == 2  # the held one, then all 50 together
+
+
+async def test_a_failing_job_does_not_undo_the_others_in_its_group(box):
+    started, release = threading.Event(), threading.Event()
+
+    def hold(conn):
+        started.set()
+        release.wait()
+
+    def boom(conn):
+        conn.execute("INSERT INTO edge_kv_missing VALUES (1)")
+
+    held = asyncio.ensure_future(box.worker.run(hold))
+    await asyncio.to_thread(started.wait)
+    ok1 = asyncio.ensure_future(box.submit(ev(links_clicked_id="a"), [TALROO], consent=True))
+    bad = asyncio.ensure_future(box.worker.run(boom))
+    ok2 = asyncio.ensure_future(box.submit(ev(links_clicked_id="b"), [TALROO], consent=True))
+    await asyncio.sleep(0)
+    release.set()
+    await held
+    await ok1, await ok2
+    with pytest.raises(sqlite3.OperationalError):
+        await bad
+    assert await box.pending_count() == 2
+
+
+def test_a_submit_survives_sigkill_right_after_it_returns(tmp_path):
+    db = tmp_path / "state.db"
+    code = textwrap.dedent(f"""
+        import asyncio, os, signal, sys
+        from proxy.config.model import Sink
+        from proxy.conversions.events import Event
+        from proxy.conversions.sqlite_outbox import SqliteOutbox
+        async def main():
+            box = SqliteOutbox({str(db)!r})
+            await box.submit(Event("Hire", event_id="k1", links_clicked_id="v",
+                                   click_ids={{"tlr_sid": "x"}}),
+                             [Sink("talroo", "talroo")], consent=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+        asyncio.run(main())
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], timeout=60)
+    assert proc.returncode == -9
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT event_id, state FROM edge_outbox").fetchall() == [
+        ("k1", "pending")]
