@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.feed.jsonld import MAX_DESCRIPTION, MAX_TEXT, harvest, parse_date
+from proxy.feed.fields import MAX_DESCRIPTION, MAX_TEXT, parse_date
+from proxy.feed.jsonld import harvest
 
 PUBLIC = "https://careers.acme.example"
 UPSTREAM = "https://acme.hosted-ats.example"
@@ -125,6 +126,10 @@ def test_deeply_nested_json_does_not_crash() -> None:
     raw = '<script type="application/ld+json">' + "[" * 100_000 + "]" * 100_000 + "</script>"
     out = harvest(page(posting(), raw=raw), PAGE, ORIGINS)
     assert len(out.jobs) == 1
+    deep = '{"@type": "JobPosting", "datePosted": "2024-01-01", "url": "/j", "title": '
+    raw = f'<script type="application/ld+json">{deep}{"[" * 900}"x"{"]" * 900}}}</script>'
+    out = harvest(page(raw=raw), PAGE, ORIGINS)
+    assert out.jobs == [] and out.skipped == {"missing_title": 1}
 
 
 def test_tolerates_raw_newlines_comment_wrappers_and_type_parameters() -> None:

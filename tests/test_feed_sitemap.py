@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -162,3 +163,24 @@ def test_parser_never_raises_on_junk_in_any_chunking(junk: bytes, size: int) -> 
     for i in range(0, len(data), size):
         parser.feed(data[i:i + size])
     assert parser.close().locs == ["/a"]
+
+
+async def test_requests_are_spaced_by_the_rate() -> None:
+    """A lower bound only: a slow machine widens the gaps, it cannot narrow them."""
+    arrivals: list[float] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        arrivals.append(asyncio.get_running_loop().time())
+        if request.path == "/sitemap.xml":
+            return web.Response(text=urlset(*(f"/jobs/{n}" for n in range(5))),
+                                content_type="application/xml")
+        return web.Response(text=job_page(1, ""), content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    async with TestServer(app) as server:
+        crawler = SitemapCrawler(str(server.make_url("")), lambda u, b: asyncio.sleep(0),
+                                 rate=40, interval=3600)
+        assert await crawler.crawl_once() == 5
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    assert len(gaps) == 5 and min(gaps) >= 1 / 40 - 0.002

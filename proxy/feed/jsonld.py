@@ -13,21 +13,18 @@ the public origin is attached only when the feed is rendered.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections import Counter
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
-MAX_DESCRIPTION = 64 * 1024     # bytes of UTF-8 kept of a description
-MAX_TEXT = 1024                 # characters kept of any other text field
+from proxy.feed import fields
+
 MAX_POSTINGS_PER_PAGE = 200
 MAX_WALK_NODES = 20_000         # JSON nodes visited per block while looking for postings
 MAX_WALK_DEPTH = 8
@@ -35,13 +32,6 @@ MAX_WALK_DEPTH = 8
 LD_JSON = "application/ld+json"
 JOB_TYPES = frozenset({"JobPosting", "schema:JobPosting"})
 SCHEMA_PREFIXES = ("http://schema.org/", "https://schema.org/")
-
-# schema.org employmentType enumeration → the words job feeds use
-JOB_TYPE_WORDS = {
-    "FULL_TIME": "fulltime", "PART_TIME": "parttime", "CONTRACTOR": "contract",
-    "TEMPORARY": "temporary", "INTERN": "internship", "VOLUNTEER": "volunteer",
-    "PER_DIEM": "per diem", "OTHER": "other",
-}
 
 _WRAPPERS = re.compile(r"^\s*(?:<!--|//\s*<!\[CDATA\[|<!\[CDATA\[)|(?:-->|//\s*\]\]>|\]\]>)\s*$")
 
@@ -165,56 +155,11 @@ def _first(value: Any, ids: dict[str, dict]) -> Any:
     return _deref(value, ids)
 
 
-def _text(value: Any, limit: int = MAX_TEXT) -> str | None:
-    """A short plain-text field: entities decoded, whitespace collapsed, bounded."""
-    if isinstance(value, dict):
-        value = value.get("@value", value.get("name", value.get("value")))
-    if isinstance(value, list):
-        value = ", ".join(t for t in (_text(v, limit) for v in value[:20]) if t)
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float)):
-        value = f"{value:g}" if isinstance(value, float) else str(value)
-    if not isinstance(value, str):
-        return None
-    value = " ".join(html.unescape(value[: limit * 4]).split())[:limit]
-    return value or None
-
-
-def _description(value: Any) -> str | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    head = value[:MAX_DESCRIPTION].encode("utf-8", "surrogatepass")[:MAX_DESCRIPTION]
-    return head.decode("utf-8", "ignore").strip() or None
-
-
-def parse_date(value: Any, *, end_of_day: bool = False) -> float | None:
-    """ISO 8601 (date or date-time, `Z` allowed; naive means UTC) or RFC 2822."""
-    if isinstance(value, list):
-        value = value[0] if value else None
-    if not isinstance(value, str) or not value.strip() or len(value) > 64:
-        return None
-    raw = value.strip()
-    try:
-        moment = datetime.fromisoformat(raw.replace(" ", "T", 1) if len(raw) > 10 else raw)
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError):
-            return None
-    else:
-        if end_of_day and len(raw) == 10:
-            moment += timedelta(days=1)     # a bare date is valid through that whole day
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
 def _identifier(value: Any, ids: dict[str, dict]) -> str | None:
     value = _first(value, ids)
     if isinstance(value, dict):
         value = value.get("value", value.get("@value", value.get("propertyID")))
-    return _text(value, 256)
+    return fields.text(value, 256)
 
 
 def _local_path(url: str, origins: Collection[str]) -> str | None:
@@ -226,7 +171,7 @@ def _local_path(url: str, origins: Collection[str]) -> str | None:
 
 def _job_url(posting: dict, page_url: str, origins: Collection[str], single: bool,
              skipped: Counter[str]) -> str | None:
-    raw = _text(posting.get("url"), 4096)
+    raw = fields.text(posting.get("url"), 4096)
     if raw:
         path = _local_path(urljoin(page_url, raw), origins)
         if path is not None:
@@ -241,7 +186,7 @@ def _job_url(posting: dict, page_url: str, origins: Collection[str], single: boo
 
 def _to_job(posting: dict, ids: dict[str, dict], page_url: str, origins: Collection[str],
             single: bool, skipped: Counter[str]) -> Job | None:
-    title = _text(posting.get("title")) or _text(posting.get("name"))
+    title = fields.text(posting.get("title")) or fields.text(posting.get("name"))
     if not title:
         skipped["missing_title"] += 1
         return None
@@ -251,7 +196,7 @@ def _to_job(posting: dict, ids: dict[str, dict], page_url: str, origins: Collect
     if posting.get("datePosted") in (None, "", []):
         skipped["missing_date"] += 1
         return None
-    date = parse_date(posting.get("datePosted"))
+    date = fields.parse_date(posting.get("datePosted"))
     if date is None:
         skipped["invalid_date"] += 1
         return None
@@ -265,62 +210,18 @@ def _to_job(posting: dict, ids: dict[str, dict], page_url: str, origins: Collect
         path=path,
         title=title,
         date=date,
-        valid_through=parse_date(posting.get("validThrough"), end_of_day=True),
+        valid_through=fields.parse_date(posting.get("validThrough"), end_of_day=True),
         referencenumber=ident or path,
-        company=_text(org.get("name") if isinstance(org, dict) else org),
-        city=_text(address.get("addressLocality")),
-        state=_text(address.get("addressRegion")),
-        country=_text(_first(address.get("addressCountry"), ids)),
-        postalcode=_text(address.get("postalCode")),
-        description=_description(posting.get("description")),
-        salary=_salary(_first(posting.get("baseSalary"), ids)),
-        jobtype=_jobtype(posting.get("employmentType")),
-        education=_education(_first(posting.get("educationRequirements"), ids)),
-        category=_text(posting.get("occupationalCategory")) or _text(posting.get("industry")),
-        experience=_experience(_first(posting.get("experienceRequirements"), ids)),
+        company=fields.text(org.get("name") if isinstance(org, dict) else org),
+        city=fields.text(address.get("addressLocality")),
+        state=fields.text(address.get("addressRegion")),
+        country=fields.text(_first(address.get("addressCountry"), ids)),
+        postalcode=fields.text(address.get("postalCode")),
+        description=fields.description(posting.get("description")),
+        salary=fields.salary(_first(posting.get("baseSalary"), ids)),
+        jobtype=fields.jobtype(posting.get("employmentType")),
+        education=fields.education(_first(posting.get("educationRequirements"), ids)),
+        category=(fields.text(posting.get("occupationalCategory"))
+                  or fields.text(posting.get("industry"))),
+        experience=fields.experience(_first(posting.get("experienceRequirements"), ids)),
     )
-
-
-def _salary(value: Any) -> str | None:
-    """MonetaryAmount → "50000-60000 EUR per year"; a plain value is kept as text."""
-    if not isinstance(value, dict):
-        return _text(value)
-    currency = _text(value.get("currency")) or ""
-    amount = value.get("value")
-    unit = ""
-    figure: str | None
-    if isinstance(amount, dict):
-        unit = (_text(amount.get("unitText")) or "").lower()
-        low, high = amount.get("minValue"), amount.get("maxValue")
-        single = amount.get("value")
-        if low is not None and high is not None and low != high:
-            figure = f"{_text(low)}-{_text(high)}"
-        else:
-            figure = _text(single if single is not None else low if low is not None else high)
-    else:
-        figure = _text(amount)
-    if not figure:
-        return None
-    return " ".join(p for p in (figure, currency, f"per {unit}" if unit else "") if p)[:MAX_TEXT]
-
-
-def _jobtype(value: Any) -> str | None:
-    values = value if isinstance(value, list) else [value]
-    words = [JOB_TYPE_WORDS.get(t.strip().upper().replace("-", "_"), t.strip())
-             for t in values[:10] if isinstance(t, str) and t.strip()]
-    return _text(", ".join(words))
-
-
-def _education(value: Any) -> str | None:
-    if isinstance(value, dict):
-        return _text(value.get("credentialCategory")) or _text(value.get("name"))
-    return _text(value)
-
-
-def _experience(value: Any) -> str | None:
-    if isinstance(value, dict):
-        months = value.get("monthsOfExperience")
-        if isinstance(months, (int, float, str)) and _text(months):
-            return f"{_text(months)} months"
-        return _text(value.get("description")) or _text(value.get("name"))
-    return _text(value)

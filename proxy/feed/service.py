@@ -94,9 +94,13 @@ class FeedService:
 
     # -- harvesting --------------------------------------------------------------------
 
-    def observe(self, page_url_public: str, html_prefix: bytes) -> None:
+    def observe(self, page_url_public: str, html_prefix: bytes | bytearray | memoryview) -> None:
         """A 200 text/html page went through the proxy; harvest it later. Never raises."""
-        if self._queue is None or MARKER not in html_prefix:
+        if self._queue is None:
+            return
+        if not isinstance(html_prefix, bytes):
+            html_prefix = bytes(html_prefix[:MAX_HTML])
+        if MARKER not in html_prefix:
             return
         self._learn_origin(page_url_public)
         try:
