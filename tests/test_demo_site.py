@@ -289,3 +289,20 @@ async def test_form_fields_of_any_text_survive_the_multipart_reader(site, title,
     assert resp.status == 303
     sub = app[SUBMISSIONS][-1]
     assert (sub.job_title, sub.name, sub.resume_bytes) == (title, name, len(resume))
+
+
+DEMO_ENV = {"CAREERS_EDGE_DEMO_UPSTREAM": "http://127.0.0.1:9001",
+            "CAREERS_EDGE_DEMO_RECORDER": "http://127.0.0.1:9002"}
+EXAMPLE_ENV = {"CAREERS_EDGE_SECRET": "s", "META_ACCESS_TOKEN": "t", "WEBHOOK_SECRET": "w",
+               "APPCAST_EVENTS_URL": "https://events.example", "CAREERS_EDGE_API_TOKEN": "k"}
+
+
+@pytest.mark.parametrize("name, env", [("demo.toml", DEMO_ENV), ("example.toml", EXAMPLE_ENV)])
+def test_rules_files_load(name: str, env: dict[str, str]) -> None:
+    load = pytest.importorskip("proxy.config.load")
+    config = load.load_config(RULES / name, env=env)
+    assert [r.event for r in config.rules] == ["ConversationStart", "ApplicationCompleted"]
+    assert set(config.sinks) == {"talroo", "meta", "appcast", "ats"}
+    if name == "demo.toml":
+        assert config.proxy.upstream == DEMO_ENV["CAREERS_EDGE_DEMO_UPSTREAM"]
+        assert config.sinks["meta"].api == "http://127.0.0.1:9002/v21.0"

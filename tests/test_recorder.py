@@ -109,6 +109,7 @@ async def test_appcast_serves_pixels_and_accepts_events(client, recorder: Record
     assert resp.status == 200
     assert [r.query.get("e") for r in recorder.of("appcast")] == [None, "apply",
                                                                  "ApplicationCompleted"]
+    assert [r.is_conversion for r in recorder.of("appcast")] == [False, False, True]
 
 
 async def test_unknown_paths_are_recorded_too(client, recorder: Recorder) -> None:
@@ -116,6 +117,7 @@ async def test_unknown_paths_are_recorded_too(client, recorder: Recorder) -> Non
     assert resp.status in (404, 405)
     [rec] = recorder.requests
     assert (rec.network, rec.body, rec.status) == ("other", b"x", resp.status)
+    assert not rec.is_conversion
 
 
 async def test_fail_next_scripts_an_outage_with_retry_after(client, recorder) -> None:

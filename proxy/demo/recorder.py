@@ -33,6 +33,7 @@ META_MAX_EVENTS = 1000
 META_MAX_AGE = 7 * 24 * 3600        # Meta rejects the whole request if one event is older
 META_MAX_AHEAD = 3600               # ... or from too far in the future
 SIGNATURE_HEADER = "X-Careers-Edge-Signature"
+PIXEL_SUFFIXES = (".js", ".png", ".gif")
 PIXEL_JS = b'document.documentElement.dataset.appcastPixel = "loaded";\n'
 PIXEL_GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c"
                           "00000000010001000002024401003b")
@@ -54,6 +55,13 @@ class RecordedRequest:
     time: float
     status: int
     network: str                    # talroo | meta | webhook | appcast | other
+
+    @property
+    def is_conversion(self) -> bool:
+        """A server-side conversion, not a browser loading a pixel script or image."""
+        if self.network == "appcast":
+            return not self.path.endswith(PIXEL_SUFFIXES)
+        return self.network != "other"
 
     @property
     def text(self) -> str:
