@@ -140,13 +140,19 @@ async def test_public_origin_from_the_request_when_not_configured(
     assert ET.fromstring(body).findtext("publisherurl") == origin
 
 
-async def test_public_origin_learned_from_observed_pages(make: Callable) -> None:
+async def test_request_origin_is_used_per_request_never_pinned(
+        make: Callable, aiohttp_client: Callable) -> None:
     svc = make(public=None)
     await svc.start()
+    client = await client_for(svc, aiohttp_client)
     svc.observe("http://careers.example:8080/jobs/1", page(posting(1)))
     await svc.idle()
-    body, _, _ = svc.render("http://attacker.example")          # the first origin stays
-    assert urls(body) == ["http://careers.example:8080/jobs/1?utm_source=feed"]
+    forged = await (await client.get("/_edge/feed.xml",
+                                     headers={"Host": "attacker.example"})).read()
+    assert urls(forged) == ["http://attacker.example/jobs/1?utm_source=feed"]
+    honest = await (await client.get("/_edge/feed.xml",
+                                     headers={"Host": "careers.example:8080"})).read()
+    assert urls(honest) == ["http://careers.example:8080/jobs/1?utm_source=feed"]
 
 
 async def test_expiry_by_valid_through_and_by_expire_days(make: Callable,

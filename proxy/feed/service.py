@@ -43,7 +43,9 @@ class FeedService:
     def __init__(self, config: FeedSection, *, store_path: str, upstream_origin: str,
                  public_origin: str | None, clock: Callable[[], float] = time.time,
                  store: Store | None = None, crawl: bool | None = None) -> None:
-        """`crawl` overrides `config.sitemap` (e.g. only one worker process crawls)."""
+        """`store_path`: the SQLite file (table `feed_jobs`), unless `store` is given.
+        `public_origin` None: each feed request's own origin is used for job URLs.
+        `crawl` overrides `config.sitemap` (e.g. only one worker process crawls)."""
         self.config = config
         self.upstream_origin = origin_of(upstream_origin)
         self.public_origin = origin_of(public_origin) if public_origin else None
@@ -102,7 +104,6 @@ class FeedService:
             html_prefix = bytes(html_prefix[:MAX_HTML])
         if MARKER not in html_prefix:
             return
-        self._learn_origin(page_url_public)
         try:
             self._queue.put_nowait((page_url_public, bytes(html_prefix[:MAX_HTML])))
         except asyncio.QueueFull:
@@ -149,21 +150,16 @@ class FeedService:
         self._pruned_at = now = self.clock()
         self.store.prune(now - self.config.expire_days * DAY)
 
-    def _learn_origin(self, url: str) -> None:
-        if self.public_origin is None and url.startswith(("http://", "https://")):
-            self.public_origin = origin_of(url)
-            if self.crawler is not None:
-                self.crawler.accept.add(self.public_origin)
-
     # -- serving ---------------------------------------------------------------------
 
     def render(self, origin: str | None = None) -> tuple[bytes, str, float]:
-        """(body, quoted ETag, Last-Modified as epoch seconds). `origin` is the
-        request's, used only while no public origin is configured or learned."""
-        if origin:
-            self._learn_origin(origin)
-        out = self.renderer.render(self.store.all(), self.store.version,
-                                   self.public_origin or self.upstream_origin, self.clock())
+        """(body, quoted ETag, Last-Modified as epoch seconds). Job URLs go on the
+        configured public origin; without one, on `origin` (the request's) — never
+        remembered, so one request with a forged Host cannot re-point the feed."""
+        out = self.renderer.render(
+            self.store.all(), self.store.version,
+            self.public_origin or (origin_of(origin) if origin else self.upstream_origin),
+            self.clock())
         return out.body, out.etag, out.last_modified
 
 
