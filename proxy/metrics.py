@@ -6,8 +6,12 @@ not collide; `/_edge/metrics` renders it with prometheus-client.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+# `*_created` series double the output and no dashboard reads them.
+disable_created_metrics()
 
 CONVERSION_OUTCOMES = ("queued", "sent", "retried", "dead", "deduped", "skipped", "suppressed")
 

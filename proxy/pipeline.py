@@ -21,7 +21,7 @@ from multidict import CIMultiDict
 
 from proxy.detect.rules import RequestFacts, ResponseFacts
 from proxy.edge import EDGE, Edge
-from proxy.firing import carry_cookie, carried_events, fire
+from proxy.firing import CARRY_COOKIE, carry_cookie, carried_events, fire
 from proxy.http.body import request_body
 from proxy.http.errors import error_response
 from proxy.http.headers import client_view, header_value, request_headers, response_headers
@@ -30,6 +30,7 @@ from proxy.http.upstream_errors import UpstreamError, UpstreamTimeout
 from proxy.http.websocket import is_websocket, relay_websocket
 from proxy.page import PageTransform, plan_page
 from proxy.runtime import Runtime
+from proxy.transform.headers import unweaken_if_none_match
 
 log = logging.getLogger("careers_edge.pipeline")
 
@@ -79,6 +80,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
     candidates = rt.rules.candidates(request.method, path)
     body, sniffer = request_body(request, candidates.form_fields)
     headers = request_headers(raw, client)
+    if request.headers.get(hdrs.IF_NONE_MATCH, "").find("W/") >= 0:
+        headers = [(n, unweaken_if_none_match(v.decode("latin-1")).encode("latin-1"))
+                   if n.lower() == b"if-none-match" else (n, v) for n, v in headers]
     t0 = time.monotonic()
     try:
         up = await edge.transport.request(
@@ -131,7 +135,7 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
         resp.headers.add(hdrs.SET_COOKIE, cookie)
     if browser_events and page.transform is None and 300 <= up.status < 400:
         resp.headers.add(hdrs.SET_COOKIE, carry_cookie(browser_events, client.proto == "https"))
-    elif page.consumed_carry and request.cookies.get("ce_events"):
+    elif page.consumed_carry and request.cookies.get(CARRY_COOKIE):
         resp.headers.add(hdrs.SET_COOKIE, carry_cookie([], client.proto == "https"))
     if page.transform is None and up.content_length is not None and up.status >= 200 \
             and up.status not in (204, 304):

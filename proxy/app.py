@@ -1,0 +1,128 @@
+"""build_app(config): the parts wired together and their lifecycle, stated once.
+
+Each background part (transport, outbox and its dispatcher, journeys, feed, access
+log, rules watcher) is owned by `app.cleanup_ctx`: started on startup, stopped in
+reverse order on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import AsyncIterator, Callable
+
+from aiohttp import web
+
+from proxy.attribution.journeys import JourneyStore
+from proxy.config.env import Overrides
+from proxy.config.model import Config
+from proxy.conversions.dispatcher import Dispatcher
+from proxy.conversions.sqlite_outbox import SqliteOutbox
+from proxy.edge import EDGE, AccessLog, Edge
+from proxy.endpoints.events_api import events_api_handler
+from proxy.endpoints.router import build_endpoints
+from proxy.feed.service import FeedService, feed_handler
+from proxy.http.transport import UpstreamPool
+from proxy.metrics import Metrics
+from proxy.pipeline import handle
+from proxy.reload import RulesReloader
+from proxy.runtime import compile_runtime
+from proxy.state import parse_state, sqlite_secret
+
+log = logging.getLogger("careers_edge")
+
+
+def resolve_secret(config: Config, state_path: str) -> bytes:
+    if config.proxy.secret:
+        return config.proxy.secret.encode()
+    return sqlite_secret(state_path)
+
+
+def build_app(config: Config, *, access_log: AccessLog | None = None,
+              dispatch: bool = True, crawl: bool | None = None,
+              overrides: Overrides | None = None) -> web.Application:
+    """The proxy for one rules file. `dispatch=False` leaves delivery to another process."""
+    state = parse_state(config.proxy.state,
+                        base=Path.cwd())
+    state_path = state.sqlite_path
+    secret = resolve_secret(config, state_path)
+    metrics = Metrics()
+    runtime = compile_runtime(config, secret)
+    transport = UpstreamPool(runtime.upstream_origin,
+                             max_connections=config.proxy.max_connections,
+                             connect_timeout=config.proxy.connect_timeout)
+    outbox = SqliteOutbox(state_path, metrics=metrics)
+    edge = Edge(runtime=runtime, transport=transport, metrics=metrics, outbox=outbox,
+                journeys=JourneyStore(state_path),
+                access_log=access_log or AccessLog(enabled=config.proxy.access_log))
+    if config.feed.enabled:
+        edge.feed = FeedService(config.feed, store_path=state_path,
+                                upstream_origin=runtime.upstream_origin,
+                                public_origin=runtime.public_origin, crawl=crawl)
+    lookup = edge.journeys
+    edge.endpoints = build_endpoints(
+        edge,
+        events_api_handler(outbox, lambda: edge.runtime.config, lookup),
+        feed_handler(edge.feed) if edge.feed is not None else None)
+
+    app = web.Application(handler_args={"max_field_size": 16384})
+    app[EDGE] = edge
+    app.router.add_route("*", "/{tail:.*}", handle)
+
+    def part(start: Callable[[], object], stop: Callable[[], object]
+             ) -> Callable[[web.Application], AsyncIterator[None]]:
+        async def ctx(_app: web.Application) -> AsyncIterator[None]:
+            r = start()
+            if asyncio.iscoroutine(r):
+                await r
+            try:
+                yield
+            finally:
+                r = stop()
+                if asyncio.iscoroutine(r):
+                    await r
+        return ctx
+
+    app.cleanup_ctx.append(part(lambda: None, transport.close))
+    app.cleanup_ctx.append(part(lambda: None, outbox.close))
+    app.cleanup_ctx.append(part(edge.journeys.start, edge.journeys.stop))
+    if dispatch:
+        dispatcher = Dispatcher(outbox, config.sinks, metrics=metrics)
+        app.cleanup_ctx.append(part(dispatcher.start, dispatcher.stop))
+    else:
+        dispatcher = None
+    if edge.feed is not None:
+        app.cleanup_ctx.append(part(edge.feed.start, edge.feed.stop))
+    app.cleanup_ctx.append(_background(edge.access_log.run))
+    if config.source is not None:
+        reloader = RulesReloader(edge, config.source, secret, dispatcher, overrides)
+        app[RELOADER] = reloader
+        app.cleanup_ctx.append(_background(reloader.watch))
+    app.on_shutdown.append(_drain)
+    return app
+
+
+RELOADER = web.AppKey("reloader", RulesReloader)
+
+
+def _background(run: Callable[[], object]) -> Callable[[web.Application],
+                                                       AsyncIterator[None]]:
+    async def ctx(_app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.ensure_future(run())   # type: ignore[arg-type]
+        try:
+            yield
+        finally:
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+    return ctx
+
+
+async def _drain(app: web.Application) -> None:
+    edge = app[EDGE]
+    edge.draining = True
+    if edge._ws_session is not None:
+        await edge._ws_session.close()

@@ -1,0 +1,139 @@
+"""`careers-edge` commands: run, check, explain, demo, bench, outbox (SPEC section 2)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from proxy import __version__
+from proxy.config.env import Overrides
+from proxy.config.errors import ConfigErrors, format_errors
+from proxy.config.load import load_config
+
+
+def _load(path: str, overrides: Overrides | None = None, *, for_run: bool = False):
+    """The config, or None after printing every error (exit 1 follows)."""
+    try:
+        return load_config(path, overrides=overrides, allow_missing_upstream=not for_run)
+    except ConfigErrors as exc:
+        print(format_errors(exc.errors), file=sys.stderr)
+        return None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from proxy.config.summary import summary
+    config = _load(args.config)
+    if config is None:
+        return 1
+    print(summary(config))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from proxy.serve import configure_logging, run
+    configure_logging(args.log_level)
+    overrides = Overrides.resolve(os.environ, args.listen, args.upstream, args.workers)
+    config = _load(args.config, overrides, for_run=True)
+    if config is None:
+        print("careers-edge: not started: the rules file is invalid", file=sys.stderr)
+        return 1
+    return run(config, overrides)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from proxy.explain import explain
+    config = _load(args.config)
+    if config is None:
+        return 1
+    body = Path(args.body).read_bytes() if args.body else None
+    print(explain(config, args.method, args.url, status=args.status, location=args.location,
+                  body=body, form=dict(args.form or [])))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from proxy.demo.run import run_demo
+    return run_demo(port=args.port, host=args.host)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from proxy.bench import run_bench
+    return run_bench(duration=args.duration, connections=args.connections)
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from proxy.conversions.cli_outbox import outbox_command
+    config = _load(args.config)
+    if config is None:
+        return 1
+    return asyncio.run(outbox_command(config, dead=args.dead, retry_dead=args.retry_dead))
+
+
+def _form_pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError("use NAME=VALUE")
+    return name, value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="careers-edge",
+        description="A reverse proxy in front of a hosted careers site: click ids, pixels, "
+                    "server-side conversions.")
+    p.add_argument("--version", action="version", version=f"careers-edge {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the proxy")
+    run.add_argument("-c", "--config", required=True, metavar="RULES.toml")
+    run.add_argument("--listen", metavar="HOST:PORT", help="env CAREERS_EDGE_LISTEN")
+    run.add_argument("--upstream", metavar="URL", help="env CAREERS_EDGE_UPSTREAM")
+    run.add_argument("--workers", metavar="N", help="env CAREERS_EDGE_WORKERS")
+    run.add_argument("--log-level", default="INFO")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check", help="validate a rules file")
+    check.add_argument("-c", "--config", required=True, metavar="RULES.toml")
+    check.set_defaults(func=cmd_check)
+
+    ex = sub.add_parser("explain", help="dry run: what a request would capture, inject, fire")
+    ex.add_argument("-c", "--config", required=True, metavar="RULES.toml")
+    ex.add_argument("method")
+    ex.add_argument("url")
+    ex.add_argument("--status", type=int, default=200)
+    ex.add_argument("--location", metavar="URL")
+    ex.add_argument("--body", metavar="FILE", help="the HTML response body to match against")
+    ex.add_argument("--form", action="append", type=_form_pair, metavar="NAME=VALUE",
+                    help="a form field of the request body (repeatable)")
+    ex.set_defaults(func=cmd_explain)
+
+    demo = sub.add_parser("demo", help="demo careers site + proxy + ad-network recorder")
+    demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.set_defaults(func=cmd_demo)
+
+    bench = sub.add_parser("bench", help="load test through the proxy locally")
+    bench.add_argument("--duration", type=float, default=10.0, metavar="S")
+    bench.add_argument("--connections", type=int, default=50, metavar="N")
+    bench.set_defaults(func=cmd_bench)
+
+    ob = sub.add_parser("outbox", help="inspect the durable conversion queue")
+    ob.add_argument("-c", "--config", default=os.environ.get("CAREERS_EDGE_CONFIG",
+                                                             "rules/demo.toml"),
+                    metavar="RULES.toml")
+    ob.add_argument("--dead", action="store_true", help="list dead letters")
+    ob.add_argument("--retry-dead", action="store_true", help="re-queue dead letters")
+    ob.set_defaults(func=cmd_outbox)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130

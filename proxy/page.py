@@ -1,0 +1,113 @@
+"""What happens to one upstream response on its way out: pass through, or transform.
+
+`plan_page` decides from the status, headers, path and consent: which pixels the
+page gets, how the CSP lets them run, and whether the body streams through a
+`PageTransform` (decode → rewrite links → inject → encode). Every other response
+passes through byte-identical.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+from aiohttp import hdrs, web
+
+from proxy.conversions.events import new_event_id
+from proxy.pixels import BrowserEvent, browser_events, tail_events, tail_id
+from proxy.transform.csp import CspNeeds, apply_csp
+from proxy.transform.headers import should_transform, transformed_headers, weaken_etag
+from proxy.transform.html import HtmlTransform, NotTransformable
+
+if TYPE_CHECKING:
+    from proxy.attribution.visit import Visit
+    from proxy.edge import Edge
+    from proxy.runtime import Runtime
+
+log = logging.getLogger("careers_edge.page")
+
+
+class PageTransform:
+    """The HTML transform of one response, plus events that are only known at its end."""
+
+    def __init__(self, html: HtmlTransform, tail_element: str | None,
+                 meta_names: dict[str, str] | None, has_meta: bool) -> None:
+        self.html = html
+        self.tail_element = tail_element
+        self.meta_names = meta_names or {}
+        self.has_meta = has_meta
+
+    def feed(self, chunk: bytes) -> bytes:
+        return self.html.feed(chunk)
+
+    def observed(self) -> bytes:
+        return self.html.head_bytes
+
+    def finish(self, events: Sequence[BrowserEvent] = ()) -> bytes:
+        tail = b""
+        if events and self.tail_element is not None:
+            # An inert data block at the very end: the head script reads it on
+            # DOMContentLoaded, and a parser moves it into <body> wherever it lands.
+            tail = tail_events(self.tail_element,
+                               browser_events(events, self.meta_names, self.has_meta))
+        return self.html.finish(tail)
+
+
+@dataclass(slots=True)
+class PagePlan:
+    headers: list[tuple[str, str]]
+    transform: PageTransform | None
+    consumed_carry: bool = False
+
+
+def _if_none_match_weak(request: web.Request) -> bool:
+    return "W/" in request.headers.get(hdrs.IF_NONE_MATCH, "")
+
+
+def passthrough(request: web.Request, status: int,
+                headers: list[tuple[str, str]]) -> PagePlan:
+    if status == 304 and _if_none_match_weak(request):
+        # The 200 this revalidates went out with a weakened ETag: repeat it.
+        headers = [(k, weaken_etag(v) if k.lower() == "etag" else v) for k, v in headers]
+    return PagePlan(headers, None)
+
+
+def plan_page(rt: Runtime, edge: Edge, request: web.Request, up, out_headers,
+              visit: Visit, path: str, public_origin: str,
+              events: Sequence[BrowserEvent], *, wants_body: bool) -> PagePlan:
+    if not should_transform(request.method, up.status, out_headers):
+        return passthrough(request, up.status, out_headers)
+    pixels = rt.pixels.for_path(path) if visit.consent else ()
+    rewrite = None
+    if rt.config.proxy.rewrite_links:
+        rewrite = (rt.link_origins[0], public_origin.encode())
+    if not pixels and rewrite is None and not wants_body and edge.feed is None:
+        return passthrough(request, up.status, out_headers)
+
+    headers = transformed_headers(out_headers)
+    head = body = b""
+    nonce = None
+    needs = None
+    tail_element = None
+    if pixels:
+        page_event_id = new_event_id()
+        markup = rt.pixels.render(pixels, page_event_id=page_event_id,
+                                  links_clicked_id=visit.links_clicked_id, events=events)
+        needs = CspNeeds(inline_scripts=(markup.head_script.encode(),),
+                         hosts=markup.csp_hosts)
+        decision = apply_csp(headers, needs)
+        headers, nonce = decision.headers, decision.nonce
+        head, body = markup.head(nonce), markup.body_html.encode()
+        tail_element = tail_id(page_event_id)
+    encoding = next((v for k, v in out_headers if k.lower() == "content-encoding"), None)
+    try:
+        html = HtmlTransform(encoding, head, body, rewrite=rewrite, meta_csp=needs, nonce=nonce)
+    except NotTransformable:
+        return passthrough(request, up.status, out_headers)
+    if pixels:
+        edge.metrics.injections.inc()
+    has_meta = any(p.type == "meta" for p in pixels)
+    transform = PageTransform(html, tail_element, dict(rt.pixels.meta_names_for(pixels)),
+                              has_meta)
+    return PagePlan(headers, transform, consumed_carry=bool(pixels))

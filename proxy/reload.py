@@ -1,0 +1,95 @@
+"""Rules reload on SIGHUP or when the file changes on disk.
+
+A new file is compiled completely before it replaces the old runtime; an invalid
+one is refused with every error logged and counted, and the old rules stay in
+force. Settings bound at start (listen, upstream, state, workers) need a restart:
+a change to them is reported and not applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from proxy.config.env import Overrides
+from proxy.config.errors import ConfigErrors, format_errors
+from proxy.config.load import load_config
+from proxy.runtime import compile_runtime
+
+if TYPE_CHECKING:
+    from proxy.edge import Edge
+
+log = logging.getLogger("careers_edge.reload")
+
+BOUND_AT_START = ("listen", "upstream", "state", "workers")
+WATCH_INTERVAL = 1.0
+
+
+def _fingerprint(path: Path) -> bytes | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).digest()
+    except OSError:
+        return None
+
+
+class RulesReloader:
+    def __init__(self, edge: Edge, path: Path, secret: bytes, dispatcher: Any = None,
+                 overrides: Overrides | None = None) -> None:
+        self.overrides = overrides
+        self.edge = edge
+        self.path = Path(path)
+        self.secret = secret
+        self.dispatcher = dispatcher
+        self._seen = _fingerprint(self.path)
+        self._lock = asyncio.Lock()
+
+    def reload(self) -> bool:
+        """Load, check and swap in the rules file; True when the new rules serve."""
+        edge = self.edge
+        old = edge.runtime.config
+        try:
+            new = load_config(self.path, overrides=self.overrides, allow_missing_upstream=True)
+        except ConfigErrors as exc:
+            log.error("rules reload refused, old rules stay in force:\n%s",
+                      format_errors(exc.errors))
+            edge.metrics.rules_reload.labels("invalid").inc()
+            return False
+        except Exception:
+            log.exception("rules reload failed, old rules stay in force")
+            edge.metrics.rules_reload.labels("error").inc()
+            return False
+        changed = [k for k in BOUND_AT_START
+                   if getattr(new.proxy, k) != getattr(old.proxy, k)
+                   and getattr(new.proxy, k) is not None]
+        if changed:
+            log.warning("rules reload: %s changed; that takes a restart, keeping the running "
+                        "value", ", ".join(changed))
+        proxy = dataclasses.replace(new.proxy, **{k: getattr(old.proxy, k)
+                                                  for k in BOUND_AT_START})
+        new = dataclasses.replace(new, proxy=proxy)
+        try:
+            runtime = compile_runtime(new, self.secret)
+        except Exception:
+            log.exception("rules reload could not compile, old rules stay in force")
+            edge.metrics.rules_reload.labels("error").inc()
+            return False
+        edge.runtime = runtime
+        if self.dispatcher is not None:
+            self.dispatcher.reconfigure(new.sinks)
+        edge.metrics.rules_reload.labels("ok").inc()
+        log.info("rules reloaded from %s: %d rules, %d pixels, %d sinks", self.path,
+                 len(new.rules), len(new.pixels), len(new.sinks))
+        return True
+
+    async def watch(self, interval: float = WATCH_INTERVAL) -> None:
+        """Reload when the file's content changes (editors replace files: compare content)."""
+        while True:
+            await asyncio.sleep(interval)
+            seen = await asyncio.to_thread(_fingerprint, self.path)
+            if seen is not None and seen != self._seen:
+                self._seen = seen
+                self.reload()
