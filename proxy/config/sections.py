@@ -1,0 +1,194 @@
+"""The named tables of a rules file: `[pixels.NAME]` and `[sinks.NAME]`.
+
+Each builder reads raw TOML through `schema.Table`, records every problem in the
+`Ctx`, and returns model values (possibly partial when there were errors: the loader
+raises before anyone sees them). A sink's unset `${VAR}` is decided here: an error
+when a rule sends to the sink, else the sink is left out with a warning.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from proxy.config.model import Pixel, Rule, Sink, frozen_map
+from proxy.config.rules_section import event_name, pattern_problem
+from proxy.config.schema import Ctx, Table, at_least, describe, http_url, one_of, positive, token
+from proxy.detect.patterns import PathPattern
+
+PIXEL_TYPES = ("meta", "html")
+POSITIONS = ("head", "body")
+PIXEL_KEYS = {"meta": ("pixel_id",), "html": ("html", "position")}
+PIXEL_COMMON = ("type", "paths", "csp")
+CSP_DIRECTIVES = (
+    "default-src", "script-src", "script-src-elem", "style-src", "style-src-elem",
+    "img-src", "connect-src", "frame-src", "child-src", "font-src", "media-src",
+    "worker-src", "manifest-src", "object-src", "form-action",
+)
+SINK_TYPES = ("talroo", "meta", "http", "webhook")
+SINK_METHODS = ("GET", "POST", "PUT", "PATCH")
+SINK_KEYS = {
+    "talroo": ("url", "events"),
+    "meta": ("pixel_id", "access_token", "api", "test_event_code", "event_names"),
+    "http": ("url", "method", "headers", "body", "event_names"),
+    "webhook": ("url", "secret", "headers", "event_names"),
+}
+SINK_REQUIRED = {"talroo": ("url",), "meta": ("pixel_id", "access_token"),
+                 "http": ("url",), "webhook": ("url", "secret")}
+SINK_COMMON = ("type", "requires", "timeout", "concurrency", "marketing")
+SINK_DEFAULT_REQUIRES = {"talroo": ("tlr_sid",)}
+# http sink placeholders every event has (SPEC section 4); rules add their captures
+PLACEHOLDERS = ("event", "event_id", "event_time", "event_time_ms", "linksClickedId",
+                "job_id", "jobName")
+
+_CSP_SOURCE = re.compile(r"(?:https?://)?(?:\*\.)?[A-Za-z0-9.-]+(?::(?:\d+|\*))?(?:/[^\s;,']*)?")
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def _pixel_id(v: str) -> str | None:
+    return None if v.isdigit() else f"{v!r} must be the numeric Meta pixel id"
+
+
+def pixels(ctx: Ctx, raw: Any) -> tuple[Pixel, ...]:
+    if not isinstance(raw, dict):
+        ctx.error(("pixels",), f"expected tables [pixels.NAME], got {describe(raw)}")
+        return ()
+    out = []
+    for name, body in raw.items():
+        key = ("pixels", name)
+        kind = body.get("type") if isinstance(body, dict) else None
+        specific = PIXEL_KEYS.get(kind) if isinstance(kind, str) else None
+        allowed = PIXEL_COMMON + (specific or tuple(k for v in PIXEL_KEYS.values() for k in v))
+        t = Table(ctx, key, body, allowed, f"pixels.{name}")
+        kind = t.get("type", str, None, required=True, check=one_of(*PIXEL_TYPES))
+        paths = t.strings("paths", ("/**",), check=pattern_problem)
+        csp = _csp(ctx, key + ("csp",), t.raw.get("csp", {}))
+        if kind == "meta":
+            pixel_id = t.get("pixel_id", str, None, required=True, check=_pixel_id)
+            out.append(Pixel(name, "meta", _compiled(paths), pixel_id=pixel_id, csp=csp))
+        elif kind == "html":
+            html = t.get("html", str, None, required=True)
+            position = t.get("position", str, "head", check=one_of(*POSITIONS))
+            out.append(Pixel(name, "html", _compiled(paths), html=html,
+                             position=position, csp=csp))   # type: ignore[arg-type]
+    return tuple(out)
+
+
+def _compiled(paths: Sequence[str]) -> tuple[PathPattern, ...]:
+    return tuple(PathPattern.compile(p) for p in paths)
+
+
+def _csp(ctx: Ctx, key: tuple, raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        ctx.error(key, f"expected a table of directive = [hosts], got {describe(raw)}")
+        return frozen_map()
+    t = Table(ctx, key, raw, CSP_DIRECTIVES)
+    return frozen_map({d: t.strings(d, check=_csp_source) for d in raw if d in CSP_DIRECTIVES})
+
+
+def _csp_source(v: str) -> str | None:
+    if _CSP_SOURCE.fullmatch(v) and v not in ("*", "http://*", "https://*"):
+        return None
+    return (f"{v!r} is not a host source (e.g. https://click.appcast.io); keywords and "
+            "wildcards would loosen the site's policy")
+
+
+
+
+def sinks(ctx: Ctx, raw: Any, rules: Sequence[Rule], raw_rules: Any,
+          params: Sequence[str]) -> Any:
+    """`[sinks.NAME]` tables -> name -> Sink; unusable unused sinks are left out.
+
+    Who uses a sink is read from the raw rules, so a rule with another error still
+    makes its sinks count as used.
+    """
+    if not isinstance(raw, dict):
+        ctx.error(("sinks",), f"expected tables [sinks.NAME], got {describe(raw)}")
+        return frozen_map()
+    users = _users(raw_rules)
+    names = set(PLACEHOLDERS) | {f"click.{p}" for p in params}
+    for rule in rules:
+        names.update(rule.path.names, rule.extract)
+    out: dict[str, Sink] = {}
+    for name, body in raw.items():
+        before = len(ctx.unset)
+        sink = _sink(ctx, ("sinks", name), name, body, names, params)
+        unset = ctx.unset[before:]
+        if unset and name in users:
+            for key, var in unset:
+                ctx.error(key, f"${{{var}}} is not set in the environment, and rule "
+                          f"{users[name][0]!r} sends to sink {name!r}")
+        elif unset:
+            ctx.warn(("sinks", name), f"sink left out: ${{{unset[0][1]}}} is not set "
+                     "(no rule sends to it)")
+        elif sink is not None:
+            out[name] = sink
+    return frozen_map(out)
+
+
+def _users(raw_rules: Any) -> dict[str, list[str]]:
+    users: dict[str, list[str]] = {}
+    for i, rule in enumerate(raw_rules if isinstance(raw_rules, list) else ()):
+        if not isinstance(rule, dict):
+            continue
+        send_to = rule.get("send_to", ())
+        for sink in [send_to] if isinstance(send_to, str) else send_to:
+            if isinstance(sink, str):
+                users.setdefault(sink, []).append(str(rule.get("name", f"rules[{i}]")))
+    return users
+
+
+def _sink(ctx: Ctx, key: tuple, name: str, body: Any, placeholders: set[str],
+          params: Sequence[str]) -> Sink | None:
+    kind = body.get("type") if isinstance(body, dict) else None
+    specific = SINK_KEYS.get(kind) if isinstance(kind, str) else None
+    allowed = SINK_COMMON + (specific or tuple({k for v in SINK_KEYS.values() for k in v}))
+    t = Table(ctx, key, body, allowed, f"sinks.{name}")
+    kind = t.get("type", str, None, required=True, check=one_of(*SINK_TYPES))
+    if kind is None:
+        return None
+    for req in SINK_REQUIRED[kind]:
+        if not t.has(req):
+            ctx.error(key + (req,), f"is required for a {kind} sink")
+
+    def template(v: str, *, url: bool) -> str | None:
+        for ph in _PLACEHOLDER.findall(v):
+            if ph not in placeholders:
+                return (f"unknown placeholder {{{ph}}}; available: "
+                        + ", ".join("{" + p + "}" for p in sorted(placeholders)))
+        return http_url(_PLACEHOLDER.sub("x", v)) if url else None
+
+    url_check = (lambda v: template(v, url=True)) if kind == "http" else http_url
+    nonempty = (lambda v: None if v.strip() else "must not be empty")
+    default_method = "POST" if kind in ("meta", "webhook") else "GET"
+    return Sink(
+        name=name, type=kind,   # type: ignore[arg-type]
+        url=t.get("url", str, None, check=url_check),
+        method=t.get("method", str, default_method,
+                     check=lambda v: one_of(*SINK_METHODS)(v.upper())).upper(),
+        events=frozen_map(t.string_map("events", check_key=event_name, check=http_url)),
+        pixel_id=t.get("pixel_id", str, None, check=_pixel_id),
+        access_token=t.get("access_token", str, None, check=nonempty),
+        api=t.get("api", str, _SINK_DEFAULTS.api, check=http_url).rstrip("/"),
+        test_event_code=t.get("test_event_code", str, ""),
+        event_names=frozen_map(t.string_map("event_names", check_key=event_name,
+                                            check=event_name)),
+        requires=t.strings("requires", SINK_DEFAULT_REQUIRES.get(kind, ()),
+                           check=lambda p: None if p in params else
+                           f"{p!r} is never captured: add it to [attribution] params"),
+        secret=t.get("secret", str, None, check=nonempty),
+        headers=frozen_map(t.string_map("headers", check_key=token, check=_header_value)),
+        body=t.get("body", str, None, check=lambda v: template(v, url=False)),
+        timeout=t.get("timeout", float, _SINK_DEFAULTS.timeout, check=positive),
+        concurrency=t.get("concurrency", int, _SINK_DEFAULTS.concurrency,
+                          check=at_least(1, 64)),
+        marketing=t.get("marketing", bool, kind != "webhook"),
+    )
+
+
+_SINK_DEFAULTS = Sink(name="", type="http")
+
+
+def _header_value(v: str) -> str | None:
+    return "must not contain a line break" if "\r" in v or "\n" in v else None

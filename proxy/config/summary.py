@@ -1,0 +1,128 @@
+"""The one-screen summary `check` prints for a valid rules file.
+
+It shows what the proxy will do and where conversions go, and never a secret: tokens,
+webhook secrets, the cookie key and URL credentials or queries are left out (sinks
+show only their endpoint's host).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from urllib.parse import urlsplit
+
+from proxy.config.errors import ConfigError
+from proxy.config.model import Config, Rule, Sink, StatusMatch
+
+_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+
+
+def _host(url: str | None) -> str:
+    if not url:
+        return "-"
+    try:
+        parts = urlsplit(_PLACEHOLDER.sub("x", url))
+        host = parts.hostname or "-"
+        return f"{host}:{parts.port}" if parts.port else host
+    except ValueError:
+        return "-"
+
+
+def _state(state: str) -> str:
+    """The state location without credentials (a redis URL may carry a password)."""
+    parts = urlsplit(state)
+    if parts.scheme.startswith(("redis", "rediss")) and parts.hostname:
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
+    return state
+
+
+def _status(status: Sequence[StatusMatch]) -> str:
+    if not status:
+        return "any"
+    return ",".join(str(s.low) if s.low == s.high else f"{s.low // 100}xx" for s in status)
+
+
+def rule_line(rule: Rule) -> str:
+    """`METHOD PATH status [location …] → EVENT → sinks` for one rule."""
+    parts = [rule.method or "*", rule.path.source, _status(rule.status)]
+    if rule.location is not None:
+        parts.append(f"location {rule.location.source}")
+    if rule.header:
+        parts.append(" ".join(f"{k}: {v}" for k, v in rule.header))
+    if rule.body is not None:
+        parts.append("body " + (rule.body if len(rule.body) <= 30 else rule.body[:29] + "…"))
+    sinks = ", ".join(rule.send_to) or "(browser pixel only)"
+    more = []
+    if rule.job_name is not None:
+        more.append(f"jobName {rule.job_name.source}")
+    if rule.continue_:
+        more.append("continue")
+    tail = f"  [{'; '.join(more)}]" if more else ""
+    return f"{' '.join(parts)} → {rule.event} → {sinks}{tail}"
+
+
+def sink_line(sink: Sink) -> str:
+    if sink.type == "meta":
+        where = f"{_host(sink.api)} pixel {sink.pixel_id}"
+        if sink.test_event_code:
+            where += " (test events)"
+    else:
+        where = _host(sink.url)
+        if sink.events:
+            where += " + " + ", ".join(f"{e}→{_host(u)}" for e, u in sink.events.items())
+    extras = []
+    if sink.requires:
+        extras.append(f"requires {', '.join(sink.requires)}")
+    if not sink.marketing:
+        extras.append("not marketing")
+    tail = f"  ({'; '.join(extras)})" if extras else ""
+    return f"{sink.type:<8} {where}{tail}"
+
+
+def _table(rows: Iterable[tuple[str, str]], indent: str = "  ") -> list[str]:
+    rows = list(rows)
+    width = max((len(k) for k, _ in rows), default=0)
+    return [f"{indent}{k:<{width}}  {v}" for k, v in rows]
+
+
+def summary(config: Config, warnings: Sequence[ConfigError] = ()) -> str:
+    p, a, c = config.proxy, config.attribution, config.consent
+    name = str(config.source) if config.source else "rules"
+    out = [f"{name}: valid"]
+    upstream = p.upstream or "(not in the file: give --upstream or CAREERS_EDGE_UPSTREAM)"
+    consent = "not required" if not c.required else (
+        f"required: cookie {c.cookie} in {', '.join(c.granted)}"
+        + ("; Sec-GPC honoured" if c.honor_gpc else ""))
+    out += _table([
+        ("upstream", upstream),
+        ("listen", f"{p.listen}  workers {p.workers}  timeout {p.timeout:g}s"),
+        ("public url", p.public_url or "from Host / X-Forwarded-Proto"),
+        ("prefix", p.prefix),
+        ("state", _state(p.state)),
+        ("cookie key", "set" if p.secret else "generated once, kept in the state"),
+        ("click ids", (f"{', '.join(a.params)}  ({'stripped' if a.strip else 'kept'} "
+                       f"upstream; cookies {a.cookie_days} days)")),
+        ("consent", consent),
+    ])
+    out.append(f"pixels ({len(config.pixels)})")
+    out += _table((px.name, f"{px.type:<4} "
+                   + (f"{px.pixel_id}" if px.type == "meta" else px.position)
+                   + "  " + " ".join(pp.source for pp in px.paths)) for px in config.pixels)
+    out.append(f"rules ({len(config.rules)})")
+    out += [f"  {i}. {rule_line(r)}" for i, r in enumerate(config.rules)]
+    out.append(f"sinks ({len(config.sinks)})")
+    out += _table((s.name, sink_line(s)) for s in config.sinks.values())
+    allow = config.redirect.allow
+    out += _table([
+        ("api", "on (bearer token set)" if config.api.token else "off (no [api] token)"),
+        ("redirect", f"{len(allow)} allowed: {', '.join(_host(u) for u in allow)}"
+                     if allow else "off (no [redirect] allow)"),
+        ("feed", f"on, publisher {config.feed.publisher or '-'}"
+                 + (" + sitemap" if config.feed.sitemap else "")
+                 if config.feed.enabled else "off"),
+    ], indent="")
+    if warnings:
+        out.append(f"warnings ({len(warnings)})")
+        out += [f"  {w}" for w in warnings]
+    return "\n".join(out)
