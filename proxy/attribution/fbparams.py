@@ -1,0 +1,120 @@
+"""Meta's `_fbc` / `_fbp` first-party cookies, built by Meta's own Parameter Builder.
+
+`capi_param_builder.ParamBuilder` decides the values (`fb.<i>.<ms>.<fbclid>.<appendix>`,
+`fb.<i>.<ms>.<random>.<appendix>`) and when to set them. Around it this module:
+- resolves the eTLD+1 with the Public Suffix List (the builder's own fallback
+  drops the first label, which gives `co.uk` for `acme.co.uk`, a Domain browsers
+  refuse); IPs and single-label hosts (localhost) get host-only cookies;
+- hands the builder only validated input: an fbclid that passed click-id
+  validation and `_fbc`/`_fbp` cookies of the documented shape, so nothing a
+  client sends is copied into a Set-Cookie unchecked;
+- keeps one builder per host (the builder caches the host's eTLD+1 on first use).
+The builder costs tens of microseconds, so callers use it only when there is
+something to set (an fbclid arrived, or `_fbp` is missing).
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+from capi_param_builder import EtldPlusOneResolver, ParamBuilder
+from publicsuffixlist import PublicSuffixList
+
+from proxy.attribution.cookies import FBC_COOKIE, FBP_COOKIE
+
+FB_MAX_AGE = 90 * 86400            # Meta's documented lifetime (the builder's DEFAULT_1PC_AGE)
+_FBC = re.compile(r"fb\.\d{1,2}\.\d{1,16}\.[A-Za-z0-9._~-]{1,600}")
+_FBP = re.compile(r"fb\.\d{1,2}\.\d{1,16}\.\d{1,20}(?:\.[A-Za-z0-9_-]{2,8})?")
+_HOSTNAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?")
+_MAX_BUILDERS = 256
+
+
+def valid_fbc(value: str | None) -> str | None:
+    return value if value and _FBC.fullmatch(value) else None
+
+
+def valid_fbp(value: str | None) -> str | None:
+    return value if value and _FBP.fullmatch(value) else None
+
+
+@dataclass(slots=True)
+class FbCookies:
+    fbc: str | None
+    fbp: str | None
+    to_set: list[tuple[str, str]] = field(default_factory=list)   # (name, value)
+    domain: str | None = None
+
+
+class _Fixed(EtldPlusOneResolver):
+    def __init__(self, domain: str) -> None:
+        self._domain = domain
+
+    def resolve(self, host_name: str) -> str:
+        return self._domain
+
+
+def _hostname(host: str) -> str:
+    """Host header -> bare lowercase name (no port, no brackets, no trailing dot)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else ""
+    if host.count(":") == 1:
+        host = host.partition(":")[0]
+    return host.rstrip(".")
+
+
+@functools.cache
+def _public_suffixes() -> PublicSuffixList:
+    # Parsing the list takes tens of milliseconds: once per process, not per reload.
+    return PublicSuffixList()
+
+
+class FbParams:
+    def __init__(self) -> None:
+        self._psl = _public_suffixes()
+        self._builders: dict[str, tuple[ParamBuilder, str | None]] = {}
+
+    def cookie_domain(self, host: str) -> str | None:
+        """The Domain attribute for `host`: its eTLD+1, or None (host-only cookie)."""
+        name = _hostname(host)
+        try:
+            ipaddress.ip_address(name)
+            return None
+        except ValueError:
+            pass
+        if "." not in name or not _HOSTNAME.fullmatch(name):
+            return None
+        return self._psl.privatesuffix(name)
+
+    def _builder(self, host: str) -> tuple[ParamBuilder, str | None]:
+        cached = self._builders.get(host)
+        if cached is None:
+            domain = self.cookie_domain(host)
+            name = _hostname(host)
+            if domain is None and not _HOSTNAME.fullmatch(name):
+                name = "localhost"      # hostile or empty Host: index 0, host-only cookie
+            builder = ParamBuilder(_Fixed(domain or name))
+            if len(self._builders) >= _MAX_BUILDERS:
+                self._builders.clear()
+            cached = self._builders[host] = (builder, domain)
+        return cached
+
+    def build(self, host: str, fbclid: str | None, fbc_cookie: str | None,
+              fbp_cookie: str | None) -> FbCookies:
+        """`fbclid` must already be validated; the cookies are validated here."""
+        fbc, fbp = valid_fbc(fbc_cookie), valid_fbp(fbp_cookie)
+        if fbclid is None and fbp is not None:
+            return FbCookies(fbc, fbp)
+        builder, domain = self._builder(host)
+        cookies = {name: value for name, value in ((FBC_COOKIE, fbc), (FBP_COOKIE, fbp)) if value}
+        queries = {"fbclid": [fbclid]} if fbclid else {}
+        # The referer is never passed: its fbclid is validated by the caller instead.
+        settings = builder.process_request(_hostname(host) or "localhost", queries, cookies, None)
+        out = FbCookies(valid_fbc(builder.get_fbc()), valid_fbp(builder.get_fbp()), domain=domain)
+        for s in sorted(settings, key=lambda s: s.name):
+            if s.name == FBC_COOKIE and out.fbc == s.value or s.name == FBP_COOKIE and out.fbp == s.value:
+                out.to_set.append((s.name, s.value))
+        return out

@@ -1,0 +1,143 @@
+"""The attribution stage of the request path: request values in, a `Visit` out.
+
+Pure (no I/O) and cheap; it runs on every proxied request. Decisions:
+- `linksClickedId` is minted (128 random bits, 32 hex) for a visitor without a
+  well-formed one, and only then set. It is not HttpOnly: it is a first-party,
+  functional id that pages and pixels may read. Without consent it is still
+  minted; only Meta's `_fbc`/`_fbp` wait for consent.
+- The signed attribution cookie (`ce_attr`, HttpOnly) is bound to the visitor's
+  id. One whose id differs from the `linksClickedId` cookie is refused
+  (`cookie_rejected`); a valid one seen without any `linksClickedId` gives the
+  visitor its id back (the id cookie is re-set).
+- Click ids are captured into it with or without consent: the cookie is
+  first-party and HttpOnly, and no network sees a click id unless consent holds
+  when a conversion is sent. A click id older than `cookie_days` is dropped.
+  Reloading a landing URL keeps the first capture's time; a new value for a param
+  replaces the old one.
+- A refused attribution cookie is deleted (Max-Age=0) unless replaced.
+- `_fbc`/`_fbp` need consent. The fbclid for `_fbc` comes from the URL, else the
+  Referer's query (as Meta's builder does), else, when `_fbc` is missing, from the
+  fbclid held in the attribution cookie (consent given after landing).
+- With `strip`, every occurrence of a captured param is removed from the query
+  sent upstream; `upstream_query == ""` means "no query at all".
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+from proxy.attribution.clickids import ClickId, scan_query
+from proxy.attribution.consent import Consent
+from proxy.attribution.cookies import (
+    ATTR_COOKIE, FBC_COOKIE, FBP_COOKIE, VISITOR_COOKIE, VISITOR_ID, AttrCodec, max_age_for,
+    parse_cookie_header, set_cookie,
+)
+from proxy.attribution.fbparams import FB_MAX_AGE, FbParams
+from proxy.config.model import AttributionSection, ConsentSection
+
+__all__ = ["Attribution", "ClickId", "Visit"]
+
+_MAX_REFERER = 8192
+_FBCLID = frozenset({"fbclid"})
+
+
+@dataclass(slots=True)
+class Visit:
+    links_clicked_id: str
+    new_visitor: bool
+    click_ids: dict[str, ClickId]
+    captured: list[str]
+    rejected: list[str]
+    cookie_rejected: bool
+    consent: bool
+    fbc: str | None
+    fbp: str | None
+    set_cookies: list[str]
+    upstream_query: str | None
+
+
+def _referer_fbclid(referer: str | None) -> str | None:
+    if not referer or len(referer) > _MAX_REFERER or "fbclid" not in referer:
+        return None
+    query = referer.partition("#")[0].partition("?")[2]
+    return scan_query(query, _FBCLID, False).found.get("fbclid")
+
+
+class Attribution:
+    def __init__(self, attribution: AttributionSection, consent: ConsentSection,
+                 secret: bytes) -> None:
+        self._params = frozenset(attribution.params)
+        self._strip = attribution.strip
+        self._max_age = max_age_for(attribution.cookie_days)
+        self._codec = AttrCodec(secret)
+        self._consent = Consent(consent)
+        self._fb = FbParams()
+        self._wanted = frozenset(
+            {VISITOR_COOKIE, ATTR_COOKIE, FBC_COOKIE, FBP_COOKIE, consent.cookie})
+
+    def on_request(self, *, raw_query: str, cookie_header: str | None, host: str, secure: bool,
+                   gpc: bool, referer: str | None = None, now: float | None = None) -> Visit:
+        now = time.time() if now is None else now
+        cookies = parse_cookie_header(cookie_header, self._wanted)
+        set_cookies: list[str] = []
+
+        visitor_id = cookies.get(VISITOR_COOKIE)
+        if visitor_id is not None and not VISITOR_ID.fullmatch(visitor_id):
+            visitor_id = None
+        held: dict[str, ClickId] = {}
+        cookie_rejected = False
+        set_visitor = False
+        attr_raw = cookies.get(ATTR_COOKIE)
+        if attr_raw:
+            decoded = self._codec.decode(attr_raw)
+            if decoded is None or (visitor_id is not None and decoded[0] != visitor_id):
+                cookie_rejected = True
+            else:
+                if visitor_id is None:
+                    visitor_id, set_visitor = decoded[0], True
+                oldest = now - self._max_age
+                held = {p: c for p, c in decoded[1].items()
+                        if p in self._params and c.seen_at >= oldest}
+        new_visitor = visitor_id is None
+        if visitor_id is None:
+            visitor_id, set_visitor = secrets.token_hex(16), True
+        if set_visitor:
+            set_cookies.append(set_cookie(VISITOR_COOKIE, visitor_id, max_age=self._max_age,
+                                          secure=secure, http_only=False))
+
+        scan = scan_query(raw_query, self._params, self._strip)
+        click_ids = held
+        changed = False
+        for param, value in scan.found.items():
+            old = click_ids.get(param)
+            if old is None or old.value != value:
+                click_ids[param] = ClickId(value, int(now * 1000) / 1000)   # as the cookie keeps it
+                changed = True
+        if changed:
+            set_cookies.append(set_cookie(ATTR_COOKIE, self._codec.encode(visitor_id, click_ids),
+                                          max_age=self._max_age, secure=secure, http_only=True))
+        elif cookie_rejected:
+            set_cookies.append(set_cookie(ATTR_COOKIE, "", max_age=0, secure=secure,
+                                          http_only=True))
+
+        consent = self._consent.allows(cookies.get(self._consent.cookie), gpc)
+        fbc = fbp = None
+        if consent:
+            fbc_cookie = cookies.get(FBC_COOKIE)
+            fbclid = scan.found.get("fbclid") or _referer_fbclid(referer)
+            if fbclid is None and not fbc_cookie and "fbclid" in click_ids:
+                fbclid = click_ids["fbclid"].value
+            fb = self._fb.build(host, fbclid, fbc_cookie, cookies.get(FBP_COOKIE))
+            fbc, fbp = fb.fbc, fb.fbp
+            for name, value in fb.to_set:
+                set_cookies.append(set_cookie(name, value, max_age=FB_MAX_AGE, secure=secure,
+                                              http_only=False, domain=fb.domain))
+
+        return Visit(
+            links_clicked_id=visitor_id, new_visitor=new_visitor, click_ids=click_ids,
+            captured=list(scan.found), rejected=scan.rejected, cookie_rejected=cookie_rejected,
+            consent=consent, fbc=fbc, fbp=fbp, set_cookies=set_cookies,
+            upstream_query=scan.upstream_query,
+        )
