@@ -19,6 +19,7 @@ closed by a boundary.
 
 from __future__ import annotations
 
+import codecs
 import logging
 import re
 from enum import Enum, auto
@@ -57,10 +58,11 @@ def parse_params(value: str) -> tuple[str, dict[str, str]]:
 
 
 def _decode(raw: bytes, cap: int) -> str:
-    text = raw[:cap].decode("utf-8", "replace")
-    if len(raw) > cap and text.endswith("\ufffd"):
-        text = text[:-1]      # a character cut in half by the cap
-    return text
+    """UTF-8 (errors replaced) of at most `cap` bytes, never ending in half a character."""
+    if len(raw) <= cap:
+        return raw.decode("utf-8", "replace")
+    # Not final: an incomplete sequence at the cut is dropped, not replaced.
+    return codecs.getincrementaldecoder("utf-8")("replace").decode(raw[:cap], final=False)
 
 
 class _Fields:
@@ -94,7 +96,8 @@ class _Urlencoded:
         self.f = fields
         # Percent-encoding at most triples a byte: longer raw names cannot be wanted.
         self.max_name = 3 * max(len(w.encode()) for w in fields.wanted)
-        self.max_value = 3 * fields.max_field
+        # Raw bytes enough for max_field decoded bytes, plus one to see a value was cut.
+        self.max_value = 3 * (fields.max_field + 1)
         self.name = bytearray()
         self.name_too_long = False
         self.in_value = False
@@ -244,7 +247,7 @@ class _Multipart:
     def _take(self, data: bytes, start: int, end: int) -> None:
         if self.capture is None:
             return
-        room = self.f.max_field - len(self.value)
+        room = self.f.max_field + 1 - len(self.value)   # one more: was the value cut?
         if room > 0 and end > start:
             self.value += data[start:min(end, start + room)]
 
