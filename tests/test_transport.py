@@ -351,6 +351,23 @@ async def test_header_timeout(pools: Callable[..., UpstreamPool]) -> None:
         assert pool.stats["open"] == 0
 
 
+@pytest.mark.parametrize("first_timeout", [30.0, 0.15])
+async def test_header_timeout_on_a_reused_connection(pools: Callable[..., UpstreamPool],
+                                                     first_timeout: float) -> None:
+    """The per-connection deadline timer re-arms for a shorter, and a later, deadline."""
+    async def answer_once(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await read_head(r)
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await r.read()
+    async with RawUpstream(answer_once) as up:
+        pool = pools(up.origin)
+        assert await get_text(pool, b"/", header_timeout=first_timeout) == "ok"
+        await asyncio.sleep(0.05)
+        with pytest.raises(UpstreamTimeout):
+            await pool.request("GET", b"/", [], header_timeout=0.15)
+        assert up.connections == 1
+
+
 @pytest.mark.parametrize("reply,error", [
     (b"SSH-2.0-OpenSSH\r\n\r\n", UpstreamProtocolError),
     (b"HTTP/1.1 200 OK\r\nContent-Le", UpstreamProtocolError),       # closed before headers

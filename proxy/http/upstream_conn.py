@@ -37,7 +37,8 @@ class UpstreamConnection(asyncio.Protocol):
         "loop", "transport", "closed", "counted", "idle", "idle_since", "served",
         "reusable", "_pool", "_parser", "_busy", "_is_head", "_got_bytes", "_head_waiter",
         "_response", "_reason", "_headers", "_interim", "_garbage", "_keep_alive",
-        "_write_paused", "_drain_waiter", "_read_paused", "_upgrade_tail",
+        "_write_paused", "_drain_waiter", "_read_paused", "_upgrade_tail", "_timer",
+        "_deadline",
     )
 
     def __init__(self, pool: PoolHooks, loop: asyncio.AbstractEventLoop) -> None:
@@ -65,6 +66,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._read_paused = False
         self._upgrade_tail: list[bytes] | None = None
+        self._timer: asyncio.TimerHandle | None = None     # header deadline check
+        self._deadline = 0.0
 
     # -- driven by the pool ---------------------------------------------------------
 
@@ -80,11 +83,14 @@ class UpstreamConnection(asyncio.Protocol):
                         timeout: float) -> UpstreamResponse:
         if waiter.done():
             return waiter.result()
-        timer = self.loop.call_later(timeout, self._on_head_timeout, waiter)
-        try:
-            return await waiter
-        finally:
-            timer.cancel()
+        # One lazily re-armed timer per connection instead of one per request: with a
+        # steady timeout, deadlines only grow, so it fires about once per `timeout`.
+        deadline = self._deadline = self.loop.time() + timeout
+        if self._timer is None or deadline < self._timer.when():
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self.loop.call_at(deadline, self._check_deadline)
+        return await waiter
 
     async def drain(self, timeout: float) -> None:
         """Wait until the transport's write buffer drained (or the response began)."""
@@ -121,6 +127,9 @@ class UpstreamConnection(asyncio.Protocol):
                               asyncio.Transport]:
         """Hand the raw connection over after 101: the pool forgets it."""
         self._pool._forget(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         transport = self.transport
         assert transport is not None
         reader = asyncio.StreamReader(loop=self.loop)
@@ -167,6 +176,9 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._busy:
             self._busy = False
             waiter, self._head_waiter = self._head_waiter, None
@@ -292,11 +304,17 @@ class UpstreamConnection(asyncio.Protocol):
         if drain is not None and not drain.done():
             drain.set_result(None)
 
-    def _on_head_timeout(self, waiter: asyncio.Future[UpstreamResponse]) -> None:
-        if not waiter.done():
-            waiter.set_exception(UpstreamTimeout("no response headers from upstream in time"))
-            self._head_waiter = None
-            self.abort()
+    def _check_deadline(self) -> None:
+        self._timer = None
+        waiter = self._head_waiter
+        if waiter is None or waiter.done() or self.closed:
+            return                          # not waiting for headers now
+        if self.loop.time() < self._deadline:
+            self._timer = self.loop.call_at(self._deadline, self._check_deadline)
+            return
+        self._head_waiter = None
+        waiter.set_exception(UpstreamTimeout("no response headers from upstream in time"))
+        self.abort()
 
     def _on_drain_timeout(self, waiter: asyncio.Future[None]) -> None:
         if not waiter.done():
