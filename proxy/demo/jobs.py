@@ -6,10 +6,12 @@ Pure data and pure functions; `site.py` serves them, `pages.py` renders them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 COMPANY = "Acme Corp"
 COMPANY_URL = "https://acme.example"
+OPEN_DAYS = 60      # how long after today a posting stays valid
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +53,21 @@ def _desc(intro: str, duties: tuple[str, ...], offer: str) -> str:
     return f"<p>{intro}</p><h3>What you will do</h3><ul>{items}</ul><p>{offer}</p>"
 
 
+def _posted(days_ago: int) -> str:
+    # Relative to today, so the demo's postings are always fresh for the feed.
+    return (date.today() - timedelta(days=days_ago)).isoformat()
+
+
+def _valid_through() -> str:
+    return f"{date.today() + timedelta(days=OPEN_DAYS)}T23:59:59Z"
+
+
 _BENEFITS = "We offer health cover, 30 days of paid leave and a yearly learning budget."
 
 JOBS: tuple[Job, ...] = (
     Job("1", "Senior Backend Engineer", "Engineering", "Austin", "TX", "US", "78701",
         "600 Congress Ave", 140000, 175000, "USD", "YEAR", "FULL_TIME",
-        "2025-05-02", "2026-12-31T23:59:59Z",
+        _posted(12), _valid_through(),
         "Build the services behind our logistics platform.",
         _desc("Join the platform team that moves two million parcels a day.",
               ("Design and run Python services on Kubernetes",
@@ -64,7 +75,7 @@ JOBS: tuple[Job, ...] = (
                "Mentor engineers and review designs"), _BENEFITS)),
     Job("2", "Warehouse Associate", "Operations", "Columbus", "OH", "US", "43215",
         "250 Civic Center Dr", 19, 23, "USD", "HOUR", "FULL_TIME",
-        "2025-05-10", "2026-12-31T23:59:59Z",
+        _posted(4), _valid_through(),
         "Pick, pack and ship orders on day or night shift.",
         _desc("Keep our busiest fulfilment centre moving.",
               ("Pick and pack customer orders accurately",
@@ -72,7 +83,7 @@ JOBS: tuple[Job, ...] = (
                "Keep the floor safe and tidy"), _BENEFITS)),
     Job("3", "Registered Nurse – Occupational Health", "People", "Denver", "CO", "US",
         "80202", "1600 Champa St", 82000, 98000, "USD", "YEAR", "FULL_TIME",
-        "2025-04-28", "2026-12-31T23:59:59Z",
+        _posted(16), _valid_through(),
         "Lead on-site health care for 1,200 colleagues.",
         _desc("Run our on-site clinic and wellbeing programme.",
               ("Provide first-line care and health screenings",
@@ -80,7 +91,7 @@ JOBS: tuple[Job, ...] = (
                "Keep accurate, confidential records"), _BENEFITS)),
     Job("4", "Delivery Driver (CDL-B)", "Logistics", "Phoenix", "AZ", "US", "85004",
         "200 W Washington St", 24, 29, "USD", "HOUR", "PART_TIME",
-        "2025-05-12", "2026-12-31T23:59:59Z",
+        _posted(2), _valid_through(),
         "Deliver to business customers across the valley.",
         _desc("Drive a modern box truck on a fixed local route.",
               ("Load, drive and deliver on schedule",
@@ -88,7 +99,7 @@ JOBS: tuple[Job, ...] = (
                "Be the friendly face of Acme"), _BENEFITS)),
     Job("5", "Product Designer", "Design", "Berlin", "BE", "DE", "10115",
         "Invalidenstraße 117", 70000, 88000, "EUR", "YEAR", "FULL_TIME",
-        "2025-05-06", "2026-12-31T23:59:59Z",
+        _posted(8), _valid_through(),
         "Shape the tools our customers use every day.",
         _desc("Work across research, interaction and visual design.",
               ("Run discovery interviews with shippers",
@@ -96,7 +107,7 @@ JOBS: tuple[Job, ...] = (
                "Grow our design system"), _BENEFITS)),
     Job("6", "Customer Support Specialist", "Customer Success", "Toronto", "ON", "CA",
         "M5H 2N2", "100 Queen St W", 3900, 4500, "CAD", "MONTH", "FULL_TIME",
-        "2025-05-14", "2026-12-31T23:59:59Z",
+        _posted(1), _valid_through(),
         "Help customers by chat, phone and email.",
         _desc("Be the voice of Acme for thousands of small businesses.",
               ("Solve shipping questions on first contact",
@@ -104,7 +115,7 @@ JOBS: tuple[Job, ...] = (
                "Feed customer insight back to product"), _BENEFITS)),
     Job("7", "Data Analyst (Contract)", "Finance", "London", "ENG", "GB", "EC2V 7HH",
         "1 Guildhall Yard", 450, 550, "GBP", "HOUR", "CONTRACTOR",
-        "2025-05-08", "2026-12-31T23:59:59Z",
+        _posted(6), _valid_through(),
         "Six-month contract modelling network costs.",
         _desc("Turn shipment data into decisions.",
               ("Model cost per parcel across the network",

@@ -107,7 +107,7 @@ origin, disability or veteran status.</p></section>
 <section><h4>Follow us</h4><ul>
 <li><a href="https://www.linkedin.com/company/acme-demo">LinkedIn</a></li>
 <li><a href="https://www.instagram.com/acme-demo">Instagram</a></li>
-</ul><p>&copy; 2025 {COMPANY}. Powered by Acme Hosted ATS.</p></section>
+</ul><p>&copy; {COMPANY}. Powered by Acme Hosted ATS.</p></section>
 </div></div></footer>
 </body>
 </html>
