@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 
 from proxy.attribution.clickids import ClickId
 from proxy.attribution.cookies import (
-    MAX_AGE_CAP, MAX_COOKIE_VALUE, AttrCodec, max_age_for, parse_cookie_header, set_cookie,
+    MAX_AGE_CAP,
+    MAX_COOKIE_VALUE,
+    AttrCodec,
+    max_age_for,
+    parse_cookie_header,
+    set_cookie,
 )
 
 KEY = b"k" * 32

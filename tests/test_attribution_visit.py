@@ -184,7 +184,7 @@ def test_cookie_copied_to_another_visitor_is_ignored():
 def test_cookie_without_id_cookie_restores_the_id():
     a = make()
     v1 = visit(a, "gclid=G")
-    attr = [p for p in jar(v1).split("; ") if p.startswith("ce_attr=")][0]
+    attr = next(p for p in jar(v1).split("; ") if p.startswith("ce_attr="))
     v2 = visit(a, "", attr)
     assert not v2.new_visitor and v2.links_clicked_id == v1.links_clicked_id
     assert v2.click_ids == v1.click_ids

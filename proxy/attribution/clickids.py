@@ -19,7 +19,7 @@ MAX_VALUE_LEN = 512
 MAX_SEGMENT_LEN = MAX_VALUE_LEN * 3 + 64
 
 _UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
-_URL_SAFE = re.compile(r"[A-Za-z0-9._~-]{1,%d}" % MAX_VALUE_LEN)
+_URL_SAFE = re.compile(rf"[A-Za-z0-9._~-]{{1,{MAX_VALUE_LEN}}}")
 # Params whose value has a stricter shape than "URL-safe text".
 _SHAPES: dict[str, re.Pattern[str]] = {"tlr_sid": _UUID}
 

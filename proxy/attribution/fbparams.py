@@ -20,7 +20,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
-from capi_param_builder import EtldPlusOneResolver, ParamBuilder
+from capi_param_builder import EtldPlusOneResolver, ParamBuilder  # type: ignore[import-untyped]
 from publicsuffixlist import PublicSuffixList
 
 from proxy.attribution.cookies import FBC_COOKIE, FBP_COOKIE

@@ -31,8 +31,15 @@ from dataclasses import dataclass
 from proxy.attribution.clickids import ClickId, scan_query
 from proxy.attribution.consent import Consent
 from proxy.attribution.cookies import (
-    ATTR_COOKIE, FBC_COOKIE, FBP_COOKIE, VISITOR_COOKIE, VISITOR_ID, AttrCodec, max_age_for,
-    parse_cookie_header, set_cookie,
+    ATTR_COOKIE,
+    FBC_COOKIE,
+    FBP_COOKIE,
+    VISITOR_COOKIE,
+    VISITOR_ID,
+    AttrCodec,
+    max_age_for,
+    parse_cookie_header,
+    set_cookie,
 )
 from proxy.attribution.fbparams import FB_MAX_AGE, FbParams
 from proxy.config.model import AttributionSection, ConsentSection

@@ -1,0 +1,219 @@
+"""The journey store on a real SQLite file: write-behind, merging, several stores."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from proxy.attribution.clickids import ClickId
+from proxy.attribution.journeys import _SCHEMA, JourneyStore
+from proxy.attribution.visit import Attribution, Visit
+from proxy.config.model import AttributionSection, ConsentSection
+
+VID = "a" * 32
+UUID = "123e4567-e89b-12d3-a456-426614174000"
+
+
+def visit(vid: str = VID, new: bool = False, fbc: str | None = None, fbp: str | None = None,
+          **clicks: tuple[str, float]) -> Visit:
+    return Visit(
+        links_clicked_id=vid, new_visitor=new,
+        click_ids={p: ClickId(v, t) for p, (v, t) in clicks.items()},
+        captured=list(clicks), rejected=[], cookie_rejected=False, consent=True,
+        fbc=fbc, fbp=fbp, set_cookies=[], upstream_query=None)
+
+
+def rows(path, table: str = "journeys") -> int:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+@pytest.fixture
+def db(tmp_path):
+    return str(tmp_path / "state.db")
+
+
+async def test_record_flush_get_and_find(db):
+    store = JourneyStore(db)
+    store.record(visit(tlr_sid=(UUID, 100.0), fbp="fb.1.1.2"), now=150.0)
+    await store.flush()
+    assert store.pending == 0 and rows(db) == 1 and rows(db, "journey_clicks") == 1
+    j = await store.get(VID)
+    assert j.click_ids == {"tlr_sid": ClickId(UUID, 100.0)}
+    assert (j.first_seen, j.last_seen, j.fbp, j.fbc) == (100.0, 150.0, "fb.1.1.2", None)
+    assert (await store.find_by_click("tlr_sid", UUID)).links_clicked_id == VID
+    assert await store.find_by_click("tlr_sid", "other") is None
+    assert await store.get("b" * 32) is None
+    await store.stop()
+
+
+async def test_a_real_visit_from_the_facade_is_recorded(db):
+    attribution = Attribution(AttributionSection(), ConsentSection(), b"key")
+    v = attribution.on_request(raw_query="gclid=G1", cookie_header=None, host="x.example",
+                               secure=True, gpc=False)
+    store = JourneyStore(db)
+    store.record(v)
+    await store.stop()
+    j = await _reopen_get(db, v.links_clicked_id)
+    assert j.click_ids["gclid"].value == "G1" and j.fbp == v.fbp
+
+
+async def _reopen_get(db, vid):
+    store = JourneyStore(db)
+    try:
+        return await store.get(vid)
+    finally:
+        await store.stop()
+
+
+async def test_cookieless_first_hit_without_click_ids_is_not_recorded(db):
+    store = JourneyStore(db)
+    store.record(visit(new=True))
+    assert store.pending == 0
+    store.record(visit(new=True, gclid=("G", 1.0)))
+    store.record(visit("b" * 32, new=False))                  # came back with a cookie
+    assert store.pending == 2
+    await store.stop()
+
+
+async def test_repeated_visits_coalesce_before_a_flush(db):
+    store = JourneyStore(db)
+    store.record(visit(gclid=("G1", 10.0)), now=10.0)
+    store.record(visit(gclid=("G1", 10.0), fbclid=("F", 20.0)), now=20.0)
+    store.record(visit(gclid=("G2", 30.0), fbclid=("F", 20.0)), now=30.0)
+    assert store.pending == 1
+    j = await store.get(VID)                                  # served from the buffer
+    assert j.click_ids == {"gclid": ClickId("G2", 30.0), "fbclid": ClickId("F", 20.0)}
+    assert (j.first_seen, j.last_seen) == (10.0, 30.0)
+    await store.flush()
+    assert rows(db) == 1 and rows(db, "journey_clicks") == 3   # G1, G2 and F all findable
+    assert (await store.find_by_click("gclid", "G1")).links_clicked_id == VID
+    await store.stop()
+
+
+async def test_unchanged_visitor_is_skipped_within_the_ttl(db):
+    store = JourneyStore(db, recent_ttl=0.2)
+    store.record(visit(gclid=("G", 1.0)), now=100.0)
+    await store.flush()
+    store.record(visit(gclid=("G", 1.0)), now=110.0)
+    assert store.pending == 0                                 # nothing new to write
+    store.record(visit(gclid=("G", 1.0), fbp="fb.1.1.9"), now=120.0)
+    assert store.pending == 1                                 # a change is recorded at once
+    await store.flush()
+    await asyncio.sleep(0.25)                                 # the ttl has passed
+    store.record(visit(gclid=("G", 1.0), fbp="fb.1.1.9"), now=130.0)
+    assert store.pending == 1
+    await store.flush()
+    assert (await store.get(VID)).last_seen == 130.0
+    await store.stop()
+
+
+async def test_buffer_is_bounded(db):
+    store = JourneyStore(db, max_pending=3)
+    for i in range(5):
+        store.record(visit(f"{i:032x}", gclid=(f"G{i}", 1.0)))
+    assert store.pending == 3 and store.dropped == 2
+    store.record(visit(f"{0:032x}", gclid=("NEWER", 2.0)))    # known ids still merge
+    assert store.pending == 3 and store.dropped == 2
+    await store.stop()
+
+
+async def test_background_task_flushes_a_full_batch(db):
+    store = JourneyStore(db, flush_interval=3600, batch_size=10)
+    await store.start()
+    for i in range(10):
+        store.record(visit(f"{i:032x}", gclid=(f"G{i}", 1.0)))
+    for _ in range(500):                                      # until the task has written
+        if rows(db) == 10:
+            break
+        await asyncio.sleep(0.01)
+    assert rows(db) == 10 and store.pending == 0
+    await store.stop()
+
+
+async def test_background_task_flushes_on_the_interval(db):
+    store = JourneyStore(db, flush_interval=0.05)
+    await store.start()
+    store.record(visit(gclid=("G", 1.0)))
+    for _ in range(500):
+        if rows(db) == 1:
+            break
+        await asyncio.sleep(0.01)
+    assert rows(db) == 1
+    await store.stop()
+
+
+async def test_stop_flushes_and_a_restart_reads_it_back(db):
+    store = JourneyStore(db, flush_interval=3600)
+    await store.start()
+    store.record(visit(tlr_sid=(UUID, 5.0)), now=6.0)
+    await store.stop()
+    again = JourneyStore(db)
+    await again.start()
+    j = await again.get(VID)
+    assert j.click_ids == {"tlr_sid": ClickId(UUID, 5.0)} and j.last_seen == 6.0
+    assert (await again.find_by_click("tlr_sid", UUID)).links_clicked_id == VID
+    await again.stop()
+
+
+async def test_two_stores_on_one_file_merge(db):
+    a, b = JourneyStore(db), JourneyStore(db)
+    a.record(visit(tlr_sid=(UUID, 10.0), gclid=("NEWER", 40.0), fbp="fb.1.1.1"), now=40.0)
+    b.record(visit(gclid=("OLDER", 20.0), fbclid=("F", 20.0), fbc="fb.1.2.F"), now=20.0)
+    await a.flush()
+    await b.flush()                              # written last, but its gclid is older
+    for store in (a, b):
+        j = await store.get(VID)
+        assert j.click_ids == {"tlr_sid": ClickId(UUID, 10.0), "gclid": ClickId("NEWER", 40.0),
+                               "fbclid": ClickId("F", 20.0)}
+        assert (j.first_seen, j.last_seen, j.fbp, j.fbc) == (10.0, 40.0, "fb.1.1.1", "fb.1.2.F")
+    # the most recent carrier of a click id is found from either store
+    c = "c" * 32
+    b.record(visit(c, gclid=("NEWER", 50.0)), now=50.0)
+    await b.flush()
+    assert (await a.find_by_click("gclid", "NEWER")).links_clicked_id == c
+    await a.stop()
+    await b.stop()
+
+
+async def test_concurrent_flushes_from_two_stores(db):
+    a, b = JourneyStore(db), JourneyStore(db)
+    for i in range(300):
+        a.record(visit(f"{i:032x}", gclid=(f"A{i}", 1.0)))
+        b.record(visit(f"{i:032x}", msclkid=(f"B{i}", 2.0)))
+    await asyncio.gather(a.flush(), b.flush())
+    assert rows(db) == 300 and rows(db, "journey_clicks") == 600
+    j = await a.get(f"{299:032x}")
+    assert set(j.click_ids) == {"gclid", "msclkid"}
+    await a.stop()
+    await b.stop()
+
+
+async def test_failed_flush_keeps_the_batch(db):
+    store = JourneyStore(db)
+    store.record(visit(gclid=("G", 1.0)), now=1.0)
+    await store.flush()
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TABLE journeys")
+    store.record(visit(gclid=("G2", 2.0)), now=2.0)
+    with pytest.raises(sqlite3.OperationalError):
+        await store.flush()
+    assert store.pending == 1 and store.failed_flushes == 1
+    with sqlite3.connect(db) as conn:
+        conn.execute(_SCHEMA[0])
+    await store.flush()
+    assert (await store.get(VID)).click_ids["gclid"].value == "G2"
+    await store.stop()
+
+
+async def test_prune_forgets_old_journeys(db):
+    store = JourneyStore(db)
+    store.record(visit("a" * 32, gclid=("OLD", 1.0)), now=100.0)
+    store.record(visit("b" * 32, gclid=("NEW", 1.0)), now=900.0)
+    await store.flush()
+    assert await store.prune(500.0) == 1
+    assert await store.get("a" * 32) is None and await store.find_by_click("gclid", "OLD") is None
+    assert await store.get("b" * 32) is not None
+    await store.stop()
