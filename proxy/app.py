@@ -23,6 +23,7 @@ from proxy.edge import EDGE, AccessLog, Edge
 from proxy.endpoints.events_api import events_api_handler
 from proxy.endpoints.router import build_endpoints
 from proxy.feed.service import FeedService, feed_handler
+from proxy.http.response import strip_server_defaults
 from proxy.http.transport import UpstreamPool
 from proxy.metrics import Metrics
 from proxy.pipeline import handle
@@ -69,6 +70,7 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
     app = web.Application(handler_args={"max_field_size": 16384})
     app[EDGE] = edge
     app.router.add_route("*", "/{tail:.*}", handle)
+    app.on_response_prepare.append(strip_server_defaults)
 
     def part(start: Callable[[], object], stop: Callable[[], object]
              ) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -24,6 +24,7 @@ from proxy.edge import EDGE, Edge
 from proxy.firing import CARRY_COOKIE, carry_cookie, carried_events, fire
 from proxy.http.body import request_body
 from proxy.http.errors import error_response
+from proxy.http.response import ProxyResponse
 from proxy.http.headers import client_view, header_value, request_headers, response_headers
 from proxy.http.target import BadTarget, origin_form, split_target
 from proxy.http.upstream_errors import UpstreamError, UpstreamTimeout
@@ -128,7 +129,9 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
     # -- plan the page: pixels, CSP, transform (or plain pass-through)
     page = plan_page(rt, edge, request, up, out_headers, visit, path, public_origin,
                      browser_events, wants_body=candidates.needs_body and not fired_early)
-    resp = web.StreamResponse(status=up.status, reason=up.reason.decode("latin-1") or None)
+    resp = ProxyResponse(status=up.status, reason=up.reason.decode("latin-1") or None,
+                         has_type=any(k.lower() == "content-type" for k, _ in page.headers),
+                         has_server=any(k.lower() == "server" for k, _ in page.headers))
     for name, value in page.headers:
         resp.headers.add(name, value)
     for cookie in visit.set_cookies:

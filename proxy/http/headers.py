@@ -24,8 +24,8 @@ FORWARDING = frozenset({
     b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port",
     b"forwarded", b"x-real-ip",
 })
-# aiohttp's server computes these itself for the visitor's connection.
-RESPONSE_OWNED = frozenset({b"content-length", b"date", b"server"})
+# Framing is the server's own for the visitor's connection.
+RESPONSE_OWNED = frozenset({b"content-length"})
 VIA = b"1.1 careers-edge"
 
 

@@ -1,0 +1,123 @@
+"""An upstream, a recorder and the proxy in one event loop, on real loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import textwrap
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from proxy.app import build_app
+from proxy.config.load import load_config
+from proxy.demo.recorder import Recorder
+from proxy.edge import EDGE, AccessLog, Edge
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def start(app: web.Application, port: int | None = None) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = port or free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, port
+
+
+@dataclass
+class Stack:
+    proxy_url: str
+    upstream_url: str
+    recorder_url: str
+    recorder: Recorder
+    app: web.Application
+    config_path: Path
+
+    @property
+    def edge(self) -> Edge:
+        return self.app[EDGE]
+
+    def session(self, **kw) -> aiohttp.ClientSession:
+        kw.setdefault("cookie_jar", aiohttp.CookieJar(unsafe=True))
+        kw.setdefault("auto_decompress", False)
+        return aiohttp.ClientSession(self.proxy_url, **kw)
+
+
+BASE_RULES = """
+[proxy]
+upstream = "{upstream}"
+state = "sqlite:///{state}"
+timeout = {timeout}
+access_log = false
+{proxy_extra}
+"""
+
+
+@asynccontextmanager
+async def stack(upstream: web.Application, rules: str = "", *, tmp: Path,
+                timeout: float = 5, env: dict[str, str] | None = None,
+                dispatch: bool = True, proxy_extra: str = "",
+                upstream_url: str | None = None) -> AsyncIterator[Stack]:
+    """`upstream_url` points the proxy somewhere else than `upstream` (a dead port, say)."""
+    up_runner, up_port = await start(upstream)
+    recorder = Recorder()
+    rec_runner, rec_port = await start(recorder.build_app())
+    upstream_url = upstream_url or f"http://127.0.0.1:{up_port}"
+    recorder_url = f"http://127.0.0.1:{rec_port}"
+    text = BASE_RULES.format(upstream=upstream_url, state=tmp / "state.db", timeout=timeout,
+                             proxy_extra=proxy_extra)
+    text += textwrap.dedent(rules).replace("{recorder}", recorder_url)
+    path = tmp / "rules.toml"
+    path.write_text(text)
+    old = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    try:
+        config = load_config(path)
+        app = build_app(config, access_log=AccessLog(enabled=False), dispatch=dispatch)
+        px_runner, px_port = await start(app)
+        try:
+            yield Stack(f"http://127.0.0.1:{px_port}", upstream_url, recorder_url, recorder,
+                        app, path)
+        finally:
+            await px_runner.cleanup()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        await rec_runner.cleanup()
+        await up_runner.cleanup()
+
+
+async def raw_exchange(url: str, data: bytes, timeout: float = 5.0) -> bytes:
+    """Send raw bytes to the proxy and read what comes back until it closes or goes quiet."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(data)
+    await writer.drain()
+    chunks = []
+    try:
+        while True:
+            chunk = await asyncio.wait_for(reader.read(65536), timeout)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if b"\r\n\r\n" in b"".join(chunks) and len(chunks) > 0:
+                # enough for a status line and headers; stop once the server goes quiet
+                timeout = 0.5
+    except asyncio.TimeoutError:
+        pass
+    finally:
+        writer.close()
+    return b"".join(chunks)
