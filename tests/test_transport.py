@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import ssl
 import subprocess
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
+from itertools import pairwise
+from typing import Self
 
 import pytest
 from aiohttp import web
@@ -17,8 +18,13 @@ from hypothesis import strategies as st
 
 from proxy.http.request_head import encode_head, parse_origin
 from proxy.http.transport import (
-    RequestBodyError, UpstreamBodyError, UpstreamConnectError, UpstreamError, UpstreamPool,
-    UpstreamProtocolError, UpstreamTimeout,
+    RequestBodyError,
+    UpstreamBodyError,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamPool,
+    UpstreamProtocolError,
+    UpstreamTimeout,
 )
 
 MB = 1024 * 1024
@@ -35,7 +41,7 @@ class RawUpstream:
         self.connections = 0
         self.server: asyncio.Server | None = None
 
-    async def __aenter__(self) -> RawUpstream:
+    async def __aenter__(self) -> Self:
         async def on_conn(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
             self.connections += 1
             try:
@@ -54,7 +60,7 @@ class RawUpstream:
     @property
     def origin(self) -> str:
         assert self.server is not None
-        return "http://127.0.0.1:%d" % self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
 
 
 async def read_head(r: asyncio.StreamReader) -> bytes:
@@ -409,8 +415,8 @@ async def test_bodiless_responses_keep_the_connection(pools: Callable[..., Upstr
         b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n",                   # to HEAD
         b"HTTP/1.1 204 No Content\r\n\r\n",
         b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 50\r\n\r\n",
-        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
-        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
     ]
 
@@ -612,7 +618,7 @@ def serve_pieces(pieces: list[bytes]) -> Handler:
 
 def split(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    return [data[a:b] for a, b in zip(points, points[1:])]
+    return [data[a:b] for a, b in pairwise(points)]
 
 
 def run(coro: Awaitable[None]) -> None:

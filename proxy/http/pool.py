@@ -16,12 +16,23 @@ from collections import deque
 from collections.abc import AsyncIterable
 
 from proxy.http.request_head import (
-    BODY_METHODS, CHUNKED, IDEMPOTENT_METHODS, LAST_CHUNK, NO_BODY_FOR_POST, Origin, chunk,
-    content_length, encode_head, method_bytes, parse_origin,
+    BODY_METHODS,
+    CHUNKED,
+    IDEMPOTENT_METHODS,
+    LAST_CHUNK,
+    NO_BODY_FOR_POST,
+    Origin,
+    chunk,
+    content_length,
+    encode_head,
+    method_bytes,
+    parse_origin,
 )
 from proxy.http.upstream_conn import StaleConnection, UpstreamConnection
 from proxy.http.upstream_errors import (
-    RequestBodyError, UpstreamConnectError, UpstreamProtocolError,
+    RequestBodyError,
+    UpstreamConnectError,
+    UpstreamProtocolError,
 )
 from proxy.http.upstream_response import UpstreamResponse
 

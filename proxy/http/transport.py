@@ -26,8 +26,12 @@ from __future__ import annotations
 from proxy.http.pool import UpstreamPool
 from proxy.http.request_head import IDEMPOTENT_METHODS, Origin, parse_origin
 from proxy.http.upstream_errors import (
-    RequestBodyError, UpstreamBodyError, UpstreamConnectError, UpstreamError,
-    UpstreamProtocolError, UpstreamTimeout,
+    RequestBodyError,
+    UpstreamBodyError,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamTimeout,
 )
 from proxy.http.upstream_response import READ_HIGH_WATER, UpstreamResponse
 

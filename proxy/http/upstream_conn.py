@@ -15,7 +15,9 @@ from typing import Protocol
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from proxy.http.upstream_errors import (
-    UpstreamBodyError, UpstreamProtocolError, UpstreamTimeout,
+    UpstreamBodyError,
+    UpstreamProtocolError,
+    UpstreamTimeout,
 )
 from proxy.http.upstream_response import UpstreamResponse
 
@@ -34,11 +36,10 @@ class PoolHooks(Protocol):
 
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
-        "loop", "transport", "closed", "counted", "idle", "idle_since", "served",
-        "reusable", "_pool", "_parser", "_busy", "_is_head", "_got_bytes", "_head_waiter",
-        "_response", "_reason", "_headers", "_interim", "_garbage", "_keep_alive",
-        "_write_paused", "_drain_waiter", "_read_paused", "_upgrade_tail", "_timer",
-        "_deadline",
+        "_busy", "_deadline", "_drain_waiter", "_garbage", "_got_bytes", "_head_waiter",
+        "_headers", "_interim", "_is_head", "_keep_alive", "_parser", "_pool", "_read_paused",
+        "_reason", "_response", "_timer", "_upgrade_tail", "closed", "counted", "idle",
+        "idle_since", "loop", "reusable", "served", "transport", "write_paused",
     )
 
     def __init__(self, pool: PoolHooks, loop: asyncio.AbstractEventLoop) -> None:
@@ -62,7 +63,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._interim = False
         self._garbage = False
         self._keep_alive: bool | None = None     # set when an exchange just completed
-        self._write_paused = False
+        self.write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._read_paused = False
         self._upgrade_tail: list[bytes] | None = None
@@ -87,8 +88,7 @@ class UpstreamConnection(asyncio.Protocol):
         # steady timeout, deadlines only grow, so it fires about once per `timeout`.
         deadline = self._deadline = self.loop.time() + timeout
         if self._timer is None or deadline < self._timer.when():
-            if self._timer is not None:
-                self._timer.cancel()
+            self._cancel_timer()
             self._timer = self.loop.call_at(deadline, self._check_deadline)
         return await waiter
 
@@ -127,9 +127,7 @@ class UpstreamConnection(asyncio.Protocol):
                               asyncio.Transport]:
         """Hand the raw connection over after 101: the pool forgets it."""
         self._pool._forget(self)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._cancel_timer()
         transport = self.transport
         assert transport is not None
         reader = asyncio.StreamReader(loop=self.loop)
@@ -176,9 +174,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._cancel_timer()
         if self._busy:
             self._busy = False
             waiter, self._head_waiter = self._head_waiter, None
@@ -201,15 +197,11 @@ class UpstreamConnection(asyncio.Protocol):
         self._pool._conn_lost(self)
 
     def pause_writing(self) -> None:
-        self._write_paused = True
+        self.write_paused = True
 
     def resume_writing(self) -> None:
-        self._write_paused = False
+        self.write_paused = False
         self._wake_drain()
-
-    @property
-    def write_paused(self) -> bool:
-        return self._write_paused
 
     # -- httptools callbacks ------------------------------------------------------------
 
@@ -303,6 +295,11 @@ class UpstreamConnection(asyncio.Protocol):
         drain = self._drain_waiter
         if drain is not None and not drain.done():
             drain.set_result(None)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _check_deadline(self) -> None:
         self._timer = None

@@ -9,7 +9,7 @@ download never sits in memory.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from proxy.http.upstream_errors import UpstreamBodyError
 
@@ -26,8 +26,8 @@ class UpstreamResponse:
     """Response head plus a pull-based body. Call `release()` when done with it."""
 
     __slots__ = (
-        "status", "reason", "version", "headers", "_is_head", "_conn", "_chunks",
-        "_size", "_waiter", "_done", "_exc", "_paused", "_framing", "_upgraded",
+        "_chunks", "_conn", "_done", "_exc", "_framing", "_is_head", "_paused", "_size",
+        "_upgraded", "_waiter", "headers", "reason", "status", "version",
     )
 
     def __init__(self, conn: UpstreamConnection, status: int, reason: bytes,
@@ -173,7 +173,13 @@ class UpstreamResponse:
             self._finish(UpstreamBodyError("response released before its end"))
         self._chunks.clear()
 
-    async def __aenter__(self) -> UpstreamResponse:
+    def __del__(self) -> None:
+        # A response dropped mid-body must not pin its connection (and pool slot).
+        conn = self._conn or self._upgraded
+        if conn is not None and not conn.loop.is_closed():
+            self.release()
+
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
