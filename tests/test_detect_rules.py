@@ -263,6 +263,7 @@ def test_decidable_without_body() -> None:
     rule("/x", job_name="jsonld:a..b"),
     rule("/x", job_name="xpath://h1"),
     rule("/x", job_name="form:"),
+    rule("/x", header={"X-App": "regex:(?P<"}),
 ])
 def test_compile_refuses_bad_rules_with_their_name(bad: Rule) -> None:
     with pytest.raises(ValueError, match="rule 'r'"):

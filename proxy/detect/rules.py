@@ -102,6 +102,7 @@ class CompiledRule:
             job_name = compile_extractor(rule.job_name) if rule.job_name else None
             extract = tuple((k, compile_extractor(v)) for k, v in rule.extract.items())
             body = compile_body(rule.body) if rule.body is not None else None
+            headers = compile_headers(rule.header)
         except ValueError as e:
             raise ValueError(f"rule {rule.name!r}: {e}") from None
         extractors = [x for _, x in extract] + ([job_name] if job_name else [])
@@ -109,7 +110,7 @@ class CompiledRule:
             rule=rule,
             prefix=literal_prefix(rule.path.source),
             location=compile_location(rule.location) if rule.location is not None else None,
-            headers=compile_headers(rule.header),
+            headers=headers,
             body=body,
             job_name=job_name,
             extract=extract,
