@@ -55,7 +55,8 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
                              connect_timeout=config.proxy.connect_timeout)
     outbox = SqliteOutbox(state_path, metrics=metrics)
     edge = Edge(runtime=runtime, transport=transport, metrics=metrics, outbox=outbox,
-                journeys=JourneyStore(state_path),
+                journeys=JourneyStore(state_path,
+                                          retention_days=config.attribution.cookie_days),
                 access_log=access_log or AccessLog(enabled=config.proxy.access_log))
     if config.feed.enabled:
         edge.feed = FeedService(config.feed, store_path=state_path,

@@ -15,10 +15,12 @@ from proxy.config.errors import ConfigErrors, format_errors
 from proxy.config.load import load_config
 
 
-def _load(path: str, overrides: Overrides | None = None, *, for_run: bool = False):
+def _load(path: str, overrides: Overrides | None = None, *, for_run: bool = False,
+          warnings: list | None = None):
     """The config, or None after printing every error (exit 1 follows)."""
     try:
-        return load_config(path, overrides=overrides, allow_missing_upstream=not for_run)
+        return load_config(path, overrides=overrides, allow_missing_upstream=not for_run,
+                           warnings=warnings)
     except ConfigErrors as exc:
         print(format_errors(exc.errors), file=sys.stderr)
         return None
@@ -26,10 +28,11 @@ def _load(path: str, overrides: Overrides | None = None, *, for_run: bool = Fals
 
 def cmd_check(args: argparse.Namespace) -> int:
     from proxy.config.summary import summary
-    config = _load(args.config)
+    warnings: list = []
+    config = _load(args.config, warnings=warnings)
     if config is None:
         return 1
-    print(summary(config))
+    print(summary(config, warnings))
     return 0
 
 

@@ -106,7 +106,7 @@ class Edge:
             m.clicks_rejected.labels(param).inc()
         if visit.cookie_rejected:
             m.cookies_rejected.inc()
-        if self.journeys is not None and (visit.new_visitor or visit.captured):
+        if self.journeys is not None:
             self.journeys.record(visit)
 
     def observe_page(self, page_url: str, status: int, transform: Any) -> None:

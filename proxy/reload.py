@@ -52,7 +52,7 @@ class RulesReloader:
         edge = self.edge
         old = edge.runtime.config
         try:
-            new = load_config(self.path, overrides=self.overrides, allow_missing_upstream=True)
+            new = load_config(self.path, overrides=self.overrides)
         except ConfigErrors as exc:
             log.error("rules reload refused, old rules stay in force:\n%s",
                       format_errors(exc.errors))

@@ -68,6 +68,6 @@ def compile_runtime(config: Config, secret: bytes) -> Runtime:
         rules=RuleSet.compile(config.rules),
         pixels=PixelSet(config.pixels, config.sinks),
         sinks=config.sinks,
-        redirect_allow=tuple(GlobPattern.compile(a) for a in config.redirect.allow),
+        redirect_allow=tuple(GlobPattern.compile(a, url=True) for a in config.redirect.allow),
         timeout=p.timeout,
     )
