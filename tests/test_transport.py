@@ -301,6 +301,28 @@ async def test_cancelled_request_frees_its_connection(pools: Callable[..., Upstr
         assert pool.stats == {"open": 0, "idle": 0, "waiting": 0}
 
 
+async def test_cancelled_waiter_leaves_no_trace(pools: Callable[..., UpstreamPool]) -> None:
+    release = asyncio.Event()
+
+    async def held(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            await read_head(r)
+            await release.wait()
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    async with RawUpstream(held) as up:
+        pool = pools(up.origin, max_connections=1)
+        first = asyncio.create_task(get_text(pool, b"/"))
+        queued = asyncio.create_task(get_text(pool, b"/"))
+        await asyncio.sleep(0.05)
+        assert pool.stats == {"open": 1, "idle": 0, "waiting": 1}
+        queued.cancel()
+        release.set()
+        assert await first == "ok"
+        assert await get_text(pool, b"/") == "ok"
+        assert pool.stats == {"open": 1, "idle": 1, "waiting": 0}
+        assert up.connections == 1
+
+
 # -- stale connections ---------------------------------------------------------------------
 
 async def test_upstream_closing_after_each_response_never_errors(

@@ -23,7 +23,12 @@ _TRANSFER_ENCODING = b"transfer-encoding"
 
 
 class UpstreamResponse:
-    """Response head plus a pull-based body. Call `release()` when done with it."""
+    """Response head plus a pull-based body.
+
+    Always `release()` it (or use `async with`): while its body is in flight the
+    connection holds it, so a forgotten response is never collected and pins its
+    connection until the upstream closes it.
+    """
 
     __slots__ = (
         "_chunks", "_conn", "_done", "_exc", "_framing", "_is_head", "_paused", "_size",
@@ -172,12 +177,6 @@ class UpstreamResponse:
         if not self._done:
             self._finish(UpstreamBodyError("response released before its end"))
         self._chunks.clear()
-
-    def __del__(self) -> None:
-        # A response dropped mid-body must not pin its connection (and pool slot).
-        conn = self._conn or self._upgraded
-        if conn is not None and not conn.loop.is_closed():
-            self.release()
 
     async def __aenter__(self) -> Self:
         return self
