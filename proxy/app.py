@@ -65,7 +65,7 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
     lookup = edge.journeys
     edge.endpoints = build_endpoints(
         edge,
-        events_api_handler(outbox, lambda: edge.runtime.config, lookup),
+        events_api_handler(lambda: edge.runtime.config, outbox, lookup),
         feed_handler(edge.feed) if edge.feed is not None else None)
 
     app = web.Application(handler_args={"max_field_size": 16384})

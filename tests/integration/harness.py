@@ -9,7 +9,7 @@ import textwrap
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
@@ -64,12 +64,18 @@ access_log = false
 
 
 @asynccontextmanager
-async def stack(upstream: web.Application, rules: str = "", *, tmp: Path,
+async def stack(upstream: web.Application | Callable[[str], web.Application],
+                rules: str = "", *, tmp: Path,
                 timeout: float = 5, env: dict[str, str] | None = None,
                 dispatch: bool = True, proxy_extra: str = "",
                 upstream_url: str | None = None) -> AsyncIterator[Stack]:
     """`upstream_url` points the proxy somewhere else than `upstream` (a dead port, say)."""
-    up_runner, up_port = await start(upstream)
+    if not isinstance(upstream, web.Application):
+        port = free_port()   # the app wants its own base URL before it is built
+        upstream = upstream(f"http://127.0.0.1:{port}")
+        up_runner, up_port = await start(upstream, port)
+    else:
+        up_runner, up_port = await start(upstream)
     recorder = Recorder()
     rec_runner, rec_port = await start(recorder.build_app())
     upstream_url = upstream_url or f"http://127.0.0.1:{up_port}"
