@@ -4,19 +4,26 @@ one before the last `</body>`.
 Owns the holding-back policy. Until the head snippet is placed, only the
 token `HeadLocator` is undecided about is held; after it, chunks pass straight
 through (no copy) unless a body snippet is pending, in which case the bytes
-from the last `</body>` seen onward are held — at most `MAX_BODY_TAIL` bytes,
-past which that candidate is given up and the snippet goes to a later
-`</body>` or the end of the document.
+from the last `</body>` seen (outside comments and raw text such as scripts)
+onward are held — at most `MAX_BODY_TAIL` bytes, past which that candidate is
+given up and the snippet goes to a later `</body>` or the end of the document.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from proxy.transform.locator import HeadLocator, MetaHook
 
 MAX_BODY_TAIL: Final = 64 * 1024
-_BODY_END: Final = b"</body"
+# Body mode, on lowercased bytes: a tag start — `</body`, a raw-text element (a
+# `</body` inside does not count), any other — or a comment; then a tag's rest.
+_RAW = rb"script|style|textarea|title|xmp|iframe|noembed|noframes|noscript"
+_BODY_TOKENS: Final = re.compile(
+    rb"<(?:(/body)(?=[\t\n\f\r />])|(!--)|(" + _RAW + rb")(?=[\t\n\f\r />])|/?[a-z])")
+_TAG_REST: Final = re.compile(rb"""(?:[^>"']+|"[^"]*"|'[^']*')*>""")
+_PARTIAL: Final = len(b"<noframes ") - 1    # longest token prefix a chunk can end with
 
 
 class Injector:
@@ -28,8 +35,12 @@ class Injector:
         self._body = body
         self._locator: HeadLocator | None = (
             HeadLocator(meta_hook) if head or meta_hook is not None else None)
-        self._tail = b""            # body mode: held bytes (a candidate `</body` or a partial one)
-        self._candidate = False     # _tail starts with `</body`
+        # Body mode: bytes held (from the last `</body` outside a comment, or a
+        # partial token), where scanning resumes in them, and the candidate's offset.
+        self._tail = b""
+        self._scan = 0
+        self._cand = -1
+        self._until: bytes | None = None     # what ends the comment or raw text we are in
         self.head_placed = self._locator is None
         self.body_placed = not body
         self.passthrough = self.head_placed and self.body_placed
@@ -59,8 +70,8 @@ class Injector:
             return out + self._tail
         self.body_placed = self.passthrough = True
         tail, self._tail = self._tail, b""
-        if self._candidate:
-            return out + self._body + tail
+        if self._cand >= 0:
+            return out + tail[:self._cand] + self._body + tail[self._cand:]
         return out + tail + self._body
 
     def _place_head(self) -> bytes:
@@ -81,25 +92,39 @@ class Injector:
             return chunk
         data = self._tail + chunk if self._tail else chunk
         # `bytes.lower` keeps offsets and only touches ASCII letters.
-        i = data.lower().rfind(_BODY_END)
-        if i >= 0:
-            self._candidate = True
-        elif self._candidate:
-            i = 0
-        if i >= 0 and len(data) - i <= MAX_BODY_TAIL:
-            self._tail = data[i:]
-            return data[:i]
-        # No (live) candidate: keep only what could be the start of `</body`.
-        self._candidate = False
-        keep = _partial_suffix(data)
-        self._tail = data[len(data) - keep:] if keep else b""
-        return data[:len(data) - keep]
-
-
-def _partial_suffix(data: bytes) -> int:
-    """Length of the longest suffix of data that is a proper prefix of `</body`."""
-    tail = data[-(len(_BODY_END) - 1):].lower()
-    for k in range(len(tail), 0, -1):
-        if _BODY_END.startswith(tail[-k:]):
-            return k
-    return 0
+        low, pos, cand, n = data.lower(), self._scan, self._cand, len(data)
+        waiting = False                         # a tag is cut by the chunk boundary
+        while True:
+            if self._until is not None:         # in a comment or raw text
+                j = low.find(self._until, pos)
+                if j < 0:
+                    break
+                pos, self._until = j + len(self._until), None
+                continue
+            m = _BODY_TOKENS.search(low, pos)
+            if m is None:
+                break
+            if m.group(2):
+                pos, self._until = m.end(), b"-->"
+                continue
+            end = _TAG_REST.match(low, m.end())     # skips attribute values
+            if end is None:
+                if n - m.start() > MAX_BODY_TAIL:   # never closed: not a tag after all
+                    pos = m.start() + 1
+                    continue
+                pos, waiting = m.start(), True
+                break
+            if m.group(1):
+                cand = m.start()
+            elif m.group(3):
+                self._until = b"</" + m.group(3)
+            pos = end.end()
+        # A token cut by the chunk boundary is looked at again with the next chunk.
+        scan = pos if waiting else max(pos, n - _PARTIAL)
+        if cand >= 0 and n - cand <= MAX_BODY_TAIL:
+            cut = cand
+        else:
+            cand, cut = -1, scan
+        self._tail, self._scan = data[cut:], scan - cut
+        self._cand = cand - cut if cand >= 0 else -1
+        return data[:cut]
