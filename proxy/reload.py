@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("careers_edge.reload")
 
 BOUND_AT_START = ("listen", "upstream", "state", "workers")
-WATCH_INTERVAL = 1.0
+WATCH_INTERVAL = 1.0    # seconds between looks at the file
+SETTLE = 0.2            # a changed file must read the same after this long (no half-writes)
 
 
 def _fingerprint(path: Path) -> bytes | None:
@@ -45,17 +46,18 @@ class RulesReloader:
         self.secret = secret
         self.dispatcher = dispatcher
         self._seen = _fingerprint(self.path)
-        self._lock = asyncio.Lock()
 
-    def reload(self) -> bool:
+    def reload(self, reason: str = "SIGHUP") -> bool:
         """Load, check and swap in the rules file; True when the new rules serve."""
         edge = self.edge
         old = edge.runtime.config
+        # What is loaded now is what the watcher has seen: no second reload of it.
+        self._seen = _fingerprint(self.path)
         try:
             new = load_config(self.path, overrides=self.overrides)
         except ConfigErrors as exc:
-            log.error("rules reload refused, old rules stay in force:\n%s",
-                      format_errors(exc.errors))
+            log.error("rules reload (%s) refused, old rules stay in force:\n%s",
+                      reason, format_errors(exc.errors))
             edge.metrics.rules_reload.labels("invalid").inc()
             return False
         except Exception:
@@ -81,8 +83,8 @@ class RulesReloader:
         if self.dispatcher is not None:
             self.dispatcher.reconfigure(new.sinks)
         edge.metrics.rules_reload.labels("ok").inc()
-        log.info("rules reloaded from %s: %d rules, %d pixels, %d sinks", self.path,
-                 len(new.rules), len(new.pixels), len(new.sinks))
+        log.info("rules reloaded (%s) from %s: %d rules, %d pixels, %d sinks", reason,
+                 self.path, len(new.rules), len(new.pixels), len(new.sinks))
         return True
 
     async def watch(self, interval: float = WATCH_INTERVAL) -> None:
@@ -90,6 +92,8 @@ class RulesReloader:
         while True:
             await asyncio.sleep(interval)
             seen = await asyncio.to_thread(_fingerprint, self.path)
-            if seen is not None and seen != self._seen:
-                self._seen = seen
-                self.reload()
+            if seen is None or seen == self._seen:
+                continue
+            await asyncio.sleep(SETTLE)
+            if await asyncio.to_thread(_fingerprint, self.path) == seen:
+                self.reload("file changed")
