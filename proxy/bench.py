@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO
 
 import aiohttp
 
@@ -166,7 +168,7 @@ async def stop(proc: asyncio.subprocess.Process) -> None:
         proc.terminate()
         try:
             await asyncio.wait_for(proc.wait(), 10)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             proc.kill()
             await proc.wait()
 
@@ -203,9 +205,8 @@ async def applications(proxy_url: str, count: int, spread: float) -> None:
 
 async def conversion_counts(proxy_url: str) -> dict[str, int]:
     from prometheus_client.parser import text_string_to_metric_families
-    async with aiohttp.ClientSession() as s:
-        async with s.get(proxy_url + "/_edge/metrics") as resp:
-            text = await resp.text()
+    async with aiohttp.ClientSession() as s, s.get(proxy_url + "/_edge/metrics") as resp:
+        text = await resp.text()
     counts = dict.fromkeys(OUTCOMES, 0)
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -245,47 +246,44 @@ def table(duration: float, connections: int, page_bytes: int, direct: Load, prox
                 f"{load.errors:>8d}{rss_text:>12}")
 
     def ratio(a: float, b: float) -> str:
-        return f"{a / b:.2f}x" if b and b == b else "-"
+        return f"{a / b:.2f}x" if b and not math.isnan(b) else "-"
     missing = counts["queued"] - got
     return "\n".join([
-        f"careers-edge bench: GET {PAGE_PATH} ({page_bytes / 1024:.1f} KB HTML), "
-        f"{connections} connections, {duration:g} s each, load by {load_tool()}",
+        (f"careers-edge bench: GET {PAGE_PATH} ({page_bytes / 1024:.1f} KB HTML), "
+         f"{connections} connections, {duration:g} s each, load by {load_tool()}"),
         f"{'':<16}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}{'peak RSS':>12}",
         row("direct (site)", direct, "-"),
         row("through proxy", proxied, f"{rss:.0f} MB"),
-        f"{'proxy/direct':<16}{ratio(proxied.rps, direct.rps):>10}"
-        f"{ratio(proxied.p50_ms, direct.p50_ms):>10}{ratio(proxied.p99_ms, direct.p99_ms):>10}",
-        f"conversions: fired {counts['queued']} (queued), delivered {counts['sent']} (sent), "
-        f"received by the recorder {got}, retried {counts['retried']}, dead {counts['dead']}, "
-        f"missing {max(0, missing)}",
+        (f"{'proxy/direct':<16}{ratio(proxied.rps, direct.rps):>10}"
+         f"{ratio(proxied.p50_ms, direct.p50_ms):>10}{ratio(proxied.p99_ms, direct.p99_ms):>10}"),
+        (f"conversions: fired {counts['queued']} (queued), delivered {counts['sent']} (sent), "
+         f"received by the recorder {got}, retried {counts['retried']}, dead {counts['dead']}, "
+         f"missing {max(0, missing)}"),
     ])
 
 
-async def bench(duration: float, connections: int) -> int:
+async def bench(duration: float, connections: int, work: Path, errlog: IO[bytes]) -> int:
     from proxy.demo.recorder import Recorder
     from proxy.demo.run import ENV_RECORDER, ENV_UPSTREAM, demo_rules
     from proxy.demo.site import serve
 
     recorder = Recorder()
     rec_runner, rec_url = await serve(lambda _url: recorder.build_app())
-    work = tempfile.TemporaryDirectory(prefix="careers-edge-bench-")
     site_port, proxy_port = free_port(), free_port()
     site_url, proxy_url = f"http://127.0.0.1:{site_port}", f"http://127.0.0.1:{proxy_port}"
     site = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "proxy.bench", "site", str(site_port),
         stdout=subprocess.DEVNULL)
     env = {**os.environ, ENV_UPSTREAM: site_url, ENV_RECORDER: rec_url}
-    errlog = open(Path(work.name) / "proxy.log", "wb")
     proxy = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "proxy", "run", "-c", str(demo_rules()),
         "--listen", f"127.0.0.1:{proxy_port}", "--workers", "1", "--log-level", "WARNING",
-        cwd=work.name, env=env, stdout=subprocess.DEVNULL, stderr=errlog)
+        cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=errlog)
     try:
         await wait_ready(site_url + PAGE_PATH, site, "the demo site")
         await wait_ready(proxy_url + "/_edge/healthz", proxy, "the proxy")
-        async with aiohttp.ClientSession() as s:
-            async with s.get(site_url + PAGE_PATH) as resp:
-                page_bytes = len(await resp.read())
+        async with aiohttp.ClientSession() as s, s.get(site_url + PAGE_PATH) as resp:
+            page_bytes = len(await resp.read())
         await warm(site_url + PAGE_PATH)
         direct = await drive(site_url + PAGE_PATH, duration, connections)
         await warm(proxy_url + PAGE_PATH)
@@ -296,14 +294,14 @@ async def bench(duration: float, connections: int) -> int:
         counts, got = await settle(proxy_url, recorder)
         rss = peak_rss_mb(proxy.pid)
     except RuntimeError as exc:
-        print(f"careers-edge bench: {exc}", file=sys.stderr)
+        errlog.flush()
+        tail = (work / "proxy.log").read_text(errors="replace")[-2000:]
+        print(f"careers-edge bench: {exc}\n{tail}", file=sys.stderr)
         return 1
     finally:
         await stop(proxy)
         await stop(site)
-        errlog.close()
         await rec_runner.cleanup()
-        work.cleanup()
     print(table(duration, connections, page_bytes, direct, proxied, rss, counts, got))
     return 0 if got >= counts["queued"] else 1
 
@@ -311,7 +309,9 @@ async def bench(duration: float, connections: int) -> int:
 def run_bench(duration: float = 10.0, connections: int = 50) -> int:
     from proxy.serve import install_uvloop
     install_uvloop()
-    return asyncio.run(bench(duration, connections))
+    with tempfile.TemporaryDirectory(prefix="careers-edge-bench-") as work, \
+            open(Path(work) / "proxy.log", "wb") as errlog:
+        return asyncio.run(bench(duration, connections, Path(work), errlog))
 
 
 # --- child processes -------------------------------------------------------------------
