@@ -1,0 +1,408 @@
+"""`careers-edge explain`: one request through the rules file, as a dry run.
+
+No network and no state: the rules are compiled exactly as `run` compiles them
+(`compile_runtime`, with a throw-away cookie key), and the same stages the request
+path calls (attribution, candidates/classify, pixels, routing, the sinks' request
+builders) are called with the values given on the command line. The response is
+assumed to be `200 text/html` unless `--status` says otherwise. Values that differ
+per visitor are shown as placeholders (`<new>` for a minted visitor id, `<tlr_sid>`
+for a click id the visitor lacks). Secrets are masked; anything the user typed is
+escaped before it reaches the terminal.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+import orjson
+
+from proxy.attribution.clickids import MAX_VALUE_LEN, valid_value
+from proxy.attribution.cookies import ATTR_COOKIE, VISITOR_COOKIE
+from proxy.attribution.visit import Visit
+from proxy.config.model import Config, Rule, Sink, StatusMatch
+from proxy.conversions.events import Event
+from proxy.conversions.routing import required_params, route
+from proxy.conversions.sinks.base import IDEMPOTENCY_HEADER
+from proxy.conversions.sinks.http import HttpSink
+from proxy.conversions.sinks.meta import MetaSink, request_body
+from proxy.conversions.sinks.talroo import TalrooSink
+from proxy.conversions.sinks.webhook import SIGNATURE_HEADER, signature, webhook_body
+from proxy.conversions.states import Outcome
+from proxy.detect.matchers import status_matches
+from proxy.detect.rules import CompiledRule, Fired, RequestFacts, ResponseFacts
+from proxy.firing import CARRY_COOKIE
+from proxy.http.target import BadTarget, origin_form, split_target
+from proxy.runtime import Runtime, compile_runtime
+from proxy.transform.headers import should_transform
+from proxy.transform.html import DEFAULT_OBSERVE
+
+NEW_VISITOR = "<new>"
+CLIENT_IP = "<client ip>"
+USER_AGENT = "<User-Agent>"
+MASK = "***"
+EXPAND_DEPTH = 3                # Meta's body: top level, the data list, each event
+# Header and query names whose values are never printed (matched as substrings).
+SECRET_NAMES = ("token", "secret", "key", "password", "auth", "sig")
+HTML_TYPE = "text/html; charset=utf-8"
+MAX_SHOWN = 120                 # characters of a user-typed value shown at most
+URL_SHOWN = 400
+INDENT = "  "
+PLAIN_PARAM = "gclid"           # a param with the plain "URL-safe text" shape
+
+
+def explain(config: Config, method: str, url: str, *, status: int | None = 200,
+            location: str | None = None, body: bytes | None = None,
+            form: Mapping[str, str] | None = None, cookie: str | None = None) -> str:
+    """A readable report of what the proxy would do with `METHOD URL` (no I/O)."""
+    rt = compile_runtime(config, secrets.token_bytes(32))
+    method, status, form = method.upper(), 200 if status is None else status, form or {}
+    out: list[str] = []
+    try:
+        origin, target = _target(url, config)
+    except BadTarget as e:
+        return f"careers-edge explain: {e}"
+    out.append(f"{method} {safe(origin + target, URL_SHOWN)}  →  assumed response {status}"
+               + (f", Location {safe(location)}" if location else ""))
+    if target == rt.prefix or target.startswith(rt.prefix_slash):
+        out.append(f"{target.partition('?')[0]} is the proxy's own endpoint (prefix "
+                   f"{rt.prefix}): served by the proxy, never forwarded; no rules apply.")
+        return "\n".join(safe(line, limit=None) for line in out)
+
+    path, query = split_target(target)
+    visit = rt.attribution.on_request(
+        raw_query=query, cookie_header=cookie, host=urlsplit(origin).netloc,
+        secure=origin.startswith("https:"), gpc=False)
+    if visit.new_visitor:
+        visit.links_clicked_id = NEW_VISITOR
+    _section(out, "Click ids", _click_lines(rt, visit, path, query))
+    _section(out, "Cookies set", _cookie_lines(visit) or ["(none)"])
+    _section(out, "Consent", [_consent_line(config, visit)])
+    headers = [("Content-Type", HTML_TYPE)] + ([("Location", location)] if location else [])
+    transformed = should_transform(method, status, headers)
+    _section(out, f"Pixels on {safe(path)}", _pixel_lines(rt, visit, path, method, status,
+                                                          transformed))
+    fired, lines = _rules(rt, method, path, query, status, location, origin, headers,
+                          body if transformed else None, body is not None, form)
+    _section(out, "Rules", lines)
+    page_url = origin + path + ("?" + query if query else "")
+    for f in fired:
+        _section(out, f"Sinks for {f.rule.name!r} ({f.event})",
+                 _sink_lines(rt, f, visit, page_url, transformed, status))
+    return "\n".join(safe(line, limit=None) for line in out)
+
+
+# --- request side ------------------------------------------------------------
+
+
+def _target(url: str, config: Config) -> tuple[str, str]:
+    """(public origin, path-and-query) of an absolute URL or a path."""
+    url = url.partition("#")[0]
+    if url.startswith("/") or "://" not in url:
+        origin = (config.proxy.public_url or f"http://{config.proxy.listen}").rstrip("/")
+        return origin, url if url.startswith("/") else "/" + url
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise BadTarget(f"not an http(s) URL or a path: {safe(url)}")
+    return f"{parts.scheme.lower()}://{parts.netloc}", origin_form(url, parts.netloc)
+
+
+def _why_rejected(param: str, query: str) -> str:
+    """`param = value  (why)` for a click id the attribution stage refused."""
+    for name, value in parse_qsl(query, keep_blank_values=True, errors="replace"):
+        if name != param:
+            continue
+        if not value:
+            why = "empty"
+        elif len(value) > MAX_VALUE_LEN:
+            why = f"longer than {MAX_VALUE_LEN} characters"
+        elif not valid_value(PLAIN_PARAM, value):
+            why = "characters outside A-Z a-z 0-9 . _ ~ -"
+        else:
+            why = "not a UUID" if param == "tlr_sid" else f"not the shape {param} takes"
+        return f"{param} = {safe(value, 60)}  ({why})"
+    return f"{param}  (invalid value)"
+
+
+def _click_lines(rt: Runtime, visit: Visit, path: str, query: str) -> list[str]:
+    lines = [f"captured  {p} = {safe(visit.click_ids[p].value)}" for p in visit.captured]
+    lines += [f"rejected  {_why_rejected(p, query)}: ignored" for p in visit.rejected]
+    if not lines:
+        lines.append("none in this URL (configured: " + ", ".join(
+            rt.config.attribution.params) + ")")
+    if visit.cookie_rejected:
+        lines.append(f"{ATTR_COOKIE} cookie refused: tampered, foreign or signed with another key")
+    forwarded = query if visit.upstream_query is None else visit.upstream_query
+    upstream = rt.upstream_origin if rt.config.proxy.upstream else "<upstream>"
+    url = upstream + path + ("?" + forwarded if forwarded else "")
+    lines.append(f"forwarded upstream: {safe(url, URL_SHOWN)}"
+                 + ("  (captured params stripped)" if visit.upstream_query is not None else ""))
+    return lines
+
+
+def _cookie_lines(visit: Visit) -> list[str]:
+    lines = []
+    for header in visit.set_cookies:
+        pair, _, attrs = header.partition("; ")
+        name, _, value = pair.partition("=")
+        if name == VISITOR_COOKIE and visit.links_clicked_id == NEW_VISITOR:
+            value = NEW_VISITOR
+        elif name == ATTR_COOKIE and value:
+            value = "<signed: " + ", ".join(sorted(visit.click_ids)) + ">"
+        lines.append(f"{name}={value}; {attrs}")
+    return lines
+
+
+def _consent_line(config: Config, visit: Visit) -> str:
+    c = config.consent
+    if not c.required:
+        return "assumed granted ([consent] required = false; a Sec-GPC: 1 visitor counts as no)"
+    if visit.consent:
+        return f"granted by the {c.cookie} cookie given"
+    return (f"not given: [consent] required = true and no {c.cookie} cookie listing "
+            f"{' / '.join(c.granted)}; marketing pixels and sinks are suppressed")
+
+
+def _pixel_lines(rt: Runtime, visit: Visit, path: str, method: str, status: int,
+                 transformed: bool) -> list[str]:
+    pixels = rt.pixels.for_path(path)
+    lines: list[str] = []
+    if not pixels:
+        lines.append("none match this path")
+    elif not visit.consent:
+        lines.append("none: no consent (" + ", ".join(p.name for p in pixels) + " would match)")
+        pixels = ()
+    for p in pixels:
+        where = "head: base code + PageView; body: noscript image" if p.type == "meta" else \
+            f"{p.position}: html snippet"
+        lines.append(f"{p.name:<14} {p.type:<5} {where}")
+    if pixels:
+        markup = rt.pixels.render(pixels, page_event_id="x", links_clicked_id="x")
+        for directive, hosts in markup.csp_hosts.items():
+            lines.append(f"CSP adds  {directive} {' '.join(hosts)}")
+    if transformed:
+        what = "pixels injected" if pixels else "no pixels"
+        links = ", links rewritten" if rt.config.proxy.rewrite_links else ""
+        lines.append(f"response: transformed while streaming ({what}{links})")
+    else:
+        why = "a HEAD request" if method == "HEAD" else f"status {status}"
+        lines.append(f"response: passes through untouched ({why}; only 200 text/html is "
+                     "transformed)")
+    return lines
+
+
+# --- rules -------------------------------------------------------------------
+
+
+def _statuses(status: Sequence[StatusMatch]) -> str:
+    return ", ".join(str(s.low) if s.low == s.high else f"{s.low // 100}xx" for s in status)
+
+
+def _why_not(crule: CompiledRule, resp: ResponseFacts, path: str, body: bytes | None,
+             body_given: bool) -> str | None:
+    rule = crule.rule
+    where = rule.location.source if rule.location is not None else ""
+    if not status_matches(resp.status, rule.status):
+        return f"status {resp.status} is not {_statuses(rule.status)}"
+    if crule.location is not None and not crule.location(resp.location, path):
+        if not resp.location:
+            return f"needs a Location matching {where} (pass --location)"
+        return f"Location {safe(resp.location)} does not match {where}"
+    if crule.headers is not None and not crule.headers(resp.headers):
+        return "header condition not met (explain assumes only Content-Type: text/html)"
+    if crule.body is not None:
+        if body is None:
+            return ("body not read: the response is not 200 text/html" if body_given
+                    else f"needs the response body for body {rule.body!r} (pass --body FILE)")
+        if not crule.body(body.decode("utf-8", "replace")):
+            return f"body has no {rule.body!r}"
+    return None
+
+
+def _rules(rt: Runtime, method: str, path: str, query: str, status: int,
+           location: str | None, origin: str, headers: list[tuple[str, str]],
+           body: bytes | None, body_given: bool,
+           form: Mapping[str, str]) -> tuple[list[Fired], list[str]]:
+    candidates = rt.rules.candidates(method, path)
+    lines = ["candidates (request side matches): "
+             + (", ".join(repr(r.name) for r in candidates.rules) or "none")]
+    public_location = rt.rewriter.url(location, origin) if location else None
+    resp = ResponseFacts(status, dict(headers), public_location)
+    sniffed = {k: v for k, v in form.items() if k in candidates.form_fields}
+    if unread := sorted(set(form) - set(sniffed)):
+        lines.append("form fields no candidate reads (not sniffed): " + ", ".join(
+            safe(k, 40) for k in unread))
+    if body is not None and len(body) > DEFAULT_OBSERVE:
+        lines.append(f"body: only its first {DEFAULT_OBSERVE} bytes are looked at")
+        body = body[:DEFAULT_OBSERVE]
+    seen = body if candidates.needs_body else None
+    fired = candidates.classify(RequestFacts(method, path, query, sniffed), resp, seen)
+    by_rule = {id(f.rule): f for f in fired}
+    stopped: Rule | None = None
+    for rule in candidates.rules:
+        f = by_rule.get(id(rule))
+        if f is not None:
+            lines.append(f"FIRES  {rule.name!r} → {rule.event}")
+            lines.extend(INDENT * 3 + s for s in _fired_values(f, body))
+            stopped = None if rule.continue_ else rule
+            continue
+        why = _why_not(CompiledRule.compile(rule), resp, path, seen, body_given)
+        if stopped is not None:
+            why = f"not tried: {stopped.name!r} fired first (no continue = true)"
+        lines.append(f"no     {rule.name!r}: {why or 'could not be evaluated (see the log)'}")
+    tried = {id(r) for r in candidates.rules}
+    for rule in rt.rules.rules:
+        if id(rule) not in tried:
+            why = (f"method {rule.method}" if rule.method and rule.method.upper() != method
+                   else f"path is not {rule.path.source}")
+            lines.append(f"--     {rule.name!r}: not a candidate ({why})")
+    return fired, lines
+
+
+def _fired_values(f: Fired, body: bytes | None) -> list[str]:
+    lines = [f"job_id = {safe(f.job_id or '(none)')}"]
+    ex = f.rule.job_name
+    if f.job_name is not None:
+        lines.append(f"job_name = {safe(f.job_name)}  ({ex.source if ex else ''})")
+    elif ex is None:
+        lines.append("job_name: (no job_name in this rule)")
+    elif ex.kind == "form":
+        lines.append(f"job_name: (none: pass --form {ex.arg}=VALUE)")
+    elif ex.kind in ("css", "regex", "jsonld") and body is None:
+        lines.append(f"job_name: (none: {ex.source} reads the response body; pass --body FILE)")
+    else:
+        lines.append(f"job_name: (none: {ex.source} found nothing)")
+    lines += [f"{k} = {safe(v)}" for k, v in f.fields.items()]
+    if f.rule.dedupe_hours:
+        lines.append(f"dedupe: once per visitor, event and job within {f.rule.dedupe_hours:g} h")
+    return lines
+
+
+# --- sinks -------------------------------------------------------------------
+
+
+def _sink_lines(rt: Runtime, f: Fired, visit: Visit, page_url: str, transformed: bool,
+                status: int) -> list[str]:
+    event = Event(name=f.event, links_clicked_id=visit.links_clicked_id,
+                  click_ids={k: c.value for k, c in visit.click_ids.items()},
+                  job_id=f.job_id, job_name=f.job_name, url=page_url, client_ip=CLIENT_IP,
+                  user_agent=USER_AGENT, fbc=visit.fbc, fbp=visit.fbp, fields=dict(f.fields),
+                  rule=f.rule.name, dedupe_hours=f.rule.dedupe_hours)
+    sinks = [rt.sinks[n] for n in f.rule.send_to if n in rt.sinks]
+    plan = route(event, sinks, consent=visit.consent)
+    lines = [f"event_id {event.event_id} (new per event; the browser pixel shares it)"]
+    if visit.consent and transformed:
+        lines.append("browser: tracked on this page with the same event_id")
+    elif visit.consent and 300 <= status < 400:
+        lines.append(f"browser: tracked on the next HTML page (carried in the {CARRY_COOKIE} "
+                     "cookie)")
+    for name in f.rule.send_to:
+        sink = rt.sinks.get(name)
+        if sink is None:
+            lines.append(f"{name}: undefined sink")
+            continue
+        outcome = plan[name]
+        head = f"{name} ({sink.type}): "
+        if outcome == Outcome.SUPPRESSED:
+            lines.append(head + "suppressed: no consent")
+            continue
+        missing = [p for p in required_params(sink) if not event.click_ids.get(p)]
+        shown = event
+        if outcome == Outcome.SKIPPED:
+            lines.append(head + "skipped: requires " + ", ".join(missing)
+                         + "; a visitor who has it would get:")
+            shown = replace(event, click_ids={**event.click_ids,
+                                              **{p: f"<{p}>" for p in missing}})
+        elif outcome == Outcome.QUEUED:
+            lines.append(head + "queued (durable outbox), then:")
+        lines.extend(INDENT * 2 + s for s in _payload(sink, shown, missing))
+    return lines
+
+
+def _payload(sink: Sink, event: Event, placeholders: Sequence[str]) -> list[str]:
+    def show(text: str) -> str:
+        for p in placeholders:     # a placeholder reads as itself, not percent-encoded
+            text = text.replace(quote(f"<{p}>", safe=""), f"<{p}>")
+        return text
+
+    if sink.type == "talroo":
+        url = TalrooSink(sink).url_for(event)
+        return [f"GET {show(mask_url(str(url)))}"]
+    if sink.type == "meta":
+        body = orjson.loads(request_body(sink, [event]))
+        if body.get("access_token"):
+            body["access_token"] = MASK
+        return [f"POST {mask_url(MetaSink(sink).url)}", "Content-Type: application/json",
+                *json_lines(body, EXPAND_DEPTH).splitlines()]
+    if sink.type == "http":
+        try:
+            url, headers, data = HttpSink(sink).build(event)
+        except ValueError as e:
+            return [f"not sendable: bad request template: {e}"]
+        lines = [f"{sink.method.upper()} {show(mask_url(str(url)))}"]
+        lines += [f"{k}: {mask_header(k, v)}" for k, v in headers.items()]
+        if data is not None:
+            lines.append(show(data.decode("utf-8", "replace")))
+        return lines
+    body = webhook_body(sink, event)
+    headers = {**sink.headers, "Content-Type": "application/json",
+               IDEMPOTENCY_HEADER: event.event_id}
+    if sink.secret:
+        headers[SIGNATURE_HEADER] = signature(sink.secret, body)
+    return [f"POST {mask_url(sink.url or '')}",
+            *(f"{k}: {mask_header(k, v)}" for k, v in headers.items()), body.decode()]
+
+
+# --- display -----------------------------------------------------------------
+
+
+def _section(out: list[str], title: str, lines: Sequence[str]) -> None:
+    out.append("")
+    out.append(title)
+    out.extend(INDENT + line for line in lines)
+
+
+def safe(text: str, limit: int | None = MAX_SHOWN) -> str:
+    """Text fit for a terminal: control characters escaped, length bounded."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+
+
+def json_lines(value: object, expand: int, indent: str = "") -> str:
+    """JSON with objects and arrays laid out on lines down to depth `expand`, compact below."""
+    if expand <= 0 or not isinstance(value, (dict, list)) or not value:
+        return orjson.dumps(value).decode()
+    inner = indent + INDENT
+    if isinstance(value, dict):
+        items = [f"{inner}{orjson.dumps(k).decode()}: {json_lines(v, expand - 1, inner)}"
+                 for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    items = [inner + json_lines(v, expand - 1, inner) for v in value]
+    return "[\n" + ",\n".join(items) + f"\n{indent}]"
+
+
+def is_secret_name(name: str) -> bool:
+    lname = name.lower()
+    return any(word in lname for word in SECRET_NAMES) and lname != IDEMPOTENCY_HEADER.lower()
+
+
+def mask_header(name: str, value: str) -> str:
+    if name.lower() == SIGNATURE_HEADER.lower():
+        return value        # an HMAC of the body: says nothing about the secret
+    return MASK if is_secret_name(name) else value
+
+
+def mask_url(url: str) -> str:
+    """`url` with credentials and secret-looking query values masked, the rest byte-exact."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = MASK + "@" + netloc.rpartition("@")[2]
+    segments = []
+    for segment in parts.query.split("&") if parts.query else ():
+        name, eq, _ = segment.partition("=")
+        segments.append(f"{name}={MASK}" if eq and is_secret_name(unquote(name)) else segment)
+    return parts._replace(netloc=netloc, query="&".join(segments)).geturl()
