@@ -31,6 +31,7 @@ from proxy.conversions.sinks.meta import MetaSink, request_body
 from proxy.conversions.sinks.talroo import TalrooSink
 from proxy.conversions.sinks.webhook import SIGNATURE_HEADER, signature, webhook_body
 from proxy.conversions.states import Outcome
+from proxy.detect.extractors import BODY_KINDS
 from proxy.detect.matchers import status_matches
 from proxy.detect.rules import CompiledRule, Fired, RequestFacts, ResponseFacts
 from proxy.firing import CARRY_COOKIE
@@ -88,9 +89,14 @@ def explain(config: Config, method: str, url: str, *, status: int | None = 200,
                           body if transformed else None, body is not None, form)
     _section(out, "Rules", lines)
     page_url = origin + path + ("?" + query if query else "")
+    browser = None
+    if visit.consent and transformed and rt.pixels.for_path(path):
+        browser = "browser: tracked on this page with the same event_id"
+    elif visit.consent and 300 <= status < 400:
+        browser = f"browser: tracked on the next HTML page (carried in the {CARRY_COOKIE} cookie)"
     for f in fired:
         _section(out, f"Sinks for {f.rule.name!r} ({f.event})",
-                 _sink_lines(rt, f, visit, page_url, transformed, status))
+                 _sink_lines(rt, f, visit, page_url, browser))
     return "\n".join(safe(line, limit=None) for line in out)
 
 
@@ -158,7 +164,8 @@ def _cookie_lines(visit: Visit) -> list[str]:
 def _consent_line(config: Config, visit: Visit) -> str:
     c = config.consent
     if not c.required:
-        return "assumed granted ([consent] required = false; a Sec-GPC: 1 visitor counts as no)"
+        gpc = "; a visitor sending Sec-GPC: 1 counts as no" if c.honor_gpc else ""
+        return f"assumed granted ([consent] required = false{gpc})"
     if visit.consent:
         return f"granted by the {c.cookie} cookie given"
     return (f"not given: [consent] required = true and no {c.cookie} cookie listing "
@@ -182,10 +189,12 @@ def _pixel_lines(rt: Runtime, visit: Visit, path: str, method: str, status: int,
         markup = rt.pixels.render(pixels, page_event_id="x", links_clicked_id="x")
         for directive, hosts in markup.csp_hosts.items():
             lines.append(f"CSP adds  {directive} {' '.join(hosts)}")
-    if transformed:
+    if transformed and (pixels or rt.config.proxy.rewrite_links):
         what = "pixels injected" if pixels else "no pixels"
         links = ", links rewritten" if rt.config.proxy.rewrite_links else ""
         lines.append(f"response: transformed while streaming ({what}{links})")
+    elif transformed:
+        lines.append("response: passes through untouched (nothing to inject or rewrite)")
     else:
         why = "a HEAD request" if method == "HEAD" else f"status {status}"
         lines.append(f"response: passes through untouched ({why}; only 200 text/html is "
@@ -245,7 +254,7 @@ def _rules(rt: Runtime, method: str, path: str, query: str, status: int,
         f = by_rule.get(id(rule))
         if f is not None:
             lines.append(f"FIRES  {rule.name!r} → {rule.event}")
-            lines.extend(INDENT * 3 + s for s in _fired_values(f, body))
+            lines.extend(INDENT * 3 + s for s in _fired_values(f, seen, body_given))
             stopped = None if rule.continue_ else rule
             continue
         why = _why_not(CompiledRule.compile(rule), resp, path, seen, body_given)
@@ -261,7 +270,7 @@ def _rules(rt: Runtime, method: str, path: str, query: str, status: int,
     return fired, lines
 
 
-def _fired_values(f: Fired, body: bytes | None) -> list[str]:
+def _fired_values(f: Fired, body: bytes | None, body_given: bool) -> list[str]:
     lines = [f"job_id = {safe(f.job_id or '(none)')}"]
     ex = f.rule.job_name
     if f.job_name is not None:
@@ -270,8 +279,9 @@ def _fired_values(f: Fired, body: bytes | None) -> list[str]:
         lines.append("job_name: (no job_name in this rule)")
     elif ex.kind == "form":
         lines.append(f"job_name: (none: pass --form {ex.arg}=VALUE)")
-    elif ex.kind in ("css", "regex", "jsonld") and body is None:
-        lines.append(f"job_name: (none: {ex.source} reads the response body; pass --body FILE)")
+    elif ex.kind in BODY_KINDS and body is None:
+        hint = "not read on this response" if body_given else "pass --body FILE"
+        lines.append(f"job_name: (none: {ex.source} reads the response body; {hint})")
     else:
         lines.append(f"job_name: (none: {ex.source} found nothing)")
     lines += [f"{k} = {safe(v)}" for k, v in f.fields.items()]
@@ -283,8 +293,8 @@ def _fired_values(f: Fired, body: bytes | None) -> list[str]:
 # --- sinks -------------------------------------------------------------------
 
 
-def _sink_lines(rt: Runtime, f: Fired, visit: Visit, page_url: str, transformed: bool,
-                status: int) -> list[str]:
+def _sink_lines(rt: Runtime, f: Fired, visit: Visit, page_url: str,
+                browser: str | None) -> list[str]:
     event = Event(name=f.event, links_clicked_id=visit.links_clicked_id,
                   click_ids={k: c.value for k, c in visit.click_ids.items()},
                   job_id=f.job_id, job_name=f.job_name, url=page_url, client_ip=CLIENT_IP,
@@ -293,11 +303,8 @@ def _sink_lines(rt: Runtime, f: Fired, visit: Visit, page_url: str, transformed:
     sinks = [rt.sinks[n] for n in f.rule.send_to if n in rt.sinks]
     plan = route(event, sinks, consent=visit.consent)
     lines = [f"event_id {event.event_id} (new per event; the browser pixel shares it)"]
-    if visit.consent and transformed:
-        lines.append("browser: tracked on this page with the same event_id")
-    elif visit.consent and 300 <= status < 400:
-        lines.append(f"browser: tracked on the next HTML page (carried in the {CARRY_COOKIE} "
-                     "cookie)")
+    if browser:
+        lines.append(browser)
     for name in f.rule.send_to:
         sink = rt.sinks.get(name)
         if sink is None:
