@@ -17,12 +17,16 @@ from typing import Final
 from proxy.transform.locator import HeadLocator, MetaHook
 
 MAX_BODY_TAIL: Final = 64 * 1024
-# Body mode, on lowercased bytes: a tag start — `</body`, a raw-text element (a
-# `</body` inside does not count), any other — or a comment; then a tag's rest.
+# Body mode, on lowercased bytes. The tokens that matter: `</body`, a comment, a
+# raw-text element (a `</body` inside them does not count); everything else —
+# text and other tags with their attribute values — is skipped by one regex.
 _RAW = rb"script|style|textarea|title|xmp|iframe|noembed|noframes|noscript"
-_BODY_TOKENS: Final = re.compile(
-    rb"<(?:(/body)(?=[\t\n\f\r />])|(!--)|(" + _RAW + rb")(?=[\t\n\f\r />])|/?[a-z])")
-_TAG_REST: Final = re.compile(rb"""(?:[^>"']+|"[^"]*"|'[^']*')*>""")
+_DELIM = rb"(?=[\t\n\f\r />])"
+_BODY_TOKENS: Final = re.compile(rb"<(?:(/body)" + _DELIM + rb"|(!--)|(" + _RAW + rb")" + _DELIM + rb")")
+_TAG_REST: Final = re.compile(rb"""(?:[^>"']++|"[^"]*+"|'[^']*+')*+>""")
+_BODY_SKIP: Final = re.compile(
+    rb"(?:[^<]++|<(?!!--|/body" + _DELIM + rb"|(?:" + _RAW + rb")" + _DELIM + rb")"
+    + _TAG_REST.pattern + rb")*+")
 _PARTIAL: Final = len(b"<noframes ") - 1    # longest token prefix a chunk can end with
 
 
@@ -101,22 +105,23 @@ class Injector:
                     break
                 pos, self._until = j + len(self._until), None
                 continue
-            m = _BODY_TOKENS.search(low, pos)
-            if m is None:
+            pos = _BODY_SKIP.match(low, pos).end()     # text and ordinary tags, in C
+            if pos >= n:
                 break
-            if m.group(2):
+            m = _BODY_TOKENS.match(low, pos)
+            if m is not None and m.group(2):
                 pos, self._until = m.end(), b"-->"
                 continue
-            end = _TAG_REST.match(low, m.end())     # skips attribute values
-            if end is None:
-                if n - m.start() > MAX_BODY_TAIL:   # never closed: not a tag after all
-                    pos = m.start() + 1
+            end = _TAG_REST.match(low, m.end()) if m is not None else None
+            if end is None:                     # a tag cut by the chunk boundary
+                if n - pos > MAX_BODY_TAIL:     # never closed: not a tag after all
+                    pos += 1
                     continue
-                pos, waiting = m.start(), True
+                waiting = True
                 break
             if m.group(1):
-                cand = m.start()
-            elif m.group(3):
+                cand = pos
+            else:
                 self._until = b"</" + m.group(3)
             pos = end.end()
         # A token cut by the chunk boundary is looked at again with the next chunk.

@@ -8,8 +8,9 @@ host matched as a whole: `ats.example.evil.com`, `ats.example-foo`,
 `ats.example:8443` (another port) and `ats.example@evil.com` (userinfo) are left
 alone. Percent-encoded URLs (`https%3A%2F%2F…`) are not rewritten.
 
-Scheme-carrying matches get the public scheme; protocol-relative ones stay
-protocol-relative (the page is served on the public scheme).
+Every form is replaced by the public origin itself (`https://careers…`): valid
+in attributes, CSS, JavaScript and JSON strings alike, and a constant
+replacement keeps the substitution in C.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ def _origin_parts(origin: bytes) -> tuple[bytes, bytes, int | None]:
     return u.scheme.encode(), u.hostname.encode("idna"), port
 
 
+# Bytes no match contains and the boundary after a host accepts: a chunk is cut
+# at the last of them, so a match never straddles a cut.
+_DELIMITERS: Final = b'<>"\' \t\n\r,;()'
+_DELIMITER_BYTES: Final = [bytes([c]) for c in _DELIMITERS]
+MAX_CARRY: Final = 64 * 1024       # a run without any delimiter is cut anyway past this
+
+
 class LinkRewriter:
     """`feed(chunk) -> bytes`, `finish() -> bytes`: the same output for any chunking."""
 
@@ -40,55 +48,32 @@ class LinkRewriter:
         authority = re.escape(host) + (b":" + str(port).encode() if port else b"(?::(?:80|443))?")
         # After the authority: not more host, not a port, not userinfo.
         right = rb"(?![A-Za-z0-9_.\-@]|:[0-9])"
-        self._re = re.compile(
-            _LEFT + rb"(?P<scheme>https?:)?(?P<slashes>//|\\/\\/)" + authority + right, re.I)
+        # The leading class lets the regex engine skip quickly to candidate bytes.
+        self._re = re.compile(rb"(?=[hH/\\])" + _LEFT + rb"(?:https?:)?(?://|\\/\\/)"
+                              + authority + right, re.I)
         self._needle = host.lower()
-        self._scheme = scheme + b":"
-        self._authority = pub_host + (b":" + str(pub_port).encode() if pub_port else b"")
-        # Longest match plus the lookahead's two bytes; held back between chunks.
+        # One constant replacement keeps the substitution in C: the public origin.
+        self._public = scheme + b"://" + pub_host + (b":%d" % pub_port if pub_port else b"")
         self._hold = len(b"https:\\/\\/") + len(host) + len(b":443") + 2
-        self._carry = b""           # bytes not yet emitted
-        self._ctx = b""             # the byte before _carry, for the left boundary
+        self._carry = b""
 
-    def _replace(self, m: re.Match[bytes]) -> bytes:
-        scheme = self._scheme if m.group("scheme") else b""
-        return scheme + m.group("slashes") + self._authority
+    def _sub(self, data: bytes) -> bytes:
+        if self._needle not in data.lower():
+            return data
+        return self._re.sub(self._public, data)
 
     def feed(self, chunk: bytes) -> bytes:
         data = self._carry + chunk if self._carry else chunk
-        if self._needle not in data.lower():
-            # No host anywhere: emit all but what could begin a match.
-            return self._emit(data, max(0, len(data) - self._hold))
-        start = len(self._ctx)
-        buf = self._ctx + data
-        out: list[bytes] = []
-        pos = start
-        limit = len(buf) - self._hold
-        for m in self._re.finditer(buf, start):
-            if m.end() + 2 > len(buf):      # the boundary after it is not known yet
-                limit = min(limit, m.start())
-                break
-            out.append(buf[pos:m.start()])
-            out.append(self._replace(m))
-            pos = m.end()
-        cut = max(pos, limit)
-        out.append(buf[pos:cut])
-        self._ctx = buf[cut - 1:cut] if cut > 0 else self._ctx
-        self._carry = buf[cut:]
-        return b"".join(out)
-
-    def _emit(self, data: bytes, cut: int) -> bytes:
-        if cut > 0:
-            self._ctx = data[cut - 1:cut]
+        cut = max(map(data.rfind, _DELIMITER_BYTES))
+        if cut <= 0:
+            if len(data) <= MAX_CARRY:
+                self._carry = data
+                return b""
+            cut = len(data) - self._hold
         self._carry = data[cut:]
-        return data[:cut]
+        return self._sub(data[:cut])
 
     def finish(self) -> bytes:
-        buf, pos = self._ctx + self._carry, len(self._ctx)
-        out: list[bytes] = []
-        for m in self._re.finditer(buf, pos):
-            out += (buf[pos:m.start()], self._replace(m))
-            pos = m.end()
-        out.append(buf[pos:])
-        self._carry = b""
-        return b"".join(out)
+        data, self._carry = self._carry, b""
+        return self._sub(data)
+
