@@ -1,0 +1,96 @@
+"""A headless Chromium driven through chromedriver, for tests that need a real browser.
+
+`start_browser()` gives a Selenium driver on a fresh profile. Every host name but
+loopback resolves to nothing, so the pages under test never reach the Internet
+(Meta's fbevents.js fails to load, and the inline base code's queue stays as
+the page left it) whether or not the machine has a network.
+
+Selenium calls block: a test whose servers run in its own event loop makes them
+through `asyncio.to_thread` (see `Browser`), so the loop keeps serving meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.support.ui import WebDriverWait
+
+T = TypeVar("T")
+
+CHROMIUM_FLAGS = (
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage",
+    # Hermetic: nothing but loopback resolves.
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+)
+WAIT_SECONDS = 20          # an upper bound for a page or a condition, never an expectation
+CSP_MARKER = "Content Security Policy"
+
+
+@contextmanager
+def start_browser(chromium: str, chromedriver: str) -> Iterator[webdriver.Chrome]:
+    """A headless Chromium on a throwaway profile, quit and removed on exit."""
+    profile = tempfile.mkdtemp(prefix="careers-edge-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile}")
+    # The console (CSP violations among it) is read back with get_log("browser").
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
+    try:
+        driver.set_page_load_timeout(WAIT_SECONDS)
+        driver.set_script_timeout(WAIT_SECONDS)
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+class Browser:
+    """The driver's blocking calls as coroutines that leave the event loop free."""
+
+    def __init__(self, driver: webdriver.Chrome) -> None:
+        self.driver = driver
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(fn, *args)
+
+    async def get(self, url: str) -> None:
+        await self.call(self.driver.get, url)
+
+    async def js(self, script: str, *args: Any) -> Any:
+        return await self.call(self.driver.execute_script, script, *args)
+
+    async def wait_until(self, condition: Callable[[webdriver.Chrome], T]) -> T:
+        """The first truthy value of `condition(driver)`, polled; TimeoutException if none."""
+        wait = WebDriverWait(self.driver, WAIT_SECONDS, poll_frequency=0.05)
+        return await self.call(wait.until, condition)
+
+    async def reset(self) -> None:
+        """Forget cookies and drain the console, so each test starts clean."""
+        await self.call(self.driver.get, "about:blank")
+        await self.call(functools.partial(self.driver.execute_cdp_cmd,
+                                          "Network.clearBrowserCookies", {}))
+        await self.console()
+
+    async def console(self) -> list[dict[str, Any]]:
+        """Console entries since the last call (the driver hands each out once)."""
+        return await self.call(self.driver.get_log, "browser")
+
+    async def csp_messages(self) -> list[str]:
+        return [e["message"] for e in await self.console() if CSP_MARKER in e["message"]]
+
+    async def cookie(self, name: str) -> str | None:
+        found = await self.call(self.driver.get_cookie, name)
+        return None if found is None else found["value"]
