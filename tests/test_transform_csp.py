@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from proxy.transform.csp import (
-    CspNeeds, apply_csp, inline_scripts, rewrite_meta_tag, rewrite_policy, script_hash)
+    CspNeeds,
+    apply_csp,
+    inline_scripts,
+    rewrite_meta_tag,
+    rewrite_policy,
+    script_hash,
+)
 from proxy.transform.html import HtmlTransform
 
 SNIPPET = (b"<script>fbq('init','1');fbq('track','PageView');</script>"

@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 
 from proxy.transform.headers import (
-    should_transform, transformed_headers, unweaken_if_none_match, weaken_etag)
+    should_transform,
+    transformed_headers,
+    unweaken_if_none_match,
+    weaken_etag,
+)
 
 HTML = [("Content-Type", "text/html; charset=utf-8")]
 

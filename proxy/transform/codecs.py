@@ -18,7 +18,7 @@ from __future__ import annotations
 import zlib
 from typing import Final, Protocol
 
-import brotli
+import brotli  # type: ignore[import-untyped]
 
 DEFAULT_MAX_DECODED: Final = 64 * 1024 * 1024
 GZIP_LEVEL: Final = 6

@@ -45,9 +45,9 @@ FALLBACKS: Final[Mapping[str, tuple[str, ...]]] = {
     "child-src": ("default-src",),
     "worker-src": ("child-src", "script-src", "default-src"),
 }
-_NONCE = re.compile(r"'nonce-([A-Za-z0-9+/_=-]+)'", re.I)
-_SCRIPT_TAG = re.compile(rb"<script\b([^>]*)>(.*?)</script\s*>", re.I | re.S)
-_SRC_ATTR = re.compile(rb"\ssrc\s*=", re.I)
+_NONCE = re.compile(r"'nonce-([A-Za-z0-9+/_=-]+)'", re.IGNORECASE)
+_SCRIPT_TAG = re.compile(rb"<script\b([^>]*)>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL)
+_SRC_ATTR = re.compile(rb"\ssrc\s*=", re.IGNORECASE)
 _ATTR = re.compile(rb"""([^\s/>=]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]+))?""")
 
 

@@ -27,7 +27,7 @@ DROPPED: Final = frozenset({
 # Charsets in which `<`, `/`, letters and quotes are not single ASCII bytes.
 NOT_ASCII_COMPATIBLE: Final = re.compile(
     r"^(utf-?16|utf-?32|ucs-?2|ucs-?4|utf-?7|iso-?2022|hz-gb|cp0?37|ibm0?37|cp500|ebcdic)",
-    re.I)
+    re.IGNORECASE)
 _ENTITY_TAG: Final = re.compile(r'(W/)?("[^"]*")')
 
 

@@ -105,7 +105,8 @@ class Injector:
                     break
                 pos, self._until = j + len(self._until), None
                 continue
-            pos = _BODY_SKIP.match(low, pos).end()     # text and ordinary tags, in C
+            skip = _BODY_SKIP.match(low, pos)          # text and ordinary tags, in C
+            pos = skip.end() if skip else pos
             if pos >= n:
                 break
             m = _BODY_TOKENS.match(low, pos)
@@ -113,7 +114,7 @@ class Injector:
                 pos, self._until = m.end(), b"-->"
                 continue
             end = _TAG_REST.match(low, m.end()) if m is not None else None
-            if end is None:                     # a tag cut by the chunk boundary
+            if m is None or end is None:        # a tag cut by the chunk boundary
                 if n - pos > MAX_BODY_TAIL:     # never closed: not a tag after all
                     pos += 1
                     continue

@@ -50,7 +50,7 @@ class LinkRewriter:
         right = rb"(?![A-Za-z0-9_.\-@]|:[0-9])"
         # The leading class lets the regex engine skip quickly to candidate bytes.
         self._re = re.compile(rb"(?=[hH/\\])" + _LEFT + rb"(?:https?:)?(?://|\\/\\/)"
-                              + authority + right, re.I)
+                              + authority + right, re.IGNORECASE)
         self._needle = host.lower()
         # One constant replacement keeps the substitution in C: the public origin.
         self._public = scheme + b"://" + pub_host + (b":%d" % pub_port if pub_port else b"")

@@ -47,9 +47,9 @@ EMIT = "emit"      # pseudo state: the tag is complete (its `>` consumed)
 _WS = b"\t\n\f\r "
 # state -> (run of bytes that stays in the state, {byte: (next state, consume?)},
 #           default (next state, consume?) for any other byte)
-TAG_TABLE: Final[dict[str, tuple[re.Pattern[bytes], dict[int, tuple[str, bool]], tuple[str, bool]]]]
 _ws = {c: (BEFORE_ATTR_NAME, True) for c in _WS}
-TAG_TABLE = {
+TAG_TABLE: Final[dict[str, tuple[re.Pattern[bytes], dict[int, tuple[str, bool]],
+                                 tuple[str, bool]]]] = {
     TAG_NAME: (re.compile(rb"[^\t\n\f\r />]*"),
                {**_ws, ord("/"): (SELF_CLOSING, True), ord(">"): (EMIT, True)}, (TAG_NAME, True)),
     BEFORE_ATTR_NAME: (re.compile(rb"[\t\n\f\r ]*"),
@@ -78,6 +78,11 @@ _COMMENT_END = re.compile(rb"--!?>")
 _ASCII_ALPHA = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 MetaHook = Callable[[bytes], "bytes | None"]
+
+
+def _match_end(pattern: re.Pattern[bytes], buf: bytes, pos: int) -> int:
+    m = pattern.match(buf, pos)       # the run patterns match the empty string too
+    return m.end() if m else pos
 
 
 class HeadLocator:
@@ -158,8 +163,7 @@ class HeadLocator:
         buf = self._buf
         state, pos, n = self._state, self._pos, len(buf)
         if state == DATA:
-            m = _TEXT_RUN.match(buf, pos)
-            text_end = m.end()
+            text_end = _match_end(_TEXT_RUN, buf, pos)
             if self._template_depth == 0:
                 t = _NON_WS.search(buf, pos, text_end)
                 if t:
@@ -249,7 +253,7 @@ class HeadLocator:
 
     def _tag_step(self, buf: bytes, final: bool) -> bool:
         run, on, default = TAG_TABLE[self._state]
-        pos = run.match(buf, self._pos).end()
+        pos = _match_end(run, buf, self._pos)
         if pos >= len(buf):
             self._pos = pos
             if final:       # EOF inside a tag drops it: insert before it
@@ -294,7 +298,7 @@ class HeadLocator:
 
     def _enter_content(self, name: bytes, end: int) -> bool:
         if name in RAW_TEXT:
-            self._raw_end = re.compile(b"</" + re.escape(name) + rb"[\t\n\f\r />]", re.I)
+            self._raw_end = re.compile(b"</" + re.escape(name) + rb"[\t\n\f\r />]", re.IGNORECASE)
             self._state, self._pos, self._tok = RAW, end, end
             self._name = name
             return True
