@@ -150,8 +150,9 @@ class Dispatcher:
                     task.add_done_callback(lambda t: (inflight.discard(t), wake.set()))
                 if rows and len(rows) == free * batch:
                     continue                    # probably more due: look again at once
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(wake.wait(), self.poll_interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_interval):
+                    await wake.wait()
 
     async def _deliver(self, name: str, client: SinkClient, rows: Sequence[OutboxRow]) -> None:
         assert self._session is not None
