@@ -213,7 +213,7 @@ class RedisJourneyStore:
             await pipe.execute()
 
     async def get(self, links_clicked_id: str) -> Journey | None:
-        raw = await self.redis.hgetall(self._key(links_clicked_id))   # type: ignore[misc]
+        raw: Any = await self.redis.hgetall(self._key(links_clicked_id))  # type: ignore[misc]
         return self._with_pending(links_clicked_id, _from_hash(links_clicked_id, raw))
 
     lookup = get      # the events API's name for it
@@ -227,7 +227,8 @@ class RedisJourneyStore:
                 best = (seen_at, pending_id)
         if best is not None:
             return await self.get(best[1])
-        ids = await self.redis.zrevrange(self._click_key(param, value), 0, FIND_CANDIDATES - 1)
+        ids: Any = await self.redis.zrevrange(self._click_key(param, value), 0,
+                                              FIND_CANDIDATES - 1)
         for vid in ids:
             journey = await self.get(vid.decode())
             if journey is not None:          # else expired since: look at the next one
