@@ -2,8 +2,10 @@
 
 Each worker binds the port itself with SO_REUSEPORT, so the kernel spreads
 connections. The parent only supervises: it forwards SIGHUP (reload) and SIGTERM
-(drain and exit 0) and restarts a worker that dies. SIGTERM lets in-flight
-requests finish (up to `DRAIN_SECONDS`) before the process exits.
+(drain and exit 0), restarts a worker that dies (with the rules file as it is
+now), and gives up with status 1 when workers keep dying at start. A worker dies
+with its parent, so a killed supervisor leaves no orphan holding the port.
+SIGTERM lets in-flight requests finish (up to `DRAIN_SECONDS`) before exiting.
 """
 
 from __future__ import annotations
@@ -20,10 +22,17 @@ from aiohttp import web
 
 from proxy.app import RELOADER, build_app
 from proxy.config.env import Overrides
+from proxy.config.errors import ConfigErrors
+from proxy.config.load import load_config
 from proxy.config.model import Config
 
 log = logging.getLogger("careers_edge")
-DRAIN_SECONDS = 30.0
+DRAIN_SECONDS = 30.0       # SIGTERM: how long in-flight requests get to finish
+BACKLOG = 2048
+RESTART_PAUSE = 0.5        # seconds before a dead worker is replaced
+QUICK_DEATH = 5.0          # a worker dying this soon after start failed to start ...
+MAX_QUICK_DEATHS = 5       # ... and this many such deaths in a row stop the proxy (exit 1)
+PR_SET_PDEATHSIG = 1       # linux/prctl.h: a signal for a worker whose parent dies
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -31,7 +40,7 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def bind(listen: str, reuse_port: bool) -> socket.socket:
+def bind(listen: str, reuse_port: bool, *, listen_now: bool = True) -> socket.socket:
     host, port = parse_listen(listen)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -39,7 +48,8 @@ def bind(listen: str, reuse_port: bool) -> socket.socket:
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(2048)
+    if listen_now:
+        sock.listen(BACKLOG)
     sock.setblocking(False)
     return sock
 
@@ -86,27 +96,37 @@ def run(config: Config, overrides: Overrides | None = None) -> int:
     if workers == 1:
         run_worker(config, bind(config.proxy.listen, reuse_port=False), 0, overrides)
         return 0
-    children: dict[int, int] = {}       # pid -> worker index
+    return supervise(config, workers, overrides)
 
-    def spawn(index: int) -> None:
+
+def supervise(config: Config, workers: int, overrides: Overrides | None) -> int:
+    """Fork `workers` workers, forward signals to them, restart one that dies."""
+    # A busy port fails here, before forking. The probe is bound but never listens:
+    # a listening socket nobody accepts on would get its share of the connections.
+    probe = bind(config.proxy.listen, reuse_port=True, listen_now=False)
+    parent = os.getpid()
+    children: dict[int, tuple[int, float]] = {}      # pid -> (worker index, started)
+
+    def spawn(index: int, current: Config) -> None:
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
-                run_worker(config, bind(config.proxy.listen, reuse_port=True), index, overrides)
+                _become_worker(parent, probe)
+                run_worker(current, bind(current.proxy.listen, reuse_port=True), index,
+                           overrides)
             except BaseException:
                 logging.getLogger("careers_edge").exception("worker %d failed", index)
                 code = 1
             finally:
                 os._exit(code)
-        children[pid] = index
+        children[pid] = (index, time.monotonic())
 
-    # Bind once in the parent first so a busy port fails loudly before forking.
-    probe = bind(config.proxy.listen, reuse_port=True)
     for i in range(workers):
-        spawn(i)
+        spawn(i, config)
     probe.close()
     stopping = False
+    quick_deaths = 0
 
     def forward(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -125,14 +145,57 @@ def run(config: Config, overrides: Overrides | None = None) -> int:
             pid, status = os.wait()
         except ChildProcessError:
             break
-        except InterruptedError:
+        entry = children.pop(pid, None)
+        if entry is None or stopping:
             continue
-        index = children.pop(pid, None)
-        if index is not None and not stopping:
-            log.error("worker %d exited (status %d); restarting", index, status)
-            time.sleep(0.5)
-            spawn(index)
+        index, started = entry
+        quick_deaths = quick_deaths + 1 if time.monotonic() - started < QUICK_DEATH else 0
+        if quick_deaths >= MAX_QUICK_DEATHS:
+            log.critical("workers keep dying at start; stopping")
+            forward(signal.SIGTERM, None)
+            _reap(children)
+            return 1
+        log.error("worker %d exited (status %d); restarting", index, status)
+        time.sleep(RESTART_PAUSE)
+        spawn(index, _current_rules(config, overrides))
     return 0
+
+
+def _become_worker(parent: int, probe: socket.socket) -> None:
+    """In a fresh fork: drop the parent's socket and handlers, die with the parent."""
+    probe.close()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)    # until the worker's loop handles it
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):   # pragma: no cover - not glibc/musl
+            pass
+    if os.getppid() != parent:              # the parent died before prctl took effect
+        os._exit(0)
+
+
+def _current_rules(config: Config, overrides: Overrides | None) -> Config:
+    """The rules file as it is now, for a restarted worker; the start rules if invalid."""
+    if config.source is None:
+        return config
+    try:
+        return load_config(config.source, overrides=overrides)
+    except (ConfigErrors, OSError) as exc:     # keep serving something
+        log.warning("restarting a worker with the rules it started with: %s", exc)
+        return config
+
+
+def _reap(children: dict[int, tuple[int, float]]) -> None:
+    while children:
+        try:
+            pid, _ = os.wait()
+        except ChildProcessError:
+            return
+        children.pop(pid, None)
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -16,10 +16,10 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, Callable, Sequence
 
 import aiohttp
 
@@ -119,7 +119,7 @@ class ProxyProcess:
                                            timeout=aiohttp.ClientTimeout(total=2)) as r:
                         if r.status == 200:
                             return
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     pass
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"proxy not healthy after {timeout} s:\n{self.stderr()}")
@@ -137,10 +137,10 @@ class ProxyProcess:
         return text
 
     async def metrics(self) -> str:
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"{self.url}{self.prefix}/metrics") as r:
-                assert r.status == 200
-                return await r.text()
+        async with aiohttp.ClientSession() as session, \
+                session.get(f"{self.url}{self.prefix}/metrics") as r:
+            assert r.status == 200
+            return await r.text()
 
 
 def spawn(rules: Path, *, tmp: Path, port: int | None = None, workers: int | None = None,

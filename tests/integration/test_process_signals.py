@@ -106,7 +106,7 @@ async def wait_marker(client: aiohttp.ClientSession, url: str, want: str) -> Non
 
 
 def reload_count(metrics: str, result: str) -> float:
-    m = re.search(rf'^edge_rules_reload_total{{result="{result}"}} (\S+)$', metrics, re.M)
+    m = re.search(rf'^edge_rules_reload_total{{result="{result}"}} (\S+)$', metrics, re.MULTILINE)
     return float(m.group(1)) if m else 0.0
 
 
