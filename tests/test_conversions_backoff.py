@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
+from datetime import UTC, datetime
 from email.utils import format_datetime
-from datetime import datetime, timezone
 
 import aiohttp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxy.conversions.backoff import (
-    BackoffPolicy, GiveUp, Retry, Sent, classify, next_delay, parse_retry_after,
+    BackoffPolicy,
+    GiveUp,
+    Retry,
+    Sent,
+    classify,
+    next_delay,
+    parse_retry_after,
 )
 
 POLICY = BackoffPolicy(base=1.0, cap=900.0)
@@ -38,10 +43,10 @@ def test_retry_after_is_honoured_but_capped(after):
 
 def test_parse_retry_after_seconds_and_http_date():
     now = 1_700_000_000.0
-    date = format_datetime(datetime.fromtimestamp(now + 120, timezone.utc), usegmt=True)
+    date = format_datetime(datetime.fromtimestamp(now + 120, UTC), usegmt=True)
     assert parse_retry_after("30", now) == 30.0
     assert parse_retry_after(date, now) == 120.0
-    past = format_datetime(datetime.fromtimestamp(now - 5, timezone.utc), usegmt=True)
+    past = format_datetime(datetime.fromtimestamp(now - 5, UTC), usegmt=True)
     assert parse_retry_after(past, now) == 0.0
     for junk in (None, "", "soon", "-1", "1.5e3"):
         assert parse_retry_after(junk, now) is None
@@ -56,7 +61,7 @@ def test_classify_statuses():
 
 
 def test_classify_exceptions():
-    assert classify(asyncio.TimeoutError()) == Retry("timeout")
+    assert classify(TimeoutError()) == Retry("timeout")
     assert isinstance(classify(aiohttp.ServerDisconnectedError()), Retry)
     assert isinstance(classify(ConnectionResetError()), Retry)
     assert isinstance(classify(ValueError("bad template")), GiveUp)

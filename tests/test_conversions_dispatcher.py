@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 
 import pytest
+from test_conversions_recorder import Recorder, Reply
 
 from proxy.config.model import Sink
 from proxy.conversions.backoff import BackoffPolicy
@@ -15,7 +15,6 @@ from proxy.conversions.events import Event
 from proxy.conversions.sqlite_outbox import SqliteOutbox
 from proxy.conversions.states import RowState
 from proxy.metrics import Metrics
-from test_conversions_recorder import Recorder, Reply
 
 FAST = BackoffPolicy(base=0.01, cap=0.05)
 SID = "11111111-2222-3333-4444-555555555555"
@@ -216,7 +215,7 @@ async def test_a_restart_delivers_what_was_left_pending(aiohttp_server, env):
         await before.submit(ev(f"v{i}"), sinks, consent=True)
     await before.close()
     assert rec.requests == []
-    box, d = await env.worker(sinks)
+    box, _ = await env.worker(sinks)
     await rec.wait_for(3)
     for i in (1, 2, 3):
         await wait_state(box, i, RowState.SENT)

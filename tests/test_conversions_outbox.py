@@ -16,7 +16,12 @@ from proxy.conversions.events import Event
 from proxy.conversions.outbox import MAX_EVENT_AGE
 from proxy.conversions.sqlite_outbox import SqliteOutbox
 from proxy.conversions.states import (
-    TRANSITIONS, Action, InvalidTransition, Outcome, RowState, next_state,
+    TRANSITIONS,
+    Action,
+    InvalidTransition,
+    Outcome,
+    RowState,
+    next_state,
 )
 from proxy.metrics import Metrics
 
@@ -45,8 +50,9 @@ async def box(tmp_path):
 
 
 def ev(**kw) -> Event:
-    base = dict(name="ApplicationCompleted", event_time=1_700_000_000.0, links_clicked_id="v1",
-                click_ids={"tlr_sid": "11111111-2222-3333-4444-555555555555"}, job_id="42")
+    base = {"name": "ApplicationCompleted", "event_time": 1_700_000_000.0,
+            "links_clicked_id": "v1", "job_id": "42",
+            "click_ids": {"tlr_sid": "11111111-2222-3333-4444-555555555555"}}
     base.update(kw)
     return Event(**base)
 
@@ -260,7 +266,7 @@ def test_a_submit_survives_sigkill_right_after_it_returns(tmp_path):
             os.kill(os.getpid(), signal.SIGKILL)
         asyncio.run(main())
     """)
-    proc = subprocess.run([sys.executable, "-c", code], timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code], timeout=60, check=False)
     assert proc.returncode == -9
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT event_id, state FROM edge_outbox").fetchall() == [

@@ -41,7 +41,7 @@ class Recorder:
         self.server = None
 
     @classmethod
-    async def start(cls, aiohttp_server) -> "Recorder":
+    async def start(cls, aiohttp_server) -> Recorder:
         rec = cls()
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", rec._handle)

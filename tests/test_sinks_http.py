@@ -8,12 +8,12 @@ import aiohttp
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_conversions_recorder import Recorder
 
 from proxy.config.model import Sink
 from proxy.conversions.backoff import Sent
 from proxy.conversions.events import Event
 from proxy.conversions.sinks.http import HttpSink, placeholder_errors
-from test_conversions_recorder import Recorder
 
 TEMPLATE = "?e={event}&click={click.ccuid}&job={job_id}&t={event_time_ms}&n={jobName}"
 
@@ -24,9 +24,9 @@ def appcast(url: str, **kw) -> Sink:
 
 
 def event(**kw) -> Event:
-    base = dict(name="ApplicationCompleted", event_id="e1", event_time=1_700_000_000.123,
-                links_clicked_id="L1", click_ids={"ccuid": "c/1&x=2"}, job_id="42",
-                job_name="Nurse & Co 100% ü")
+    base = {"name": "ApplicationCompleted", "event_id": "e1", "event_time": 1_700_000_000.123,
+            "links_clicked_id": "L1", "click_ids": {"ccuid": "c/1&x=2"}, "job_id": "42",
+            "job_name": "Nurse & Co 100% ü"}
     base.update(kw)
     return Event(**base)
 

@@ -7,13 +7,13 @@ import time
 
 import aiohttp
 import orjson
+from test_conversions_recorder import Recorder, Reply
 
 from proxy.config.model import Sink
 from proxy.conversions.backoff import GiveUp, Retry, Sent
 from proxy.conversions.events import Event
 from proxy.conversions.outbox import MAX_EVENT_AGE
 from proxy.conversions.sinks.meta import MetaSink
-from test_conversions_recorder import Recorder, Reply
 
 
 def meta(rec: Recorder, **kw) -> Sink:
@@ -23,11 +23,11 @@ def meta(rec: Recorder, **kw) -> Sink:
 
 
 def full_event(**kw) -> Event:
-    base = dict(name="ApplicationCompleted", event_id="e1", event_time=time.time() - 5.7,
-                links_clicked_id="LCID-1", click_ids={"fbclid": "AbC"}, job_id="42",
-                job_name="Nurse (m/f/d)", url="https://careers.acme.example/jobs/42/thanks",
-                client_ip="203.0.113.9", user_agent="Mozilla/5.0", fbc="fb.1.1700.AbC",
-                fbp="fb.1.1700.99", fields={"location": "Berlin"})
+    base = {"name": "ApplicationCompleted", "event_id": "e1", "event_time": time.time() - 5.7,
+            "links_clicked_id": "LCID-1", "click_ids": {"fbclid": "AbC"}, "job_id": "42",
+            "job_name": "Nurse (m/f/d)", "url": "https://careers.acme.example/jobs/42/thanks",
+            "client_ip": "203.0.113.9", "user_agent": "Mozilla/5.0", "fbc": "fb.1.1700.AbC",
+            "fbp": "fb.1.1700.99", "fields": {"location": "Berlin"}}
     base.update(kw)
     return Event(**base)
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import aiohttp
+from test_conversions_recorder import Recorder
 
 from proxy.config.model import Sink
 from proxy.conversions.backoff import GiveUp, Retry, Sent
 from proxy.conversions.events import Event
 from proxy.conversions.sinks import build_sink
-from test_conversions_recorder import Recorder
 
 SID = "0f8e2c1a-1b2c-4d5e-8f90-123456789abc"
 

@@ -7,13 +7,13 @@ import hmac
 
 import aiohttp
 import orjson
+from test_conversions_recorder import Recorder
 
 from proxy.config.model import Sink
 from proxy.conversions.backoff import Sent
 from proxy.conversions.events import Event
 from proxy.conversions.sinks import build_sink
 from proxy.conversions.sinks.webhook import verify
-from test_conversions_recorder import Recorder
 
 
 async def test_signature_verifies_and_body_has_the_documented_keys(aiohttp_server):

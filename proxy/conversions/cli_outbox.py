@@ -8,15 +8,16 @@ them up at its next poll.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
+from pathlib import Path
 from typing import TextIO
 
-from proxy.conversions.outbox import OutboxRow
+from proxy.config.model import Config
+from proxy.conversions.outbox import Outbox, OutboxRow
 from proxy.conversions.sqlite_outbox import SqliteOutbox
 from proxy.conversions.states import RowState
-from proxy.state import StateLocation
+from proxy.state import StateLocation, parse_state
 
 ROW_LIMIT = 50
 BODY_HEAD = 200
@@ -40,7 +41,7 @@ def _row_line(r: OutboxRow, dead: bool) -> str:
     return line
 
 
-async def report(outbox: SqliteOutbox, *, dead: bool, retry_dead: bool, out: TextIO) -> int:
+async def report(outbox: Outbox, *, dead: bool, retry_dead: bool, out: TextIO) -> int:
     if retry_dead:
         n = await outbox.retry_dead()
         print(f"re-queued {n} dead letter{'s' if n != 1 else ''}", file=out)
@@ -61,18 +62,24 @@ async def report(outbox: SqliteOutbox, *, dead: bool, retry_dead: bool, out: Tex
     return 0
 
 
-def run(location: StateLocation, *, dead: bool = False, retry_dead: bool = False,
-        out: TextIO | None = None) -> int:
-    """Entry point for the CLI; returns the exit status."""
-    out = out or sys.stdout
-    if location.kind != "sqlite":
-        print("outbox: only the sqlite state can be inspected for now", file=sys.stderr)
-        return 2
+async def open_outbox(location: StateLocation) -> Outbox:
+    if location.kind == "redis":
+        from proxy.conversions.redis_outbox import RedisOutbox
+        return RedisOutbox(location.target)
+    return SqliteOutbox(location.sqlite_path)
 
-    async def main() -> int:
-        outbox = SqliteOutbox(location.sqlite_path)
-        try:
-            return await report(outbox, dead=dead, retry_dead=retry_dead, out=out)
-        finally:
-            await outbox.close()
-    return asyncio.run(main())
+
+async def outbox_command(config: Config, *, dead: bool = False, retry_dead: bool = False,
+                         out: TextIO | None = None) -> int:
+    """`careers-edge outbox`: the exit status (0; 1 when the state cannot be opened)."""
+    out = out or sys.stdout
+    try:
+        location = parse_state(config.proxy.state, base=Path.cwd())
+        outbox = await open_outbox(location)
+    except Exception as e:
+        print(f"outbox: cannot open the state {config.proxy.state!r}: {e}", file=sys.stderr)
+        return 1
+    try:
+        return await report(outbox, dead=dead, retry_dead=retry_dead, out=out)
+    finally:
+        await outbox.close()

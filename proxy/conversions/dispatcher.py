@@ -17,7 +17,7 @@ import os
 import random
 import secrets
 import socket
-from typing import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 
 import aiohttp
 from aiohttp import web
@@ -147,12 +147,20 @@ class Dispatcher:
                 for start in range(0, len(rows), batch):
                     task = asyncio.create_task(self._deliver(name, client, rows[start:start + batch]))
                     inflight.add(task)
-                    task.add_done_callback(lambda t: (inflight.discard(t), wake.set()))
+                    task.add_done_callback(self._done_callback(inflight, wake))
                 if rows and len(rows) == free * batch:
                     continue                    # probably more due: look again at once
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_interval):
                     await wake.wait()
+
+    @staticmethod
+    def _done_callback(inflight: set[asyncio.Task[None]], wake: asyncio.Event
+                       ) -> Callable[[asyncio.Task[None]], None]:
+        def done(task: asyncio.Task[None]) -> None:
+            inflight.discard(task)
+            wake.set()              # capacity freed: lease again
+        return done
 
     async def _deliver(self, name: str, client: SinkClient, rows: Sequence[OutboxRow]) -> None:
         assert self._session is not None

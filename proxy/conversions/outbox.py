@@ -8,8 +8,9 @@ an expiry so a worker that dies loses its claim. Backends: `sqlite_outbox.Sqlite
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Protocol
 
 import orjson
 
@@ -94,6 +95,8 @@ class Outbox(Protocol):
 
     async def list_rows(self, *, dead: bool = False, limit: int = 100) -> list[OutboxRow]:
         """Dead letters, or rows still owed a delivery."""
+
+    async def get(self, row_id: int) -> OutboxRow | None: ...
 
     async def retry_dead(self, sink: str | None = None) -> int:
         """Re-queue dead letters (not those past the 7-day limit); how many."""
