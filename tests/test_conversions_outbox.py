@@ -111,6 +111,7 @@ async def test_dedupe_once_per_visitor_event_and_job_within_the_window(box):
     again = await box.submit(ev(dedupe_hours=1), [TALROO, META], consent=True)
     assert first.queued == ("talroo", "meta")
     assert set(again.outcomes.values()) == {Outcome.DEDUPED} and not again.duplicate
+    assert again.deduped and not first.deduped
     other_job = await box.submit(ev(job_id="43"), [TALROO], consent=True)
     other_visitor = await box.submit(ev(links_clicked_id="v9"), [TALROO], consent=True)
     assert other_job.queued == other_visitor.queued == ("talroo",)

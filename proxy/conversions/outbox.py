@@ -33,6 +33,11 @@ class SubmitResult:
     def queued(self) -> tuple[str, ...]:
         return tuple(s for s, o in self.outcomes.items() if o is Outcome.QUEUED)
 
+    @property
+    def deduped(self) -> bool:
+        """The visitor already converted (event, job) in the window: nothing was queued."""
+        return any(o is Outcome.DEDUPED for o in self.outcomes.values())
+
     def to_json(self) -> bytes:
         return orjson.dumps({"event_id": self.event_id, "outcomes": dict(self.outcomes)})
 
