@@ -64,14 +64,15 @@ async def test_payload_carries_every_field(aiohttp_server):
     }]
 
 
-async def test_absent_values_are_omitted_and_no_test_code_by_default(aiohttp_server):
+async def test_an_event_without_a_page_is_system_generated(aiohttp_server):
     rec = await Recorder.start(aiohttp_server)
     e = Event("Hire", event_id="h1")
     await send(meta(rec), [e])
     body = orjson.loads(rec.requests[0].body)
     assert "test_event_code" not in body
     assert body["data"] == [{"event_name": "Hire", "event_time": int(e.event_time),
-                             "event_id": "h1", "action_source": "website", "user_data": {}}]
+                             "event_id": "h1", "action_source": "system_generated",
+                             "user_data": {}}]
 
 
 async def test_batches_of_at_most_1000(aiohttp_server):

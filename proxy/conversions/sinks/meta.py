@@ -1,7 +1,10 @@
 """Meta Conversions API: `POST {api}/{pixel_id}/events`, up to 1000 events a request.
 
 Meta rejects a whole request when one event in it is older than 7 days, so stale
-events are given up one by one and never batched with fresh ones. `event_id` is
+events are given up one by one and never batched with fresh ones. Website events
+need `event_source_url` and `client_user_agent`; an event with no page behind it (a
+hire posted by the ATS to the events API) is sent as `system_generated`, which needs
+neither, rather than be rejected as an incomplete website event. `event_id` is
 Meta's deduplication key (with the browser pixel's eventID, and across retries).
 """
 
@@ -9,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import aiohttp
 import orjson
@@ -22,6 +26,8 @@ from proxy.conversions.outbox import MAX_EVENT_AGE
 from proxy.conversions.sinks.base import compact, deliver, timeout_for
 
 MAX_BATCH = 1000
+WEBSITE = "website"
+SERVER_SIDE = "system_generated"
 CONNECT_TIMEOUT = 1.5       # Meta answers most requests within 600 ms
 
 
@@ -43,7 +49,7 @@ def event_payload(sink: Sink, event: Event) -> dict[str, Any]:
         "event_name": sink.event_name(event.name),
         "event_time": int(event.event_time),
         "event_id": event.event_id,
-        "action_source": "website",
+        "action_source": WEBSITE if event.url else SERVER_SIDE,
         "event_source_url": event.url,
         "user_data": user_data,
         "custom_data": custom_data or None,
