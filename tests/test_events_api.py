@@ -61,9 +61,9 @@ class Setup:
         return resp.status, await resp.json(), resp
 
 
-def config(sinks, token="tok", consent_required=False) -> Config:
+def config(sinks, token="tok", consent_required=False, send_to=None) -> Config:
     return Config(proxy=ProxySection(upstream="http://upstream.example"),
-                  sinks={s.name: s for s in sinks}, api=ApiSection(token=token),
+                  sinks={s.name: s for s in sinks}, api=ApiSection(token=token, send_to=send_to),
                   consent=ConsentSection(required=consent_required))
 
 
@@ -161,6 +161,15 @@ async def test_consent_required_suppresses_marketing_sinks(api):
                                   consent_required=True)
     status, _, _ = await api.post({"event": "Hire", "linksClickedId": "L1"})
     assert status == 202
+    assert [r.sink for r in await api.outbox.list_rows()] == ["ats"]
+
+
+async def test_api_send_to_picks_the_sinks(api):
+    sinks = [Sink("talroo", "talroo"), Sink("ats", "webhook", url="http://h/")]
+    api.holder["config"] = config(sinks, send_to=("ats",))
+    assert (await api.post({"event": "Hire", "linksClickedId": "L1"}))[0] == 202
+    api.holder["config"] = config(sinks, send_to=())
+    assert (await api.post({"event": "Hire", "linksClickedId": "L1", "job_id": "2"}))[0] == 202
     assert [r.sink for r in await api.outbox.list_rows()] == ["ats"]
 
 

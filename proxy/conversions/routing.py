@@ -6,7 +6,7 @@ same transaction that inserts the rows.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from proxy.config.model import Sink
 from proxy.conversions.events import Event

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from proxy.config.model import Sink
 from proxy.conversions.events import Event
 from proxy.conversions.outbox import (
-    EVENT_ID_KEEP, MAX_EVENT_AGE, SENT_KEEP, OutboxRow, SubmitListener, SubmitResult,
+    EVENT_ID_KEEP,
+    MAX_EVENT_AGE,
+    SENT_KEEP,
+    OutboxRow,
+    SubmitListener,
+    SubmitResult,
     idempotency_key,
 )
 from proxy.conversions.routing import route

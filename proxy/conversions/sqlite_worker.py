@@ -15,7 +15,8 @@ import logging
 import queue
 import sqlite3
 import threading
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from proxy.state import open_sqlite
 

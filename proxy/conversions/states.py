@@ -13,9 +13,9 @@ and `next_state` what it sets, so every backend moves rows the same way.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Mapping
 
 
 class RowState(StrEnum):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import orjson
@@ -136,8 +136,8 @@ async def resolve(journeys: JourneyLookup, body: Mapping[str, Any]) -> Journey |
 
 
 def api_sinks(config: Config) -> list[Sink]:
-    """`[api] send_to` when the model has it, else every sink."""
-    names: Sequence[str] | None = getattr(config.api, "send_to", None) or None
+    """`[api] send_to`, or every sink when it is not set."""
+    names = config.api.send_to
     if names is None:
         return list(config.sinks.values())
     return [config.sinks[n] for n in names if n in config.sinks]

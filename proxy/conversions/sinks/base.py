@@ -8,7 +8,8 @@ errors into decisions (`backoff.classify`).
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import hdrs

@@ -13,7 +13,7 @@ otherwise. A `{` not forming a known placeholder is left as it is.
 from __future__ import annotations
 
 import re
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 from urllib.parse import quote
 
 import aiohttp

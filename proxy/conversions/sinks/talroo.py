@@ -7,7 +7,7 @@ outbox's dedupe is what makes a conversion count once.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import aiohttp
 from yarl import URL
