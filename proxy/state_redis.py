@@ -21,6 +21,8 @@ import redis.asyncio as aioredis
 KEY_PREFIX = "careers-edge:"
 SECRET_KEY = "secret"
 CONNECT_TIMEOUT = 5.0        # seconds; a Redis that does not answer fails readiness
+SOCKET_TIMEOUT = 10.0        # seconds a command may take: a hung Redis fails a submit (logged,
+                             # the page still served) instead of holding the request forever
 HEALTH_CHECK_INTERVAL = 30   # seconds an idle pooled connection is trusted without a PING
 
 
@@ -28,13 +30,14 @@ def connect(url: str) -> aioredis.Redis:
     """An asyncio client with its own connection pool; bytes in, bytes out."""
     return aioredis.Redis.from_url(
         url, decode_responses=False, socket_connect_timeout=CONNECT_TIMEOUT,
-        health_check_interval=HEALTH_CHECK_INTERVAL)
+        socket_timeout=SOCKET_TIMEOUT, health_check_interval=HEALTH_CHECK_INTERVAL)
 
 
 def redis_secret(url: str, prefix: str = KEY_PREFIX) -> bytes:
     """The HMAC key kept in Redis, generated once (SET NX): every host agrees on it."""
     client = redis.Redis.from_url(url, decode_responses=False,
-                                  socket_connect_timeout=CONNECT_TIMEOUT)
+                                  socket_connect_timeout=CONNECT_TIMEOUT,
+                                  socket_timeout=SOCKET_TIMEOUT)
     try:
         key = prefix + SECRET_KEY
         client.set(key, secrets.token_bytes(32), nx=True)

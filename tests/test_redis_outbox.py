@@ -313,3 +313,15 @@ def test_a_submit_survives_sigkill_right_after_it_returns(redis_url, redis_prefi
         finally:
             await box.close()
     assert asyncio.run(look()) == [("k1", RowState.PENDING)]
+
+
+async def test_a_redis_that_is_away_fails_the_call_rather_than_hanging():
+    from redis_server import free_port
+    box = RedisOutbox(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        with pytest.raises(redis.ConnectionError):
+            await box.submit(ev(), [TALROO], consent=True)
+        with pytest.raises(redis.ConnectionError):
+            await box.pending_count()                        # what readiness asks
+    finally:
+        await box.close()

@@ -150,7 +150,8 @@ class RedisJourneyStore:
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.redis.ping()        # type: ignore[misc]
+        # No PING here: a Redis that is away must not stop the site being served;
+        # the buffer holds visits until it answers, and readiness reports it.
         self._task = asyncio.create_task(self._loop(), name="journeys-flush-redis")
 
     async def stop(self) -> None:
