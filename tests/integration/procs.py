@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -38,6 +39,18 @@ state = "sqlite:///{state}"
 timeout = 10
 access_log = false
 """
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """One sample from Prometheus text (label order free); 0 when the series is absent."""
+    for line in text.splitlines():
+        m = re.fullmatch(r"([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)", line)
+        if m is None or m.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+        if found == labels:
+            return float(m.group(3))
+    return 0.0
 
 
 def write_rules(tmp: Path, upstream: str, body: str = "", *, recorder: str = "",

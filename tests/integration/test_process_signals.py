@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from proxy.demo.site import build_site, serve
-from tests.integration.procs import running, write_rules
+from tests.integration.procs import metric_value, running, write_rules
 
 SLOW_SECONDS = 1.5
 SLOW_BODY = b"slow answer " * 10_000
@@ -106,8 +106,7 @@ async def wait_marker(client: aiohttp.ClientSession, url: str, want: str) -> Non
 
 
 def reload_count(metrics: str, result: str) -> float:
-    m = re.search(rf'^edge_rules_reload_total{{result="{result}"}} (\S+)$', metrics, re.MULTILINE)
-    return float(m.group(1)) if m else 0.0
+    return metric_value(metrics, "edge_rules_reload_total", result=result)
 
 
 async def test_rules_reload_on_sighup_on_file_change_and_refused_when_invalid(
