@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from html import escape
+from types import MappingProxyType
 from typing import Mapping, Sequence
 
 import orjson
@@ -105,6 +106,7 @@ class PixelSet:
     def __init__(self, pixels: Sequence[Pixel], sinks: Mapping[str, Sink]) -> None:
         self.pixels = tuple(pixels)
         self._cache: LRUCache[str, tuple[Pixel, ...]] = LRUCache(maxsize=4096)
+        self._statics: LRUCache[tuple[int, ...], _Static] = LRUCache(maxsize=256)
         # Browser and server events deduplicate only under the same name: use the
         # mapping of the meta sink that reports to the same pixel.
         self.meta_names: dict[str, Mapping[str, str]] = {}
@@ -132,41 +134,76 @@ class PixelSet:
     def render(self, pixels: Sequence[Pixel], *, page_event_id: str, links_clicked_id: str,
                events: Sequence[BrowserEvent] = ()) -> Markup:
         """Markup for one page. `events` are known now; later ones go in `tail_events`."""
+        st = self._static_for(pixels)
+        script = [SCRIPT_START, js(links_clicked_id), ";"]
+        if st.has_meta:
+            script += [st.meta_init, "fbq('track','PageView',{},{eventID:", js(page_event_id),
+                       "});"]
+        script.append(TRACK_FN)
+        if events:
+            items = browser_events(events, st.meta_names, st.has_meta)
+            script.append(f"careersEdge.track({js(items)});")
+        script += [DOM_READY_START, js(tail_id(page_event_id)), DOM_READY_END]
+        return Markup(head_script="".join(script), head_html=st.head_html,
+                      body_html=st.body_html, csp_hosts=st.csp_hosts)
+
+    def _static_for(self, pixels: Sequence[Pixel]) -> _Static:
+        """The parts of `render` that depend on the pixels alone, built once per set.
+
+        Keyed by the pixels' identities: an entry keeps its pixels alive, so an id
+        in the key cannot be reused by another object while the entry exists.
+        """
+        key = tuple(map(id, pixels))
+        hit = self._statics.get(key)
+        if hit is None:
+            hit = self._statics[key] = _Static.build(tuple(pixels),
+                                                     self.meta_names_for(pixels))
+        return hit
+
+
+# The head script's fixed text around the values `render` fills in.
+SCRIPT_START = ("window.careersEdge=window.careersEdge||{events:[]};"
+                "careersEdge.linksClickedId=")
+DOM_READY_START = "document.addEventListener('DOMContentLoaded',function(){var d=document." \
+    "getElementById("
+DOM_READY_END = ");if(d)careersEdge.track(JSON.parse(d.textContent))});"
+
+
+@dataclass(frozen=True, slots=True)
+class _Static:
+    pixels: tuple[Pixel, ...]          # held so the ids in the cache key stay theirs
+    has_meta: bool
+    meta_names: Mapping[str, str]
+    meta_init: str                     # base code and fbq('init') per Meta pixel
+    head_html: str
+    body_html: str
+    csp_hosts: Mapping[str, tuple[str, ...]]
+
+    @classmethod
+    def build(cls, pixels: tuple[Pixel, ...], meta_names: Mapping[str, str]) -> _Static:
         metas = [p for p in pixels if p.type == "meta" and p.pixel_id]
-        script = [
-            "window.careersEdge=window.careersEdge||{events:[]};",
-            f"careersEdge.linksClickedId={js(links_clicked_id)};",
-        ]
         head_html: list[str] = []
         body_html: list[str] = []
         hosts: dict[str, list[str]] = {}
+        meta_init = ""
         if metas:
-            script.append(META_BASE)
-            script.extend(f"fbq('init',{js(p.pixel_id)});" for p in metas)
-            script.append(f"fbq('track','PageView',{{}},{{eventID:{js(page_event_id)}}});")
+            meta_init = META_BASE + "".join(f"fbq('init',{js(p.pixel_id)});" for p in metas)
             body_html.extend(
                 '<noscript><img height="1" width="1" style="display:none" alt="" '
                 f'src="{META_IMG_HOST}/tr?id={escape(p.pixel_id or "")}'
                 '&amp;ev=PageView&amp;noscript=1"></noscript>' for p in metas)
             for d, hs in META_CSP.items():
                 hosts.setdefault(d, []).extend(hs)
-        script.append(TRACK_FN)
-        items = browser_events(events, self.meta_names_for(pixels), bool(metas))
-        if items:
-            script.append(f"careersEdge.track({js(items)});")
-        script.append(
-            "document.addEventListener('DOMContentLoaded',function(){var d=document."
-            f"getElementById({js(tail_id(page_event_id))});"
-            "if(d)careersEdge.track(JSON.parse(d.textContent))});")
         for p in pixels:
             if p.type == "html" and p.html:
                 (head_html if p.position == "head" else body_html).append(p.html)
             for d, hs in p.csp.items():
                 hosts.setdefault(d, []).extend(hs)
-        return Markup(
-            head_script="".join(script), head_html="".join(head_html),
-            body_html="".join(body_html),
-            csp_hosts={d: tuple(dict.fromkeys(hs)) for d, hs in hosts.items()})
+        return cls(pixels=pixels, has_meta=bool(metas), meta_names=meta_names,
+                   meta_init=meta_init,
+                   head_html="".join(head_html), body_html="".join(body_html),
+                   csp_hosts=MappingProxyType(
+                       {d: tuple(dict.fromkeys(hs)) for d, hs in hosts.items()}))
 
 
 def tail_id(page_event_id: str) -> str:
