@@ -31,6 +31,7 @@ from proxy.http.upstream_errors import UpstreamError, UpstreamTimeout
 from proxy.http.websocket import is_websocket, relay_websocket
 from proxy.page import PageTransform, plan_page
 from proxy.runtime import Runtime
+from proxy.transform.codecs import CodecError
 from proxy.transform.headers import unweaken_if_none_match
 
 log = logging.getLogger("careers_edge.pipeline")
@@ -155,8 +156,9 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
                     if not chunk:
                         continue
                 await resp.write(chunk)
-        except UpstreamError as exc:
-            # Cut mid-stream: the visitor must not take a truncated page for a whole one.
+        except (UpstreamError, CodecError) as exc:
+            # Cut mid-stream or undecodable: the visitor must not take a truncated page
+            # for a whole one.
             log.warning("upstream body cut %s %s: %s", request.method, path, exc)
             edge.metrics.upstream_errors.labels("body").inc()
             if request.transport is not None:
@@ -168,10 +170,10 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
         body = transform.observed() if transform is not None else None
         tail_events = await fire(edge, rt, candidates.classify(req_facts, resp_facts, body),
                                  visit, request, client, page_url)
+    last = b""
     if transform is not None:
         last = transform.finish(tail_events)
-        if last:
-            await resp.write(last)
         edge.observe_page(page_url, up.status, transform)
-    await resp.write_eof()
+    # The document's last bytes go out with the chunked terminator: one send, not two.
+    await resp.write_eof(last)
     return edge.finish(request, resp, started)

@@ -143,10 +143,18 @@ def _build(ctx: Ctx, raw: dict[str, Any], over: Overrides,
     sink_names = tuple(raw_sinks) if isinstance(raw_sinks, dict) else ()
     rules = rules_section.rules(ctx, raw.get("rules", []), sink_names)
     sinks = sections.sinks(ctx, raw_sinks, rules, raw.get("rules"), attribution.params)
-    api = ApiSection(Table(ctx, ("api",), raw.get("api", {}), ("token",))
-                     .get("token", str, None, unset_ok=True, check=_nonempty))
-    redirect = RedirectSection(Table(ctx, ("redirect",), raw.get("redirect", {}), ("allow",))
-                               .strings("allow", check=_redirect_target))
+    def known_sink(name: str) -> str | None:
+        if name in sink_names:
+            return None
+        return f"no sink named {name!r} (defined: {', '.join(sink_names) or 'none'})"
+
+    api_t = Table(ctx, ("api",), raw.get("api", {}), ("token", "send_to"))
+    api = ApiSection(api_t.get("token", str, None, unset_ok=True, check=_nonempty),
+                     api_t.strings("send_to", check=known_sink) if "send_to" in api_t.raw
+                     else None)
+    redirect_t = Table(ctx, ("redirect",), raw.get("redirect", {}), ("allow", "send_to"))
+    redirect = RedirectSection(redirect_t.strings("allow", check=_redirect_target),
+                               redirect_t.strings("send_to", check=known_sink))
     feed = _feed(ctx, raw.get("feed", {}))
     _report_unset(ctx)
     if ctx.errors or proxy is None or not top.ok:

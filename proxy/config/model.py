@@ -134,11 +134,13 @@ class Sink:
 @dataclass(frozen=True, slots=True)
 class ApiSection:
     token: str | None = None
+    send_to: tuple[str, ...] | None = None      # None: every sink
 
 
 @dataclass(frozen=True, slots=True)
 class RedirectSection:
     allow: tuple[str, ...] = ()
+    send_to: tuple[str, ...] = ()               # sinks that get the RedirectPage server event
 
 
 @dataclass(frozen=True, slots=True)
