@@ -129,19 +129,27 @@ def run_worker(config: Config, sock: socket.socket, worker: int,
 
 
 def run(config: Config, overrides: Overrides | None = None) -> int:
-    """Serve until SIGTERM; returns the exit status."""
+    """Serve until SIGTERM; returns the exit status (1: the port cannot be bound)."""
     workers = max(1, config.proxy.workers)
+    try:
+        if workers == 1:
+            sock = bind(config.proxy.listen, reuse_port=False)
+        else:
+            # A busy port fails here, before forking. The probe is bound but never
+            # listens: a listening socket nobody accepts on would get connections.
+            sock = bind(config.proxy.listen, reuse_port=True, listen_now=False)
+    except (OSError, ValueError) as exc:
+        log.critical("cannot listen on %s: %s", config.proxy.listen, exc)
+        return 1
     if workers == 1:
-        run_worker(config, bind(config.proxy.listen, reuse_port=False), 0, overrides)
+        run_worker(config, sock, 0, overrides)
         return 0
-    return supervise(config, workers, overrides)
+    return supervise(config, workers, sock, overrides)
 
 
-def supervise(config: Config, workers: int, overrides: Overrides | None) -> int:
+def supervise(config: Config, workers: int, probe: socket.socket,
+              overrides: Overrides | None) -> int:
     """Fork `workers` workers, forward signals to them, restart one that dies."""
-    # A busy port fails here, before forking. The probe is bound but never listens:
-    # a listening socket nobody accepts on would get its share of the connections.
-    probe = bind(config.proxy.listen, reuse_port=True, listen_now=False)
     parent = os.getpid()
     children: dict[int, tuple[int, float]] = {}      # pid -> (worker index, started)
 

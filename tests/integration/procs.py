@@ -17,7 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,12 +62,17 @@ def write_rules(tmp: Path, upstream: str, body: str = "", *, recorder: str = "",
     return path
 
 
-def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+def child_env(extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """This environment plus `extra`; a None value removes the variable."""
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     # The checkout, not whatever else is on the path, is what runs.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
-    env.update(extra or {})
+    for name, value in (extra or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return env
 
 
@@ -157,7 +162,7 @@ class ProxyProcess:
 
 
 def spawn(rules: Path, *, tmp: Path, port: int | None = None, workers: int | None = None,
-          env: dict[str, str] | None = None, args: Sequence[str] = (),
+          env: Mapping[str, str | None] | None = None, args: Sequence[str] = (),
           name: str = "proxy") -> ProxyProcess:
     """Start `python -m proxy run -c RULES --listen 127.0.0.1:PORT` with cwd `tmp`."""
     port = port or free_port()
@@ -184,7 +189,7 @@ async def running(rules: Path, *, tmp: Path, **kw) -> AsyncIterator[ProxyProcess
         p.kill()
 
 
-async def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
+async def run_cli(*args: str, cwd: Path, env: Mapping[str, str | None] | None = None,
                   timeout: float = EXIT_TIMEOUT) -> subprocess.CompletedProcess[str]:
     """`python -m proxy ARGS` to completion, off the event loop (servers keep serving)."""
     return await asyncio.to_thread(
