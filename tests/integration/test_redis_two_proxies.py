@@ -23,6 +23,7 @@ from test_conversions_recorder import Recorder, Reply
 from proxy.attribution.cookies import VISITOR_COOKIE
 from proxy.conversions.redis_outbox import RedisOutbox
 from proxy.conversions.states import RowState
+from proxy.serve import LEASE_ENV
 from proxy.state_redis import KEY_PREFIX
 from tests.integration.procs import ProxyProcess, spawn
 
@@ -36,6 +37,7 @@ pytestmark = [
 REDIS_DB = 7                  # the proxies use the production key prefix: a db of their own
 TOKEN = "api-token"
 HOOK = "/hook"
+LEASE_SECONDS = 5             # a dead process's claim holds its row this long
 
 RULES = """
 [proxy]
@@ -59,6 +61,7 @@ send_to = ["ats"]
 type = "webhook"
 url = "{recorder}{hook}"
 secret = "hook-secret"
+timeout = 2
 """
 
 
@@ -99,7 +102,8 @@ async def test_a_killed_proxy_leaves_its_delivery_to_the_other(aiohttp_server, r
     rules.write_text(textwrap.dedent(RULES).format(
         upstream=f"http://127.0.0.1:{upstream.port}", state=state, token=TOKEN,
         recorder=rec.url(""), hook=HOOK))
-    procs = [spawn(rules, tmp=tmp_path, name=f"proxy{i}") for i in range(2)]
+    procs = [spawn(rules, tmp=tmp_path, name=f"proxy{i}", env={LEASE_ENV: str(LEASE_SECONDS)})
+             for i in range(2)]
     outbox = RedisOutbox(state, prefix=KEY_PREFIX, wake=False)
     try:
         await asyncio.gather(*(p.wait_healthy() for p in procs))
@@ -109,6 +113,8 @@ async def test_a_killed_proxy_leaves_its_delivery_to_the_other(aiohttp_server, r
             async with s.get(f"{first.url}/jobs/42?gclid=G-1") as r:
                 assert r.status == 200
             visitor = next(c.value for c in jar if c.key == VISITOR_COOKIE)
+            await eventually(lambda: asyncio.to_thread(
+                raw.exists, f"{KEY_PREFIX}journey:{visitor}"), "journey stored")
             async with s.post(f"{first.url}/jobs/42/apply", data={"name": "Ada"},
                               allow_redirects=False) as r:
                 assert r.status == 303
@@ -116,14 +122,10 @@ async def test_a_killed_proxy_leaves_its_delivery_to_the_other(aiohttp_server, r
             await rec.wait_for(1, HOOK)           # one process is sending it, and waiting
             (row,) = await outbox.list_rows()
             assert row.state is RowState.LEASED and row.event.links_clicked_id == visitor
-            await eventually(lambda: asyncio.to_thread(
-                raw.exists, f"{KEY_PREFIX}journey:{visitor}"), "journey stored")
             owner_pid = int(row.lease_owner.split(":")[1])
             (dying,) = [p for p in procs if p.pid == owner_pid]
             (survivor,) = [p for p in procs if p is not dying]
-            dying.kill()
-            # Its lease would run out after the dispatcher's 60 s: move that moment to now.
-            raw.zadd(f"{KEY_PREFIX}leased:ats", {f"{row.id:015d}": 0})
+            dying.kill()                          # the survivor takes it once the lease ends
 
             await rec.wait_for(2, HOOK)
             sent = await eventually(lambda: _state_is(outbox, row.id, RowState.SENT),
