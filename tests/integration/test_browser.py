@@ -241,9 +241,6 @@ def logged_states(entries: list[dict]) -> list[dict]:
     return out
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "GET /_edge/go answers 500: proxy/endpoints/go.py reads config.redirect.send_to, "
-    "which RedirectSection does not define (AttributeError)"))
 async def test_redirect_page_tracks_redirect_then_lands(browser: Browser, tmp_path) -> None:
     async def landed(request: web.Request) -> web.Response:
         return web.Response(text=html("landed", title="Landed"), content_type="text/html")
