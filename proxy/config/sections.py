@@ -154,7 +154,7 @@ def _sink(ctx: Ctx, key: tuple, name: str, body: Any, placeholders: set[str],
 
     def template(v: str, *, url: bool) -> str | None:
         for ph in _PLACEHOLDER.findall(v):
-            if ph not in placeholders:
+            if ph not in placeholders and ph.removeprefix("field.") not in placeholders:
                 return (f"unknown placeholder {{{ph}}}; available: "
                         + ", ".join("{" + p + "}" for p in sorted(placeholders)))
         return http_url(_PLACEHOLDER.sub("x", v)) if url else None

@@ -51,7 +51,9 @@ def values(sink: Sink, event: Event) -> dict[str, str]:
         "url": event.url or "",
     }
     v.update({f"click.{k}": val for k, val in event.click_ids.items()})
-    v.update({f"field.{k}": val for k, val in event.fields.items()})
+    for k, val in event.fields.items():
+        v[f"field.{k}"] = val
+        v.setdefault(k, val)      # `check` offers extracted names bare, too: {ref}
     return v
 
 
