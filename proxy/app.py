@@ -28,7 +28,7 @@ from proxy.http.transport import UpstreamPool
 from proxy.metrics import Metrics
 from proxy.pipeline import handle
 from proxy.reload import RulesReloader
-from proxy.runtime import compile_runtime
+from proxy.runtime import compile_runtime, public_origin_of
 from proxy.state import parse_state, sqlite_secret
 
 log = logging.getLogger("careers_edge")
@@ -62,11 +62,15 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
         edge.feed = FeedService(config.feed, store_path=state_path,
                                 upstream_origin=runtime.upstream_origin,
                                 public_origin=runtime.public_origin, crawl=crawl)
+        feed = edge.feed
+        metrics.export_counts("edge_feed_skipped", "Jobs left out of the feed, by reason.",
+                              "reason", lambda: feed.skipped)
     lookup = edge.journeys
     edge.endpoints = build_endpoints(
         edge,
         events_api_handler(lambda: edge.runtime.config, outbox, lookup),
-        feed_handler(edge.feed) if edge.feed is not None else None)
+        feed_handler(edge.feed, lambda request: public_origin_of(edge.runtime, request))
+        if edge.feed is not None else None)
 
     app = web.Application(handler_args={"max_field_size": 16384})
     app[EDGE] = edge

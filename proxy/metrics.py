@@ -6,14 +6,31 @@ not collide; `/_edge/metrics` renders it with prometheus-client.
 
 from __future__ import annotations
 
+from typing import Callable, Iterable, Mapping
+
 from prometheus_client import (
     CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest)
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 # `*_created` series double the output and no dashboard reads them.
 disable_created_metrics()
 
-CONVERSION_OUTCOMES = ("queued", "sent", "retried", "dead", "deduped", "skipped", "suppressed")
+class _TallyCollector(Collector):
+    def __init__(self, name: str, doc: str, label: str,
+                 counts: Callable[[], Mapping[str, int]]) -> None:
+        self.name, self.doc, self.label, self.counts = name, doc, label, counts
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        family = CounterMetricFamily(self.name, self.doc, labels=[self.label])
+        for value, n in sorted(self.counts().items()):
+            family.add_metric([value], n)
+        yield family
+
+
+CONVERSION_OUTCOMES = (
+    "queued", "sent", "retried", "dead", "deduped", "skipped", "suppressed", "error")
 
 
 class Metrics:
@@ -44,10 +61,13 @@ class Metrics:
             "edge_outbox_pending", "Conversions waiting in the outbox.", registry=r)
         self.rules_reload = Counter(
             "edge_rules_reload", "Rules file reloads, by result.", ["result"], registry=r)
-        self.feed_skipped = Counter(
-            "edge_feed_skipped", "Jobs left out of the feed, by reason.", ["reason"], registry=r)
         self.rules_fired = Counter(
             "edge_rules_fired", "Rule matches, by rule name.", ["rule"], registry=r)
+
+    def export_counts(self, name: str, doc: str, label: str,
+                      counts: Callable[[], Mapping[str, int]]) -> None:
+        """A counter family read from a component's own tally at scrape time."""
+        self.registry.register(_TallyCollector(name, doc, label, counts))
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

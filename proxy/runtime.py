@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import urlsplit
 
+from aiohttp import web
+
 from proxy.attribution.visit import Attribution
 from proxy.config.model import Config, Sink
 from proxy.detect.patterns import GlobPattern
 from proxy.detect.rules import RuleSet
-from proxy.http.headers import OriginRewriter, TrustedProxies
+from proxy.http.headers import OriginRewriter, TrustedProxies, client_view
 from proxy.pixels import PixelSet
 
 
@@ -48,6 +50,15 @@ def upstream_origins(upstream: str) -> tuple[str, str, tuple[str, ...]]:
         names.add(bare)
     origins = tuple(f"{scheme}://{name}" for name in names for scheme in ("https", "http"))
     return f"{parts.scheme}://{host}", host, origins
+
+
+def public_origin_of(rt: Runtime, request: web.Request) -> str:
+    """The origin visitors use: `public_url`, else Host and scheme as trusted proxies say."""
+    if rt.public_origin:
+        return rt.public_origin
+    client = client_view(request.raw_headers, request.remote, request.host, request.scheme,
+                         request.remote in rt.trusted)
+    return f"{client.proto}://{client.host}"
 
 
 def compile_runtime(config: Config, secret: bytes) -> Runtime:

@@ -59,6 +59,14 @@ secret = "whsec-1"
 
 [api]
 token = "api-secret"
+
+[redirect]
+allow = ["https://wa.me/*"]
+send_to = ["ats"]
+
+[feed]
+enabled = true
+publisher = "Acme GmbH"
 """ % {"pixel": PIXEL}
 
 TLR = str(uuid.uuid4())
@@ -220,3 +228,41 @@ async def test_events_api(s) -> None:
     hires = [r for r in s.recorder.of("talroo") if r.path.endswith("/conversion3.php")]
     assert len(hires) == 1
     assert hires[0].query["tlr_sid"] == TLR and hires[0].query["Link"] == "true"
+
+
+async def test_feed_lists_jobs_seen_through_the_proxy(s) -> None:
+    import xml.etree.ElementTree as ET
+    async with s.session(auto_decompress=True) as c:
+        for job in (1, 2):
+            async with c.get(f"/jobs/{job}") as r:
+                await r.read()
+        await s.edge.feed.idle()
+        async with c.get("/_edge/feed.xml") as r:
+            assert r.status == 200
+            etag = r.headers["ETag"]
+            root = ET.fromstring(await r.read())
+        async with c.get("/_edge/feed.xml", headers={"If-None-Match": etag}) as r:
+            assert r.status == 304
+    assert root.findtext("publisher") == "Acme GmbH"
+    urls = [j.findtext("url") for j in root.iter("job")]
+    assert len(urls) == 2
+    assert all(u.startswith(s.proxy_url + "/jobs/") for u in urls)
+    assert all(j.findtext("title") for j in root.iter("job"))
+
+
+async def test_redirect_page_fires_redirect_event(s) -> None:
+    async with s.session(auto_decompress=True) as c:
+        async with c.get("/_edge/go?to=https://evil.example/") as r:
+            assert r.status == 400
+        async with c.get("/_edge/go?to=https://wa.me.evil.example/") as r:
+            assert r.status == 400
+        async with c.get(f"/_edge/go?to=https://wa.me/4912345&tlr_sid={TLR}") as r:
+            assert r.status == 200
+            page = await r.text()
+            assert "https://wa.me/4912345" in page
+            assert "RedirectPage" in page
+            assert "'nonce-" in r.headers["Content-Security-Policy"]
+    hook = await s.recorder.wait_for(lambda r: r.network == "webhook", timeout=15)
+    assert hook.json()["event"] == "RedirectPage"
+    assert hook.json()["event_id"] in page
+    assert hook.json()["click_ids"]["tlr_sid"] == TLR
