@@ -44,7 +44,8 @@ async def test_any_valid_target_is_forwarded_byte_exact(tmp_path_factory, target
             f"GET {target} HTTP/1.1\r\nHost: careers.test\r\nConnection: close\r\n\r\n"
         ).encode())
     code = status_of(raw)
-    assert code in (200, 400), raw[:300]
+    # the upstream's own 404 (its router decodes %0d%0a) passes through like any answer
+    assert code in (200, 400, 404), raw[:300]
     if code == 200:
         echoed = json.loads(raw.split(b"\r\n\r\n", 1)[1])["raw_path"]
         # click-id params would be stripped; none are configured in these targets
