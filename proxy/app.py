@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from typing import AsyncIterator, Callable
 
 from aiohttp import web
 
-from proxy.attribution.journeys import JourneyStore
 from proxy.config.env import Overrides
 from proxy.config.model import Config
 from proxy.conversions.dispatcher import Dispatcher
-from proxy.conversions.sqlite_outbox import SqliteOutbox
 from proxy.edge import EDGE, AccessLog, Edge
 from proxy.endpoints.events_api import events_api_handler
 from proxy.endpoints.router import build_endpoints
@@ -29,37 +26,28 @@ from proxy.metrics import Metrics
 from proxy.pipeline import handle
 from proxy.reload import RulesReloader
 from proxy.runtime import compile_runtime, public_origin_of
-from proxy.state import parse_state, sqlite_secret
+from proxy.stores import open_stores
 
 log = logging.getLogger("careers_edge")
-
-
-def resolve_secret(config: Config, state_path: str) -> bytes:
-    if config.proxy.secret:
-        return config.proxy.secret.encode()
-    return sqlite_secret(state_path)
 
 
 def build_app(config: Config, *, access_log: AccessLog | None = None,
               dispatch: bool = True, crawl: bool | None = None,
               overrides: Overrides | None = None) -> web.Application:
     """The proxy for one rules file. `dispatch=False` leaves delivery to another process."""
-    state = parse_state(config.proxy.state,
-                        base=Path.cwd())
-    state_path = state.sqlite_path
-    secret = resolve_secret(config, state_path)
     metrics = Metrics()
+    stores = open_stores(config, metrics)
+    secret = stores.secret
     runtime = compile_runtime(config, secret)
     transport = UpstreamPool(runtime.upstream_origin,
                              max_connections=config.proxy.max_connections,
                              connect_timeout=config.proxy.connect_timeout)
-    outbox = SqliteOutbox(state_path, metrics=metrics)
+    outbox = stores.outbox
     edge = Edge(runtime=runtime, transport=transport, metrics=metrics, outbox=outbox,
-                journeys=JourneyStore(state_path,
-                                          retention_days=config.attribution.cookie_days),
+                journeys=stores.journeys,
                 access_log=access_log or AccessLog(enabled=config.proxy.access_log))
     if config.feed.enabled:
-        edge.feed = FeedService(config.feed, store_path=state_path,
+        edge.feed = FeedService(config.feed, store_path=stores.local_path,
                                 upstream_origin=runtime.upstream_origin,
                                 public_origin=runtime.public_origin, crawl=crawl)
         feed = edge.feed

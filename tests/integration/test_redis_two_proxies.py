@@ -30,8 +30,6 @@ from tests.integration.procs import ProxyProcess, spawn
 pytest_plugins = ["redis_server"]
 pytestmark = [
     pytest.mark.redis, pytest.mark.slow,
-    # Remove once proxy/app.py opens the Redis stores for a redis:// state.
-    pytest.mark.xfail(strict=True, reason="awaits app.py choosing the Redis state"),
 ]
 
 REDIS_DB = 7                  # the proxies use the production key prefix: a db of their own
