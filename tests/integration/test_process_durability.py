@@ -25,7 +25,7 @@ from tests.integration.procs import ProxyProcess, metric_value, running, spawn, 
 SINK_TIMEOUT = 2        # seconds; the lease below must outlast it
 ENV = {"CAREERS_EDGE_BACKOFF_CAP": "1", "CAREERS_EDGE_LEASE_SECONDS": "4"}
 DELIVERY_WAIT = 30.0
-QUIET = 3.0
+QUIET = 2.0
 RULES = f"""
 [[rules]]
 name = "application submitted"

@@ -25,7 +25,7 @@ from tests.integration.procs import ProxyProcess, running, write_rules
 WORKERS = 2
 LANES = 12              # connections opened; both workers get some (kernel hash per 4-tuple)
 TIMEOUT = aiohttp.ClientTimeout(total=20)
-QUIET = 3.0             # seconds to wait for a second delivery that must not come
+QUIET = 2.0             # seconds to wait for a second delivery that must not come
 RULES = """
 [[rules]]
 name = "application submitted"
