@@ -69,6 +69,12 @@ def install_uvloop() -> None:
 
 async def serve(config: Config, sock: socket.socket, *, worker: int = 0,
                 overrides: Overrides | None = None) -> None:
+    # Signals first: a SIGTERM or SIGHUP during start-up must not kill the process.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: None)   # nothing to reload yet
     app = build_app(config, crawl=None if worker == 0 else False, overrides=overrides)
     tune_delivery(app, config)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=DRAIN_SECONDS,
@@ -76,10 +82,6 @@ async def serve(config: Config, sock: socket.socket, *, worker: int = 0,
     await runner.setup()
     site = web.SockSite(runner, sock, shutdown_timeout=DRAIN_SECONDS)
     await site.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
     reloader = app.get(RELOADER)
     if reloader is not None:
         loop.add_signal_handler(signal.SIGHUP, reloader.reload)
