@@ -1,0 +1,313 @@
+"""careers-edge beside nginx + sub_filter (and mitmproxy), one run on one machine.
+
+The same ~4.8 KB job page from the demo site, saved as a static file, is served by an
+nginx origin and loaded with `wrk -t1 -cN -dSs` through each of:
+
+    nginx direct          the origin itself (the ceiling)
+    nginx + sub_filter    proxy_pass + sub_filter '</head>' with one script tag
+                          (one worker, sub_filter_once on, upstream compression off,
+                          keep-alive upstream pool)
+    careers-edge          `python -m proxy run --workers 1` with the Meta pixel, the
+                          demo's rules and sinks loaded, link rewriting on (default)
+    mitmproxy             `mitmdump --mode reverse:URL` with an injection addon,
+                          when mitmdump is installed
+
+Everything runs as the current user on loopback ports; nginx configs, pid files, logs
+and the proxy's state go to a temporary directory. Both proxies write an access log
+(nginx to a buffered file, careers-edge its JSON lines to /dev/null). Each target is
+warmed up for 1 s first; with `--rounds N` the targets are measured in turn N times
+and the best round of each is kept (the machine may be shared). Ratios are to
+nginx + sub_filter in the same run; absolute figures drift between machines and runs.
+
+    python benchmarks/side_by_side.py [--duration 10] [--connections 50] [--rounds 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from proxy.bench import Load, free_port, parse_wrk, peak_rss_mb
+from proxy.demo.jobs import job_by_id
+from proxy.demo.pages import job_page
+from proxy.pixels import META_BASE
+
+PIXEL_ID = "123456789012345"
+NONCE = "c2lkZS1ieS1zaWRlLW5vbmNl"
+CSP = (f"default-src 'self'; script-src 'self' 'nonce-{NONCE}'; img-src 'self' data:; "
+       "base-uri 'self'; form-action 'self'")
+SNIPPET = (f"<script>{META_BASE}fbq('init','{PIXEL_ID}');"
+           "fbq('track','PageView');</script>")
+PAGE_PATH = "/jobs/1"
+TARGET_RATIO = 0.40     # careers-edge req/s vs nginx + sub_filter (the issue's target)
+
+NGINX_MAIN = """worker_processes 1;
+daemon off;
+master_process off;
+pid {tmp}/{name}.pid;
+error_log {tmp}/{name}.error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    client_body_temp_path {tmp}/{name}-body;
+    proxy_temp_path {tmp}/{name}-proxy;
+    fastcgi_temp_path {tmp}/{name}-fastcgi;
+    uwsgi_temp_path {tmp}/{name}-uwsgi;
+    scgi_temp_path {tmp}/{name}-scgi;
+    keepalive_requests 1000000;
+{body}
+}}
+"""
+
+ORIGIN = """    access_log off;
+    server {{
+        listen 127.0.0.1:{port};
+        root {www};
+        location / {{
+            default_type text/html;
+            add_header Content-Security-Policy "{csp}" always;
+            try_files /job.html =404;
+        }}
+    }}"""
+
+SUB_FILTER = """    access_log {tmp}/subfilter.access.log combined buffer=64k flush=1s;
+    upstream origin {{ server 127.0.0.1:{origin}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Accept-Encoding "";
+            sub_filter '</head>' "{snippet}</head>";
+            sub_filter_once on;
+        }}
+    }}"""
+
+RULES = """[proxy]
+upstream = "{origin}"
+state = "sqlite:///{tmp}/edge.db"
+workers = 1
+
+[pixels.meta]
+type = "meta"
+pixel_id = "{pixel}"
+paths = ["/**"]
+
+[[rules]]
+name = "apply form viewed"
+event = "ConversationStart"
+method = "GET"
+path = "/jobs/{{job_id}}/apply"
+status = [200]
+job_name = "css:h1"
+send_to = ["meta"]
+
+[[rules]]
+name = "application submitted"
+event = "ApplicationCompleted"
+method = "POST"
+path = "/jobs/{{job_id}}/apply"
+status = [302, 303]
+location = "/jobs/*/thanks*"
+job_name = "form:job_title"
+send_to = ["talroo", "meta"]
+
+[sinks.talroo]
+type = "talroo"
+url = "http://127.0.0.1:9/conversion2.php"
+
+[sinks.meta]
+type = "meta"
+pixel_id = "{pixel}"
+access_token = "bench"
+api = "http://127.0.0.1:9/v21.0"
+event_names = {{ ApplicationCompleted = "SubmitApplication" }}
+"""
+
+MITM_ADDON = """from mitmproxy import http
+
+SNIPPET = {snippet!r}.encode()
+
+
+def response(flow: http.HTTPFlow) -> None:
+    if "text/html" in flow.response.headers.get("content-type", ""):
+        flow.response.content = flow.response.content.replace(
+            b"</head>", SNIPPET + b"</head>", 1)
+"""
+
+
+@dataclass
+class Target:
+    name: str
+    url: str
+    proc: subprocess.Popen[bytes]
+    injects: bool
+    best: Load | None = None
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx")
+                                      else None)
+    if not found:
+        sys.exit("nginx is not installed (Debian: apt-get install nginx)")
+    return found
+
+
+def start_nginx(tmp: Path, name: str, body: str) -> subprocess.Popen[bytes]:
+    conf = tmp / f"{name}.conf"
+    conf.write_text(NGINX_MAIN.format(tmp=tmp, name=name, body=body))
+    return subprocess.Popen([nginx_binary(), "-p", str(tmp), "-c", str(conf),
+                             "-e", str(tmp / f"{name}.error.log")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_page(target: Target, timeout: float = 20.0) -> bytes:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if target.proc.poll() is not None:
+            sys.exit(f"{target.name} exited with status {target.proc.returncode}")
+        try:
+            with urllib.request.urlopen(target.url, timeout=2) as resp:
+                return resp.read()
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    sys.exit(f"{target.name} did not answer {target.url} within {timeout:.0f} s")
+
+
+def wrk(url: str, duration: float, connections: int) -> Load:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", url],
+        capture_output=True, text=True, check=True).stdout
+    return parse_wrk(out)
+
+
+def start_origin(tmp: Path) -> Target:
+    """nginx serving the demo's job page (absolute links naming this origin) on any path."""
+    www = tmp / "www"
+    www.mkdir()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    job = job_by_id("1")
+    assert job is not None
+    (www / "job.html").write_text(job_page(url, job, NONCE))
+    return Target("nginx direct", url + PAGE_PATH, start_nginx(
+        tmp, "origin", ORIGIN.format(port=port, www=www, csp=CSP)), injects=False)
+
+
+def start_edge(tmp: Path, origin_url: str) -> Target:
+    """careers-edge, one process, in front of `origin_url` with the Meta pixel and rules."""
+    port = free_port()
+    rules = tmp / "rules.toml"
+    rules.write_text(RULES.format(origin=origin_url, tmp=tmp, pixel=PIXEL_ID))
+    with open(tmp / "edge.log", "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "proxy", "run", "-c", str(rules), "--listen",
+             f"127.0.0.1:{port}", "--workers", "1", "--log-level", "WARNING"],
+            cwd=tmp, stdout=subprocess.DEVNULL, stderr=log)
+    return Target("careers-edge", f"http://127.0.0.1:{port}{PAGE_PATH}", proc, injects=True)
+
+
+def start_all(tmp: Path) -> list[Target]:
+    origin = start_origin(tmp)
+    origin_url = origin.url.removesuffix(PAGE_PATH)
+    origin_port = int(origin_url.rsplit(":", 1)[1])
+    port = free_port()
+    targets = [origin, Target("nginx + sub_filter", f"http://127.0.0.1:{port}{PAGE_PATH}",
+                              start_nginx(tmp, "subfilter", SUB_FILTER.format(
+                                  tmp=tmp, port=port, origin=origin_port,
+                                  snippet=SNIPPET.replace('"', '\\"'))), injects=True),
+               start_edge(tmp, origin_url)]
+    mitmdump = shutil.which("mitmdump")
+    if mitmdump:
+        port = free_port()
+        addon = tmp / "inject_addon.py"
+        addon.write_text(MITM_ADDON.format(snippet=SNIPPET))
+        proc = subprocess.Popen(
+            [mitmdump, "-q", "--mode", f"reverse:{origin_url}", "--listen-host", "127.0.0.1",
+             "--listen-port", str(port), "-s", str(addon)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        targets.append(Target("mitmproxy", f"http://127.0.0.1:{port}{PAGE_PATH}", proc,
+                              injects=True))
+    return targets
+
+
+def report(targets: list[Target], edge_rss: float, page_bytes: int, args: argparse.Namespace,
+           mitm_missing: bool) -> str:
+    base = next(t.best for t in targets if t.name == "nginx + sub_filter")
+    assert base is not None
+
+    def ratio(a: float, b: float) -> str:
+        return f"{a / b:.2f}" if b else "-"
+    lines = [
+        (f"GET {PAGE_PATH} ({page_bytes / 1024:.1f} KB HTML), wrk -t1 -c{args.connections} "
+        f"-d{args.duration:g}s, best of {args.rounds} round(s); ratios to nginx + sub_filter"),
+        (f"{'':<20}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+        f"{'req/s ×':>9}{'p50 ×':>8}{'p99 ×':>8}"),
+    ]
+    for t in targets:
+        b = t.best
+        assert b is not None
+        lines.append(f"{t.name:<20}{b.rps:>9.0f}{b.p50_ms:>9.2f}{b.p99_ms:>9.2f}{b.errors:>8d}"
+                     f"{ratio(b.rps, base.rps):>9}{ratio(b.p50_ms, base.p50_ms):>8}"
+                     f"{ratio(b.p99_ms, base.p99_ms):>8}")
+    if mitm_missing:
+        lines.append(f"{'mitmproxy':<20}  skipped: mitmdump is not installed "
+                     "(pip install mitmproxy)")
+    edge = next(t.best for t in targets if t.name == "careers-edge")
+    assert edge is not None
+    share = edge.rps / base.rps if base.rps else 0.0
+    verdict = "met" if share >= TARGET_RATIO else "NOT met"
+    lines.append(f"careers-edge peak RSS {edge_rss:.0f} MB; careers-edge / nginx + sub_filter "
+                 f"req/s = {share:.2f} (target ≥ {TARGET_RATIO:.2f}: {verdict})")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    p.add_argument("--connections", type=int, default=50)
+    p.add_argument("--rounds", type=int, default=1, help="measure each target N times, keep the best")
+    args = p.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
+    with tempfile.TemporaryDirectory(prefix="careers-edge-side-by-side-") as name:
+        tmp = Path(name)
+        targets = start_all(tmp)
+        try:
+            page_bytes = 0
+            for t in targets:
+                body = wait_page(t)
+                if t.name == "nginx direct":
+                    page_bytes = len(body)
+                if t.injects and b"fbq('init'" not in body:
+                    sys.exit(f"{t.name}: the page came back without the injected pixel")
+                wrk(t.url, 1, args.connections)          # warm-up
+            for _ in range(args.rounds):
+                for t in targets:
+                    load = wrk(t.url, args.duration, args.connections)
+                    if t.best is None or load.rps > t.best.rps:
+                        t.best = load
+            edge_rss = peak_rss_mb(next(t.proc.pid for t in targets if t.name == "careers-edge"))
+        finally:
+            for t in targets:
+                t.proc.terminate()
+            for t in targets:
+                try:
+                    t.proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    t.proc.kill()
+        print(report(targets, edge_rss, page_bytes, args, mitm_missing=not shutil.which("mitmdump")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
