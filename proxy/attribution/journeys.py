@@ -2,37 +2,29 @@
 
 Later server-side events (a hire reported by the ATS) are attributed from here
 without the visitor's cookie. The request path only calls `record(visit)`, which
-touches memory: visits go into a bounded write-behind buffer (repeated visits of
-one id coalesce; an unchanged visitor seen within `recent_ttl` is skipped) that a
-background task writes in batches, in one thread that owns the connection.
-Several processes may share the file: each batch is one IMMEDIATE transaction
-that reads the stored rows and merges (per param the newest capture wins).
-
-What is recorded: every visit that carries click ids or comes back with a
-`linksClickedId` cookie. A cookieless first hit without click ids (a crawler,
-or a visitor whose id is not yet stored by their browser) is not: it would grow
-the table by one row per bot request and can never be attributed anyway.
+touches memory (the buffer of `write_behind.WriteBehind`); batches are written in
+one thread that owns the connection. Several processes may share the file: each
+batch is one IMMEDIATE transaction that reads the stored rows and merges (per param
+the newest capture wins). `Journey` is defined in `write_behind` and exported here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import orjson
-from cachetools import TTLCache
 
 from proxy.attribution.clickids import ClickId
-from proxy.attribution.visit import Visit
+from proxy.attribution.write_behind import Journey, Pending, WriteBehind
 from proxy.state import open_sqlite
 
-log = logging.getLogger(__name__)
+__all__ = ["Journey", "JourneyStore"]
 T = TypeVar("T")
+PRUNE_EVERY = 3600.0         # seconds between prune passes, with retention_days
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS journeys (
@@ -61,43 +53,6 @@ _SELECT = "SELECT * FROM journeys WHERE links_clicked_id IN ({})"
 _SQL_CHUNK = 500             # bound on "IN (?, ...)" parameters
 
 
-@dataclass(slots=True)
-class Journey:
-    links_clicked_id: str
-    click_ids: dict[str, ClickId] = field(default_factory=dict)
-    first_seen: float = 0.0
-    last_seen: float = 0.0
-    fbc: str | None = None
-    fbp: str | None = None
-
-    def merge(self, other: Journey) -> None:
-        """Fold `other` (same id) into this one; the newest capture of a param wins."""
-        for param, click in other.click_ids.items():
-            mine = self.click_ids.get(param)
-            if mine is None or click.seen_at >= mine.seen_at:
-                self.click_ids[param] = click
-        newer = other.last_seen >= self.last_seen
-        self.fbc = (other.fbc or self.fbc) if newer else (self.fbc or other.fbc)
-        self.fbp = (other.fbp or self.fbp) if newer else (self.fbp or other.fbp)
-        self.first_seen = min(self.first_seen, other.first_seen)
-        self.last_seen = max(self.last_seen, other.last_seen)
-
-
-@dataclass(slots=True)
-class _Pending:
-    """A buffered journey plus every click id it carried since the last flush: a
-    value replaced before the flush must still lead back to this visitor."""
-
-    journey: Journey
-    seen: dict[tuple[str, str], float]
-
-    def add(self, journey: Journey) -> None:
-        self.journey.merge(journey)
-        for param, click in journey.click_ids.items():
-            key = (param, click.value)
-            self.seen[key] = max(click.seen_at, self.seen.get(key, click.seen_at))
-
-
 def _row_to_journey(row: tuple[Any, ...]) -> Journey:
     raw = orjson.loads(row[1])
     clicks = {p: ClickId(str(c["value"]), float(c["seen_at"])) for p, c in raw.items()}
@@ -110,136 +65,48 @@ def _journey_to_row(j: Journey) -> tuple[Any, ...]:
             j.fbc, j.fbp)
 
 
-class JourneyStore:
+class JourneyStore(WriteBehind):
+    """`WriteBehind` on a SQLite file; one executor thread owns the connection."""
+
     def __init__(self, path: str, *, flush_interval: float = 1.0, batch_size: int = 500,
                  max_pending: int = 50_000, recent_ttl: float = 60.0,
                  retention_days: float | None = None) -> None:
+        super().__init__(flush_interval=flush_interval, batch_size=batch_size,
+                         max_pending=max_pending, recent_ttl=recent_ttl)
         self._path = path
-        self._flush_interval = flush_interval
-        self._batch_size = batch_size
-        self._max_pending = max_pending
         self._retention = retention_days * 86400 if retention_days else None
-        self._pending: dict[str, _Pending] = {}
-        self._recent: TTLCache[str, tuple[Any, ...]] = TTLCache(maxsize=100_000, ttl=recent_ttl)
+        self._last_prune = 0.0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journeys")
         self._conn: Any = None
-        self._lock = asyncio.Lock()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.dropped = 0           # visits not recorded because the buffer was full
-        self.failed_flushes = 0
 
-    # -- request path (memory only) ------------------------------------------------
+    # -- storage (one executor thread owns the connection) ---------------------------
 
-    def record(self, visit: Visit, now: float | None = None) -> None:
-        if visit.new_visitor and not visit.click_ids:
-            return
-        vid = visit.links_clicked_id
-        fingerprint = (tuple(sorted((p, c.value) for p, c in visit.click_ids.items())),
-                       visit.fbc, visit.fbp)
-        if self._recent.get(vid) == fingerprint:
-            return
-        now = time.time() if now is None else now
-        first = min([now, *(c.seen_at for c in visit.click_ids.values())])
-        journey = Journey(vid, dict(visit.click_ids), first, now, visit.fbc, visit.fbp)
-        pending = self._pending.get(vid)
-        if pending is not None:
-            pending.add(journey)
-        elif len(self._pending) >= self._max_pending:
-            self.dropped += 1
-            return
-        else:
-            self._pending[vid] = _Pending(journey, {
-                (p, c.value): c.seen_at for p, c in journey.click_ids.items()})
-        self._recent[vid] = fingerprint
-        if len(self._pending) >= self._batch_size:
-            self._wake.set()
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
-    # -- lifecycle -------------------------------------------------------------------
-
-    async def start(self) -> None:
+    async def _open(self) -> None:
         await self._run(self._db)
-        self._task = asyncio.create_task(self._loop(), name="journeys-flush")
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
-        await self.flush()
-        await self._run(self._close)
+    async def _close(self) -> None:
+        await self._run(self._close_db)
         self._executor.shutdown(wait=True)
 
-    async def _loop(self) -> None:
-        last_prune = 0.0
-        while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._flush_interval)
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            try:
-                await self.flush()
-                if self._retention and time.monotonic() - last_prune > 3600:
-                    last_prune = time.monotonic()
-                    await self.prune(time.time() - self._retention)
-            except Exception:       # a full disk must not end the task; retried next turn
-                log.exception("journey flush failed")
+    async def _housekeep(self) -> None:
+        if self._retention and time.monotonic() - self._last_prune > PRUNE_EVERY:
+            self._last_prune = time.monotonic()
+            await self.prune(time.time() - self._retention)
 
-    # -- reads and writes (one executor thread owns the connection) ------------------
+    async def _write_batch(self, entries: list[Pending]) -> None:
+        await self._run(self._write, entries)
 
-    async def flush(self) -> None:
-        async with self._lock:
-            if not self._pending:
-                return
-            batch, self._pending = self._pending, {}
-            try:
-                await self._run(self._write, list(batch.values()))
-            except Exception:
-                self.failed_flushes += 1
-                for vid, entry in batch.items():     # keep them for the next attempt
-                    newer = self._pending.get(vid)
-                    if newer is not None:
-                        entry.add(newer.journey)
-                        entry.seen.update(newer.seen)
-                    self._pending[vid] = entry
-                raise
-
-    async def get(self, links_clicked_id: str) -> Journey | None:
+    async def _load(self, links_clicked_id: str) -> Journey | None:
         stored = await self._run(self._read, [links_clicked_id])
-        return self._with_pending(links_clicked_id, stored.get(links_clicked_id))
+        return stored.get(links_clicked_id)
 
-    async def find_by_click(self, param: str, value: str) -> Journey | None:
-        """The journey that most recently carried this click id."""
-        best: tuple[float, str] | None = None
-        for pending_id, entry in self._pending.items():
-            seen_at = entry.seen.get((param, value))
-            if seen_at is not None and (best is None or seen_at > best[0]):
-                best = (seen_at, pending_id)
-        vid = best[1] if best else await self._run(self._find, param, value)
+    async def _find_stored(self, param: str, value: str) -> Journey | None:
+        vid = await self._run(self._find, param, value)
         return None if vid is None else await self.get(vid)
 
     async def prune(self, before: float) -> int:
         """Forget journeys not seen since `before` (their cookies have expired)."""
         return await self._run(self._prune, before)
-
-    def _with_pending(self, vid: str, stored: Journey | None) -> Journey | None:
-        entry = self._pending.get(vid)
-        if entry is None:
-            return stored
-        pending = entry.journey
-        if stored is None:
-            return Journey(vid, dict(pending.click_ids), pending.first_seen,
-                           pending.last_seen, pending.fbc, pending.fbp)
-        stored.merge(pending)
-        return stored
 
     def _run(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -252,7 +119,7 @@ class JourneyStore:
             self._conn = conn
         return self._conn
 
-    def _close(self) -> None:
+    def _close_db(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -271,7 +138,7 @@ class JourneyStore:
             " ORDER BY seen_at DESC LIMIT 1", (param, value)).fetchone()
         return row[0] if row else None
 
-    def _write(self, entries: list[_Pending]) -> None:
+    def _write(self, entries: list[Pending]) -> None:
         conn = self._db()
         conn.execute("BEGIN IMMEDIATE")      # the merge reads what other processes wrote
         try:

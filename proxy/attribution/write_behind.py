@@ -1,0 +1,217 @@
+"""The journey write-behind buffer, shared by the SQLite and the Redis journey store.
+
+Owns `Journey` (one visitor's click ids, first/last seen, fbc/fbp, and the rule
+that merges two records of one visitor) and `WriteBehind`, the part of a journey
+store that the request path touches: `record(visit)` works in memory only. Repeated
+visits of one id coalesce; an unchanged visitor seen within `recent_ttl` is skipped;
+the buffer is bounded (`dropped` counts what did not fit); a background task flushes
+it every `flush_interval`, or at once when `batch_size` visitors wait. A failed
+flush keeps its batch for the next turn. Reads see the buffer merged over what is
+stored. A store implements the storage side: `_write_batch`, `_load`, `_find_stored`.
+
+What is recorded: every visit that carries click ids or comes back with a
+`linksClickedId` cookie. A cookieless first hit without click ids (a crawler,
+or a visitor whose id is not yet stored by their browser) is not: it would grow
+the store by one journey per bot request and can never be attributed anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from cachetools import TTLCache
+
+from proxy.attribution.clickids import ClickId
+from proxy.attribution.visit import Visit
+
+log = logging.getLogger(__name__)
+RECENT_MAX = 100_000         # visitors remembered for the unchanged-visit skip
+
+
+@dataclass(slots=True)
+class Journey:
+    links_clicked_id: str
+    click_ids: dict[str, ClickId] = field(default_factory=dict)
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+    fbc: str | None = None
+    fbp: str | None = None
+
+    def merge(self, other: Journey) -> None:
+        """Fold `other` (same id) into this one; the newest capture of a param wins."""
+        for param, click in other.click_ids.items():
+            mine = self.click_ids.get(param)
+            if mine is None or click.seen_at >= mine.seen_at:
+                self.click_ids[param] = click
+        newer = other.last_seen >= self.last_seen
+        self.fbc = (other.fbc or self.fbc) if newer else (self.fbc or other.fbc)
+        self.fbp = (other.fbp or self.fbp) if newer else (self.fbp or other.fbp)
+        self.first_seen = min(self.first_seen, other.first_seen)
+        self.last_seen = max(self.last_seen, other.last_seen)
+
+
+@dataclass(slots=True)
+class Pending:
+    """A buffered journey plus every click id it carried since the last flush: a
+    value replaced before the flush must still lead back to this visitor."""
+
+    journey: Journey
+    seen: dict[tuple[str, str], float]
+
+    def add(self, journey: Journey) -> None:
+        self.journey.merge(journey)
+        for param, click in journey.click_ids.items():
+            key = (param, click.value)
+            self.seen[key] = max(click.seen_at, self.seen.get(key, click.seen_at))
+
+
+class WriteBehind(ABC):
+    """The buffer and its flush task; subclasses say how a batch is stored and read."""
+
+    task_name = "journeys-flush"
+
+    def __init__(self, *, flush_interval: float = 1.0, batch_size: int = 500,
+                 max_pending: int = 50_000, recent_ttl: float = 60.0) -> None:
+        self._flush_interval = flush_interval
+        self._batch_size = batch_size
+        self._max_pending = max_pending
+        self._pending: dict[str, Pending] = {}
+        self._recent: TTLCache[str, tuple[Any, ...]] = TTLCache(maxsize=RECENT_MAX,
+                                                                ttl=recent_ttl)
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0           # visits not recorded because the buffer was full
+        self.failed_flushes = 0
+
+    # -- what a store provides ---------------------------------------------------------
+
+    @abstractmethod
+    async def _write_batch(self, entries: list[Pending]) -> None:
+        """Store `entries`, merged with what is stored (other processes write too)."""
+
+    @abstractmethod
+    async def _load(self, links_clicked_id: str) -> Journey | None:
+        """The stored journey of this id, without the buffer."""
+
+    @abstractmethod
+    async def _find_stored(self, param: str, value: str) -> Journey | None:
+        """The journey (through `get`) that most recently carried this click id, by
+        what is stored: none in the buffer carries it."""
+
+    async def _open(self) -> None:
+        """Before the flush task starts."""
+
+    async def _close(self) -> None:
+        """After the last flush."""
+
+    async def _housekeep(self) -> None:
+        """After each flush of the background task."""
+
+    # -- request path (memory only) ------------------------------------------------
+
+    def record(self, visit: Visit, now: float | None = None) -> None:
+        if visit.new_visitor and not visit.click_ids:
+            return
+        vid = visit.links_clicked_id
+        fingerprint = (tuple(sorted((p, c.value) for p, c in visit.click_ids.items())),
+                       visit.fbc, visit.fbp)
+        if self._recent.get(vid) == fingerprint:
+            return
+        now = time.time() if now is None else now
+        first = min([now, *(c.seen_at for c in visit.click_ids.values())])
+        journey = Journey(vid, dict(visit.click_ids), first, now, visit.fbc, visit.fbp)
+        pending = self._pending.get(vid)
+        if pending is not None:
+            pending.add(journey)
+        elif len(self._pending) >= self._max_pending:
+            self.dropped += 1
+            return
+        else:
+            self._pending[vid] = Pending(journey, {
+                (p, c.value): c.seen_at for p, c in journey.click_ids.items()})
+        self._recent[vid] = fingerprint
+        if len(self._pending) >= self._batch_size:
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._open()
+        self._task = asyncio.create_task(self._loop(), name=self.task_name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        try:
+            await self.flush()
+        finally:
+            await self._close()
+
+    async def _loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._flush_interval)
+            self._wake.clear()
+            try:
+                await self.flush()
+                await self._housekeep()
+            except Exception:       # a full disk or a Redis away: kept, retried next turn
+                log.exception("journey flush failed")
+
+    # -- reads and writes ------------------------------------------------------------
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if not self._pending:
+                return
+            batch, self._pending = self._pending, {}
+            try:
+                await self._write_batch(list(batch.values()))
+            except Exception:
+                self.failed_flushes += 1
+                for vid, entry in batch.items():     # keep them for the next attempt
+                    newer = self._pending.get(vid)
+                    if newer is not None:
+                        entry.add(newer.journey)
+                        entry.seen.update(newer.seen)
+                    self._pending[vid] = entry
+                raise
+
+    async def get(self, links_clicked_id: str) -> Journey | None:
+        return self._with_pending(links_clicked_id, await self._load(links_clicked_id))
+
+    async def find_by_click(self, param: str, value: str) -> Journey | None:
+        """The journey that most recently carried this click id."""
+        best: tuple[float, str] | None = None
+        for pending_id, entry in self._pending.items():
+            seen_at = entry.seen.get((param, value))
+            if seen_at is not None and (best is None or seen_at > best[0]):
+                best = (seen_at, pending_id)
+        if best is not None:
+            return await self.get(best[1])
+        return await self._find_stored(param, value)
+
+    def _with_pending(self, vid: str, stored: Journey | None) -> Journey | None:
+        entry = self._pending.get(vid)
+        if entry is None:
+            return stored
+        pending = entry.journey
+        if stored is None:
+            return Journey(vid, dict(pending.click_ids), pending.first_seen,
+                           pending.last_seen, pending.fbc, pending.fbp)
+        stored.merge(pending)
+        return stored
