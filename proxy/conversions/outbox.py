@@ -3,20 +3,22 @@
 Each row is one (event, sink) delivery. `submit` is durable when it returns (the
 visitor's response waits for it); `lease` hands due rows to one worker at a time, with
 an expiry so a worker that dies loses its claim. Backends: `sqlite_outbox.SqliteOutbox`
-(one host, several processes); a Redis backend implements the same Protocol.
+(one host, several processes) and `redis_outbox.RedisOutbox` (several hosts) implement
+the Protocol; `OutboxBase` and `decode_row` are the parts they share.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
 from proxy.config.model import Sink
 from proxy.conversions.events import Event
 from proxy.conversions.states import Outcome, RowState
+from proxy.metrics import Metrics
 
 MAX_EVENT_AGE = 7 * 24 * 3600.0      # Meta rejects events older than this: given up
 SENT_KEEP = 7 * 24 * 3600.0          # sent rows kept this long for `outbox` inspection
@@ -70,7 +72,61 @@ def idempotency_key(event_id: str, sink: str) -> str:
     return f"{event_id}:{sink}"
 
 
+# A row's stored fields, in `OutboxRow` order: the SQLite columns, the Redis hash fields.
+ROW_FIELDS = ("id", "sink", "event", "state", "attempts", "next_attempt_at", "created_at",
+              "lease_owner", "lease_expires_at", "last_error", "dead_body")
+
+
+def as_text(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def _opt_text(v: bytes | str | None) -> str | None:
+    return None if v is None else as_text(v)
+
+
+def decode_row(values: Sequence[Any]) -> OutboxRow:
+    """An `OutboxRow` from its `ROW_FIELDS` values, typed (SQLite) or as bytes (Redis)."""
+    (row_id, sink, event, state, attempts, next_attempt_at, created_at, lease_owner,
+     lease_expires_at, last_error, dead_body) = values
+    return OutboxRow(
+        id=int(row_id), sink=as_text(sink), event=Event.from_json(event),
+        state=RowState(as_text(state)), attempts=int(attempts),
+        next_attempt_at=float(next_attempt_at), created_at=float(created_at),
+        lease_owner=_opt_text(lease_owner),
+        lease_expires_at=None if lease_expires_at is None else float(lease_expires_at),
+        last_error=_opt_text(last_error), dead_body=_opt_text(dead_body))
+
+
 SubmitListener = Callable[[Iterable[str]], None]
+
+
+class OutboxBase:
+    """What every backend does around its storage: count outcomes, tell subscribers."""
+
+    def __init__(self, metrics: Metrics | None) -> None:
+        self.metrics = metrics
+        self._listeners: list[SubmitListener] = []
+
+    def subscribe(self, listener: SubmitListener) -> None:
+        self._listeners.append(listener)
+
+    def _submitted(self, result: SubmitResult) -> SubmitResult:
+        """Count a new submit's outcomes and wake the listeners if it queued rows; a
+        repeated event_id did nothing new and counts nothing."""
+        if not result.duplicate:
+            if self.metrics is not None:
+                for sink, outcome in result.outcomes.items():
+                    self.metrics.conversions.labels(sink, outcome.value).inc()
+            if result.queued:
+                for listener in self._listeners:
+                    listener(result.queued)
+        return result
+
+    def _expired(self, sink: str, count: int) -> None:
+        """Rows a lease gave up at the 7-day limit are counted as dead."""
+        if count and self.metrics is not None:
+            self.metrics.conversions.labels(sink, RowState.DEAD.value).inc(count)
 
 
 class Outbox(Protocol):

@@ -17,10 +17,12 @@ from proxy.conversions.events import Event
 from proxy.conversions.outbox import (
     EVENT_ID_KEEP,
     MAX_EVENT_AGE,
+    ROW_FIELDS,
     SENT_KEEP,
+    OutboxBase,
     OutboxRow,
-    SubmitListener,
     SubmitResult,
+    decode_row,
     idempotency_key,
 )
 from proxy.conversions.routing import route
@@ -57,8 +59,7 @@ CREATE TABLE IF NOT EXISTS edge_event_ids (
 ) WITHOUT ROWID;
 """
 
-_COLUMNS = ("id, sink, event, state, attempts, next_attempt_at, created_at, lease_owner, "
-            "lease_expires_at, last_error, dead_body")
+_COLUMNS = ", ".join(ROW_FIELDS)
 _OPEN = sql_in(OPEN_STATES)
 
 
@@ -66,22 +67,15 @@ def _init(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
 
 
-def _row(r: Sequence[Any]) -> OutboxRow:
-    return OutboxRow(id=r[0], sink=r[1], event=Event.from_json(r[2]), state=RowState(r[3]),
-                     attempts=r[4], next_attempt_at=r[5], created_at=r[6], lease_owner=r[7],
-                     lease_expires_at=r[8], last_error=r[9], dead_body=r[10])
-
-
-class SqliteOutbox:
+class SqliteOutbox(OutboxBase):
     """`Outbox` on a SQLite file; `clock` is injectable for tests."""
 
     def __init__(self, path: str, *, metrics: Metrics | None = None,
                  clock: Callable[[], float] = time.time) -> None:
+        super().__init__(metrics)
         self.path = path
-        self.metrics = metrics
         self.clock = clock
         self.worker = SqliteWorker(path, _init, name="outbox-sqlite")
-        self._listeners: list[SubmitListener] = []
 
     # -- the request path ---------------------------------------------------------
 
@@ -89,18 +83,7 @@ class SqliteOutbox:
                      consent: bool) -> SubmitResult:
         plan = route(event, sinks, consent=consent)
         now = self.clock()
-        result = await self.worker.run(lambda c: _submit(c, event, plan, now))
-        if not result.duplicate:
-            if self.metrics is not None:
-                for sink, outcome in result.outcomes.items():
-                    self.metrics.conversions.labels(sink, outcome.value).inc()
-            if result.queued:
-                for listener in self._listeners:
-                    listener(result.queued)
-        return result
-
-    def subscribe(self, listener: SubmitListener) -> None:
-        self._listeners.append(listener)
+        return self._submitted(await self.worker.run(lambda c: _submit(c, event, plan, now)))
 
     # -- delivery -----------------------------------------------------------------
 
@@ -109,8 +92,7 @@ class SqliteOutbox:
         now = self.clock()
         expired, rows = await self.worker.run(
             lambda c: _lease(c, sink, owner, limit, lease_seconds, now))
-        if expired and self.metrics is not None:
-            self.metrics.conversions.labels(sink, "dead").inc(expired)
+        self._expired(sink, expired)
         return rows
 
     async def mark_sent(self, ids: Sequence[int], owner: str) -> int:
@@ -168,12 +150,12 @@ class SqliteOutbox:
         states = "('dead')" if dead else _OPEN
         sql = (f"SELECT {_COLUMNS} FROM edge_outbox WHERE state IN {states} "
                f"ORDER BY id LIMIT ?")
-        return await self.worker.run(lambda c: [_row(r) for r in c.execute(sql, (limit,))])
+        return await self.worker.run(lambda c: [decode_row(r) for r in c.execute(sql, (limit,))])
 
     async def get(self, row_id: int) -> OutboxRow | None:
         sql = f"SELECT {_COLUMNS} FROM edge_outbox WHERE id = ?"
         r = await self.worker.run(lambda c: c.execute(sql, (row_id,)).fetchone())
-        return _row(r) if r else None
+        return decode_row(r) if r else None
 
     async def retry_dead(self, sink: str | None = None) -> int:
         now = self.clock()
@@ -248,4 +230,4 @@ def _lease(c: sqlite3.Connection, sink: str, owner: str, limit: int, lease_secon
         f" ORDER BY next_attempt_at, id LIMIT ?) RETURNING {_COLUMNS}",
         (target(Action.LEASE), owner, now + lease_seconds, now, sink, now, now, limit),
     ).fetchall()
-    return expired, sorted((_row(r) for r in rows), key=lambda r: r.id)
+    return expired, sorted((decode_row(r) for r in rows), key=lambda r: r.id)
