@@ -1,19 +1,31 @@
-"""The journey store on a real SQLite file: write-behind, merging, several stores."""
+"""The journey stores, on a real SQLite file and a real redis-server: write-behind,
+merging, several stores (processes sharing the file, hosts sharing Redis).
+
+The cases every store must pass run against both (`stores` is parametrized); what
+only SQLite does is here too, what only Redis does is in `test_redis_journeys`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 
 import pytest
+import redis
 
 from proxy.attribution.clickids import ClickId
 from proxy.attribution.journeys import _SCHEMA, JourneyStore
+from proxy.attribution.redis_journeys import RedisJourneyStore
 from proxy.attribution.visit import Attribution, Visit
+from proxy.attribution.write_behind import WriteBehind
 from proxy.config.model import AttributionSection, ConsentSection
+
+pytest_plugins = ["redis_server"]
 
 VID = "a" * 32
 UUID = "123e4567-e89b-12d3-a456-426614174000"
+BACKENDS = ["sqlite", pytest.param("redis", marks=pytest.mark.redis)]
 
 
 def visit(vid: str = VID, new: bool = False, fbc: str | None = None, fbp: str | None = None,
@@ -27,7 +39,21 @@ def visit(vid: str = VID, new: bool = False, fbc: str | None = None, fbp: str | 
 
 def rows(path, table: str = "journeys") -> int:
     with sqlite3.connect(path) as conn:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone():
+            return 0                         # no store has opened the file yet
         return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+class Stores:
+    """Opens stores on one backing store (each another process or host) and reads what
+    is stored there, without a store: journeys, and (param, value, visitor) carriers."""
+
+    def __init__(self, make: Callable[..., WriteBehind], journeys: Callable[[], int],
+                 clicks: Callable[[], int]) -> None:
+        self.make, self.journeys, self.clicks = make, journeys, clicks
+
+    def __call__(self, **kw) -> WriteBehind:
+        return self.make(**kw)
 
 
 @pytest.fixture
@@ -35,11 +61,28 @@ def db(tmp_path):
     return str(tmp_path / "state.db")
 
 
-async def test_record_flush_get_and_find(db):
-    store = JourneyStore(db)
+@pytest.fixture(params=BACKENDS)
+def stores(request, db):
+    if request.param == "sqlite":
+        yield Stores(lambda **kw: JourneyStore(db, **kw), lambda: rows(db),
+                     lambda: rows(db, "journey_clicks"))
+        return
+    url, prefix = request.getfixturevalue("redis_url"), request.getfixturevalue("redis_prefix")
+    raw = redis.Redis.from_url(url)
+
+    def carriers() -> int:
+        return sum(raw.zcard(k) for k in raw.keys(prefix + "click:*"))
+    yield Stores(lambda **kw: RedisJourneyStore(url, prefix=prefix, **kw),
+                 lambda: len(raw.keys(prefix + "journey:*")), carriers)
+    raw.close()
+
+
+async def test_record_flush_get_and_find(stores):
+    store = stores()
     store.record(visit(tlr_sid=(UUID, 100.0), fbp="fb.1.1.2"), now=150.0)
+    assert stores.journeys() == 0                             # write-behind: not yet
     await store.flush()
-    assert store.pending == 0 and rows(db) == 1 and rows(db, "journey_clicks") == 1
+    assert store.pending == 0 and stores.journeys() == 1 and stores.clicks() == 1
     j = await store.get(VID)
     assert j.click_ids == {"tlr_sid": ClickId(UUID, 100.0)}
     assert (j.first_seen, j.last_seen, j.fbp, j.fbc) == (100.0, 150.0, "fb.1.1.2", None)
@@ -49,27 +92,23 @@ async def test_record_flush_get_and_find(db):
     await store.stop()
 
 
-async def test_a_real_visit_from_the_facade_is_recorded(db):
+async def test_a_real_visit_from_the_facade_is_recorded(stores):
     attribution = Attribution(AttributionSection(), ConsentSection(), b"key")
     v = attribution.on_request(raw_query="gclid=G1", cookie_header=None, host="x.example",
                                secure=True, gpc=False)
-    store = JourneyStore(db)
+    store = stores()
     store.record(v)
     await store.stop()
-    j = await _reopen_get(db, v.links_clicked_id)
+    again = stores()
+    try:
+        j = await again.get(v.links_clicked_id)
+    finally:
+        await again.stop()
     assert j.click_ids["gclid"].value == "G1" and j.fbp == v.fbp
 
 
-async def _reopen_get(db, vid):
-    store = JourneyStore(db)
-    try:
-        return await store.get(vid)
-    finally:
-        await store.stop()
-
-
-async def test_cookieless_first_hit_without_click_ids_is_not_recorded(db):
-    store = JourneyStore(db)
+async def test_cookieless_first_hit_without_click_ids_is_not_recorded(stores):
+    store = stores()
     store.record(visit(new=True))
     assert store.pending == 0
     store.record(visit(new=True, gclid=("G", 1.0)))
@@ -78,8 +117,8 @@ async def test_cookieless_first_hit_without_click_ids_is_not_recorded(db):
     await store.stop()
 
 
-async def test_repeated_visits_coalesce_before_a_flush(db):
-    store = JourneyStore(db)
+async def test_repeated_visits_coalesce_and_every_value_stays_findable(stores):
+    store = stores()
     store.record(visit(gclid=("G1", 10.0)), now=10.0)
     store.record(visit(gclid=("G1", 10.0), fbclid=("F", 20.0)), now=20.0)
     store.record(visit(gclid=("G2", 30.0), fbclid=("F", 20.0)), now=30.0)
@@ -88,13 +127,17 @@ async def test_repeated_visits_coalesce_before_a_flush(db):
     assert j.click_ids == {"gclid": ClickId("G2", 30.0), "fbclid": ClickId("F", 20.0)}
     assert (j.first_seen, j.last_seen) == (10.0, 30.0)
     await store.flush()
-    assert rows(db) == 1 and rows(db, "journey_clicks") == 3   # G1, G2 and F all findable
-    assert (await store.find_by_click("gclid", "G1")).links_clicked_id == VID
+    assert stores.journeys() == 1 and stores.clicks() == 3    # G1, G2 and F all findable
+    for param, value in (("gclid", "G1"), ("gclid", "G2"), ("fbclid", "F")):
+        assert (await store.find_by_click(param, value)).links_clicked_id == VID
+    j = await store.get(VID)
+    assert j.click_ids == {"gclid": ClickId("G2", 30.0), "fbclid": ClickId("F", 20.0)}
+    assert (j.first_seen, j.last_seen) == (10.0, 30.0)
     await store.stop()
 
 
-async def test_unchanged_visitor_is_skipped_within_the_ttl(db):
-    store = JourneyStore(db, recent_ttl=0.2)
+async def test_unchanged_visitor_is_skipped_within_the_ttl(stores):
+    store = stores(recent_ttl=0.2)
     store.record(visit(gclid=("G", 1.0)), now=100.0)
     await store.flush()
     store.record(visit(gclid=("G", 1.0)), now=110.0)
@@ -110,8 +153,8 @@ async def test_unchanged_visitor_is_skipped_within_the_ttl(db):
     await store.stop()
 
 
-async def test_buffer_is_bounded(db):
-    store = JourneyStore(db, max_pending=3)
+async def test_buffer_is_bounded(stores):
+    store = stores(max_pending=3)
     for i in range(5):
         store.record(visit(f"{i:032x}", gclid=(f"G{i}", 1.0)))
     assert store.pending == 3 and store.dropped == 2
@@ -120,37 +163,37 @@ async def test_buffer_is_bounded(db):
     await store.stop()
 
 
-async def test_background_task_flushes_a_full_batch(db):
-    store = JourneyStore(db, flush_interval=3600, batch_size=10)
+async def test_background_task_flushes_a_full_batch(stores):
+    store = stores(flush_interval=3600, batch_size=10)
     await store.start()
     for i in range(10):
         store.record(visit(f"{i:032x}", gclid=(f"G{i}", 1.0)))
     for _ in range(500):                                      # until the task has written
-        if rows(db) == 10:
+        if stores.journeys() == 10:
             break
         await asyncio.sleep(0.01)
-    assert rows(db) == 10 and store.pending == 0
+    assert stores.journeys() == 10 and store.pending == 0
     await store.stop()
 
 
-async def test_background_task_flushes_on_the_interval(db):
-    store = JourneyStore(db, flush_interval=0.05)
+async def test_background_task_flushes_on_the_interval(stores):
+    store = stores(flush_interval=0.05)
     await store.start()
     store.record(visit(gclid=("G", 1.0)))
     for _ in range(500):
-        if rows(db) == 1:
+        if stores.journeys() == 1:
             break
         await asyncio.sleep(0.01)
-    assert rows(db) == 1
+    assert stores.journeys() == 1
     await store.stop()
 
 
-async def test_stop_flushes_and_a_restart_reads_it_back(db):
-    store = JourneyStore(db, flush_interval=3600)
+async def test_stop_flushes_and_a_restart_reads_it_back(stores):
+    store = stores(flush_interval=3600)
     await store.start()
     store.record(visit(tlr_sid=(UUID, 5.0)), now=6.0)
     await store.stop()
-    again = JourneyStore(db)
+    again = stores()
     await again.start()
     j = await again.get(VID)
     assert j.click_ids == {"tlr_sid": ClickId(UUID, 5.0)} and j.last_seen == 6.0
@@ -158,8 +201,8 @@ async def test_stop_flushes_and_a_restart_reads_it_back(db):
     await again.stop()
 
 
-async def test_two_stores_on_one_file_merge(db):
-    a, b = JourneyStore(db), JourneyStore(db)
+async def test_two_stores_merge_one_visitor(stores):
+    a, b = stores(), stores()
     a.record(visit(tlr_sid=(UUID, 10.0), gclid=("NEWER", 40.0), fbp="fb.1.1.1"), now=40.0)
     b.record(visit(gclid=("OLDER", 20.0), fbclid=("F", 20.0), fbc="fb.1.2.F"), now=20.0)
     await a.flush()
@@ -169,26 +212,49 @@ async def test_two_stores_on_one_file_merge(db):
         assert j.click_ids == {"tlr_sid": ClickId(UUID, 10.0), "gclid": ClickId("NEWER", 40.0),
                                "fbclid": ClickId("F", 20.0)}
         assert (j.first_seen, j.last_seen, j.fbp, j.fbc) == (10.0, 40.0, "fb.1.1.1", "fb.1.2.F")
-    # the most recent carrier of a click id is found from either store
-    c = "c" * 32
+    c = "c" * 32                                 # the most recent carrier is found from either
     b.record(visit(c, gclid=("NEWER", 50.0)), now=50.0)
     await b.flush()
     assert (await a.find_by_click("gclid", "NEWER")).links_clicked_id == c
+    a.record(visit("d" * 32, gclid=("NEWER", 45.0)), now=45.0)   # an older capture, later
+    await a.flush()
+    assert (await b.find_by_click("gclid", "NEWER")).links_clicked_id == c
     await a.stop()
     await b.stop()
 
 
-async def test_concurrent_flushes_from_two_stores(db):
-    a, b = JourneyStore(db), JourneyStore(db)
+async def test_newer_visit_replaces_fbc_and_an_older_one_only_fills_gaps(stores):
+    a, b = stores(), stores()
+    a.record(visit(fbc="fb.1.1.OLD"), now=10.0)
+    await a.flush()
+    b.record(visit(fbc="fb.1.1.NEW", fbp="fb.1.1.P"), now=20.0)
+    await b.flush()
+    a.record(visit("e" * 32, fbc="x"), now=5.0)                # another visitor: untouched
+    a._recent.clear()
+    a.record(visit(fbc="fb.1.1.STALE", fbp="fb.1.1.Q"), now=15.0)
+    await a.flush()
+    j = await b.get(VID)
+    assert (j.fbc, j.fbp, j.last_seen) == ("fb.1.1.NEW", "fb.1.1.P", 20.0)
+    await a.stop()
+    await b.stop()
+
+
+async def test_concurrent_flushes_from_two_stores(stores):
+    a, b = stores(), stores()
     for i in range(300):
         a.record(visit(f"{i:032x}", gclid=(f"A{i}", 1.0)))
         b.record(visit(f"{i:032x}", msclkid=(f"B{i}", 2.0)))
     await asyncio.gather(a.flush(), b.flush())
-    assert rows(db) == 300 and rows(db, "journey_clicks") == 600
-    j = await a.get(f"{299:032x}")
-    assert set(j.click_ids) == {"gclid", "msclkid"}
+    assert stores.journeys() == 300 and stores.clicks() == 600
+    for i in (0, 150, 299):
+        j = await a.get(f"{i:032x}")
+        assert set(j.click_ids) == {"gclid", "msclkid"}
+        assert (await b.find_by_click("gclid", f"A{i}")).links_clicked_id == f"{i:032x}"
     await a.stop()
     await b.stop()
+
+
+# -- SQLite only ---------------------------------------------------------------------
 
 
 async def test_failed_flush_keeps_the_batch(db):
