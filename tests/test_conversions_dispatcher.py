@@ -1,9 +1,12 @@
-"""The dispatcher end to end: real SQLite outbox, real sockets to a recording server."""
+"""The dispatcher end to end: real outboxes (SQLite, and Redis where the case is shared),
+real sockets to a recording server. Cases only Redis has (pub/sub wake-ups, dead letters
+handed between hosts) are in `test_redis_dispatch`."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 
 import pytest
 from test_conversions_recorder import Recorder, Reply
@@ -12,10 +15,15 @@ from proxy.config.model import Sink
 from proxy.conversions.backoff import BackoffPolicy
 from proxy.conversions.dispatcher import Dispatcher
 from proxy.conversions.events import Event
+from proxy.conversions.outbox import Outbox
+from proxy.conversions.redis_outbox import RedisOutbox
 from proxy.conversions.sqlite_outbox import SqliteOutbox
 from proxy.conversions.states import RowState
 from proxy.metrics import Metrics
 
+pytest_plugins = ["redis_server"]
+
+BACKENDS = ["sqlite", pytest.param("redis", marks=pytest.mark.redis)]
 FAST = BackoffPolicy(base=0.01, cap=0.05)
 SID = "11111111-2222-3333-4444-555555555555"
 
@@ -26,7 +34,8 @@ def talroo(rec: Recorder, name: str = "talroo", path: str = "/conversion2.php", 
 
 def ev(visitor: str = "v1", **kw) -> Event:
     kw.setdefault("click_ids", {"tlr_sid": SID})
-    return Event("ApplicationCompleted", links_clicked_id=visitor, job_id="42", **kw)
+    kw.setdefault("job_id", "42")
+    return Event("ApplicationCompleted", links_clicked_id=visitor, **kw)
 
 
 def sample(metrics: Metrics, sink: str, outcome: str) -> float:
@@ -35,37 +44,64 @@ def sample(metrics: Metrics, sink: str, outcome: str) -> float:
 
 
 class Env:
-    """An outbox and a running dispatcher on one state file; closed by the fixture."""
+    """Outboxes, and workers (an outbox and a running dispatcher each), on one store:
+    each another process or host. Closed by the fixture."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.parts: list[tuple[SqliteOutbox, Dispatcher]] = []
+    def __init__(self, open_outbox: Callable[[Metrics], Outbox], path: str = "") -> None:
+        self.open_outbox = open_outbox
+        self.path = path                    # the SQLite file, for SQLite-only cases
+        self.boxes: list[Outbox] = []
+        self.dispatchers: list[Dispatcher] = []
 
-    async def worker(self, sinks: list[Sink], **kw) -> tuple[SqliteOutbox, Dispatcher]:
-        metrics = Metrics()
-        box = SqliteOutbox(self.path, metrics=metrics)
+    def outbox(self) -> Outbox:
+        box = self.open_outbox(Metrics())
+        self.boxes.append(box)
+        return box
+
+    async def worker(self, sinks: list[Sink], **kw) -> tuple[Outbox, Dispatcher]:
+        box = self.outbox()
         kw.setdefault("policy", FAST)
         kw.setdefault("poll_interval", 0.05)
-        d = Dispatcher(box, {s.name: s for s in sinks}, metrics=metrics,
+        d = Dispatcher(box, {s.name: s for s in sinks}, metrics=box.metrics,
                        rng=random.Random(1), **kw)
         await d.start()
-        self.parts.append((box, d))
+        self.dispatchers.append(d)
         return box, d
 
     async def close(self) -> None:
-        for box, d in self.parts:
+        for d in self.dispatchers:
             await d.stop()
+        for box in self.boxes:
             await box.close()
+
+
+def sqlite_env(path: str) -> Env:
+    return Env(lambda metrics: SqliteOutbox(path, metrics=metrics), path)
+
+
+def redis_env(url: str, prefix: str) -> Env:
+    return Env(lambda metrics: RedisOutbox(url, metrics=metrics, prefix=prefix))
 
 
 @pytest.fixture
 async def env(tmp_path):
-    e = Env(str(tmp_path / "state.db"))
+    e = sqlite_env(str(tmp_path / "state.db"))
     yield e
     await e.close()
 
 
-async def wait_state(box: SqliteOutbox, row_id: int, state: RowState) -> None:
+@pytest.fixture(params=BACKENDS)
+async def any_env(request, tmp_path):
+    if request.param == "redis":
+        e = redis_env(request.getfixturevalue("redis_url"),
+                      request.getfixturevalue("redis_prefix"))
+    else:
+        e = sqlite_env(str(tmp_path / "state.db"))
+    yield e
+    await e.close()
+
+
+async def wait_state(box: Outbox, row_id: int, state: RowState) -> None:
     for _ in range(2000):
         row = await box.get(row_id)
         if row is not None and row.state is state:
@@ -164,47 +200,60 @@ async def test_a_hung_sink_never_delays_another(aiohttp_server, env):
     assert counts["hung"]["leased"] == 0
 
 
-async def test_dedupe_end_to_end_one_delivery(aiohttp_server, env):
+async def test_dedupe_end_to_end_one_delivery_from_any_worker(aiohttp_server, any_env):
     rec = await Recorder.start(aiohttp_server)
     sinks = [talroo(rec)]
-    box, d = await env.worker(sinks)
-    await box.submit(ev(), sinks, consent=True)
-    await box.submit(ev(), sinks, consent=True)       # the thank-you page reloaded
-    await wait_state(box, 1, RowState.SENT)
-    await asyncio.sleep(0.2)
-    assert len(rec.requests) == 1
-    assert sample(d.metrics, "talroo", "deduped") == 1
+    a, da = await any_env.worker(sinks)
+    b, db = await any_env.worker(sinks)
+    await a.submit(ev(), sinks, consent=True)
+    await a.submit(ev(), sinks, consent=True)         # the thank-you page reloaded
+    await b.submit(ev(), sinks, consent=True)         # ... and served by another worker
+    await a.submit(ev(event_id="fixed", job_id="7"), sinks, consent=True)
+    await b.submit(ev(event_id="fixed", job_id="7"), sinks, consent=True)   # API retry
+    await wait_state(a, 1, RowState.SENT)
+    await wait_state(a, 2, RowState.SENT)
+    await asyncio.sleep(0.2)                          # a duplicate would show up by now
+    assert await a.get(3) is None and len(rec.requests) == 2
+    assert sample(da.metrics, "talroo", "deduped") == 1
+    assert sample(db.metrics, "talroo", "deduped") == 1
 
 
-async def test_two_workers_on_one_file_deliver_each_row_once(aiohttp_server, env):
+async def test_two_workers_on_one_store_deliver_each_row_once(aiohttp_server, any_env):
     rec = await Recorder.start(aiohttp_server)
     sinks = [talroo(rec, concurrency=3), Sink("hook", "webhook", url=rec.url("/hook"),
                                               secret="s", concurrency=2)]
-    box1, _ = await env.worker(sinks)
-    box2, _ = await env.worker(sinks)
+    box1, _ = await any_env.worker(sinks)
+    box2, _ = await any_env.worker(sinks)
     subs = [(box1 if i % 2 else box2).submit(ev(f"v{i}", click_ids={"tlr_sid": f"sid-{i}"}),
                                              sinks, consent=True) for i in range(40)]
     await asyncio.gather(*subs)
     await rec.wait_for(40, "/conversion2.php")
     await rec.wait_for(40, "/hook")
+    for row_id in range(1, 81):
+        await wait_state(box1, row_id, RowState.SENT)
     await asyncio.sleep(0.3)                           # a duplicate would show up by now
     sids = [r.query["tlr_sid"] for r in rec.on("/conversion2.php")]
     keys = [r.headers["Idempotency-Key"] for r in rec.on("/hook")]
     assert sorted(sids) == sorted(f"sid-{i}" for i in range(40))
     assert len(set(keys)) == len(keys) == 40
-    assert await box1.pending_count() == 0
+    assert await box1.pending_count() == 0 and await box2.pending_count() == 0
+    assert (await box1.counts())["talroo"]["sent"] == 40
 
 
-async def test_a_dead_owners_lease_expires_and_another_delivers(aiohttp_server, env, tmp_path):
+async def test_a_dead_owners_lease_expires_and_another_delivers_once(aiohttp_server, any_env):
     rec = await Recorder.start(aiohttp_server)
     sinks = [talroo(rec)]
-    crashed = SqliteOutbox(env.path)
+    crashed = any_env.outbox()
     await crashed.submit(ev(), sinks, consent=True)
     (row,) = await crashed.lease("talroo", "crashed-worker", 10, lease_seconds=0.3)
-    await crashed.close()                               # it never marks the row
-    box, _ = await env.worker(sinks)
+    # it never marks the row, and never releases it
+    box, _ = await any_env.worker(sinks)
     await wait_state(box, row.id, RowState.SENT)
-    assert len(rec.requests) == 1 and (await box.get(row.id)).attempts == 2
+    assert len(rec.requests) == 1
+    done = await box.get(row.id)
+    assert done.attempts == 2 and done.lease_owner is None
+    assert await crashed.mark_sent([row.id], "crashed-worker") == 0
+    assert await crashed.mark_retry([row.id], "crashed-worker", 0, "late") == 0
 
 
 async def test_a_restart_delivers_what_was_left_pending(aiohttp_server, env):

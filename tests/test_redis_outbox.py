@@ -54,7 +54,6 @@ async def test_submit_is_stored_when_it_returns(box, redis_url):
         other.close()
 
 
-
 async def test_dedupe_key_lives_in_redis_with_the_window_as_ttl(box, redis_url):
     await box.submit(ev(dedupe_hours=2), [TALROO], consent=True)
     other = redis.Redis.from_url(redis_url)
@@ -63,7 +62,6 @@ async def test_dedupe_key_lives_in_redis_with_the_window_as_ttl(box, redis_url):
         assert 7_100_000 < other.pttl(key) <= 7_200_000
     finally:
         other.close()
-
 
 
 async def test_a_submit_on_one_host_wakes_the_others(box, twin):
@@ -81,13 +79,11 @@ async def test_a_submit_on_one_host_wakes_the_others(box, twin):
     assert local == [["talroo", "meta"]]                      # no echo of one's own submit
 
 
-
 def test_the_secret_is_made_once_and_shared(redis_url, redis_prefix):
     first = redis_secret(redis_url, prefix=redis_prefix)
     assert len(first) == 32
     assert redis_secret(redis_url, prefix=redis_prefix) == first
     assert redis_secret(redis_url, prefix=redis_prefix + "x") != first
-
 
 
 def test_a_submit_survives_sigkill_right_after_it_returns(redis_url, redis_prefix):
@@ -114,7 +110,6 @@ def test_a_submit_survives_sigkill_right_after_it_returns(redis_url, redis_prefi
         finally:
             await box.close()
     assert asyncio.run(look()) == [("k1", RowState.PENDING)]
-
 
 
 async def test_a_redis_that_is_away_fails_the_call_rather_than_hanging():
