@@ -29,6 +29,7 @@ from tests.integration.harness import free_port
 START_TIMEOUT = 30.0        # seconds for a fresh interpreter to import, bind and answer
 EXIT_TIMEOUT = 30.0
 POLL = 0.05
+PORT_ATTEMPTS = 3
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -135,7 +136,9 @@ class ProxyProcess:
                 try:
                     async with session.get(f"{self.url}{self.prefix}/healthz",
                                            timeout=aiohttp.ClientTimeout(total=2)) as r:
-                        if r.status == 200:
+                        # Our own log line proves the answer is ours, not another
+                        # server's that took the port before this process bound it.
+                        if r.status == 200 and f":{self.port} " in self.stderr():
                             return
                 except (TimeoutError, aiohttp.ClientError):
                     pass
@@ -181,9 +184,20 @@ def spawn(rules: Path, *, tmp: Path, port: int | None = None, workers: int | Non
 @asynccontextmanager
 async def running(rules: Path, *, tmp: Path, **kw) -> AsyncIterator[ProxyProcess]:
     """A healthy proxy process for the block; killed (with its workers) afterwards."""
-    p = spawn(rules, tmp=tmp, **kw)
+    for attempt in range(PORT_ATTEMPTS):
+        p = spawn(rules, tmp=tmp, **kw)
+        try:
+            await p.wait_healthy()
+            break
+        except RuntimeError:
+            p.kill()
+            # The free port was taken between choosing it and binding it: choose again.
+            if "cannot listen on" not in p.stderr() or attempt == PORT_ATTEMPTS - 1:
+                raise
+        except BaseException:
+            p.kill()
+            raise
     try:
-        await p.wait_healthy()
         yield p
     finally:
         p.kill()
