@@ -319,8 +319,8 @@ async def test_submit_is_durable_when_it_returns(sqlite_box):
     assert rows == [("talroo", "pending", f"{r.event_id}:talroo")]
 
 
-async def test_concurrent_submits_share_a_commit(sqlite_box):
-    box = sqlite_box
+async def hold_worker(box: SqliteOutbox) -> tuple[asyncio.Future, threading.Event]:
+    """Keep the SQLite thread busy until the returned event is set: jobs queue up."""
     started, release = threading.Event(), threading.Event()
 
     def hold(conn):
@@ -329,6 +329,12 @@ async def test_concurrent_submits_share_a_commit(sqlite_box):
 
     held = asyncio.ensure_future(box.worker.run(hold))
     await asyncio.to_thread(started.wait)
+    return held, release
+
+
+async def test_concurrent_submits_share_a_commit(sqlite_box):
+    box = sqlite_box
+    held, release = await hold_worker(box)
     before = box.worker.commits
     subs = [asyncio.ensure_future(box.submit(ev(links_clicked_id=f"v{i}"), [TALROO],
                                              consent=True)) for i in range(50)]
@@ -342,17 +348,11 @@ async def test_concurrent_submits_share_a_commit(sqlite_box):
 
 async def test_a_failing_job_does_not_undo_the_others_in_its_group(sqlite_box):
     box = sqlite_box
-    started, release = threading.Event(), threading.Event()
-
-    def hold(conn):
-        started.set()
-        release.wait()
 
     def boom(conn):
         conn.execute("INSERT INTO edge_kv_missing VALUES (1)")
 
-    held = asyncio.ensure_future(box.worker.run(hold))
-    await asyncio.to_thread(started.wait)
+    held, release = await hold_worker(box)
     ok1 = asyncio.ensure_future(box.submit(ev(links_clicked_id="a"), [TALROO], consent=True))
     bad = asyncio.ensure_future(box.worker.run(boom))
     ok2 = asyncio.ensure_future(box.submit(ev(links_clicked_id="b"), [TALROO], consent=True))
