@@ -40,6 +40,16 @@ state = "sqlite:///{state}"
 timeout = 10
 access_log = false
 """
+# The rule the process tests fire on: the demo site's application form, answered 303.
+APPLY_RULE = """
+[[rules]]
+name = "application submitted"
+event = "ApplicationCompleted"
+method = "POST"
+path = "/jobs/{job_id}/apply"
+status = [303]
+job_name = "form:job_title"
+"""
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:
@@ -61,6 +71,12 @@ def write_rules(tmp: Path, upstream: str, body: str = "", *, recorder: str = "",
     text = RULES_HEAD.format(upstream=upstream, state=tmp / state)
     path.write_text(text + textwrap.dedent(body).replace("{recorder}", recorder))
     return path
+
+
+def apply_rule(*send_to: str) -> str:
+    """`APPLY_RULE`, sending what it detects to the named sinks."""
+    names = ", ".join(f'"{name}"' for name in send_to)
+    return f"{APPLY_RULE}send_to = [{names}]\n"
 
 
 def child_env(extra: Mapping[str, str | None] | None = None) -> dict[str, str]:

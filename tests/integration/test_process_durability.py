@@ -20,22 +20,20 @@ from aiohttp import web
 from proxy.demo.recorder import RecordedRequest, Recorder
 from proxy.demo.site import build_site, serve
 from tests.integration.harness import free_port
-from tests.integration.procs import ProxyProcess, metric_value, running, spawn, write_rules
+from tests.integration.procs import (
+    ProxyProcess,
+    apply_rule,
+    metric_value,
+    running,
+    spawn,
+    write_rules,
+)
 
 SINK_TIMEOUT = 2        # seconds; the lease below must outlast it
 ENV = {"CAREERS_EDGE_BACKOFF_CAP": "1", "CAREERS_EDGE_LEASE_SECONDS": "4"}
 DELIVERY_WAIT = 30.0
 QUIET = 2.0
-RULES = f"""
-[[rules]]
-name = "application submitted"
-event = "ApplicationCompleted"
-method = "POST"
-path = "/jobs/{{job_id}}/apply"
-status = [303]
-job_name = "form:job_title"
-send_to = ["ats"]
-
+RULES = apply_rule("ats") + f"""
 [sinks.ats]
 type = "webhook"
 url = "{{recorder}}/hooks/ats"

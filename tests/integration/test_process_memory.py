@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from proxy.demo.site import serve
-from tests.integration.procs import ProxyProcess, running, write_rules
+from tests.integration.procs import ProxyProcess, apply_rule, running, write_rules
 
 SIZE = 100 * 1024 * 1024
 CHUNK = 64 * 1024
@@ -25,16 +25,7 @@ RULES = """
 type = "html"
 paths = ["/**"]
 html = '<meta name="edge-marker" content="big">'
-
-[[rules]]
-name = "application submitted"
-event = "ApplicationCompleted"
-method = "POST"
-path = "/jobs/{job_id}/apply"
-status = [303]
-job_name = "form:job_title"
-send_to = []
-"""
+""" + apply_rule()
 
 
 def big_app() -> web.Application:

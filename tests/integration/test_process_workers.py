@@ -20,22 +20,13 @@ import pytest
 from proxy.demo.recorder import Recorder
 from proxy.demo.site import build_site, serve
 from tests.integration.harness import free_port, start
-from tests.integration.procs import ProxyProcess, running, write_rules
+from tests.integration.procs import ProxyProcess, apply_rule, running, write_rules
 
 WORKERS = 2
 LANES = 12              # connections opened; both workers get some (kernel hash per 4-tuple)
 TIMEOUT = aiohttp.ClientTimeout(total=20)
 QUIET = 2.0             # seconds to wait for a second delivery that must not come
-RULES = """
-[[rules]]
-name = "application submitted"
-event = "ApplicationCompleted"
-method = "POST"
-path = "/jobs/{job_id}/apply"
-status = [303]
-job_name = "form:job_title"
-send_to = ["ats"]
-
+RULES = apply_rule("ats") + """
 [sinks.ats]
 type = "webhook"
 url = "{recorder}/hooks/ats"
