@@ -16,6 +16,7 @@ from aiohttp import web
 from proxy.config.env import Overrides
 from proxy.config.model import Config
 from proxy.conversions.dispatcher import Dispatcher
+from proxy.conversions.tuning import dispatcher_options
 from proxy.edge import EDGE, AccessLog, Edge
 from proxy.endpoints.events_api import events_api_handler
 from proxy.endpoints.router import build_endpoints
@@ -83,7 +84,8 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
     app.cleanup_ctx.append(part(lambda: None, outbox.close))
     app.cleanup_ctx.append(part(edge.journeys.start, edge.journeys.stop))
     if dispatch:
-        dispatcher = Dispatcher(outbox, config.sinks, metrics=metrics)
+        dispatcher = Dispatcher(outbox, config.sinks, metrics=metrics,
+                                **dispatcher_options(config.sinks))
         app.cleanup_ctx.append(part(dispatcher.start, dispatcher.stop))
     else:
         dispatcher = None

@@ -164,6 +164,8 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
             if request.transport is not None:
                 request.transport.abort()
             return edge.finish(request, resp, started)
+        except ConnectionResetError:
+            return edge.finish(request, resp, started)    # the visitor went away
     transform = page.transform
     tail_events = []
     if candidates and not fired_early:
@@ -175,5 +177,8 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
         last = transform.finish(tail_events)
         edge.observe_page(page_url, up.status, transform)
     # The document's last bytes go out with the chunked terminator: one send, not two.
-    await resp.write_eof(last)
+    try:
+        await resp.write_eof(last)
+    except ConnectionResetError:
+        pass                                             # the visitor went away
     return edge.finish(request, resp, started)

@@ -11,7 +11,6 @@ SIGTERM lets in-flight requests finish (up to `DRAIN_SECONDS`) before exiting.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import signal
@@ -36,8 +35,6 @@ MAX_QUICK_DEATHS = 5       # ... and this many such deaths in a row stop the pro
 PR_SET_PDEATHSIG = 1       # linux/prctl.h: a signal for a worker whose parent dies
 
 # Delivery tuning from the environment, not the rules file (operators and tests):
-BACKOFF_CAP_ENV = "CAREERS_EDGE_BACKOFF_CAP"    # seconds: longest wait between attempts
-LEASE_ENV = "CAREERS_EDGE_LEASE_SECONDS"        # seconds a dead process's claim holds a row
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -76,7 +73,6 @@ async def serve(config: Config, sock: socket.socket, *, worker: int = 0,
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: None)   # nothing to reload yet
     app = build_app(config, crawl=None if worker == 0 else False, overrides=overrides)
-    tune_delivery(app, config)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=DRAIN_SECONDS,
                            handle_signals=False)
     await runner.setup()
@@ -90,38 +86,6 @@ async def serve(config: Config, sock: socket.socket, *, worker: int = 0,
     await stop.wait()
     log.info("worker %d draining", worker)
     await runner.cleanup()
-
-
-def _seconds(name: str) -> float | None:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        log.warning("%s=%r is not a positive number of seconds; ignored", name, text)
-        return None
-    return value
-
-
-def tune_delivery(app: web.Application, config: Config) -> None:
-    """Apply `CAREERS_EDGE_BACKOFF_CAP` / `CAREERS_EDGE_LEASE_SECONDS` to the dispatcher."""
-    reloader = app.get(RELOADER)
-    dispatcher = reloader.dispatcher if reloader is not None else None
-    if dispatcher is None:
-        return
-    cap = _seconds(BACKOFF_CAP_ENV)
-    if cap is not None:
-        dispatcher.policy = dataclasses.replace(dispatcher.policy, cap=cap)
-    lease = _seconds(LEASE_ENV)
-    if lease is not None:
-        longest = max((s.timeout for s in config.sinks.values()), default=0.0)
-        if lease <= longest:
-            log.warning("%s=%s is not longer than the slowest sink's timeout (%s s): a slow "
-                        "delivery may be sent twice", LEASE_ENV, lease, longest)
-        dispatcher.lease_seconds = lease
 
 
 def run_worker(config: Config, sock: socket.socket, worker: int,

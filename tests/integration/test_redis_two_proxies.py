@@ -23,7 +23,7 @@ from test_conversions_recorder import Recorder, Reply
 from proxy.attribution.cookies import VISITOR_COOKIE
 from proxy.conversions.redis_outbox import RedisOutbox
 from proxy.conversions.states import RowState
-from proxy.serve import LEASE_ENV
+from proxy.conversions.tuning import LEASE_ENV
 from proxy.state_redis import KEY_PREFIX
 from tests.integration.procs import ProxyProcess, spawn
 
