@@ -1,21 +1,47 @@
 """Every metric the proxy exports, named once (SPEC section 5).
 
-Each process owns a private registry so tests and several apps in one process do
-not collide; `/_edge/metrics` renders it with prometheus-client.
+Each app owns a private registry so tests and several apps in one process do not
+collide; `/_edge/metrics` renders it with prometheus-client. With `--workers N` the
+supervisor calls `enable_multiprocess` before forking: every worker then writes its
+samples to a shared directory and any worker's scrape adds them all up.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping
+import os
+from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import (
-    CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest)
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+    values,
+)
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 # `*_created` series double the output and no dashboard reads them.
 disable_created_metrics()
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def enable_multiprocess(directory: str) -> None:
+    """Samples from here on go to files in `directory`, shared by forked workers."""
+    os.environ[MULTIPROC_ENV] = directory
+    values.ValueClass = values.MultiProcessValue()
+
+
+def worker_exited(pid: int) -> None:
+    """Drop a dead worker's live gauges (its counters keep counting in the sum)."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(pid)
+
 
 class _TallyCollector(Collector):
     def __init__(self, name: str, doc: str, label: str,
@@ -38,6 +64,7 @@ class Metrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
+        self.tallies = CollectorRegistry()    # read from components at scrape time
         self.requests = Counter(
             "edge_requests", "Responses sent to visitors, by status code.", ["code"], registry=r)
         self.upstream_seconds = Histogram(
@@ -58,7 +85,8 @@ class Metrics:
             "edge_conversions", "Conversions by sink and outcome.", ["sink", "outcome"],
             registry=r)
         self.outbox_pending = Gauge(
-            "edge_outbox_pending", "Conversions waiting in the outbox.", registry=r)
+            "edge_outbox_pending", "Conversions waiting in the outbox.", registry=r,
+            multiprocess_mode="livemax")   # every worker sees the same shared outbox
         self.rules_reload = Counter(
             "edge_rules_reload", "Rules file reloads, by result.", ["result"], registry=r)
         self.rules_fired = Counter(
@@ -67,7 +95,13 @@ class Metrics:
     def export_counts(self, name: str, doc: str, label: str,
                       counts: Callable[[], Mapping[str, int]]) -> None:
         """A counter family read from a component's own tally at scrape time."""
-        self.registry.register(_TallyCollector(name, doc, label, counts))
+        self.tallies.register(_TallyCollector(name, doc, label, counts))
 
     def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        if os.environ.get(MULTIPROC_ENV):
+            every = CollectorRegistry()
+            multiprocess.MultiProcessCollector(every)
+            body = generate_latest(every)
+        else:
+            body = generate_latest(self.registry)
+        return body + generate_latest(self.tallies), CONTENT_TYPE_LATEST

@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 
 from aiohttp import web
@@ -25,6 +27,7 @@ from proxy.config.env import Overrides
 from proxy.config.errors import ConfigErrors
 from proxy.config.load import load_config
 from proxy.config.model import Config
+from proxy.metrics import enable_multiprocess, worker_exited
 
 log = logging.getLogger("careers_edge")
 DRAIN_SECONDS = 30.0       # SIGTERM: how long in-flight requests get to finish
@@ -118,6 +121,16 @@ def supervise(config: Config, workers: int, probe: socket.socket,
     """Fork `workers` workers, forward signals to them, restart one that dies."""
     parent = os.getpid()
     children: dict[int, tuple[int, float]] = {}      # pid -> (worker index, started)
+    metrics_dir = tempfile.mkdtemp(prefix="careers-edge-metrics-")
+    enable_multiprocess(metrics_dir)                 # one /metrics view of all workers
+    try:
+        return _supervise(config, probe, overrides, parent, children, workers)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _supervise(config: Config, probe: socket.socket, overrides: Overrides | None,
+               parent: int, children: dict[int, tuple[int, float]], workers: int) -> int:
 
     def spawn(index: int, current: Config) -> None:
         pid = os.fork()
@@ -158,6 +171,7 @@ def supervise(config: Config, workers: int, probe: socket.socket,
         except ChildProcessError:
             break
         entry = children.pop(pid, None)
+        worker_exited(pid)
         if entry is None or stopping:
             continue
         index, started = entry

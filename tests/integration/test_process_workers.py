@@ -20,7 +20,8 @@ import pytest
 from proxy.demo.recorder import Recorder
 from proxy.demo.site import build_site, serve
 from tests.integration.harness import free_port, start
-from tests.integration.procs import ProxyProcess, apply_rule, running, write_rules
+from tests.integration.procs import (
+    ProxyProcess, apply_rule, metric_value, running, write_rules)
 
 WORKERS = 2
 LANES = 12              # connections opened; both workers get some (kernel hash per 4-tuple)
@@ -179,3 +180,15 @@ async def test_a_dead_worker_is_replaced(setup) -> None:
     async with AsyncExitStack() as stack:
         lanes = await open_lanes(p, aiohttp.CookieJar(unsafe=True), stack, LANES)
     assert {lane.worker for lane in lanes} == set(now)
+
+
+async def test_metrics_add_up_every_worker(setup) -> None:
+    """Each scrape is answered by one worker, yet counts the requests all of them served."""
+    p, _recorder = setup
+    served = 0
+    for _ in range(LANES):          # new connections: the kernel spreads them over workers
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as s:
+            async with s.get(f"{p.url}/jobs") as r:
+                assert r.status == 200
+                served += 1
+    assert metric_value(await p.metrics(), "edge_requests_total", code="200") >= served
