@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -37,6 +38,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # A SIGHUP before the workers handle it (while starting) must not kill the proxy.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     from proxy.serve import configure_logging, run
     configure_logging(args.log_level)
     overrides = Overrides.resolve(os.environ, args.listen, args.upstream, args.workers)
