@@ -7,8 +7,8 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from proxy import __version__
 from proxy.config.env import Overrides

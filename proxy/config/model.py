@@ -6,10 +6,11 @@ compiled once (`detect.patterns.PathPattern`) so the request path only matches.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal, Mapping
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from proxy.detect.patterns import PathPattern

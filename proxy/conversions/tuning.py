@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from proxy.config.model import Sink
 from proxy.conversions.backoff import DEFAULT_POLICY

@@ -64,7 +64,7 @@ async def relay_websocket(request: web.Request, edge: Edge, target: str,
         return error_response(exc.status if 400 <= exc.status < 600 else 502,
                               "The careers site refused the WebSocket.",
                               request.headers.get(hdrs.ACCEPT))
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+    except (TimeoutError, aiohttp.ClientError, OSError):
         return error_response(502, "The careers site could not be reached.",
                               request.headers.get(hdrs.ACCEPT))
     client = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else (),
@@ -77,7 +77,7 @@ async def relay_websocket(request: web.Request, edge: Edge, target: str,
         for t in pending:
             try:
                 await asyncio.wait_for(t, 5)
-            except (asyncio.TimeoutError, Exception):
+            except (TimeoutError, Exception):
                 t.cancel()
     finally:
         await upstream.close()

@@ -6,10 +6,10 @@ import asyncio
 import os
 import socket
 import textwrap
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Callable
 
 import aiohttp
 from aiohttp import web
@@ -122,7 +122,7 @@ async def raw_exchange(url: str, data: bytes, timeout: float = 5.0) -> bytes:
             if b"\r\n\r\n" in b"".join(chunks) and len(chunks) > 0:
                 # enough for a status line and headers; stop once the server goes quiet
                 timeout = 0.5
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     finally:
         writer.close()

@@ -20,8 +20,7 @@ import pytest
 from proxy.demo.recorder import Recorder
 from proxy.demo.site import build_site, serve
 from tests.integration.harness import free_port, start
-from tests.integration.procs import (
-    ProxyProcess, apply_rule, metric_value, running, write_rules)
+from tests.integration.procs import ProxyProcess, apply_rule, metric_value, running, write_rules
 
 WORKERS = 2
 LANES = 12              # connections opened; both workers get some (kernel hash per 4-tuple)
