@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -66,3 +68,19 @@ def test_chunking_is_invisible(doc: bytes, cuts: list[int]) -> None:
     whole = rewrite(doc)
     assert rewrite(doc, cuts) == whole
     assert rewrite(doc, list(range(len(doc)))) == whole
+
+
+# The rule as one regex over the whole document (slow, plain): the oracle for
+# both ways the rewriter takes (one reversed substitution, or matches spliced in).
+ORACLE = re.compile(rb"(?<![A-Za-z0-9+.\-/:\\])(?:https?:)?(?://|\\/\\/)ats\.example"
+                    rb"(?::(?:80|443))?(?![A-Za-z0-9_.\-@]|:[0-9])", re.IGNORECASE)
+LOWER_PIECES = [p for p in PIECES if p.lower() == p] + [b"HTTPS:", b"Http:", b"\\/\\/"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(LOWER_PIECES), max_size=25).map(b"".join),
+       st.sampled_from([b"", b" ATS.example", b" ats.example:443", b" ats.example:80"]),
+       st.lists(st.integers(0, 500), max_size=6))
+def test_both_ways_match_the_plain_rule(doc: bytes, extra: bytes, cuts: list[int]) -> None:
+    doc += extra        # an upper-case host or a default port takes the splicing way
+    assert rewrite(doc, cuts) == ORACLE.sub(PUB, doc)

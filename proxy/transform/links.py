@@ -9,19 +9,40 @@ host matched as a whole: `ats.example.evil.com`, `ats.example-foo`,
 alone. Percent-encoded URLs (`https%3A%2F%2F…`) are not rewritten.
 
 Every form is replaced by the public origin itself (`https://careers…`): valid
-in attributes, CSS, JavaScript and JSON strings alike, and a constant
-replacement keeps the substitution in C.
+in attributes, CSS, JavaScript and JSON strings alike.
+
+Speed (Python's regex engine only searches quickly for a pattern that starts
+with a case-exact literal): when every occurrence of the host is lowercase and
+no default port follows it — nearly every page — one substitution runs over the
+reversed bytes, where the host comes first and the scheme after it. Otherwise
+the matches are found on a lowercased copy and spliced into the original. The
+compiled patterns are cached per origin pair.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 from urllib.parse import urlsplit
 
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+# The forms that may precede the host, longest first (the leftmost start wins).
+_PREFIXES: Final = (b"https:\\/\\/", b"http:\\/\\/", b"https://", b"http://", b"\\/\\/", b"//")
+_PREFIX_LEN: Final = (0, *map(len, _PREFIXES))      # by the number of the group that matched
 # Before a match: nothing that could make it part of a longer scheme or path.
-_LEFT: Final = rb"(?<![A-Za-z0-9+.\-/:\\])"
+_LEFT: Final = rb"[A-Za-z0-9+.\-/:\\]"
+# After the authority: not more host, not a port, not userinfo.
+_RIGHT_BYTE: Final = rb"[A-Za-z0-9_.\-@]"
+
+# Bytes no match contains and the boundaries around a host accept: a chunk is
+# cut at the last of them, so a match never straddles a cut and each piece is
+# rewritten on its own.
+_DELIMITERS: Final = b'<>"\' \t\n\r,;()'
+_LAST_DELIMITER: Final = re.compile(rb"(?s:.*)[" + re.escape(_DELIMITERS) + rb"]")
+_NEAR_END: Final = 512              # look for the last delimiter here first
+MAX_CARRY: Final = 64 * 1024       # a run without any delimiter is cut anyway past this
 
 
 def _origin_parts(origin: bytes) -> tuple[bytes, bytes, int | None]:
@@ -32,48 +53,93 @@ def _origin_parts(origin: bytes) -> tuple[bytes, bytes, int | None]:
     return u.scheme.encode(), u.hostname.encode("idna"), port
 
 
-# Bytes no match contains and the boundary after a host accepts: a chunk is cut
-# at the last of them, so a match never straddles a cut.
-_DELIMITERS: Final = b'<>"\' \t\n\r,;()'
-_DELIMITER_BYTES: Final = [bytes([c]) for c in _DELIMITERS]
-MAX_CARRY: Final = 64 * 1024       # a run without any delimiter is cut anyway past this
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    needle: bytes                       # the lowercased host: absent, nothing to do
+    public: bytes
+    general: re.Pattern[bytes]          # on lowercased bytes, starts at the host
+    reversed: re.Pattern[bytes] | None  # on reversed bytes, host case-exact; None: not usable
+    reversed_public: bytes              # `reversed`'s replacement template
+    port_forms: tuple[bytes, ...]       # host followed by a default port: `general` only
+    hold: int                           # longest match plus the bytes around it checked
+
+
+def _reversed_pattern(auth: bytes, default_port: bool) -> re.Pattern[bytes] | None:
+    if not auth.strip(b"htps"):
+        return None     # a host made of scheme letters could overlap a scheme: not worth it
+    rauth = re.escape(auth[::-1])
+    return re.compile(
+        rauth + rb"(?<!" + _RIGHT_BYTE + rauth + rb")(?<![0-9]:" + rauth + rb")"
+        + rb"(?://|/\\/\\)(?i::s?ptth)?(?!" + _LEFT + rb")")
+
+
+@lru_cache(maxsize=64)
+def _spec(upstream_origin: bytes, public_origin: bytes) -> _Spec:
+    _, host, port = _origin_parts(upstream_origin)
+    scheme, pub_host, pub_port = _origin_parts(public_origin)
+    host = host.lower()
+    auth = host + (b":%d" % port if port else b"")
+    esc = re.escape(auth)
+    # One branch per prefix: the text before the host is that prefix, and the
+    # byte before the prefix (if any) is not one that would extend it.
+    branches = [rb"(?<=" + re.escape(p) + esc + rb")(?<!" + _LEFT.lower() + re.escape(p) + esc
+                + rb")()" for p in _PREFIXES]
+    general = re.compile(esc + rb"(?:" + b"|".join(branches) + rb")"
+                         + (b"" if port else rb"(?::(?:80|443))?")
+                         + rb"(?!" + _RIGHT_BYTE.lower() + rb"|:[0-9])")
+    public = scheme + b"://" + pub_host + (b":%d" % pub_port if pub_port else b"")
+    return _Spec(
+        needle=host, public=public, general=general,
+        reversed=_reversed_pattern(auth, default_port=not port),
+        reversed_public=public[::-1].replace(b"\\", b"\\\\"),
+        port_forms=() if port else (host + b":80", host + b":443"),
+        hold=len(b"https:\\/\\/") + len(auth) + len(b":443") + 2)
+
+
+def rewrite(spec: _Spec, data: bytes) -> bytes:
+    """Every match in `data`, a piece that starts and ends at a delimiter (or
+    at the document's start or end), replaced."""
+    low = data.lower()
+    needle = spec.needle
+    if needle not in low:
+        return data
+    if (spec.reversed is not None and data.count(needle) == low.count(needle)
+            and not any(f in low for f in spec.port_forms)):
+        return spec.reversed.sub(spec.reversed_public, data[::-1])[::-1]
+    parts: list[bytes] = []
+    prev = 0
+    for m in spec.general.finditer(low):
+        parts.append(data[prev:m.start() - _PREFIX_LEN[m.lastindex or 0]])
+        parts.append(spec.public)
+        prev = m.end()
+    parts.append(data[prev:])
+    return b"".join(parts)
+
+
+def _last_delimiter(data: bytes) -> int:
+    near = max(0, len(data) - _NEAR_END)
+    m = _LAST_DELIMITER.match(data, near) or (near and _LAST_DELIMITER.match(data))
+    return m.end() - 1 if m else -1
 
 
 class LinkRewriter:
     """`feed(chunk) -> bytes`, `finish() -> bytes`: the same output for any chunking."""
 
     def __init__(self, upstream_origin: bytes, public_origin: bytes) -> None:
-        _, host, port = _origin_parts(upstream_origin)
-        scheme, pub_host, pub_port = _origin_parts(public_origin)
-        authority = re.escape(host) + (b":" + str(port).encode() if port else b"(?::(?:80|443))?")
-        # After the authority: not more host, not a port, not userinfo.
-        right = rb"(?![A-Za-z0-9_.\-@]|:[0-9])"
-        # The leading class lets the regex engine skip quickly to candidate bytes.
-        self._re = re.compile(rb"(?=[hH/\\])" + _LEFT + rb"(?:https?:)?(?://|\\/\\/)"
-                              + authority + right, re.IGNORECASE)
-        self._needle = host.lower()
-        # One constant replacement keeps the substitution in C: the public origin.
-        self._public = scheme + b"://" + pub_host + (b":%d" % pub_port if pub_port else b"")
-        self._hold = len(b"https:\\/\\/") + len(host) + len(b":443") + 2
+        self._spec = _spec(upstream_origin, public_origin)
         self._carry = b""
-
-    def _sub(self, data: bytes) -> bytes:
-        if self._needle not in data.lower():
-            return data
-        return self._re.sub(self._public, data)
 
     def feed(self, chunk: bytes) -> bytes:
         data = self._carry + chunk if self._carry else chunk
-        cut = max(map(data.rfind, _DELIMITER_BYTES))
+        cut = _last_delimiter(data)
         if cut <= 0:
             if len(data) <= MAX_CARRY:
                 self._carry = data
                 return b""
-            cut = len(data) - self._hold
+            cut = len(data) - self._spec.hold
         self._carry = data[cut:]
-        return self._sub(data[:cut])
+        return rewrite(self._spec, data[:cut])
 
     def finish(self) -> bytes:
         data, self._carry = self._carry, b""
-        return self._sub(data)
-
+        return rewrite(self._spec, data)

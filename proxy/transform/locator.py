@@ -72,6 +72,41 @@ TAG_TABLE: Final[dict[str, tuple[re.Pattern[bytes], dict[int, tuple[str, bool]],
 }
 del _ws
 
+# A complete tag from the state after its name to its `>`, as `TAG_TABLE` reads
+# it: the same tokenization in one regex (each branch starts with a different
+# byte, so it never backtracks into another reading). Only when it does not
+# match (the tag is cut by the chunk boundary) is `TAG_TABLE` stepped through.
+_ATTRS: Final = (
+    rb"(?:[\t\n\f\r ]++|/(?!>)|[^\t\n\f\r />][^\t\n\f\r />=]*+[\t\n\f\r ]*+"
+    rb"""(?:=[\t\n\f\r ]*+(?:"[^"]*+"|'[^']*+'|[^\t\n\f\r >"'][^\t\n\f\r >]*+|(?=>))|(?!=)))*+"""
+    rb"/?>")
+_TAG_END: Final = re.compile(_ATTRS)
+# Whitespace, then a whole start or end tag: group 1 is "/" for an end tag, 2 the name.
+_WHOLE_TAG: Final = re.compile(rb"[\t\n\f\r ]*+<(/?)([A-Za-z][^\t\n\f\r />]*+)" + _ATTRS)
+_DELIM: Final = rb"(?=[\t\n\f\r />])"
+
+
+def _head_run(with_meta: bool) -> re.Pattern[bytes]:
+    """Tokens that leave the head open and need no decision, skipped in one
+    match: whitespace, comments, end tags that are ignored, head start tags
+    (`<meta>` only when no hook wants to see it) and raw-text head elements
+    with their content and end tag. It stops before anything else."""
+    simple = rb"html|head|base|basefont|bgsound|link" + (rb"|meta" if with_meta else b"")
+    raw = [rb"<(?i:%s)" % n + _DELIM + _ATTRS + rb"(?:[^<]++|<(?!/(?i:%s)[\t\n\f\r />]))*+" % n
+           + rb"</(?i:%s)" % n + _DELIM + _ATTRS
+           for n in (b"script", b"style", b"title", b"noscript", b"noframes")]
+    return re.compile(rb"(?:" + rb"|".join([
+        rb"[\t\n\f\r ]++",
+        rb"<!--(?:>|->|(?s:.*?)--!?>)",
+        rb"<(?i:" + simple + rb")" + _DELIM + _ATTRS,
+        rb"</(?!(?i:head|body|html|br)" + _DELIM + rb")[A-Za-z][^\t\n\f\r />]*+" + _ATTRS,
+        *raw]) + rb")*+")
+
+
+_HEAD_RUN: Final = _head_run(with_meta=True)
+_HEAD_RUN_NO_META: Final = _head_run(with_meta=False)
+_RAW_END: Final = {name: re.compile(b"</" + name + rb"[\t\n\f\r />]", re.IGNORECASE)
+                   for name in RAW_TEXT}
 _TEXT_RUN = re.compile(rb"[^<]*")
 _NON_WS = re.compile(rb"[^\t\n\f\r ]")
 _COMMENT_END = re.compile(rb"--!?>")
@@ -98,6 +133,7 @@ class HeadLocator:
         self.found = False
         self.gave_up = False            # not an ASCII-compatible stream: insert nothing
         self._meta_hook = meta_hook
+        self._run = _HEAD_RUN if meta_hook is None else _HEAD_RUN_NO_META
         self._buf = b""
         self._pos = 0                   # scan position in _buf
         self._started = False           # BOM check done
@@ -163,6 +199,15 @@ class HeadLocator:
         buf = self._buf
         state, pos, n = self._state, self._pos, len(buf)
         if state == DATA:
+            if self._template_depth == 0:
+                run = self._run.match(buf, pos)
+                pos = run.end() if run else pos
+                self._pos = self._tok = pos
+            if self._template_depth == 0 and (m := _WHOLE_TAG.match(buf, pos)) is not None:
+                self._tok = m.start(1) - 1
+                self._end_tag = m.start(2) - self._tok == 2
+                self._name = m.group(2).lower()
+                return self._emit_tag(buf, m.end())
             text_end = _match_end(_TEXT_RUN, buf, pos)
             if self._template_depth == 0:
                 t = _NON_WS.search(buf, pos, text_end)
@@ -193,6 +238,9 @@ class HeadLocator:
                 keep = len(self._name) + 2
                 self._pos = self._tok = max(pos, n - keep)
                 return False
+            if (end := _TAG_END.match(buf, m.end() - 1)) is not None:
+                self._raw_end = None
+                return self._to_data(end.end())
             self._tok = m.start()
             self._pos = m.end() - 1             # at the delimiter after the name
             self._end_tag = True
@@ -298,7 +346,7 @@ class HeadLocator:
 
     def _enter_content(self, name: bytes, end: int) -> bool:
         if name in RAW_TEXT:
-            self._raw_end = re.compile(b"</" + re.escape(name) + rb"[\t\n\f\r />]", re.IGNORECASE)
+            self._raw_end = _RAW_END[name]
             self._state, self._pos, self._tok = RAW, end, end
             self._name = name
             return True
