@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -45,8 +47,10 @@ def test_whole_tag_regex_ends_where_the_table_does(name: str, attrs: str) -> Non
     out = feed(doc, None)
     # Fed whole, complete tags take the regex; fed a byte at a time, the table.
     assert out == feed(doc, 1) == feed(doc, 2)
-    if name in ("meta", "link"):        # stays in the head: the point is past its `>`
-        assert end is not None and len(out) >= 6 + end
+    if end is None:                     # never closed (a quote left open): dropped at EOF
+        assert out == b"<head>"
+    elif name in ("meta", "link"):      # stays in the head: the point is past its `>`
+        assert len(out) >= 6 + end
     elif name in ("p", "x"):            # starts the body: the point is before it
         assert out == b"<head>"
 
@@ -70,3 +74,25 @@ def test_raw_text_end_tag_with_attributes() -> None:
     doc = b'<head><script>a="</scrip";</script data-x=">"><title>t</title foo></head><body>'
     for step in (None, 1, 3):
         assert feed(doc, step) == doc[:doc.index(b"</head>")]
+
+
+def test_meta_marker_limits_the_hook_to_the_metas_that_may_need_it() -> None:
+    marker = re.compile(rb"(?i)csp")
+
+    def run(doc: bytes, step: int) -> tuple[bytes, list[bytes]]:
+        seen: list[bytes] = []
+
+        def hook(tag: bytes) -> bytes | None:
+            seen.append(tag)
+            return b"<meta new>" if b"csp" in tag.lower() else None
+        inj = Injector(b"<S>", b"", hook, marker)
+        out = b"".join(inj.feed(doc[i:i + step]) for i in range(0, len(doc), step))
+        return out + inj.finish(), seen
+
+    doc = b"<head><meta a><meta b='CSP'><meta c></head>"
+    for step in (len(doc), 1, 7):
+        out, seen = run(doc, step)
+        assert out == b"<head><meta a><meta new><meta c><S></head>"
+        assert b"<meta b='CSP'>" in seen
+    out, seen = run(b"<head><meta a><meta c></head>", 100)
+    assert out == b"<head><meta a><meta c><S></head>" and seen == []

@@ -48,6 +48,9 @@ FALLBACKS: Final[Mapping[str, tuple[str, ...]]] = {
 _NONCE = re.compile(r"'nonce-([A-Za-z0-9+/_=-]+)'", re.IGNORECASE)
 _SCRIPT_TAG = re.compile(rb"<script\b([^>]*)>(.*?)</script\s*>", re.IGNORECASE | re.DOTALL)
 _SRC_ATTR = re.compile(rb"\ssrc\s*=", re.IGNORECASE)
+# In every `<meta http-equiv=…>` (attribute names hold no entities); a search for
+# it is fast because it starts with a byte that has no case.
+META_MARKER: Final = re.compile(rb"-(?i:equiv)")
 _ATTR = re.compile(rb"""([^\s/>=]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]+))?""")
 
 

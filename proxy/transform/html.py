@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Final
 
 from proxy.transform import codecs
-from proxy.transform.csp import CspNeeds, rewrite_meta_tag
+from proxy.transform.csp import META_MARKER, CspNeeds, rewrite_meta_tag
 from proxy.transform.inject import Injector
 from proxy.transform.links import LinkRewriter
 
@@ -49,7 +49,7 @@ class HtmlTransform:
 
             def hook(tag: bytes) -> bytes | None:
                 return rewrite_meta_tag(tag, needs, nonce)
-        self._injector = Injector(head_snippet, body_snippet, hook)
+        self._injector = Injector(head_snippet, body_snippet, hook, META_MARKER)
         self._observe = observe
         self._observed: list[bytes] = []
         self._observed_len = 0

@@ -22,11 +22,16 @@ MAX_BODY_TAIL: Final = 64 * 1024
 # text and other tags with their attribute values — is skipped by one regex.
 _RAW = rb"script|style|textarea|title|xmp|iframe|noembed|noframes|noscript"
 _DELIM = rb"(?=[\t\n\f\r />])"
-_BODY_TOKENS: Final = re.compile(rb"<(?:(/body)" + _DELIM + rb"|(!--)|(" + _RAW + rb")" + _DELIM + rb")")
-_TAG_REST: Final = re.compile(rb"""(?:[^>"']++|"[^"]*+"|'[^']*+')*+>""")
+_BODY_TOKENS: Final = re.compile(
+    rb"<(?:(/body)" + _DELIM + rb"|(!--)|(" + _RAW + rb")" + _DELIM + rb")")
+# The rest of a tag after `<`: quoted values may hold `>`. Written unrolled (runs
+# of plain bytes, then one quoted value and a run at a time): the same matches
+# as `(?:[^>"']|"[^"]*"|'[^']*')*>`, with fewer steps of the regex engine.
+_TAG_REST_PATTERN = rb"""[^>"']*+(?:(?:"[^"]*+"|'[^']*+')[^>"']*+)*+>"""
+_TAG_REST: Final = re.compile(_TAG_REST_PATTERN)
 _BODY_SKIP: Final = re.compile(
-    rb"(?:[^<]++|<(?!!--|/body" + _DELIM + rb"|(?:" + _RAW + rb")" + _DELIM + rb")"
-    + _TAG_REST.pattern + rb")*+")
+    rb"[^<]*+(?:<(?!!--|/body" + _DELIM + rb"|(?:" + _RAW + rb")" + _DELIM + rb")"
+    + _TAG_REST_PATTERN + rb"[^<]*+)*+")
 _PARTIAL: Final = len(b"<noframes ") - 1    # longest token prefix a chunk can end with
 
 
@@ -34,11 +39,12 @@ class Injector:
     """`feed(chunk) -> bytes` and `finish() -> bytes`; the concatenated output is
     the document with `head` and `body` inserted, whatever the chunking."""
 
-    def __init__(self, head: bytes, body: bytes = b"", meta_hook: MetaHook | None = None) -> None:
+    def __init__(self, head: bytes, body: bytes = b"", meta_hook: MetaHook | None = None,
+                 meta_marker: re.Pattern[bytes] | None = None) -> None:
         self._head = head
         self._body = body
         self._locator: HeadLocator | None = (
-            HeadLocator(meta_hook) if head or meta_hook is not None else None)
+            HeadLocator(meta_hook, meta_marker) if head or meta_hook is not None else None)
         # Body mode: bytes held (from the last `</body` outside a comment, or a
         # partial token), where scanning resumes in them, and the candidate's offset.
         self._tail = b""

@@ -126,13 +126,17 @@ class HeadLocator:
     `feed()` returns bytes that precede the insertion point; after `found`,
     `rest()` hands back the unconsumed bytes (which start at the insertion
     point). `meta_hook`, when given, sees each complete `<meta …>` start tag of
-    the head and may return replacement bytes (used for CSP in `<meta>`).
+    the head and may return replacement bytes (used for CSP in `<meta>`). With
+    `meta_marker`, it need only see the metas the marker occurs in: while the
+    marker is nowhere ahead, metas are skipped like any other head tag.
     """
 
-    def __init__(self, meta_hook: MetaHook | None = None) -> None:
+    def __init__(self, meta_hook: MetaHook | None = None,
+                 meta_marker: re.Pattern[bytes] | None = None) -> None:
         self.found = False
         self.gave_up = False            # not an ASCII-compatible stream: insert nothing
         self._meta_hook = meta_hook
+        self._meta_marker = meta_marker
         self._run = _HEAD_RUN if meta_hook is None else _HEAD_RUN_NO_META
         self._buf = b""
         self._pos = 0                   # scan position in _buf
@@ -182,6 +186,10 @@ class HeadLocator:
                 self.gave_up = True
                 self._buf = b""
                 return buf
+        if self._meta_marker is not None:
+            # no marker ahead: no `<meta>` ahead the hook wants, skip them like others
+            ahead = self._meta_marker.search(buf, self._pos) is not None
+            self._run = _HEAD_RUN_NO_META if ahead else _HEAD_RUN
         while not self.found and self._step(final):
             pass
         # Everything before the held token is decided.
