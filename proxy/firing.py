@@ -120,5 +120,13 @@ def read_carry(value: str | None) -> list[BrowserEvent]:
     return out
 
 
+def has_carry(request: web.Request) -> bool:
+    """The visitor sent a carry cookie: parse cookies only then (aiohttp's parser is slow)."""
+    return CARRY_COOKIE in request.headers.get(hdrs.COOKIE, "") and \
+        bool(request.cookies.get(CARRY_COOKIE))
+
+
 def carried_events(request: web.Request, edge: Edge) -> list[BrowserEvent]:
+    if CARRY_COOKIE not in request.headers.get(hdrs.COOKIE, ""):
+        return []
     return read_carry(request.cookies.get(CARRY_COOKIE))

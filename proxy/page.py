@@ -76,13 +76,14 @@ def passthrough(request: web.Request, status: int,
 def plan_page(rt: Runtime, edge: Edge, request: web.Request, up, out_headers,
               visit: Visit, path: str, public_origin: str,
               events: Sequence[BrowserEvent], *, wants_body: bool) -> PagePlan:
-    if not should_transform(request.method, up.status, out_headers):
-        return passthrough(request, up.status, out_headers)
-    pixels = rt.pixels.for_path(path) if visit.consent else ()
+    # The cheap questions first: most responses need no transform whatever they are.
+    pixels = rt.pixels.for_path(path) if visit.consent and rt.pixels else ()
     rewrite = None
     if rt.config.proxy.rewrite_links:
         rewrite = (rt.link_origins[0], public_origin.encode())
     if not pixels and rewrite is None and not wants_body and edge.feed is None:
+        return passthrough(request, up.status, out_headers)
+    if not should_transform(request.method, up.status, out_headers):
         return passthrough(request, up.status, out_headers)
 
     headers = transformed_headers(out_headers)

@@ -21,7 +21,7 @@ from multidict import CIMultiDict
 
 from proxy.detect.rules import RequestFacts, ResponseFacts
 from proxy.edge import EDGE, Edge
-from proxy.firing import CARRY_COOKIE, carry_cookie, carried_events, fire
+from proxy.firing import carry_cookie, carried_events, fire, has_carry
 from proxy.http.body import request_body
 from proxy.http.errors import error_response
 from proxy.http.response import ProxyResponse
@@ -114,11 +114,12 @@ async def handle(request: web.Request) -> web.StreamResponse:
 async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniffer, path: str,
                   query: str, public_origin: str, client, started: float) -> web.StreamResponse:
     out_headers = response_headers(up.headers, rt.rewriter, public_origin, client.host)
-    loc = header_value(up.headers, b"location")
-    location = rt.rewriter.url(loc.decode("latin-1"), public_origin) if loc else None
-    req_facts = RequestFacts(request.method, path, query, sniffer.fields if sniffer else {})
-    resp_facts = ResponseFacts(up.status, CIMultiDict(out_headers), location)
     page_url = public_origin + path + ("?" + query if query else "")
+    if candidates:              # facts for the rules; most pages have no candidate rule
+        loc = header_value(up.headers, b"location")
+        location = rt.rewriter.url(loc.decode("latin-1"), public_origin) if loc else None
+        req_facts = RequestFacts(request.method, path, query, sniffer.fields if sniffer else {})
+        resp_facts = ResponseFacts(up.status, CIMultiDict(out_headers), location)
 
     # -- classify now when the body is not needed; events are durable before we answer
     browser_events = carried_events(request, edge)
@@ -130,16 +131,16 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
     # -- plan the page: pixels, CSP, transform (or plain pass-through)
     page = plan_page(rt, edge, request, up, out_headers, visit, path, public_origin,
                      browser_events, wants_body=candidates.needs_body and not fired_early)
+    transform: PageTransform | None = page.transform
+    # The whole body already here (a small page, a 304): head and body leave in one send.
+    whole = not up.has_body() or up.complete
     resp = ProxyResponse(status=up.status, reason=up.reason.decode("latin-1") or None,
-                         has_type=any(k.lower() == "content-type" for k, _ in page.headers),
-                         has_server=any(k.lower() == "server" for k, _ in page.headers))
-    for name, value in page.headers:
-        resp.headers.add(name, value)
+                         headers=page.headers, hold_headers=whole)
     for cookie in visit.set_cookies:
         resp.headers.add(hdrs.SET_COOKIE, cookie)
     if browser_events and page.transform is None and 300 <= up.status < 400:
         resp.headers.add(hdrs.SET_COOKIE, carry_cookie(browser_events, client.proto == "https"))
-    elif page.consumed_carry and request.cookies.get(CARRY_COOKIE):
+    elif page.consumed_carry and has_carry(request):
         resp.headers.add(hdrs.SET_COOKIE, carry_cookie([], client.proto == "https"))
     if page.transform is None and up.content_length is not None and up.status >= 200 \
             and up.status not in (204, 304):
@@ -147,15 +148,18 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
     await resp.prepare(request)
 
     # -- stream the body through
+    held: list[bytes] = []      # with the whole body here, it all goes out with write_eof
     if up.has_body():
-        transform: PageTransform | None = page.transform
         try:
             async for chunk in up:
                 if transform is not None:
                     chunk = transform.feed(chunk)
                     if not chunk:
                         continue
-                await resp.write(chunk)
+                if whole:
+                    held.append(chunk)
+                else:
+                    await resp.write(chunk)
         except (UpstreamError, CodecError) as exc:
             # Cut mid-stream or undecodable: the visitor must not take a truncated page
             # for a whole one.
@@ -166,16 +170,15 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
             return edge.finish(request, resp, started)
         except ConnectionResetError:
             return edge.finish(request, resp, started)    # the visitor went away
-    transform = page.transform
     tail_events = []
     if candidates and not fired_early:
         body = transform.observed() if transform is not None else None
         tail_events = await fire(edge, rt, candidates.classify(req_facts, resp_facts, body),
                                  visit, request, client, page_url)
-    last = b""
     if transform is not None:
-        last = transform.finish(tail_events)
+        held.append(transform.finish(tail_events))
         edge.observe_page(page_url, up.status, transform)
+    last = held[0] if len(held) == 1 else b"".join(held)
     # The document's last bytes go out with the chunked terminator: one send, not two.
     try:
         await resp.write_eof(last)

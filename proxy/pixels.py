@@ -100,12 +100,17 @@ def tail_events(element_id: str, items: list[dict[str, object]]) -> bytes:
     return f'<script type="application/json" id="{element_id}">{js(items)}</script>'.encode()
 
 
+_PATH_CACHE = 4096       # paths whose pixel choice is remembered
+
+
 class PixelSet:
     """The rules file's pixels, compiled once."""
 
     def __init__(self, pixels: Sequence[Pixel], sinks: Mapping[str, Sink]) -> None:
         self.pixels = tuple(pixels)
-        self._cache: LRUCache[str, tuple[Pixel, ...]] = LRUCache(maxsize=4096)
+        # A plain dict, emptied when full: looked up on every page, where an LRU's
+        # bookkeeping would cost more than the pattern matching it saves.
+        self._cache: dict[str, tuple[Pixel, ...]] = {}
         self._statics: LRUCache[tuple[int, ...], _Static] = LRUCache(maxsize=256)
         # Browser and server events deduplicate only under the same name: use the
         # mapping of the meta sink that reports to the same pixel.
@@ -122,6 +127,8 @@ class PixelSet:
         if hit is None:
             hit = tuple(p for p in self.pixels if any(pat.match(path) is not None
                                                        for pat in p.paths))
+            if len(self._cache) >= _PATH_CACHE:
+                self._cache.clear()
             self._cache[path] = hit
         return hit
 

@@ -27,15 +27,30 @@ FORWARDING = frozenset({
 # Framing is the server's own for the visitor's connection.
 RESPONSE_OWNED = frozenset({b"content-length"})
 VIA = b"1.1 careers-edge"
+VIA_TEXT = VIA.decode()
+_REQUEST_DROPPED = HOP_BY_HOP | REQUEST_OWNED | FORWARDING
+_RESPONSE_DROPPED = HOP_BY_HOP | RESPONSE_OWNED
+# Names seen on nearly every response, decoded once.
+_NAME_TEXT: dict[bytes, str] = {}
+_NAME_TEXT_MAX = 512
 
 
 def connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
     """Header names a Connection header declares hop-by-hop."""
     names: set[bytes] = set()
     for name, value in headers:
-        if name.lower() == b"connection":
+        if len(name) == 10 and name.lower() == b"connection":
             names.update(t.strip().lower() for t in value.split(b",") if t.strip())
     return frozenset(names)
+
+
+def _named_extra(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """Connection-named headers beyond the fixed hop-by-hop set (usually none:
+    `Connection: keep-alive` or `close` name nothing else)."""
+    for name, _ in headers:
+        if len(name) == 10 and name.lower() == b"connection":
+            return connection_tokens(headers) - HOP_BY_HOP
+    return frozenset()
 
 
 def is_hop_by_hop(lname: bytes, named: frozenset[bytes]) -> bool:
@@ -88,11 +103,11 @@ def client_view(raw: Sequence[tuple[bytes, bytes]], peer: str | None, host: str,
 
 def request_headers(raw: Sequence[tuple[bytes, bytes]], client: ClientView) -> RawHeaders:
     """The visitor's headers as sent upstream: end-to-end ones, then the proxy's own."""
-    named = connection_tokens(raw)
+    named = _named_extra(raw)
     out: RawHeaders = []
     for name, value in raw:
         lname = name.lower()
-        if (is_hop_by_hop(lname, named) or lname in REQUEST_OWNED or lname in FORWARDING):
+        if lname in _REQUEST_DROPPED or lname in named or lname.startswith(b"proxy-"):
             continue
         out.append((name, value))
     out.append((b"X-Forwarded-For", client.forwarded_for))
@@ -134,19 +149,25 @@ REWRITE_URL_HEADERS = frozenset({b"location", b"content-location", b"refresh"})
 def response_headers(raw: Sequence[tuple[bytes, bytes]], rewriter: OriginRewriter,
                      public_origin: str, public_host: str) -> list[tuple[str, str]]:
     """Upstream response headers as sent to the visitor (framing left to the server)."""
-    named = connection_tokens(raw)
+    named = _named_extra(raw)
     out: list[tuple[str, str]] = []
+    names = _NAME_TEXT
     for name, value in raw:
         lname = name.lower()
-        if is_hop_by_hop(lname, named) or lname in RESPONSE_OWNED:
+        if lname in _RESPONSE_DROPPED or lname in named or lname.startswith(b"proxy-"):
             continue
         sval = value.decode("latin-1")
         if lname in REWRITE_URL_HEADERS:
             sval = rewriter.url(sval, public_origin)
         elif lname == b"set-cookie":
             sval = rewriter.set_cookie(sval, public_host)
-        out.append((name.decode("latin-1"), sval))
-    out.append(("Via", VIA.decode()))
+        text = names.get(name)
+        if text is None:
+            text = name.decode("latin-1")
+            if len(names) < _NAME_TEXT_MAX:
+                names[name] = text
+        out.append((text, sval))
+    out.append(("Via", VIA_TEXT))
     return out
 
 

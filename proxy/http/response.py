@@ -8,17 +8,24 @@ defaults) takes back what the upstream did not send.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from aiohttp import hdrs, web
 
 
 class ProxyResponse(web.StreamResponse):
     __slots__ = ("upstream_has_type", "upstream_has_server")
 
-    def __init__(self, *, status: int, reason: str | None, has_type: bool,
-                 has_server: bool) -> None:
-        super().__init__(status=status, reason=reason)
-        self.upstream_has_type = has_type
-        self.upstream_has_server = has_server
+    def __init__(self, *, status: int, reason: str | None,
+                 headers: Iterable[tuple[str, str]], hold_headers: bool = False) -> None:
+        super().__init__(status=status, reason=reason, headers=headers)
+        self.upstream_has_type = hdrs.CONTENT_TYPE in self.headers
+        self.upstream_has_server = hdrs.SERVER in self.headers
+        if hold_headers:
+            # aiohttp's own switch (web.Response sets it): the head goes out with the
+            # first body bytes, one send instead of two. Only for a body already here,
+            # so the visitor never waits on the upstream for the headers.
+            self._send_headers_immediately = False
 
 
 async def strip_server_defaults(_request: web.Request, response: web.StreamResponse) -> None:
