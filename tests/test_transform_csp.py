@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxy.transform import csp
 from proxy.transform.csp import (
     CspNeeds,
     apply_csp,
@@ -123,3 +127,44 @@ def test_meta_csp_in_streamed_head() -> None:
     out = t.feed(doc[:30]) + t.feed(doc[30:]) + t.finish()
     assert H.encode() in out
     assert out.index(H.encode()) < out.index(SNIPPET) < out.index(b"</head>")
+
+
+# -- the cache: a rewrite served from it equals one computed afresh -----------
+
+TOKENS = ["'self'", "'none'", "'unsafe-inline'", "'strict-dynamic'", "https:", "*", "data:",
+          "'nonce-n1'", "'NONCE-n1'", "'nonce-n2'", "x'nonce-n1'", "cdn.example",
+          "https://connect.facebook.net", "'sha256-site='", H]
+NAMES = ["default-src", "script-src", "script-src-elem", "img-src", "connect-src",
+         "frame-src", "report-uri", "SCRIPT-SRC"]
+policies = st.lists(st.tuples(st.sampled_from(NAMES), st.lists(st.sampled_from(TOKENS),
+                                                                max_size=4)),
+                    max_size=5).map(lambda ds: "; ".join(" ".join([n, *t]) for n, t in ds))
+
+
+def fresh(policy: str, needs: CspNeeds, nonce: str | None) -> str:
+    return csp._rewrite(policy, needs.hosts, tuple(map(script_hash, needs.inline_scripts)),
+                        nonce)
+
+
+@settings(max_examples=200, deadline=None)
+@given(policies, st.sampled_from([None, "n1", "n2", "N1"]),
+       st.lists(st.sampled_from([b"a()", b"b()", b"fbq('init','1');fbq('track','PageView');"]),
+                max_size=3).map(tuple))
+def test_cached_rewrite_equals_a_fresh_one(policy: str, nonce: str | None,
+                                           scripts: tuple[bytes, ...]) -> None:
+    needs = CspNeeds(inline_scripts=scripts, hosts=NEEDS.hosts)
+    first = rewrite_policy(policy, needs, nonce)
+    assert first == fresh(policy, needs, nonce)
+    assert rewrite_policy(policy, needs, nonce) == first          # from the cache
+    assert "\x00" not in first
+
+
+def test_a_new_nonce_each_response_is_served_from_the_cache() -> None:
+    csp._template.cache_clear()
+    for n in ("r4nd0m1", "r4nd0m2", "r4nd0m3"):
+        value = f"default-src 'self'; script-src 'self' 'nonce-{n}'; img-src 'self'"
+        d = apply_csp([("Content-Security-Policy", value)], NEEDS)
+        assert d.nonce == n
+        assert d.headers[0][1] == fresh(value, NEEDS, n)
+        assert f"'nonce-{n}'" in d.headers[0][1]
+    assert csp._template.cache_info().misses == 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proxy.transform.headers import (
     should_transform,
@@ -61,3 +63,22 @@ def test_etags() -> None:
     assert unweaken_if_none_match('W/"a", "b", W/"c,W/"') == '"a", "b", "c,W/"'
     assert unweaken_if_none_match('"aW/", W/"b"') == '"aW/", "b"'
     assert unweaken_if_none_match("*") == "*"
+
+
+HEADER_CHOICES = [("Content-Type", "text/html"), ("content-type", "text/html; charset=UTF-16"),
+                  ("CONTENT-TYPE", "application/json"), ("Cache-Control", "no-transform"),
+                  ("Cache-Control", "max-age=0"), ("Content-Encoding", "gzip"),
+                  ("content-encoding", "br"), ("Content-Range", "bytes 0-1/2"),
+                  ("Content-Disposition", "attachment"), ("Server", "x"), ("Vary", "Cookie")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(HEADER_CHOICES), max_size=6))
+def test_bytes_and_text_headers_get_the_same_answer(headers: list[tuple[str, str]]) -> None:
+    raw = [(k.encode(), v.encode()) for k, v in headers]
+    answer = should_transform("GET", 200, headers)
+    assert should_transform("GET", 200, raw) == answer
+    # repeated headers count together: two Content-Encodings are a stacked coding
+    encodings = [v for k, v in headers if k.lower() == "content-encoding"]
+    if len(encodings) > 1:
+        assert not answer

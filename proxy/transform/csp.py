@@ -24,9 +24,11 @@ import html
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Final
 
 CSP: Final = "content-security-policy"
+CACHE_SIZE: Final = 256                 # distinct policies (per hosts and script count) kept
 CSP_REPORT_ONLY: Final = "content-security-policy-report-only"
 SCRIPT_DIRECTIVES: Final = ("script-src-elem", "script-src")
 # directive -> the directives it falls back to, nearest first (CSP Level 3).
@@ -102,14 +104,37 @@ def _script_sources(directives: list[tuple[str, list[str]]]) -> list[list[str]]:
     return [default] if default is not None else []
 
 
-def find_nonce(policies: Sequence[str]) -> str | None:
-    """The first nonce a policy allows scripts by, if any."""
+def _first_nonce(policies: Sequence[str]) -> str | None:
     for value in policies:
         for policy in value.split(","):
             for tokens in _script_sources(_directives(policy)):
                 for t in tokens:
                     if m := _NONCE.fullmatch(t):
                         return m.group(1)
+    return None
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _nonce_slot(numbered: str) -> int | None:
+    """Which nonce of a value (its nonces numbered `N0`, `N1`, … in order) is found."""
+    found = _first_nonce([numbered])
+    return None if found is None else int(found[1:])
+
+
+def find_nonce(policies: Sequence[str]) -> str | None:
+    """The first nonce a policy allows scripts by, if any.
+
+    Sites send the same policy on every response but for the nonce: the parse
+    is cached on the value with its nonces numbered instead."""
+    for value in policies:
+        parts = _NONCE.split(value)         # text, nonce, text, nonce, …, text
+        if len(parts) == 1:
+            continue
+        numbered = parts[0] + "".join(f"'nonce-N{i // 2}'{parts[i + 1]}"
+                                      for i in range(1, len(parts), 2))
+        slot = _nonce_slot(numbered)
+        if slot is not None:
+            return parts[2 * slot + 1]
     return None
 
 
@@ -125,7 +150,7 @@ def _add(tokens: list[str], additions: list[str]) -> list[str]:
     return tokens + [a for a in additions if a not in tokens]
 
 
-def _script_additions(tokens: list[str], needs: CspNeeds, nonce: str | None) -> list[str]:
+def _script_additions(tokens: list[str], hashes: tuple[str, ...], nonce: str | None) -> list[str]:
     lowered = [t.lower() for t in tokens]
     has_nonce_or_hash = any(t.startswith(("'nonce-", "'sha256-", "'sha384-", "'sha512-"))
                             for t in lowered)
@@ -133,11 +158,11 @@ def _script_additions(tokens: list[str], needs: CspNeeds, nonce: str | None) -> 
         return []                       # inline already runs; a hash would switch that off
     if nonce is not None and f"'nonce-{nonce}'".lower() in lowered:
         return []
-    return [script_hash(s) for s in needs.inline_scripts]
+    return list(hashes)
 
 
-def rewrite_policy(policy: str, needs: CspNeeds, nonce: str | None) -> str:
-    """One serialized policy, rewritten to allow `needs` (unchanged when it already does)."""
+def _rewrite(policy: str, hosts_needed: Mapping[str, tuple[str, ...]], hashes: tuple[str, ...],
+             nonce: str | None) -> str:
     directives = _directives(policy)
     if not directives:
         return policy
@@ -161,16 +186,16 @@ def rewrite_policy(policy: str, needs: CspNeeds, nonce: str | None) -> str:
                 return
 
     script_names = [n for n in SCRIPT_DIRECTIVES if _find(directives, n) is not None]
-    script_hosts = list(needs.hosts.get("script-src", ())) + list(
-        needs.hosts.get("script-src-elem", ()))
+    script_hosts = list(hosts_needed.get("script-src", ())) + list(
+        hosts_needed.get("script-src-elem", ()))
     for name in script_names or ["script-src"]:
         tokens = _find(directives, name)
         if tokens is None:
             tokens = _find(directives, "default-src") or []
-        adds = _script_additions(tokens, needs, nonce)
+        adds = _script_additions(tokens, hashes, nonce)
         adds += [h for h in script_hosts if not _covered(tokens, h)]
         extend(name, adds)
-    for name, hosts in needs.hosts.items():
+    for name, hosts in hosts_needed.items():
         name = name.lower()
         if name in SCRIPT_DIRECTIVES:
             continue
@@ -193,6 +218,64 @@ def rewrite_policy(policy: str, needs: CspNeeds, nonce: str | None) -> str:
     return "; ".join(parts)
 
 
+# Placeholders the cached rewrite carries instead of this response's hashes and
+# nonce: "\x00" never occurs in a header value, nor in a token split on whitespace.
+_NONCE_TOKEN: Final = "'nonce-\x00'"
+
+
+def _hash_slot(i: int) -> str:
+    return f"\x00{i}\x00"
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _template(policy: str, hosts_key: _HostsKey, n_hashes: int, nonce: str | None) -> str:
+    return _rewrite(policy, dict(hosts_key), tuple(map(_hash_slot, range(n_hashes))), nonce)
+
+
+def rewrite_policy(policy: str, needs: CspNeeds, nonce: str | None) -> str:
+    """One serialized policy, rewritten to allow `needs` (unchanged when it already does).
+
+    The rewrite is cached per (policy, hosts, number of scripts, nonce); only
+    this response's hashes (and nonce) are filled in. The nonce is taken out of
+    the key when the policy names it only as `'nonce-…'` tokens, so a policy
+    whose nonce changes on every response still hits the cache."""
+    scripts = needs.inline_scripts
+    if ("\x00" in policy or len(set(scripts)) < len(scripts)
+            or ("'sha256-" in policy.lower()
+                and any(script_hash(s) in policy for s in scripts))):
+        # the hash values themselves matter (repeated, or already allowed): no cache
+        return _rewrite(policy, needs.hosts, tuple(map(script_hash, scripts)), nonce)
+    token = None
+    if nonce is not None:
+        named = policy.lower().count(f"nonce-{nonce}".lower())
+        if not named:
+            nonce = None            # only compared with the policy's tokens: no match either way
+        elif named == policy.count(f"'nonce-{nonce}'"):
+            token = f"'nonce-{nonce}'"
+            policy, nonce = policy.replace(token, _NONCE_TOKEN), "\x00"
+    out = _template(policy, _hosts_key(needs.hosts), len(scripts), nonce)
+    if token is not None:
+        out = out.replace(_NONCE_TOKEN, token)
+    if "\x00" in out:              # hashes are added: only now are they computed
+        for i, s in enumerate(scripts):
+            out = out.replace(_hash_slot(i), script_hash(s))
+    return out
+
+
+_HostsKey = tuple[tuple[str, tuple[str, ...]], ...]
+_last_hosts: list[tuple[Mapping[str, tuple[str, ...]], _HostsKey]] = []
+
+
+def _hosts_key(hosts: Mapping[str, tuple[str, ...]]) -> _HostsKey:
+    """`hosts` as a cache key. A pixel set hands over the same read-only mapping
+    on every response, so the last one's key is kept."""
+    if _last_hosts and _last_hosts[0][0] is hosts:
+        return _last_hosts[0][1]
+    key = tuple((k, tuple(v)) for k, v in hosts.items())
+    _last_hosts[:] = [(hosts, key)]
+    return key
+
+
 def rewrite_value(value: str, needs: CspNeeds, nonce: str | None) -> str:
     """A header value may hold several policies separated by commas."""
     return ", ".join(rewrite_policy(p.strip(), needs, nonce) for p in value.split(","))
@@ -204,8 +287,16 @@ def apply_csp(headers: Sequence[tuple[str, str]], needs: CspNeeds) -> CspDecisio
     The nonce reused is the first one an enforced policy allows scripts by
     (else a report-only one's); policies without it get the hashes instead.
     """
-    enforced = [v for k, v in headers if k.lower() == CSP]
-    report_only = [v for k, v in headers if k.lower() == CSP_REPORT_ONLY]
+    enforced: list[str] = []
+    report_only: list[str] = []
+    for k, v in headers:
+        lk = k.lower()
+        if lk == CSP:
+            enforced.append(v)
+        elif lk == CSP_REPORT_ONLY:
+            report_only.append(v)
+    if not enforced and not report_only:
+        return CspDecision(nonce=None, headers=list(headers))
     nonce = find_nonce(enforced) or find_nonce(report_only)
     out = [(k, rewrite_value(v, needs, nonce) if k.lower() in (CSP, CSP_REPORT_ONLY) else v)
            for k, v in headers]

@@ -52,15 +52,34 @@ def _tokens(value: str | None) -> list[str]:
     return [t.strip().lower() for t in (value or "").split(",") if t.strip()]
 
 
+_CHECKED: Final = (CONTENT_TYPE, CACHE_CONTROL, CONTENT_RANGE, CONTENT_DISPOSITION,
+                   CONTENT_ENCODING)
+_CHECKED_BYTES: Final = {n.encode(): n for n in _CHECKED}
+
+
+def _checked(headers: Sequence[tuple[AnyStr, AnyStr]]) -> dict[str, str]:
+    """The values of the headers `should_transform` reads, in one pass (repeats
+    joined with ", ", as `_get` does)."""
+    found: dict[str, list[str]] = {}
+    for k, v in headers:
+        if isinstance(k, bytes) and isinstance(v, bytes):
+            name = _CHECKED_BYTES.get(k.lower())
+            if name is not None:
+                found.setdefault(name, []).append(v.decode("latin-1"))
+        elif (lk := str(k).lower()) in _CHECKED:
+            found.setdefault(lk, []).append(str(v))
+    return {k: ", ".join(v) for k, v in found.items()}
+
+
 def should_transform(method: str, status: int,
                      headers: Sequence[tuple[AnyStr, AnyStr]]) -> bool:
     """Only a full (200) `text/html` response to a non-HEAD request, in an
     ASCII-compatible charset, coded in something the codecs undo, with no
     `Cache-Control: no-transform`, no range and not a download."""
-    if method.upper() == "HEAD" or status != 200:
+    if status != 200 or method.upper() == "HEAD":
         return False
-    h = _text(headers)
-    ctype = _get(h, CONTENT_TYPE)
+    h = _checked(headers)
+    ctype = h.get(CONTENT_TYPE)
     if ctype is None:
         return False
     media, *params = ctype.split(";")
@@ -70,13 +89,14 @@ def should_transform(method: str, status: int,
         key, _, val = p.partition("=")
         if key.strip().lower() == "charset" and NOT_ASCII_COMPATIBLE.match(val.strip(" \"'")):
             return False
-    if any(t.split("=")[0].strip() == "no-transform" for t in _tokens(_get(h, CACHE_CONTROL))):
+    if CACHE_CONTROL in h and any(t.split("=")[0].strip() == "no-transform"
+                                  for t in _tokens(h[CACHE_CONTROL])):
         return False
-    if _get(h, CONTENT_RANGE) is not None:
+    if CONTENT_RANGE in h:
         return False
-    if (_get(h, CONTENT_DISPOSITION) or "").strip().lower().startswith("attachment"):
+    if h.get(CONTENT_DISPOSITION, "").strip().lower().startswith("attachment"):
         return False
-    return normalize(_get(h, CONTENT_ENCODING)) is not None
+    return normalize(h.get(CONTENT_ENCODING)) is not None
 
 
 def weaken_etag(value: str) -> str:
