@@ -60,7 +60,7 @@ class _Spec:
     general: re.Pattern[bytes]          # on lowercased bytes, starts at the host
     reversed: re.Pattern[bytes] | None  # on reversed bytes, host case-exact; None: not usable
     reversed_public: bytes              # `reversed`'s replacement template
-    port_forms: tuple[bytes, ...]       # host followed by a default port: `general` only
+    port_forms: bool                    # a default port may follow the host: then `general`
     hold: int                           # longest match plus the bytes around it checked
 
 
@@ -92,7 +92,7 @@ def _spec(upstream_origin: bytes, public_origin: bytes) -> _Spec:
         needle=host, public=public, general=general,
         reversed=_reversed_pattern(auth, default_port=not port),
         reversed_public=public[::-1].replace(b"\\", b"\\\\"),
-        port_forms=() if port else (host + b":80", host + b":443"),
+        port_forms=not port,
         hold=len(b"https:\\/\\/") + len(auth) + len(b":443") + 2)
 
 
@@ -101,10 +101,11 @@ def rewrite(spec: _Spec, data: bytes) -> bytes:
     at the document's start or end), replaced."""
     low = data.lower()
     needle = spec.needle
-    if needle not in low:
+    found = low.count(needle)
+    if not found:
         return data
-    if (spec.reversed is not None and data.count(needle) == low.count(needle)
-            and not any(f in low for f in spec.port_forms)):
+    if (spec.reversed is not None and data.count(needle) == found
+            and not (spec.port_forms and needle + b":" in low)):
         return spec.reversed.sub(spec.reversed_public, data[::-1])[::-1]
     parts: list[bytes] = []
     prev = 0
