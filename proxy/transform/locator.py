@@ -20,97 +20,32 @@ import re
 from collections.abc import Callable
 from typing import Final
 
+from proxy.transform.head_tokens import (  # noqa: F401  (TAG_TABLE, states: importable here)
+    ASCII_ALPHA,
+    BOGUS,
+    COMMENT,
+    COMMENT_END,
+    DATA,
+    EMIT,
+    HEAD_ENDING_END_TAGS,
+    HEAD_RUN,
+    HEAD_RUN_NO_META,
+    HEAD_TAGS,
+    NON_WS,
+    PLAINTEXT,
+    RAW,
+    RAW_END,
+    RAW_TEXT,
+    TAG_END,
+    TAG_NAME,
+    TAG_TABLE,
+    TEXT_RUN,
+    WHOLE_TAG,
+)
+
 UTF8_BOM: Final = b"\xef\xbb\xbf"
 UTF16_BOMS: Final = (b"\xff\xfe", b"\xfe\xff")
 MAX_TOKEN: Final = 64 * 1024        # a longer tag: insert before it rather than hold more
-
-# Start tags that stay in the head (HTML5 "in head" insertion mode, scripting on).
-HEAD_TAGS: Final = frozenset({
-    b"html", b"head", b"base", b"basefont", b"bgsound", b"link", b"meta", b"title",
-    b"noscript", b"noframes", b"style", b"script", b"template",
-})
-# End tags that close the head; other end tags are ignored before the body.
-HEAD_ENDING_END_TAGS: Final = frozenset({b"head", b"body", b"html", b"br"})
-# Elements whose content is text up to their own end tag.
-RAW_TEXT: Final = frozenset({
-    b"script", b"style", b"noscript", b"noframes", b"title", b"textarea",
-    b"xmp", b"iframe", b"noembed",
-})
-
-# Tokenizer states.
-DATA, RAW, COMMENT, BOGUS, PLAINTEXT = "data", "raw", "comment", "bogus", "plaintext"
-TAG_NAME, BEFORE_ATTR_NAME, ATTR_NAME, AFTER_ATTR_NAME = "tag", "b-attr", "attr", "a-attr"
-BEFORE_VALUE, VALUE_DQ, VALUE_SQ, VALUE_UNQ = "b-value", "value-dq", "value-sq", "value-unq"
-AFTER_VALUE_QUOTED, SELF_CLOSING = "a-value", "self-closing"
-EMIT = "emit"      # pseudo state: the tag is complete (its `>` consumed)
-
-_WS = b"\t\n\f\r "
-# state -> (run of bytes that stays in the state, {byte: (next state, consume?)},
-#           default (next state, consume?) for any other byte)
-_ws = {c: (BEFORE_ATTR_NAME, True) for c in _WS}
-TAG_TABLE: Final[dict[str, tuple[re.Pattern[bytes], dict[int, tuple[str, bool]],
-                                 tuple[str, bool]]]] = {
-    TAG_NAME: (re.compile(rb"[^\t\n\f\r />]*"),
-               {**_ws, ord("/"): (SELF_CLOSING, True), ord(">"): (EMIT, True)}, (TAG_NAME, True)),
-    BEFORE_ATTR_NAME: (re.compile(rb"[\t\n\f\r ]*"),
-                       {ord("/"): (SELF_CLOSING, True), ord(">"): (EMIT, True)}, (ATTR_NAME, True)),
-    ATTR_NAME: (re.compile(rb"[^\t\n\f\r />=]*"),
-                {**{c: (AFTER_ATTR_NAME, True) for c in _WS}, ord("/"): (SELF_CLOSING, True),
-                 ord(">"): (EMIT, True), ord("="): (BEFORE_VALUE, True)}, (ATTR_NAME, True)),
-    AFTER_ATTR_NAME: (re.compile(rb"[\t\n\f\r ]*"),
-                      {ord("/"): (SELF_CLOSING, True), ord("="): (BEFORE_VALUE, True),
-                       ord(">"): (EMIT, True)}, (ATTR_NAME, True)),
-    BEFORE_VALUE: (re.compile(rb"[\t\n\f\r ]*"),
-                   {ord('"'): (VALUE_DQ, True), ord("'"): (VALUE_SQ, True),
-                    ord(">"): (EMIT, True)}, (VALUE_UNQ, True)),
-    VALUE_DQ: (re.compile(rb'[^"]*'), {ord('"'): (AFTER_VALUE_QUOTED, True)}, (VALUE_DQ, True)),
-    VALUE_SQ: (re.compile(rb"[^']*"), {ord("'"): (AFTER_VALUE_QUOTED, True)}, (VALUE_SQ, True)),
-    VALUE_UNQ: (re.compile(rb"[^\t\n\f\r >]*"), {**_ws, ord(">"): (EMIT, True)}, (VALUE_UNQ, True)),
-    AFTER_VALUE_QUOTED: (re.compile(rb""), {**_ws, ord("/"): (SELF_CLOSING, True),
-                                            ord(">"): (EMIT, True)}, (BEFORE_ATTR_NAME, False)),
-    SELF_CLOSING: (re.compile(rb""), {ord(">"): (EMIT, True)}, (BEFORE_ATTR_NAME, False)),
-}
-del _ws
-
-# A complete tag from the state after its name to its `>`, as `TAG_TABLE` reads
-# it: the same tokenization in one regex (each branch starts with a different
-# byte, so it never backtracks into another reading). Only when it does not
-# match (the tag is cut by the chunk boundary) is `TAG_TABLE` stepped through.
-_ATTRS: Final = (
-    rb"(?:[\t\n\f\r ]++|/(?!>)|[^\t\n\f\r />][^\t\n\f\r />=]*+[\t\n\f\r ]*+"
-    rb"""(?:=[\t\n\f\r ]*+(?:"[^"]*+"|'[^']*+'|[^\t\n\f\r >"'][^\t\n\f\r >]*+|(?=>))|(?!=)))*+"""
-    rb"/?>")
-_TAG_END: Final = re.compile(_ATTRS)
-# Whitespace, then a whole start or end tag: group 1 is "/" for an end tag, 2 the name.
-_WHOLE_TAG: Final = re.compile(rb"[\t\n\f\r ]*+<(/?)([A-Za-z][^\t\n\f\r />]*+)" + _ATTRS)
-_DELIM: Final = rb"(?=[\t\n\f\r />])"
-
-
-def _head_run(with_meta: bool) -> re.Pattern[bytes]:
-    """Tokens that leave the head open and need no decision, skipped in one
-    match: whitespace, comments, end tags that are ignored, head start tags
-    (`<meta>` only when no hook wants to see it) and raw-text head elements
-    with their content and end tag. It stops before anything else."""
-    simple = rb"html|head|base|basefont|bgsound|link" + (rb"|meta" if with_meta else b"")
-    raw = [rb"<(?i:%s)" % n + _DELIM + _ATTRS + rb"(?:[^<]++|<(?!/(?i:%s)[\t\n\f\r />]))*+" % n
-           + rb"</(?i:%s)" % n + _DELIM + _ATTRS
-           for n in (b"script", b"style", b"title", b"noscript", b"noframes")]
-    return re.compile(rb"(?:" + rb"|".join([
-        rb"[\t\n\f\r ]++",
-        rb"<!--(?:>|->|(?s:.*?)--!?>)",
-        rb"<(?i:" + simple + rb")" + _DELIM + _ATTRS,
-        rb"</(?!(?i:head|body|html|br)" + _DELIM + rb")[A-Za-z][^\t\n\f\r />]*+" + _ATTRS,
-        *raw]) + rb")*+")
-
-
-_HEAD_RUN: Final = _head_run(with_meta=True)
-_HEAD_RUN_NO_META: Final = _head_run(with_meta=False)
-_RAW_END: Final = {name: re.compile(b"</" + name + rb"[\t\n\f\r />]", re.IGNORECASE)
-                   for name in RAW_TEXT}
-_TEXT_RUN = re.compile(rb"[^<]*")
-_NON_WS = re.compile(rb"[^\t\n\f\r ]")
-_COMMENT_END = re.compile(rb"--!?>")
-_ASCII_ALPHA = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 MetaHook = Callable[[bytes], "bytes | None"]
 
@@ -137,7 +72,7 @@ class HeadLocator:
         self.gave_up = False            # not an ASCII-compatible stream: insert nothing
         self._meta_hook = meta_hook
         self._meta_marker = meta_marker
-        self._run = _HEAD_RUN if meta_hook is None else _HEAD_RUN_NO_META
+        self._run = HEAD_RUN if meta_hook is None else HEAD_RUN_NO_META
         self._buf = b""
         self._pos = 0                   # scan position in _buf
         self._started = False           # BOM check done
@@ -189,7 +124,7 @@ class HeadLocator:
         if self._meta_marker is not None:
             # no marker ahead: no `<meta>` ahead the hook wants, skip them like others
             ahead = self._meta_marker.search(buf, self._pos) is not None
-            self._run = _HEAD_RUN_NO_META if ahead else _HEAD_RUN
+            self._run = HEAD_RUN_NO_META if ahead else HEAD_RUN
         while not self.found and self._step(final):
             pass
         # Everything before the held token is decided.
@@ -211,14 +146,14 @@ class HeadLocator:
                 run = self._run.match(buf, pos)
                 pos = run.end() if run else pos
                 self._pos = self._tok = pos
-            if self._template_depth == 0 and (m := _WHOLE_TAG.match(buf, pos)) is not None:
+            if self._template_depth == 0 and (m := WHOLE_TAG.match(buf, pos)) is not None:
                 self._tok = m.start(1) - 1
                 self._end_tag = m.start(2) - self._tok == 2
                 self._name = m.group(2).lower()
                 return self._emit_tag(buf, m.end())
-            text_end = _match_end(_TEXT_RUN, buf, pos)
+            text_end = _match_end(TEXT_RUN, buf, pos)
             if self._template_depth == 0:
-                t = _NON_WS.search(buf, pos, text_end)
+                t = NON_WS.search(buf, pos, text_end)
                 if t:
                     return self._insert_at(t.start())
             self._pos = self._tok = text_end
@@ -228,7 +163,7 @@ class HeadLocator:
         if state in TAG_TABLE:
             return self._tag_step(buf, final)
         if state == COMMENT:
-            m = _COMMENT_END.search(buf, pos)
+            m = COMMENT_END.search(buf, pos)
             if not m:
                 self._pos = self._tok = max(pos, n - 3)     # keep a partial "--!"
                 return False
@@ -246,7 +181,7 @@ class HeadLocator:
                 keep = len(self._name) + 2
                 self._pos = self._tok = max(pos, n - keep)
                 return False
-            if (end := _TAG_END.match(buf, m.end() - 1)) is not None:
+            if (end := TAG_END.match(buf, m.end() - 1)) is not None:
                 self._raw_end = None
                 return self._to_data(end.end())
             self._tok = m.start()
@@ -266,14 +201,14 @@ class HeadLocator:
                 return self._text_lt(lt)
             return False
         c = buf[lt + 1]
-        if c in _ASCII_ALPHA:
+        if c in ASCII_ALPHA:
             self._end_tag, self._state, self._pos = False, TAG_NAME, lt + 1
             return True
         if c == ord("/"):
             if lt + 2 >= n:
                 return False if not final else self._text_lt(lt)
             c2 = buf[lt + 2]
-            if c2 in _ASCII_ALPHA:
+            if c2 in ASCII_ALPHA:
                 self._end_tag, self._state, self._pos = True, TAG_NAME, lt + 2
                 return True
             if c2 == ord(">"):
@@ -354,7 +289,7 @@ class HeadLocator:
 
     def _enter_content(self, name: bytes, end: int) -> bool:
         if name in RAW_TEXT:
-            self._raw_end = _RAW_END[name]
+            self._raw_end = RAW_END[name]
             self._state, self._pos, self._tok = RAW, end, end
             self._name = name
             return True
