@@ -32,6 +32,19 @@ CARRY_COOKIE = "ce_events"
 CARRY_SECONDS = 300
 CARRY_MAX = 8                 # events one cookie carries at most
 CARRY_FIELD_MAX = 200
+MAX_URL = 2048
+
+
+def event_source_url(request: web.Request, page_url: str) -> str:
+    """The page the visitor saw. A form POST or an XHR is answered at another URL than
+    the page it was sent from; that page is the Referer when it is on our own origin."""
+    if request.method == "GET":
+        return page_url
+    referer = request.headers.get(hdrs.REFERER, "")
+    origin = page_url[:page_url.find("/", page_url.find("//") + 2)]
+    if referer.startswith(origin + "/") and len(referer) <= MAX_URL:
+        return referer
+    return page_url
 
 
 def make_event(fired: Fired, visit: Visit, request: web.Request, client: ClientView,
@@ -44,7 +57,7 @@ def make_event(fired: Fired, visit: Visit, request: web.Request, client: ClientV
         click_ids={k: c.value for k, c in visit.click_ids.items()},
         job_id=fired.job_id,
         job_name=fired.job_name,
-        url=page_url,
+        url=event_source_url(request, page_url),
         client_ip=client.ip,
         user_agent=request.headers.get(hdrs.USER_AGENT),
         fbc=visit.fbc,

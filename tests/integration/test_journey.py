@@ -266,3 +266,22 @@ async def test_redirect_page_fires_redirect_event(s) -> None:
     assert hook.json()["event"] == "RedirectPage"
     assert hook.json()["event_id"] in page
     assert hook.json()["click_ids"]["tlr_sid"] == TLR
+
+
+async def test_event_source_url_is_the_page_the_form_was_sent_from(s) -> None:
+    async with s.session(auto_decompress=True) as c:
+        async with c.get(f"/jobs/4?tlr_sid={TLR}") as r:
+            await r.read()
+        form_page = f"{s.proxy_url}/jobs/4/apply?src=list"
+        async with c.post("/jobs/4/apply", data=apply_form("Designer"), allow_redirects=False,
+                          headers={"Referer": form_page}) as r:
+            assert r.status == 303
+        # a Referer from another origin is not believed
+        async with c.post("/jobs/5/apply", data=apply_form("Designer"), allow_redirects=False,
+                          headers={"Referer": "https://elsewhere.example/jobs/5/apply"}) as r:
+            assert r.status == 303
+    hooks = await s.recorder.wait_for_all(
+        lambda r: r.network == "webhook" and r.json()["event"] == "ApplicationCompleted",
+        count=2, timeout=15)
+    urls = sorted(h.json()["url"] for h in hooks)
+    assert urls == sorted([form_page, f"{s.proxy_url}/jobs/5/apply"])
