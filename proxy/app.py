@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -103,10 +103,10 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
 RELOADER = web.AppKey("reloader", RulesReloader)
 
 
-def _background(run: Callable[[], object]) -> Callable[[web.Application],
-                                                       AsyncIterator[None]]:
+def _background(run: Callable[[], Awaitable[None]]) -> Callable[[web.Application],
+                                                               AsyncIterator[None]]:
     async def ctx(_app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.ensure_future(run())   # type: ignore[arg-type]
+        task = asyncio.ensure_future(run())
         try:
             yield
         finally:

@@ -9,8 +9,9 @@ passes through byte-identical.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from aiohttp import hdrs, web
 

@@ -8,10 +8,10 @@ with the same `eventID` as the server-side send) and the CSP hosts they need.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from types import MappingProxyType
-from typing import Mapping, Sequence
 
 import orjson
 from cachetools import LRUCache
@@ -20,7 +20,7 @@ from proxy.config.model import Pixel, Sink
 
 META_SCRIPT_HOST = "https://connect.facebook.net"
 META_IMG_HOST = "https://www.facebook.com"
-META_CSP = {
+META_CSP: dict[str, tuple[str, ...]] = {
     "script-src": (META_SCRIPT_HOST,),
     "img-src": (META_IMG_HOST,),
     "connect-src": (META_IMG_HOST,),

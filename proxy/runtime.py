@@ -6,8 +6,8 @@ request half the old rules and half the new ones.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 from urllib.parse import urlsplit
 
 from aiohttp import web

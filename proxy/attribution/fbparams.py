@@ -115,6 +115,7 @@ class FbParams:
         settings = builder.process_request(_hostname(host) or "localhost", queries, cookies, None)
         out = FbCookies(valid_fbc(builder.get_fbc()), valid_fbp(builder.get_fbp()), domain=domain)
         for s in sorted(settings, key=lambda s: s.name):
-            if s.name == FBC_COOKIE and out.fbc == s.value or s.name == FBP_COOKIE and out.fbp == s.value:
+            if (s.name == FBC_COOKIE and out.fbc == s.value
+                    or s.name == FBP_COOKIE and out.fbp == s.value):
                 out.to_set.append((s.name, s.value))
         return out

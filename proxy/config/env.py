@@ -43,7 +43,8 @@ def interpolate(value: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
             return "${"
         name = m.group(1)
         if name is None:
-            raise InterpolationError(f"'${{' without a closing '}}' in {value!r} (write $${{ for a literal ${{)")
+            raise InterpolationError(
+                f"'${{' without a closing '}}' in {value!r} (write $${{ for a literal ${{)")
         if not _NAME.fullmatch(name):
             raise InterpolationError(
                 f"${{{name}}} is not a variable name: use letters, digits and _ "

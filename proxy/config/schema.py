@@ -86,7 +86,8 @@ class Table:
             ctx.error(key, f"expected a table, got {describe(raw)}")
         for name in self.raw:
             if name not in allowed:
-                ctx.error(key + (name,), unknown_key_message(name, allowed, what or format_key(key)))
+                ctx.error(key + (name,),
+                          unknown_key_message(name, allowed, what or format_key(key)))
 
     def has(self, name: str) -> bool:
         return name in self.raw

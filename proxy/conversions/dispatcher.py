@@ -145,7 +145,8 @@ class Dispatcher:
                 except Exception:
                     log.exception("outbox lease failed for sink %s", name)
                 for start in range(0, len(rows), batch):
-                    task = asyncio.create_task(self._deliver(name, client, rows[start:start + batch]))
+                    task = asyncio.create_task(
+                        self._deliver(name, client, rows[start:start + batch]))
                     inflight.add(task)
                     task.add_done_callback(self._done_callback(inflight, wake))
                 if rows and len(rows) == free * batch:

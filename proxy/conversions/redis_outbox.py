@@ -7,9 +7,10 @@ and `sent` (by time) across sinks; `counts:<sink>` rows per state; `dedupe:<visi
 event, job>` (expires with the window) and `event:<event_id>` (the first submit's
 result). Row ids are zero-padded members, so equal scores still sort by id.
 
-Every change is one Lua script (`redis_scripts`), atomic on the server: submit (event-id idempotency,
-dedupe, rows, wake-up), lease (give up rows past 7 days, take due rows and rows whose
-lease expired: a host that died loses its claim), marks (only the lease holder),
+Every change is one Lua script (`redis_scripts`), atomic on the server: submit
+(event-id idempotency, dedupe, rows, wake-up), lease (give up rows past 7 days, take
+due rows and rows whose lease expired: a host that died loses its claim), marks (only
+the lease holder),
 release, re-queue and purge. Scripts move rows by `states.TRANSITIONS`, the same
 table the SQLite outbox follows. Time is Redis's own clock (`TIME`), so hosts with
 skewed clocks agree on leases; tests inject a clock instead.

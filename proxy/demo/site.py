@@ -262,7 +262,7 @@ async def _events(request: web.Request) -> web.StreamResponse:
         interval = min(max(float(request.query.get("interval", SSE_INTERVAL)), 0.0),
                        SSE_MAX_INTERVAL)
     except ValueError:
-        raise web.HTTPBadRequest(text="count and interval must be numbers")
+        raise web.HTTPBadRequest(text="count and interval must be numbers") from None
     resp = web.StreamResponse(headers={hdrs.CONTENT_TYPE: "text/event-stream",
                                        hdrs.CACHE_CONTROL: "no-cache"})
     await resp.prepare(request)

@@ -38,7 +38,8 @@ from urllib.parse import urlsplit
 
 REGEX_PREFIX = "regex:"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_URL_HEAD = re.compile(r"(?P<scheme>https?)://(?P<host>[^/?#]*)(?P<rest>.*)", re.DOTALL | re.IGNORECASE)
+_URL_HEAD = re.compile(r"(?P<scheme>https?)://(?P<host>[^/?#]*)(?P<rest>.*)",
+                       re.DOTALL | re.IGNORECASE)
 _HOST_GLOB = re.compile(r"[A-Za-z0-9.*:\[\]-]+")
 
 

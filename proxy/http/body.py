@@ -6,7 +6,7 @@ it never holds or alters a chunk, so a 100 MB resume upload stays a stream.
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from aiohttp import hdrs, web
 

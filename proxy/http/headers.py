@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 RawHeaders = list[tuple[bytes, bytes]]
 
