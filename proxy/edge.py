@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import orjson
 from aiohttp import web
+from cachetools import TTLCache
 
 from proxy.metrics import Metrics
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from proxy.runtime import Runtime
 
 log = logging.getLogger("careers_edge")
+FEED_REOBSERVE_SECONDS = 60.0
 
 Endpoints = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
 
@@ -74,6 +76,8 @@ class Edge:
     draining: bool = False
     _ws_session: aiohttp.ClientSession | None = None
     _codes: dict[int, Any] = field(default_factory=dict)
+    _observed: TTLCache[str, bool] = field(
+        default_factory=lambda: TTLCache(maxsize=4096, ttl=FEED_REOBSERVE_SECONDS))
 
     def ws_session(self) -> aiohttp.ClientSession:
         if self._ws_session is None or self._ws_session.closed:
@@ -111,11 +115,17 @@ class Edge:
             self.journeys.record(visit)
 
     def observe_page(self, page_url: str, status: int, transform: Any) -> None:
-        if self.feed is not None and status == 200:
-            try:
-                self.feed.observe(page_url, transform.observed())
-            except Exception:
-                log.exception("feed observe failed")
+        if self.feed is None or status != 200:
+            return
+        # A job page seen a minute ago has nothing new for the feed: skip the re-parse.
+        page = page_url.partition("?")[0]
+        if page in self._observed:
+            return
+        self._observed[page] = True
+        try:
+            self.feed.observe(page_url, transform.observed())
+        except Exception:
+            log.exception("feed observe failed")
 
 
 EDGE = web.AppKey("edge", Edge)
