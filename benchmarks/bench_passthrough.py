@@ -42,6 +42,7 @@ from side_by_side import (
     Target,
     start_nginx,
     start_origin,
+    stop_all,
     wait_page,
     wrk,
 )
@@ -181,13 +182,7 @@ def main() -> int:
                     if t.best is None or load.rps > t.best.rps:
                         t.best = load
         finally:
-            for t in targets:
-                t.proc.terminate()
-            for t in targets:
-                try:
-                    t.proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    t.proc.kill()
+            stop_all(t.proc for t in targets)
     print(f"GET {PAGE_PATH}, wrk -t1 -c{args.connections} -d{args.duration:g}s, "
           f"best of {args.rounds} round(s)")
     print(f"{'':<26}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'CPU µs/req':>12}")

@@ -33,6 +33,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -271,6 +272,18 @@ def report(targets: list[Target], edge_rss: float, page_bytes: int, args: argpar
     return "\n".join(lines)
 
 
+def stop_all(procs: Iterable[subprocess.Popen]) -> None:
+    """Terminate every process, then wait for each (killing one that hangs)."""
+    procs = list(procs)
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
@@ -298,13 +311,7 @@ def main() -> int:
                         t.best = load
             edge_rss = peak_rss_mb(next(t.proc.pid for t in targets if t.name == "careers-edge"))
         finally:
-            for t in targets:
-                t.proc.terminate()
-            for t in targets:
-                try:
-                    t.proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    t.proc.kill()
+            stop_all(t.proc for t in targets)
         print(report(targets, edge_rss, page_bytes, args, mitm_missing=not shutil.which("mitmdump")))
     return 0
 
