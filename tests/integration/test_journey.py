@@ -67,7 +67,7 @@ send_to = ["ats"]
 [feed]
 enabled = true
 publisher = "Acme GmbH"
-""" % {"pixel": PIXEL}
+""".replace("%(pixel)s", PIXEL)
 
 TLR = str(uuid.uuid4())
 FBCLID = "IwAR0xYz-Case_Sensitive"
@@ -152,7 +152,7 @@ async def test_application_reaches_every_network_once(s) -> None:
 
     # the thank-you page tracks the same event, same id, same (mapped) name
     assert ev["event_id"] in thanks
-    m = re.search(r'"event_id":"%s".*?"fb":"(\w+)"' % ev["event_id"], thanks)
+    m = re.search(r'"event_id":"' + ev["event_id"] + r'".*?"fb":"(\w+)"', thanks)
     assert m and m.group(1) == "SubmitApplication"
 
     hooks = s.recorder.of("webhook")
