@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import ssl
 import subprocess
 import tracemalloc
@@ -26,6 +25,7 @@ from proxy.http.transport import (
     UpstreamProtocolError,
     UpstreamTimeout,
 )
+from tests.conftest import need_binary
 
 MB = 1024 * 1024
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -555,8 +555,7 @@ async def test_100mb_download_and_upload_with_bounded_memory(
 
 @pytest.fixture(scope="module")
 def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is needed to make a self-signed certificate")
+    need_binary("openssl")      # makes the self-signed certificate
     d = tmp_path_factory.mktemp("tls")
     cert, key = str(d / "cert.pem"), str(d / "key.pem")
     subprocess.run(
