@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
 from proxy.config import model
+from proxy.config.load import load_config
 from proxy.demo.jobs import JOBS
 from proxy.demo.site import MAX_BODY, SUBMISSIONS, UPLOAD_CHUNK, build_site, serve
 
@@ -299,8 +300,7 @@ EXAMPLE_ENV = {"CAREERS_EDGE_SECRET": "s", "META_ACCESS_TOKEN": "t", "WEBHOOK_SE
 
 @pytest.mark.parametrize("name, env", [("demo.toml", DEMO_ENV), ("example.toml", EXAMPLE_ENV)])
 def test_rules_files_load(name: str, env: dict[str, str]) -> None:
-    load = pytest.importorskip("proxy.config.load")
-    config = load.load_config(RULES / name, env=env)
+    config = load_config(RULES / name, env=env)
     assert [r.event for r in config.rules] == ["ConversationStart", "ApplicationCompleted"]
     assert set(config.sinks) == {"talroo", "meta", "appcast", "ats"}
     if name == "demo.toml":
