@@ -47,6 +47,11 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
     edge = Edge(runtime=runtime, transport=transport, metrics=metrics, outbox=outbox,
                 journeys=stores.journeys,
                 access_log=access_log or AccessLog(enabled=config.proxy.access_log))
+    journeys = stores.journeys
+    metrics.export_gauge("edge_journeys_pending", "Visitor journeys waiting to be written.",
+                         lambda: journeys.pending)
+    metrics.export_counts("edge_journeys_dropped", "Journeys not recorded: buffer full.",
+                          "store", lambda: {"journeys": journeys.dropped})
     if config.feed.enabled:
         edge.feed = FeedService(config.feed, store_path=stores.local_path,
                                 upstream_origin=runtime.upstream_origin,

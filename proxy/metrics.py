@@ -21,7 +21,7 @@ from prometheus_client import (
     multiprocess,
     values,
 )
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
@@ -53,6 +53,14 @@ class _TallyCollector(Collector):
         for value, n in sorted(self.counts().items()):
             family.add_metric([value], n)
         yield family
+
+
+class _GaugeCollector(Collector):
+    def __init__(self, name: str, doc: str, value: Callable[[], float]) -> None:
+        self.name, self.doc, self.value = name, doc, value
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        yield GaugeMetricFamily(self.name, self.doc, value=self.value())
 
 
 CONVERSION_OUTCOMES = (
@@ -96,6 +104,10 @@ class Metrics:
                       counts: Callable[[], Mapping[str, int]]) -> None:
         """A counter family read from a component's own tally at scrape time."""
         self.tallies.register(_TallyCollector(name, doc, label, counts))
+
+    def export_gauge(self, name: str, doc: str, value: Callable[[], float]) -> None:
+        """A gauge read from a component at scrape time."""
+        self.tallies.register(_GaugeCollector(name, doc, value))
 
     def render(self) -> tuple[bytes, str]:
         if os.environ.get(MULTIPROC_ENV):

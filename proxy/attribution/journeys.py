@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import orjson
 
 from proxy.attribution.clickids import ClickId
-from proxy.attribution.write_behind import Journey, Pending, WriteBehind
+from proxy.attribution.write_behind import MAX_PENDING, Journey, Pending, WriteBehind
 from proxy.state import open_sqlite
 
 __all__ = ["Journey", "JourneyStore"]
@@ -69,7 +69,7 @@ class JourneyStore(WriteBehind):
     """`WriteBehind` on a SQLite file; one executor thread owns the connection."""
 
     def __init__(self, path: str, *, flush_interval: float = 1.0, batch_size: int = 500,
-                 max_pending: int = 50_000, recent_ttl: float = 60.0,
+                 max_pending: int = MAX_PENDING, recent_ttl: float = 60.0,
                  retention_days: float | None = None) -> None:
         super().__init__(flush_interval=flush_interval, batch_size=batch_size,
                          max_pending=max_pending, recent_ttl=recent_ttl)

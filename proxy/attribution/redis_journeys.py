@@ -21,7 +21,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from proxy.attribution.clickids import ClickId
-from proxy.attribution.write_behind import Journey, Pending, WriteBehind
+from proxy.attribution.write_behind import MAX_PENDING, Journey, Pending, WriteBehind
 from proxy.state_redis import KEY_PREFIX, connect
 
 FIND_CANDIDATES = 5      # carriers of a click id looked at, newest first, past expired ones
@@ -78,7 +78,7 @@ class RedisJourneyStore(WriteBehind):
     task_name = "journeys-flush-redis"
 
     def __init__(self, url: str, *, flush_interval: float = 1.0, batch_size: int = 500,
-                 max_pending: int = 50_000, recent_ttl: float = 60.0,
+                 max_pending: int = MAX_PENDING, recent_ttl: float = 60.0,
                  retention_days: float | None = None, prefix: str = KEY_PREFIX,
                  client: aioredis.Redis | None = None) -> None:
         super().__init__(flush_interval=flush_interval, batch_size=batch_size,

@@ -30,6 +30,9 @@ from proxy.attribution.clickids import ClickId
 from proxy.attribution.visit import Visit
 
 log = logging.getLogger(__name__)
+# Journeys waiting for the next flush at most: ~1.5 KB each. A backlog past it (a
+# flood of new click ids faster than the store takes them) is dropped and counted.
+MAX_PENDING = 10_000
 # Visitors remembered for the unchanged-visit skip: reached within a minute under
 # load, so memory stays flat after warm-up.
 RECENT_MAX = 20_000
@@ -78,7 +81,7 @@ class WriteBehind(ABC):
     task_name = "journeys-flush"
 
     def __init__(self, *, flush_interval: float = 1.0, batch_size: int = 500,
-                 max_pending: int = 50_000, recent_ttl: float = 60.0) -> None:
+                 max_pending: int = MAX_PENDING, recent_ttl: float = 60.0) -> None:
         self._flush_interval = flush_interval
         self._batch_size = batch_size
         self._max_pending = max_pending
