@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -47,11 +48,26 @@ def parse_state(url: str, base: Path | None = None) -> StateLocation:
         f"state must be sqlite:///ABS/PATH, sqlite:REL/PATH or redis://host:port/db, not {url!r}")
 
 
+def _enable_wal(conn: sqlite3.Connection, attempts: int = 50) -> None:
+    """Switch to WAL. Two processes opening a new file at once race for the lock this
+    needs, and SQLite answers "locked" without waiting: try again briefly."""
+    for attempt in range(attempts):
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.02 * (attempt + 1))
+
+
 def open_sqlite(path: str) -> sqlite3.Connection:
     """A connection in WAL mode, safe to share between processes of one host."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
+    _enable_wal(conn)
     conn.execute("PRAGMA synchronous=NORMAL")   # durable across process crashes in WAL
     conn.execute("PRAGMA busy_timeout=30000")
     return conn
