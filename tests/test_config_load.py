@@ -484,3 +484,16 @@ def test_unreadable_file(tmp_path: Path) -> None:
     bad.write_bytes(b"[proxy]\nupstream = '\xff'\n")
     with pytest.raises(ConfigErrors):
         load_config(bad, {})
+
+
+def test_env_default_applies_when_unset_or_empty() -> None:
+    from proxy.config.env import interpolate, is_whole_reference
+    assert interpolate("${A:-http://x:1}/p", {}) == ("http://x:1/p", [])
+    assert interpolate("${A:-http://x:1}/p", {"A": ""}) == ("http://x:1/p", [])
+    assert interpolate("${A:-d}", {"A": "v"}) == ("v", [])
+    assert interpolate("${A}", {}) == ("", ["A"])
+    assert is_whole_reference("${WORKERS:-2}")
+    config = load_config_text(
+        '[proxy]\nupstream = "${UP:-https://ats.example}"\nworkers = "${W:-3}"\n', env={})
+    assert config.proxy.upstream == "https://ats.example"
+    assert config.proxy.workers == 3

@@ -270,7 +270,7 @@ def test_rules_files_use_only_keys_the_config_model_knows(name: str) -> None:
 
 def test_demo_rules_take_addresses_from_the_demo_environment() -> None:
     text = (RULES / "demo.toml").read_text()
-    variables = set(re.findall(r"\$\{([A-Z0-9_]+)\}", text))
+    variables = set(re.findall(r"\$\{([A-Z0-9_]+)(?::-[^}]*)?\}", text))
     assert variables == {"CAREERS_EDGE_DEMO_UPSTREAM", "CAREERS_EDGE_DEMO_RECORDER"}
 
 

@@ -1,7 +1,8 @@
 """The environment's say in the config: `${VAR}` interpolation and run-time overrides.
 
 Interpolation: `${NAME}` anywhere in a string value is replaced by the variable's
-value (also inside a longer string: "${BASE}/events?e={event}"); `$${` is a literal
+value (also inside a longer string: "${BASE}/events?e={event}"); `${NAME:-default}`
+gives `default` when NAME is unset or empty, as in a shell; `$${` is a literal
 `${`; a lone `$` stays as it is. An unset variable is reported to the caller, which
 decides whether it matters (see load.py). A set but empty variable is the empty string.
 
@@ -42,6 +43,9 @@ def interpolate(value: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
         if whole == "$${":
             return "${"
         name = m.group(1)
+        default = None
+        if name is not None and ":-" in name:
+            name, default = name.split(":-", 1)
         if name is None:
             raise InterpolationError(
                 f"'${{' without a closing '}}' in {value!r} (write $${{ for a literal ${{)")
@@ -49,6 +53,8 @@ def interpolate(value: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
             raise InterpolationError(
                 f"${{{name}}} is not a variable name: use letters, digits and _ "
                 f"(write $${{ for a literal ${{)")
+        if default is not None and not env.get(name):
+            return default
         if name not in env:
             unset.append(name)
             return ""
@@ -58,9 +64,11 @@ def interpolate(value: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
 
 
 def is_whole_reference(value: str) -> bool:
-    """True for a string that is exactly one `${NAME}` (usable for a number or bool)."""
+    """True for a string that is exactly one `${NAME}` or `${NAME:-default}` (usable
+    for a number or bool)."""
     m = _REF.fullmatch(value)
-    return bool(m and m.group(1) is not None and _NAME.fullmatch(m.group(1)))
+    return bool(m and m.group(1) is not None
+                and _NAME.fullmatch(m.group(1).split(":-", 1)[0]))
 
 
 @dataclass(frozen=True, slots=True)
