@@ -90,7 +90,7 @@ async def fire(edge: Edge, rt: Runtime, fired: Sequence[Fired], visit: Visit,
             log.exception("outbox submit failed for %s (%s)", event.name, event.event_id)
             edge.metrics.conversions.labels("*", "error").inc()
             continue
-        if getattr(result, "deduped", False) or not visit.consent:
+        if result.deduped or not visit.consent:
             continue
         browser.append(BrowserEvent(event.name, event.event_id, browser_data(event)))
     return browser
@@ -139,7 +139,7 @@ def has_carry(request: web.Request) -> bool:
         bool(request.cookies.get(CARRY_COOKIE))
 
 
-def carried_events(request: web.Request, edge: Edge) -> list[BrowserEvent]:
+def carried_events(request: web.Request) -> list[BrowserEvent]:
     if CARRY_COOKIE not in request.headers.get(hdrs.COOKIE, ""):
         return []
     return read_carry(request.cookies.get(CARRY_COOKIE))
