@@ -9,7 +9,7 @@ passes through byte-identical.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,9 +17,11 @@ from aiohttp import hdrs, web
 
 from proxy.conversions.events import new_event_id
 from proxy.pixels import BrowserEvent, browser_events, tail_events, tail_id
+from proxy.transform import codecs
 from proxy.transform.csp import CspNeeds, apply_csp
 from proxy.transform.headers import should_transform, transformed_headers, weaken_etag
-from proxy.transform.html import HtmlTransform, NotTransformable
+from proxy.transform.html import DEFAULT_OBSERVE, HtmlTransform
+from proxy.transform.template import PageTemplate, TemplateCache
 
 if TYPE_CHECKING:
     from proxy.attribution.visit import Visit
@@ -30,19 +32,50 @@ log = logging.getLogger("careers_edge.page")
 
 
 class PageTransform:
-    """The HTML transform of one response, plus events that are only known at its end."""
+    """The HTML transform of one response, plus events that are only known at its end.
 
-    def __init__(self, html: HtmlTransform, tail_element: str | None,
-                 meta_names: dict[str, str] | None, has_meta: bool) -> None:
-        self.html = html
+    A body that arrived whole goes through `feed_whole`: from the runtime's page
+    templates when the page has one, else through the streaming `HtmlTransform`."""
+
+    def __init__(self, encoding: str | None, coding: str, head: bytes, body: bytes,
+                 rewrite: tuple[bytes, bytes] | None, needs: CspNeeds | None,
+                 nonce: str | None, templates: TemplateCache, tail_element: str | None,
+                 meta_names: Mapping[str, str], has_meta: bool) -> None:
+        self._encoding = encoding
+        self._coding = coding
+        self._head = head
+        self._body = body
+        self._rewrite = rewrite
+        self._needs = needs
+        self._nonce = nonce
+        self._templates = templates
+        self._html: HtmlTransform | None = None
+        self._template: PageTemplate | None = None
         self.tail_element = tail_element
-        self.meta_names = meta_names or {}
+        self.meta_names = meta_names
         self.has_meta = has_meta
+
+    @property
+    def html(self) -> HtmlTransform:
+        if self._html is None:
+            self._html = HtmlTransform(self._encoding, self._head, self._body,
+                                       rewrite=self._rewrite, meta_csp=self._needs,
+                                       nonce=self._nonce)
+        return self._html
 
     def feed(self, chunk: bytes) -> bytes:
         return self.html.feed(chunk)
 
+    def feed_whole(self, raw: bytes) -> bytes:
+        """The whole upstream body at once; what to send now (the rest comes from `finish`)."""
+        self._template = self._templates.get(
+            raw, self._coding, head=bool(self._head), body=bool(self._body),
+            rewrite=self._rewrite, meta_csp=self._needs is not None)
+        return b"" if self._template is not None else self.feed(raw)
+
     def observed(self) -> bytes:
+        if self._template is not None:
+            return self._template.head_bytes(DEFAULT_OBSERVE)
         return self.html.head_bytes
 
     def finish(self, events: Sequence[BrowserEvent] = ()) -> bytes:
@@ -52,6 +85,8 @@ class PageTransform:
             # DOMContentLoaded, and a parser moves it into <body> wherever it lands.
             tail = tail_events(self.tail_element,
                                browser_events(events, self.meta_names, self.has_meta))
+        if self._template is not None:
+            return self._template.render(self._head, self._body, tail)
         return self.html.finish(tail)
 
 
@@ -103,13 +138,13 @@ def plan_page(rt: Runtime, edge: Edge, request: web.Request, up, out_headers,
         head, body = markup.head(nonce), markup.body_html.encode()
         tail_element = tail_id(page_event_id)
     encoding = next((v for k, v in out_headers if k.lower() == "content-encoding"), None)
-    try:
-        html = HtmlTransform(encoding, head, body, rewrite=rewrite, meta_csp=needs, nonce=nonce)
-    except NotTransformable:
+    coding = codecs.normalize(encoding)
+    if coding is None:          # unknown or stacked codings: pass the body through as is
         return passthrough(request, up.status, out_headers)
     if pixels:
         edge.metrics.injections.inc()
     has_meta = any(p.type == "meta" for p in pixels)
-    transform = PageTransform(html, tail_element, dict(rt.pixels.meta_names_for(pixels)),
+    transform = PageTransform(encoding, coding, head, body, rewrite, needs, nonce,
+                              rt.templates, tail_element, rt.pixels.meta_names_for(pixels),
                               has_meta)
     return PagePlan(headers, transform, consumed_carry=bool(pixels))

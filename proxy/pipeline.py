@@ -151,6 +151,8 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
     held: list[bytes] = []      # with the whole body here, it all goes out with write_eof
     if up.has_body():
         try:
+            if whole and transform is not None:
+                held.append(transform.feed_whole(await up.read_chunk()))
             async for chunk in up:
                 if transform is not None:
                     chunk = transform.feed(chunk)

@@ -7,7 +7,7 @@ request half the old rules and half the new ones.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -18,6 +18,7 @@ from proxy.detect.patterns import GlobPattern
 from proxy.detect.rules import RuleSet
 from proxy.http.headers import OriginRewriter, TrustedProxies, client_view
 from proxy.pixels import PixelSet
+from proxy.transform.template import TemplateCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class Runtime:
     sinks: Mapping[str, Sink]
     redirect_allow: tuple[GlobPattern, ...]
     timeout: float
+    templates: TemplateCache = field(default_factory=TemplateCache)
 
 
 def upstream_origins(upstream: str) -> tuple[str, str, tuple[str, ...]]:

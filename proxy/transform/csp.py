@@ -303,13 +303,25 @@ def apply_csp(headers: Sequence[tuple[str, str]], needs: CspNeeds) -> CspDecisio
     return CspDecision(nonce=nonce, headers=out)
 
 
-def rewrite_meta_tag(tag: bytes, needs: CspNeeds, nonce: str | None) -> bytes | None:
-    """A `<meta http-equiv="Content-Security-Policy" content=…>` tag, rewritten;
-    None for any other tag or when nothing changes."""
+def _csp_meta_attrs(tag: bytes) -> dict[bytes, bytes] | None:
+    """A `<meta>` tag's attributes when it is a CSP meta tag with a content."""
     attrs: dict[bytes, bytes] = {}
     for name, value in _ATTR.findall(tag[len(b"<meta"):].rstrip(b">/")):
         attrs.setdefault(name.lower(), value[1:-1] if value[:1] in (b'"', b"'") else value)
     if attrs.get(b"http-equiv", b"").strip().lower() != CSP.encode() or b"content" not in attrs:
+        return None
+    return attrs
+
+
+def is_csp_meta(tag: bytes) -> bool:
+    return _csp_meta_attrs(tag) is not None
+
+
+def rewrite_meta_tag(tag: bytes, needs: CspNeeds, nonce: str | None) -> bytes | None:
+    """A `<meta http-equiv="Content-Security-Policy" content=…>` tag, rewritten;
+    None for any other tag or when nothing changes."""
+    attrs = _csp_meta_attrs(tag)
+    if attrs is None:
         return None
     policy = html.unescape(attrs[b"content"].decode("latin-1"))
     new = rewrite_value(policy, needs, nonce)
