@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 from side_by_side import PAGE_PATH, start_edge, start_origin, wait_page
@@ -59,6 +60,23 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS in /proc/<pid>/status")
 
 
+def journeys(url: str) -> str:
+    """The journey store's backlog and drops, from the proxy's metrics."""
+    origin = url.split("/", 3)
+    try:
+        with urllib.request.urlopen(f"{origin[0]}//{origin[2]}/_edge/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError as exc:
+        return f"metrics unavailable ({exc})"
+    found = {}
+    for line in text.splitlines():
+        for name in ("edge_journeys_pending", "edge_journeys_dropped_total"):
+            if line.startswith(name):
+                found[name] = found.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return (f"journeys pending {found.get('edge_journeys_pending', 0):,.0f} "
+            f"dropped {found.get('edge_journeys_dropped_total', 0):,.0f}")
+
+
 def run_wrk(url: str, seconds: int, connections: int, script: Path | None) -> tuple[int, int]:
     """(requests, errors) of one wrk segment."""
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s"]
@@ -79,7 +97,7 @@ def load_until(url: str, total: int, args: argparse.Namespace, script: Path | No
         done, errors = done + n, errors + e
         rate = done / (time.monotonic() - started)
         print(f"  {label}: {done:>9,} requests  {errors} errors  {rate:,.0f} req/s  "
-              f"RSS {rss_mb(pid):.1f} MB", flush=True)
+              f"RSS {rss_mb(pid):.1f} MB  {journeys(url)}", flush=True)
     return done, errors
 
 

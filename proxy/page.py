@@ -17,9 +17,8 @@ from aiohttp import hdrs, web
 
 from proxy.conversions.events import new_event_id
 from proxy.pixels import BrowserEvent, browser_events, tail_events, tail_id
-from proxy.transform import codecs
 from proxy.transform.csp import CspNeeds, apply_csp
-from proxy.transform.headers import should_transform, transformed_headers, weaken_etag
+from proxy.transform.headers import transformed_headers, weaken_etag
 from proxy.transform.html import DEFAULT_OBSERVE, HtmlTransform
 from proxy.transform.template import PageTemplate, TemplateCache
 
@@ -119,12 +118,13 @@ def plan_page(rt: Runtime, edge: Edge, request: web.Request, up, out_headers,
         rewrite = (rt.link_origins[0], public_origin.encode())
     if not pixels and rewrite is None and not wants_body and edge.feed is None:
         return passthrough(request, up.status, out_headers)
-    if not should_transform(request.method, up.status, out_headers):
+    plan = rt.header_plans.get(request.method, up.status, out_headers,
+                               rt.pixels.csp_hosts_for(pixels) if pixels else None)
+    if not plan.transform:
         return passthrough(request, up.status, out_headers)
 
-    headers = transformed_headers(out_headers)
     head = body = b""
-    nonce = None
+    nonce = plan.nonce
     needs = None
     tail_element = None
     if pixels:
@@ -133,14 +133,15 @@ def plan_page(rt: Runtime, edge: Edge, request: web.Request, up, out_headers,
                                   links_clicked_id=visit.links_clicked_id, events=events)
         needs = CspNeeds(inline_scripts=(markup.head_script.encode(),),
                          hosts=markup.csp_hosts)
-        decision = apply_csp(headers, needs)
-        headers, nonce = decision.headers, decision.nonce
+        headers = plan.headers_for(needs.inline_scripts[0])
+        if headers is None:     # the policy names this very script's hash already
+            decision = apply_csp(transformed_headers(out_headers), needs)
+            headers, nonce = decision.headers, decision.nonce
         head, body = markup.head(nonce), markup.body_html.encode()
         tail_element = tail_id(page_event_id)
-    encoding = next((v for k, v in out_headers if k.lower() == "content-encoding"), None)
-    coding = codecs.normalize(encoding)
-    if coding is None:          # unknown or stacked codings: pass the body through as is
-        return passthrough(request, up.status, out_headers)
+    else:
+        headers = list(plan.headers)
+    encoding, coding = plan.encoding, plan.coding
     if pixels:
         edge.metrics.injections.inc()
     has_meta = any(p.type == "meta" for p in pixels)

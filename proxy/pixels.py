@@ -138,6 +138,10 @@ class PixelSet:
                 return self.meta_names[p.pixel_id]
         return {}
 
+    def csp_hosts_for(self, pixels: Sequence[Pixel]) -> Mapping[str, tuple[str, ...]]:
+        """What `render(pixels, …).csp_hosts` will be, before rendering."""
+        return self._static_for(pixels).csp_hosts
+
     def render(self, pixels: Sequence[Pixel], *, page_event_id: str, links_clicked_id: str,
                events: Sequence[BrowserEvent] = ()) -> Markup:
         """Markup for one page. `events` are known now; later ones go in `tail_events`."""

@@ -18,6 +18,7 @@ from proxy.detect.patterns import GlobPattern
 from proxy.detect.rules import RuleSet
 from proxy.http.headers import OriginRewriter, TrustedProxies, client_view
 from proxy.pixels import PixelSet
+from proxy.transform.header_plan import HeaderPlans
 from proxy.transform.template import TemplateCache
 
 
@@ -39,6 +40,7 @@ class Runtime:
     redirect_allow: tuple[GlobPattern, ...]
     timeout: float
     templates: TemplateCache = field(default_factory=TemplateCache)
+    header_plans: HeaderPlans = field(default_factory=HeaderPlans)
 
 
 def upstream_origins(upstream: str) -> tuple[str, str, tuple[str, ...]]:

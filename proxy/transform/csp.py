@@ -228,8 +228,8 @@ def _hash_slot(i: int) -> str:
 
 
 @lru_cache(maxsize=CACHE_SIZE)
-def _template(policy: str, hosts_key: _HostsKey, n_hashes: int, nonce: str | None) -> str:
-    return _rewrite(policy, dict(hosts_key), tuple(map(_hash_slot, range(n_hashes))), nonce)
+def _template(policy: str, hosts: _HostsKey, n_hashes: int, nonce: str | None) -> str:
+    return _rewrite(policy, dict(hosts), tuple(map(_hash_slot, range(n_hashes))), nonce)
 
 
 def rewrite_policy(policy: str, needs: CspNeeds, nonce: str | None) -> str:
@@ -253,7 +253,7 @@ def rewrite_policy(policy: str, needs: CspNeeds, nonce: str | None) -> str:
         elif named == policy.count(f"'nonce-{nonce}'"):
             token = f"'nonce-{nonce}'"
             policy, nonce = policy.replace(token, _NONCE_TOKEN), "\x00"
-    out = _template(policy, _hosts_key(needs.hosts), len(scripts), nonce)
+    out = _template(policy, hosts_key(needs.hosts), len(scripts), nonce)
     if token is not None:
         out = out.replace(_NONCE_TOKEN, token)
     if "\x00" in out:              # hashes are added: only now are they computed
@@ -266,7 +266,7 @@ _HostsKey = tuple[tuple[str, tuple[str, ...]], ...]
 _last_hosts: list[tuple[Mapping[str, tuple[str, ...]], _HostsKey]] = []
 
 
-def _hosts_key(hosts: Mapping[str, tuple[str, ...]]) -> _HostsKey:
+def hosts_key(hosts: Mapping[str, tuple[str, ...]]) -> _HostsKey:
     """`hosts` as a cache key. A pixel set hands over the same read-only mapping
     on every response, so the last one's key is kept."""
     if _last_hosts and _last_hosts[0][0] is hosts:

@@ -1,0 +1,87 @@
+"""A transformed page's headers, planned once per distinct set of upstream headers.
+
+Whether a response may be transformed, its headers once it is (`transformed_headers`)
+and its CSP rewritten for the pixels (`apply_csp`) depend only on the method, the
+status, the upstream's headers and the pixels' hosts: the same for every visitor
+of a page until a header changes (Date, every second). Only the hash of this
+response's inline script differs; the plan carries a placeholder's hash in its
+place, swapped for the real one per response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from cachetools import LRUCache
+
+from proxy.transform import codecs
+from proxy.transform.csp import CSP, CSP_REPORT_ONLY, CspNeeds, apply_csp, hosts_key, script_hash
+from proxy.transform.headers import should_transform, transformed_headers
+
+PLANS: Final = 256
+_SCRIPT: Final = b"\x00the inline script of this response\x00"
+_SCRIPT_HASH: Final = script_hash(_SCRIPT)
+_CSP_NAMES: Final = (CSP, CSP_REPORT_ONLY)
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderPlan:
+    transform: bool                          # False: the response passes through
+    headers: tuple[tuple[str, str], ...]     # with the placeholder's hash where it goes
+    nonce: str | None                        # the page's nonce the snippet reuses
+    encoding: str | None                     # the upstream's Content-Encoding
+    coding: str                              # as `codecs.normalize` names it
+    hashed: bool                             # a header holds the placeholder's hash
+
+    def headers_for(self, script: bytes) -> list[tuple[str, str]] | None:
+        """The headers for this response's inline script; None when the policy
+        already names its hash (plan it directly)."""
+        if not self.hashed:
+            return list(self.headers)
+        real = script_hash(script)
+        out = []
+        for k, v in self.headers:
+            if _SCRIPT_HASH in v:
+                if real in v:
+                    return None
+                v = v.replace(_SCRIPT_HASH, real)
+            out.append((k, v))
+        return out
+
+
+_NO = HeaderPlan(False, (), None, None, "identity", False)
+
+
+def plan_headers(method: str, status: int, headers: list[tuple[str, str]],
+                 hosts: Mapping[str, tuple[str, ...]] | None) -> HeaderPlan:
+    """`hosts`: the pixels' CSP hosts, None when no pixel is injected (no CSP change)."""
+    if not should_transform(method, status, headers):
+        return _NO
+    encoding = next((v for k, v in headers if k.lower() == "content-encoding"), None)
+    coding = codecs.normalize(encoding)
+    if coding is None:
+        return _NO
+    out = transformed_headers(headers)
+    nonce = None
+    if hosts is not None:
+        decision = apply_csp(out, CspNeeds(inline_scripts=(_SCRIPT,), hosts=hosts))
+        out, nonce = decision.headers, decision.nonce
+    hashed = any(_SCRIPT_HASH in v for k, v in out if k.lower() in _CSP_NAMES)
+    return HeaderPlan(True, tuple(out), nonce, encoding, coding, hashed)
+
+
+class HeaderPlans:
+    """`plan_headers`, cached by its arguments (a bounded LRU, per rules runtime)."""
+
+    def __init__(self, size: int = PLANS) -> None:
+        self._cache: LRUCache[object, HeaderPlan] = LRUCache(size)
+
+    def get(self, method: str, status: int, headers: list[tuple[str, str]],
+            hosts: Mapping[str, tuple[str, ...]] | None) -> HeaderPlan:
+        key = (method, status, tuple(headers), None if hosts is None else hosts_key(hosts))
+        plan = self._cache.get(key)
+        if plan is None:
+            plan = self._cache[key] = plan_headers(method, status, headers, hosts)
+        return plan
