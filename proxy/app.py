@@ -8,8 +8,10 @@ reverse order on shutdown.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -22,9 +24,10 @@ from proxy.endpoints.events_api import events_api_handler
 from proxy.endpoints.router import build_endpoints
 from proxy.feed.service import FeedService, feed_handler
 from proxy.http.response import strip_server_defaults
+from proxy.http.server import EdgeRunner
 from proxy.http.transport import UpstreamPool
 from proxy.metrics import Metrics
-from proxy.pipeline import handle
+from proxy.pipeline import handle, serve_request
 from proxy.reload import RulesReloader
 from proxy.runtime import compile_runtime, public_origin_of
 from proxy.stores import open_stores
@@ -66,7 +69,7 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
         feed_handler(edge.feed, lambda request: public_origin_of(edge.runtime, request))
         if edge.feed is not None else None)
 
-    app = web.Application(handler_args={"max_field_size": 16384})
+    app = web.Application(handler_args=HANDLER_ARGS)
     app[EDGE] = edge
     app.router.add_route("*", "/{tail:.*}", handle)
     app.on_response_prepare.append(strip_server_defaults)
@@ -106,6 +109,13 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
 
 
 RELOADER = web.AppKey("reloader", RulesReloader)
+HANDLER_ARGS = {"max_field_size": 16384}
+
+
+def edge_runner(app: web.Application, **kwargs: Any) -> EdgeRunner:
+    """The runner that serves `build_app`'s application, requests straight to the pipeline."""
+    return EdgeRunner(app, functools.partial(serve_request, app[EDGE]), **HANDLER_ARGS,
+                      **kwargs)
 
 
 def _background(run: Callable[[], Awaitable[None]]) -> Callable[[web.Application],

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("careers_edge")
 FEED_REOBSERVE_SECONDS = 60.0
 
-Endpoints = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
+Endpoints = Callable[[web.BaseRequest, str], Awaitable[web.StreamResponse]]
 
 
 class AccessLog:
@@ -84,7 +84,7 @@ class Edge:
             self._ws_session = aiohttp.ClientSession(auto_decompress=False)
         return self._ws_session
 
-    def finish(self, request: web.Request, resp: web.StreamResponse,
+    def finish(self, request: web.BaseRequest, resp: web.StreamResponse,
                started: float) -> web.StreamResponse:
         code = resp.status
         counter = self._codes.get(code)

@@ -35,7 +35,7 @@ CARRY_FIELD_MAX = 200
 MAX_URL = 2048
 
 
-def event_source_url(request: web.Request, page_url: str) -> str:
+def event_source_url(request: web.BaseRequest, page_url: str) -> str:
     """The page the visitor saw. A form POST or an XHR is answered at another URL than
     the page it was sent from; that page is the Referer when it is on our own origin."""
     if request.method == "GET":
@@ -47,7 +47,7 @@ def event_source_url(request: web.Request, page_url: str) -> str:
     return page_url
 
 
-def make_event(fired: Fired, visit: Visit, request: web.Request, client: ClientView,
+def make_event(fired: Fired, visit: Visit, request: web.BaseRequest, client: ClientView,
                page_url: str) -> Event:
     return Event(
         name=fired.event,
@@ -76,7 +76,7 @@ def browser_data(event: Event) -> dict[str, str]:
 
 
 async def fire(edge: Edge, rt: Runtime, fired: Sequence[Fired], visit: Visit,
-               request: web.Request, client: ClientView, page_url: str) -> list[BrowserEvent]:
+               request: web.BaseRequest, client: ClientView, page_url: str) -> list[BrowserEvent]:
     """Submit each fired rule's event; return those the browser should track too."""
     browser: list[BrowserEvent] = []
     for f in fired:
@@ -133,13 +133,13 @@ def read_carry(value: str | None) -> list[BrowserEvent]:
     return out
 
 
-def has_carry(request: web.Request) -> bool:
+def has_carry(request: web.BaseRequest) -> bool:
     """The visitor sent a carry cookie: parse cookies only then (aiohttp's parser is slow)."""
     return CARRY_COOKIE in request.headers.get(hdrs.COOKIE, "") and \
         bool(request.cookies.get(CARRY_COOKIE))
 
 
-def carried_events(request: web.Request) -> list[BrowserEvent]:
+def carried_events(request: web.BaseRequest) -> list[BrowserEvent]:
     if CARRY_COOKIE not in request.headers.get(hdrs.COOKIE, ""):
         return []
     return read_carry(request.cookies.get(CARRY_COOKIE))

@@ -96,11 +96,11 @@ class PagePlan:
     consumed_carry: bool = False
 
 
-def _if_none_match_weak(request: web.Request) -> bool:
+def _if_none_match_weak(request: web.BaseRequest) -> bool:
     return "W/" in request.headers.get(hdrs.IF_NONE_MATCH, "")
 
 
-def passthrough(request: web.Request, status: int,
+def passthrough(request: web.BaseRequest, status: int,
                 headers: list[tuple[str, str]]) -> PagePlan:
     if status == 304 and _if_none_match_weak(request):
         # The 200 this revalidates went out with a weakened ETag: repeat it.
@@ -108,7 +108,7 @@ def passthrough(request: web.Request, status: int,
     return PagePlan(headers, None)
 
 
-def plan_page(rt: Runtime, edge: Edge, request: web.Request, up, out_headers,
+def plan_page(rt: Runtime, edge: Edge, request: web.BaseRequest, up, out_headers,
               visit: Visit, path: str, public_origin: str,
               events: Sequence[BrowserEvent], *, wants_body: bool) -> PagePlan:
     # The cheap questions first: most responses need no transform whatever they are.

@@ -37,13 +37,17 @@ from proxy.transform.headers import unweaken_if_none_match
 log = logging.getLogger("careers_edge.pipeline")
 
 
-def bad_request(request: web.Request, why: str) -> web.Response:
+def bad_request(request: web.BaseRequest, why: str) -> web.Response:
     return error_response(400, why, request.headers.get(hdrs.ACCEPT),
                           headers={"Connection": "close"})
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
-    edge: Edge = request.app[EDGE]
+    """The application's catch-all route."""
+    return await serve_request(request.app[EDGE], request)
+
+
+async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamResponse:
     rt: Runtime = edge.runtime
     started = time.monotonic()
 

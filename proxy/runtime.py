@@ -56,7 +56,7 @@ def upstream_origins(upstream: str) -> tuple[str, str, tuple[str, ...]]:
     return f"{parts.scheme}://{host}", host, origins
 
 
-def public_origin_of(rt: Runtime, request: web.Request) -> str:
+def public_origin_of(rt: Runtime, request: web.BaseRequest) -> str:
     """The origin visitors use: `public_url`, else Host and scheme as trusted proxies say."""
     if rt.public_origin:
         return rt.public_origin

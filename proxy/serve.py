@@ -22,7 +22,7 @@ import time
 
 from aiohttp import web
 
-from proxy.app import RELOADER, build_app
+from proxy.app import RELOADER, build_app, edge_runner
 from proxy.config.env import Overrides
 from proxy.config.errors import ConfigErrors
 from proxy.config.load import load_config
@@ -76,8 +76,8 @@ async def serve(config: Config, sock: socket.socket, *, worker: int = 0,
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: None)   # nothing to reload yet
     app = build_app(config, crawl=None if worker == 0 else False, overrides=overrides)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=DRAIN_SECONDS,
-                           handle_signals=False)
+    runner = edge_runner(app, access_log=None, shutdown_timeout=DRAIN_SECONDS,
+                         handle_signals=False)
     await runner.setup()
     site = web.SockSite(runner, sock, shutdown_timeout=DRAIN_SECONDS)
     await site.start()

@@ -163,10 +163,10 @@ def build_event(body: Mapping[str, Any], journey: Journey) -> Event:
 
 def events_api_handler(config: Callable[[], Config], outbox: Outbox, journeys: JourneyLookup,
                        *, clock: Callable[[], float] = time.time,
-                       ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+                       ) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
     """The handler; `config()` returns the rules in force (they may be reloaded)."""
 
-    async def handle(request: web.Request) -> web.StreamResponse:
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
         cfg = config()
         token = cfg.api.token
         if not token:

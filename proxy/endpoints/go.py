@@ -50,7 +50,7 @@ def page(to: str, nonce: str, head: bytes, body_html: str) -> bytes:
     ).encode()
 
 
-async def go(request: web.Request, edge: Edge, target: str) -> web.StreamResponse:
+async def go(request: web.BaseRequest, edge: Edge, target: str) -> web.StreamResponse:
     rt = edge.runtime
     query = target.partition("?")[2]
     to = next((v for k, v in parse_qsl(query, keep_blank_values=True) if k == "to"), "")

@@ -14,12 +14,12 @@ from proxy.http.errors import error_response
 if TYPE_CHECKING:
     from proxy.edge import Edge
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 def build_endpoints(edge: Edge, events_api: Handler | None, feed: Handler | None
-                    ) -> Callable[[web.Request, str], Awaitable[web.StreamResponse]]:
-    async def metrics(request: web.Request) -> web.Response:
+                    ) -> Callable[[web.BaseRequest, str], Awaitable[web.StreamResponse]]:
+    async def metrics(request: web.BaseRequest) -> web.Response:
         if edge.outbox is not None:
             try:
                 edge.metrics.outbox_pending.set(await edge.outbox.pending_count())
@@ -39,7 +39,7 @@ def build_endpoints(edge: Edge, events_api: Handler | None, feed: Handler | None
     if feed is not None:
         routes[("GET", "/feed.xml")] = feed
 
-    async def dispatch(request: web.Request, target: str) -> web.StreamResponse:
+    async def dispatch(request: web.BaseRequest, target: str) -> web.StreamResponse:
         prefix = edge.runtime.prefix
         sub = target[len(prefix):].partition("?")[0]
         method = "GET" if request.method == "HEAD" else request.method

@@ -179,18 +179,18 @@ def not_modified(headers: Mapping[str, str], etag: str, last_modified: float) ->
     return int(last_modified) <= since
 
 
-def request_origin(request: web.Request) -> str:
+def request_origin(request: web.BaseRequest) -> str:
     return f"{request.scheme}://{request.host}"
 
 
 def feed_handler(service: FeedService,
-                 origin_of_request: Callable[[web.Request], str] | None = None,
-                 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+                 origin_of_request: Callable[[web.BaseRequest], str] | None = None,
+                 ) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
     """The `GET {prefix}/feed.xml` handler. `origin_of_request` gives the public origin
     as the proxy sees it (trusted X-Forwarded-Proto/Host); default: scheme and Host."""
     origin_of_request = origin_of_request or request_origin
 
-    async def handle(request: web.Request) -> web.StreamResponse:
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
         body, etag, last_modified = service.render(origin_of_request(request))
         headers = {
             hdrs.ETAG: etag,

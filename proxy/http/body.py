@@ -15,7 +15,7 @@ from proxy.detect.forms import FormSniffer
 CHUNK = 64 * 1024
 
 
-async def _stream(request: web.Request, sniffer: FormSniffer | None) -> AsyncIterator[bytes]:
+async def _stream(request: web.BaseRequest, sniffer: FormSniffer | None) -> AsyncIterator[bytes]:
     content = request.content
     while True:
         chunk = await content.readany()
@@ -26,7 +26,7 @@ async def _stream(request: web.Request, sniffer: FormSniffer | None) -> AsyncIte
         yield chunk
 
 
-def request_body(request: web.Request, form_fields: frozenset[str]
+def request_body(request: web.BaseRequest, form_fields: frozenset[str]
                  ) -> tuple[AsyncIterator[bytes] | None, FormSniffer | None]:
     if not request.body_exists:
         return None, None

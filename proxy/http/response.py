@@ -28,7 +28,7 @@ class ProxyResponse(web.StreamResponse):
             self._send_headers_immediately = False
 
 
-async def strip_server_defaults(_request: web.Request, response: web.StreamResponse) -> None:
+async def strip_server_defaults(_request: web.BaseRequest, response: web.StreamResponse) -> None:
     if isinstance(response, ProxyResponse):
         if not response.upstream_has_type:
             response.headers.popall(hdrs.CONTENT_TYPE, None)

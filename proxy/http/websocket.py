@@ -28,7 +28,7 @@ _WS_OWNED = frozenset({
 })
 
 
-def is_websocket(request: web.Request) -> bool:
+def is_websocket(request: web.BaseRequest) -> bool:
     return (request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
             and request.method == "GET")
 
@@ -47,7 +47,7 @@ async def _pump(src: aiohttp.ClientWebSocketResponse | web.WebSocketResponse,
                                          else b"") or b"")
 
 
-async def relay_websocket(request: web.Request, edge: Edge, target: str,
+async def relay_websocket(request: web.BaseRequest, edge: Edge, target: str,
                           headers: list[tuple[bytes, bytes]]) -> web.StreamResponse:
     rt = edge.runtime
     protocols = [p.strip() for v in request.headers.getall(hdrs.SEC_WEBSOCKET_PROTOCOL, [])

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from proxy.app import build_app
+from proxy.app import build_app, edge_runner
 from proxy.config.load import load_config
 from proxy.demo.recorder import Recorder
 from proxy.edge import EDGE, AccessLog, Edge
@@ -26,8 +26,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def start(app: web.Application, port: int | None = None) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, access_log=None)
+async def start(app: web.Application, port: int | None = None, *,
+                proxy: bool = False) -> tuple[web.BaseRunner, int]:
+    """Serve `app` on loopback; `proxy=True` serves a `build_app` application as
+    `careers-edge run` does (`edge_runner`)."""
+    runner = edge_runner(app, access_log=None) if proxy else web.AppRunner(app, access_log=None)
     await runner.setup()
     port = port or free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -68,8 +71,10 @@ async def stack(upstream: web.Application | Callable[[str], web.Application],
                 rules: str = "", *, tmp: Path,
                 timeout: float = 5, env: dict[str, str] | None = None,
                 dispatch: bool = True, proxy_extra: str = "",
-                upstream_url: str | None = None) -> AsyncIterator[Stack]:
-    """`upstream_url` points the proxy somewhere else than `upstream` (a dead port, say)."""
+                upstream_url: str | None = None, app_runner: bool = False
+                ) -> AsyncIterator[Stack]:
+    """`upstream_url` points the proxy somewhere else than `upstream` (a dead port, say);
+    `app_runner` serves the proxy under a plain `web.AppRunner` (its catch-all route)."""
     if not isinstance(upstream, web.Application):
         port = free_port()   # the app wants its own base URL before it is built
         upstream = upstream(f"http://127.0.0.1:{port}")
@@ -90,7 +95,7 @@ async def stack(upstream: web.Application | Callable[[str], web.Application],
     try:
         config = load_config(path)
         app = build_app(config, access_log=AccessLog(enabled=False), dispatch=dispatch)
-        px_runner, px_port = await start(app)
+        px_runner, px_port = await start(app, proxy=not app_runner)
         try:
             yield Stack(f"http://127.0.0.1:{px_port}", upstream_url, recorder_url, recorder,
                         app, path)

@@ -104,6 +104,19 @@ async def test_missing_content_type_stays_missing_status_and_reason_pass(s) -> N
     assert raw.startswith(b"HTTP/1.1 299 Custom Reason\r\n")
 
 
+async def test_the_application_serves_the_same_under_a_plain_app_runner(tmp_path) -> None:
+    """`careers-edge run` serves with `edge_runner`; embedding the application in a
+    `web.AppRunner` goes through its catch-all route and gives the same responses."""
+    async with stack(echo_app(), tmp=tmp_path, timeout=1, app_runner=True) as st:
+        raw = await raw_exchange(st.proxy_url, b"GET /no-content-type HTTP/1.1\r\nHost: x\r\n"
+                                               b"Connection: close\r\n\r\n")
+        head, body = raw.split(b"\r\n\r\n", 1)
+        assert b"content-type" not in head.lower() and body == b"hello"
+        raw = await raw_exchange(st.proxy_url, b"GET /echo/a?b=1 HTTP/1.1\r\nHost: x\r\n"
+                                               b"Connection: close\r\n\r\n")
+        assert json.loads(raw.split(b"\r\n\r\n", 1)[1])["raw_path"] == "/echo/a?b=1"
+
+
 @pytest.mark.parametrize("code", [204, 304])
 async def test_bodiless_statuses(s, code) -> None:
     raw = await raw_exchange(s.proxy_url, f"GET /status/{code} HTTP/1.1\r\nHost: x\r\n"
