@@ -43,12 +43,25 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS journey_clicks_visitor ON journey_clicks (links_clicked_id)",
     "CREATE INDEX IF NOT EXISTS journeys_last_seen ON journeys (last_seen)",
 )
-_UPSERT = """INSERT INTO journeys VALUES (?, ?, ?, ?, ?, ?)
+# A batch is one JSON parameter and one statement per table: each sqlite3 step lets
+# go of the GIL, and a writer thread that takes it back once per row waits behind
+# a busy event loop for every row.
+_UPSERT = """INSERT INTO journeys
+    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+           json_extract(value, '$[2]'), json_extract(value, '$[3]'),
+           json_extract(value, '$[4]'), json_extract(value, '$[5]')
+    FROM json_each(?) WHERE true
     ON CONFLICT (links_clicked_id) DO UPDATE SET click_ids = excluded.click_ids,
     first_seen = excluded.first_seen, last_seen = excluded.last_seen,
     fbc = excluded.fbc, fbp = excluded.fbp"""
-_UPSERT_CLICK = """INSERT INTO journey_clicks VALUES (?, ?, ?, ?)
+_UPSERT_CLICK = """INSERT INTO journey_clicks
+    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+           json_extract(value, '$[2]'), json_extract(value, '$[3]')
+    FROM json_each(?) WHERE true
     ON CONFLICT DO UPDATE SET seen_at = max(seen_at, excluded.seen_at)"""
+_SELECT_BATCH = """SELECT json_group_array(json_array(links_clicked_id, click_ids, first_seen,
+    last_seen, fbc, fbp)) FROM journeys
+    WHERE links_clicked_id IN (SELECT value FROM json_each(?))"""
 _SELECT = "SELECT * FROM journeys WHERE links_clicked_id IN ({})"
 _SQL_CHUNK = 500             # bound on "IN (?, ...)" parameters
 
@@ -142,7 +155,9 @@ class JourneyStore(WriteBehind):
         conn = self._db()
         conn.execute("BEGIN IMMEDIATE")      # the merge reads what other processes wrote
         try:
-            stored = self._read([e.journey.links_clicked_id for e in entries])
+            ids = orjson.dumps([e.journey.links_clicked_id for e in entries])
+            found = orjson.loads(conn.execute(_SELECT_BATCH, (ids,)).fetchone()[0])
+            stored = {row[0]: _row_to_journey(row) for row in found}
             rows: list[tuple[Any, ...]] = []
             clicks: list[tuple[str, str, str, float]] = []
             for entry in entries:
@@ -155,8 +170,9 @@ class JourneyStore(WriteBehind):
                 rows.append(_journey_to_row(merged))
                 clicks.extend((p, v, journey.links_clicked_id, t)
                               for (p, v), t in entry.seen.items())
-            conn.executemany(_UPSERT, rows)
-            conn.executemany(_UPSERT_CLICK, clicks)
+            conn.execute(_UPSERT, (orjson.dumps(rows),))
+            if clicks:
+                conn.execute(_UPSERT_CLICK, (orjson.dumps(clicks),))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
