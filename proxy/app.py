@@ -55,6 +55,10 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
                          lambda: journeys.pending)
     metrics.export_counts("edge_journeys_dropped", "Journeys not recorded: buffer full.",
                           "store", lambda: {"journeys": journeys.dropped})
+    templates = edge.templates
+    metrics.export_counts("edge_page_templates", "Whole pages transformed from a kept "
+                          "template (hit) or afresh (miss).", "result",
+                          lambda: {"hit": templates.hits, "miss": templates.misses})
     if config.feed.enabled:
         edge.feed = FeedService(config.feed, store_path=stores.local_path,
                                 upstream_origin=runtime.upstream_origin,

@@ -21,6 +21,8 @@ from aiohttp import web
 from cachetools import TTLCache
 
 from proxy.metrics import Metrics
+from proxy.transform.header_plan import HeaderPlans
+from proxy.transform.template import TemplateCache
 
 if TYPE_CHECKING:
     from proxy.attribution.visit import Visit
@@ -76,6 +78,10 @@ class Edge:
     draining: bool = False
     _ws_session: aiohttp.ClientSession | None = None
     _codes: dict[int, Any] = field(default_factory=dict)
+    # Keyed by everything they depend on (upstream bytes and headers, snippets
+    # present, link rewriting, pixel hosts), so they outlive a rules reload.
+    templates: TemplateCache = field(default_factory=TemplateCache)
+    header_plans: HeaderPlans = field(default_factory=HeaderPlans)
     _observed: TTLCache[str, bool] = field(
         default_factory=lambda: TTLCache(maxsize=4096, ttl=FEED_REOBSERVE_SECONDS))
 

@@ -118,7 +118,7 @@ def plan_page(rt: Runtime, edge: Edge, request: web.BaseRequest, up, out_headers
         rewrite = (rt.link_origins[0], public_origin.encode())
     if not pixels and rewrite is None and not wants_body and edge.feed is None:
         return passthrough(request, up.status, out_headers)
-    plan = rt.header_plans.get(request.method, up.status, out_headers,
+    plan = edge.header_plans.get(request.method, up.status, out_headers,
                                rt.pixels.csp_hosts_for(pixels) if pixels else None)
     if not plan.transform:
         return passthrough(request, up.status, out_headers)
@@ -146,6 +146,6 @@ def plan_page(rt: Runtime, edge: Edge, request: web.BaseRequest, up, out_headers
         edge.metrics.injections.inc()
     has_meta = any(p.type == "meta" for p in pixels)
     transform = PageTransform(encoding, coding, head, body, rewrite, needs, nonce,
-                              rt.templates, tail_element, rt.pixels.meta_names_for(pixels),
+                              edge.templates, tail_element, rt.pixels.meta_names_for(pixels),
                               has_meta)
     return PagePlan(headers, transform, consumed_carry=bool(pixels))

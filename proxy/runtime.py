@@ -7,7 +7,7 @@ request half the old rules and half the new ones.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -18,8 +18,6 @@ from proxy.detect.patterns import GlobPattern
 from proxy.detect.rules import RuleSet
 from proxy.http.headers import OriginRewriter, TrustedProxies, client_view
 from proxy.pixels import PixelSet
-from proxy.transform.header_plan import HeaderPlans
-from proxy.transform.template import TemplateCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +37,6 @@ class Runtime:
     sinks: Mapping[str, Sink]
     redirect_allow: tuple[GlobPattern, ...]
     timeout: float
-    templates: TemplateCache = field(default_factory=TemplateCache)
-    header_plans: HeaderPlans = field(default_factory=HeaderPlans)
 
 
 def upstream_origins(upstream: str) -> tuple[str, str, tuple[str, ...]]:
