@@ -76,3 +76,11 @@ def test_a_policy_naming_the_script_hash_already_is_planned_directly() -> None:
     h = [("Content-Type", "text/html"),
          ("Content-Security-Policy", f"script-src 'self' '{script_hash(b'a()')}'")]
     assert plan_headers("GET", 200, h, META_CSP).headers_for(b"a()") is None
+
+
+def test_plans_are_bounded() -> None:
+    plans = HeaderPlans(size=8)
+    for second in range(100):
+        h = [("Content-Type", "text/html"), ("Date", f"Sun, 22 Nov 2026 14:00:{second} GMT")]
+        assert plans.get("GET", 200, h, META_CSP).transform
+        assert len(plans) <= 8

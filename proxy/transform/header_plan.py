@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from cachetools import LRUCache
-
 from proxy.transform import codecs
 from proxy.transform.csp import CSP, CSP_REPORT_ONLY, CspNeeds, apply_csp, hosts_key, script_hash
 from proxy.transform.headers import should_transform, transformed_headers
@@ -73,15 +71,22 @@ def plan_headers(method: str, status: int, headers: list[tuple[str, str]],
 
 
 class HeaderPlans:
-    """`plan_headers`, cached by its arguments (a bounded LRU, per rules runtime)."""
+    """`plan_headers`, cached by its arguments. Bounded by starting over when full:
+    the Date header retires a plan every second anyway, so recency buys nothing."""
 
     def __init__(self, size: int = PLANS) -> None:
-        self._cache: LRUCache[object, HeaderPlan] = LRUCache(size)
+        self._size = size
+        self._cache: dict[object, HeaderPlan] = {}
 
     def get(self, method: str, status: int, headers: list[tuple[str, str]],
             hosts: Mapping[str, tuple[str, ...]] | None) -> HeaderPlan:
         key = (method, status, tuple(headers), None if hosts is None else hosts_key(hosts))
         plan = self._cache.get(key)
         if plan is None:
+            if len(self._cache) >= self._size:
+                self._cache.clear()
             plan = self._cache[key] = plan_headers(method, status, headers, hosts)
         return plan
+
+    def __len__(self) -> int:
+        return len(self._cache)
