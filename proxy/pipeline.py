@@ -29,7 +29,8 @@ from proxy.http.response import ProxyResponse
 from proxy.http.target import BadTarget, origin_form, split_target
 from proxy.http.upstream_errors import UpstreamError, UpstreamTimeout
 from proxy.http.websocket import is_websocket, relay_websocket
-from proxy.page import PageTransform, plan_page
+from proxy.page import PageTransform, passthrough, plan_page
+from proxy.pixels import BrowserEvent
 from proxy.runtime import Runtime
 from proxy.transform.codecs import CodecError
 from proxy.transform.headers import unweaken_if_none_match
@@ -138,6 +139,29 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
     transform: PageTransform | None = page.transform
     # The whole body already here (a small page, a 304): head and body leave in one send.
     whole = not up.has_body() or up.complete
+
+    async def late_events() -> list[BrowserEvent]:
+        if not candidates or fired_early:
+            return []
+        body = transform.observed() if transform is not None else None
+        return await fire(edge, rt, candidates.classify(req_facts, resp_facts, body),
+                          visit, request, client, page_url)
+
+    # A whole page is transformed before answering, so it goes out with its length.
+    document: bytes | None = None
+    if whole and transform is not None:
+        raw = await up.read_chunk()
+        try:
+            first = transform.feed_whole(raw)
+        except CodecError as exc:
+            # Undecodable: the page goes out as the upstream sent it, untouched.
+            log.warning("page not transformed %s %s: %s", request.method, path, exc)
+            edge.metrics.upstream_errors.labels("body").inc()
+            page, transform, document = passthrough(request, up.status, out_headers), None, raw
+        else:
+            document = first + transform.finish(await late_events())
+            edge.observe_page(page_url, up.status, transform)
+
     resp = ProxyResponse(status=up.status, reason=up.reason.decode("latin-1") or None,
                          headers=page.headers, hold_headers=whole)
     for cookie in visit.set_cookies:
@@ -146,17 +170,19 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
         resp.headers.add(hdrs.SET_COOKIE, carry_cookie(browser_events, client.proto == "https"))
     elif page.consumed_carry and has_carry(request):
         resp.headers.add(hdrs.SET_COOKIE, carry_cookie([], client.proto == "https"))
-    if page.transform is None and up.content_length is not None and up.status >= 200 \
+    if document is not None:
+        resp.content_length = len(document)
+    elif page.transform is None and up.content_length is not None and up.status >= 200 \
             and up.status not in (204, 304):
         resp.content_length = up.content_length
     await resp.prepare(request)
 
     # -- stream the body through
     held: list[bytes] = []      # with the whole body here, it all goes out with write_eof
-    if up.has_body():
+    if document is not None:
+        held.append(document)
+    elif up.has_body():
         try:
-            if whole and transform is not None:
-                held.append(transform.feed_whole(await up.read_chunk()))
             async for chunk in up:
                 if transform is not None:
                     chunk = transform.feed(chunk)
@@ -176,14 +202,10 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
             return edge.finish(request, resp, started)
         except ConnectionResetError:
             return edge.finish(request, resp, started)    # the visitor went away
-    tail_events = []
-    if candidates and not fired_early:
-        body = transform.observed() if transform is not None else None
-        tail_events = await fire(edge, rt, candidates.classify(req_facts, resp_facts, body),
-                                 visit, request, client, page_url)
-    if transform is not None:
-        held.append(transform.finish(tail_events))
-        edge.observe_page(page_url, up.status, transform)
+        tail_events = await late_events()
+        if transform is not None:
+            held.append(transform.finish(tail_events))
+            edge.observe_page(page_url, up.status, transform)
     last = held[0] if len(held) == 1 else b"".join(held)
     # The document's last bytes go out with the chunked terminator: one send, not two.
     try:

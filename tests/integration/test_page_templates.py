@@ -31,6 +31,9 @@ def job_site() -> tuple[web.Application, dict[str, int]]:
 
     async def job(request: web.Request) -> web.Response:
         body = PAGE.format(origin=f"http://{request.host}", version=state["version"]).encode()
+        if request.path.endswith(".broken"):
+            return web.Response(body=b"\x1f\x8bnot gzip at all", content_type="text/html",
+                                headers={"Content-Encoding": "gzip", "ETag": '"b1"'})
         if request.path.endswith(".gz"):
             return web.Response(body=gzip.compress(body, mtime=0), content_type="text/html",
                                 headers={"Content-Encoding": "gzip"})
@@ -92,3 +95,28 @@ async def test_a_gzip_page_from_a_template_equals_the_streamed_transform(tmp_pat
         t = HtmlTransform("identity", head.group(0), tail.group(0),
                           rewrite=(st.upstream_url.encode(), st.proxy_url.encode()))
         assert served == t.feed(upstream) + t.finish()
+
+
+async def test_a_whole_page_goes_out_with_its_length(tmp_path) -> None:
+    app, _ = job_site()
+    async with stack(app, RULES, tmp=tmp_path) as st:
+        for _ in range(3):
+            async with st.session() as http:
+                async with http.get("/jobs/1") as r:
+                    body = await r.read()
+                    assert "Transfer-Encoding" not in r.headers
+                    assert int(r.headers["Content-Length"]) == len(body)
+                    assert b"fbq('init'" in body
+
+
+async def test_an_undecodable_page_is_served_as_the_upstream_sent_it(tmp_path) -> None:
+    app, _ = job_site()
+    async with stack(app, RULES, tmp=tmp_path) as st:
+        async with st.session() as http:
+            async with http.get("/jobs/1.broken") as r:
+                assert r.status == 200
+                assert r.headers["Content-Encoding"] == "gzip"
+                assert r.headers["ETag"] == '"b1"'            # not weakened: untouched
+                assert await r.read() == b"\x1f\x8bnot gzip at all"
+            async with http.get("/_edge/metrics") as r:
+                assert 'edge_upstream_errors_total{kind="body"} 1.0' in await r.text()
