@@ -7,6 +7,10 @@ The same ~4.8 KB job page as side_by_side.py, served by an nginx origin, loaded 
     nginx + sub_filter     as in side_by_side.py
     aiohttp itself         a 10-line aiohttp app (uvloop) answering with the page from
                            memory: the ceiling for any aiohttp front on this machine
+    lean proxy             aiohttp's low-level server fetching the page through
+                           careers-edge's upstream pool and answering with it: no
+                           attribution, rules, header filtering, metrics or log — the
+                           floor for a proxy on this stack
     edge pass-through      careers-edge, no pixel, `rewrite_links = false`,
                            `access_log = false`: the body passes through untouched
     edge + access log      the same with the access log on (JSON lines to /dev/null)
@@ -63,6 +67,34 @@ app = web.Application()
 app.router.add_get("/{tail:.*}", handle)
 uvloop.install()
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[2]), access_log=None, print=None)
+"""
+
+LEAN_PROXY = """import asyncio
+import sys
+
+import uvloop
+from aiohttp import web
+
+from proxy.http.transport import UpstreamPool
+
+
+async def main(origin, port):
+    pool = UpstreamPool(origin)
+
+    async def handle(request):
+        up = await pool.request(request.method, request.raw_path.encode(), [])
+        try:
+            body = await up.read()
+        finally:
+            up.release()
+        return web.Response(body=body, status=up.status, content_type="text/html")
+
+    runner = web.ServerRunner(web.Server(handle, access_log=None))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await asyncio.Event().wait()
+
+uvloop.run(main(sys.argv[1], int(sys.argv[2])))
 """
 
 # name -> (with the Meta pixel, access log)
@@ -125,6 +157,14 @@ def start_all(tmp: Path, baseline: str | None) -> list[Target]:
     port = free_port()
     targets.append(Target("aiohttp itself", f"http://127.0.0.1:{port}{PAGE_PATH}",
                           subprocess.Popen([sys.executable, str(script), str(page), str(port)]),
+                          injects=False))
+    script = tmp / "lean_proxy.py"
+    script.write_text(LEAN_PROXY)
+    port = free_port()
+    targets.append(Target("lean proxy", f"http://127.0.0.1:{port}{PAGE_PATH}",
+                          subprocess.Popen([sys.executable, str(script), origin_url, str(port)],
+                                           env=dict(os.environ, PYTHONPATH=str(
+                                               Path(__file__).resolve().parent.parent))),
                           injects=False))
     for name, (pixel, access_log) in EDGES.items():
         if baseline:
