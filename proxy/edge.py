@@ -111,7 +111,7 @@ class Edge:
 
     def count_visit(self, visit: Visit) -> None:
         m = self.metrics
-        for param in visit.captured:
+        for param in visit.new_clicks:      # a reload of the landing URL is no new click
             m.clicks_captured.labels(param).inc()
         for param in visit.rejected:
             m.clicks_rejected.labels(param).inc()

@@ -134,6 +134,10 @@ def test_reloading_the_landing_url_keeps_first_time_and_sets_nothing():
     v2 = visit(a, "gclid=G", jar(v1), now=T0 + 60)
     assert v2.click_ids["gclid"].seen_at == T0
     assert v2.captured == ["gclid"] and v2.set_cookies == [] and v2.upstream_query == ""
+    # Found in the URL again, but not a new click: the metric counts v1's only.
+    assert v1.new_clicks == ["gclid"] and v2.new_clicks == []
+    v3 = visit(a, "gclid=G2&tlr_sid=" + UUID, jar(v1), now=T0 + 90)
+    assert sorted(v3.new_clicks) == ["gclid", "tlr_sid"]
 
 
 def test_expired_click_ids_are_dropped():

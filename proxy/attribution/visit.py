@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from proxy.attribution.clickids import ClickId, scan_query
 from proxy.attribution.consent import Consent
@@ -55,7 +55,7 @@ class Visit:
     links_clicked_id: str
     new_visitor: bool
     click_ids: dict[str, ClickId]
-    captured: list[str]
+    captured: list[str]          # valid click ids in this URL
     rejected: list[str]
     cookie_rejected: bool
     consent: bool
@@ -63,6 +63,7 @@ class Visit:
     fbp: str | None
     set_cookies: list[str]
     upstream_query: str | None
+    new_clicks: list[str] = field(default_factory=list)   # captured ones not already held
 
 
 def _referer_fbclid(referer: str | None) -> str | None:
@@ -116,12 +117,13 @@ class Attribution:
 
         scan = scan_query(raw_query, self._params, self._strip)
         click_ids = held
-        changed = False
+        new_clicks: list[str] = []
         for param, value in scan.found.items():
             old = click_ids.get(param)
             if old is None or old.value != value:
                 click_ids[param] = ClickId(value, int(now * 1000) / 1000)   # as the cookie keeps it
-                changed = True
+                new_clicks.append(param)
+        changed = bool(new_clicks)
         if changed:
             set_cookies.append(set_cookie(ATTR_COOKIE, self._codec.encode(visitor_id, click_ids),
                                           max_age=self._max_age, secure=secure, http_only=True))
@@ -146,5 +148,5 @@ class Attribution:
             links_clicked_id=visitor_id, new_visitor=new_visitor, click_ids=click_ids,
             captured=list(scan.found), rejected=scan.rejected, cookie_rejected=cookie_rejected,
             consent=consent, fbc=fbc, fbp=fbp, set_cookies=set_cookies,
-            upstream_query=scan.upstream_query,
+            upstream_query=scan.upstream_query, new_clicks=new_clicks,
         )
