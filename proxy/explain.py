@@ -73,6 +73,10 @@ def explain(config: Config, method: str, url: str, *, status: int | None = 200,
         return "\n".join(safe(line, limit=None) for line in out)
 
     path, query = split_target(target)
+    if rt.allowed is not None and path not in rt.allowed:
+        out.append(f"{safe(path)} is not in [proxy] allow_paths: answered 404 by the proxy, "
+                   "never forwarded; no click ids, pixels or rules.")
+        return "\n".join(safe(line, limit=None) for line in out)
     visit = rt.attribution.on_request(
         raw_query=query, cookie_header=cookie, host=urlsplit(origin).netloc,
         secure=origin.startswith("https:"), gpc=False)

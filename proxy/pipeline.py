@@ -63,6 +63,11 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
         return edge.finish(request, bad_request(request, str(exc)), started)
     if target.startswith(rt.prefix_slash) or target == rt.prefix:
         return edge.finish(request, await edge.endpoints(request, target), started)
+    path, query = split_target(target)
+    if rt.allowed is not None and path not in rt.allowed:
+        return edge.finish(request, error_response(
+            404, "There is no such page on this site.", request.headers.get(hdrs.ACCEPT)),
+            started)
 
     # -- who the visitor is
     raw = request.raw_headers
@@ -73,7 +78,6 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
         return await relay_websocket(request, edge, target, request_headers(raw, client))
 
     # -- attribution
-    path, query = split_target(target)
     visit = rt.attribution.on_request(
         raw_query=query, cookie_header=request.headers.get(hdrs.COOKIE),
         host=client.host, secure=client.proto == "https",

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from proxy.attribution.visit import Attribution
 from proxy.config.model import Config, Sink
-from proxy.detect.patterns import GlobPattern
+from proxy.detect.patterns import GlobPattern, PathPattern
 from proxy.detect.rules import RuleSet
 from proxy.http.headers import OriginRewriter, TrustedProxies, client_view
 from proxy.pixels import PixelSet
@@ -37,6 +37,7 @@ class Runtime:
     sinks: Mapping[str, Sink]
     redirect_allow: tuple[GlobPattern, ...]
     timeout: float
+    allowed: AllowedPaths | None       # None: every path is proxied
 
 
 def upstream_origins(upstream: str) -> tuple[str, str, tuple[str, ...]]:
@@ -81,4 +82,25 @@ def compile_runtime(config: Config, secret: bytes) -> Runtime:
         sinks=config.sinks,
         redirect_allow=tuple(GlobPattern.compile(a, url=True) for a in config.redirect.allow),
         timeout=p.timeout,
+        allowed=AllowedPaths(p.allow_paths) if p.allow_paths else None,
     )
+
+
+class AllowedPaths:
+    """`[proxy] allow_paths`: the upstream paths this site serves (a shared ATS host
+    also serves other companies' boards, which must not appear on our domain)."""
+
+    _CACHE = 4096
+
+    def __init__(self, patterns: tuple[str, ...]) -> None:
+        self._patterns = tuple(PathPattern.compile(p) for p in patterns)
+        self._seen: dict[str, bool] = {}
+
+    def __contains__(self, path: str) -> bool:
+        hit = self._seen.get(path)
+        if hit is None:
+            hit = any(p.match(path) is not None for p in self._patterns)
+            if len(self._seen) >= self._CACHE:
+                self._seen.clear()
+            self._seen[path] = hit
+        return hit

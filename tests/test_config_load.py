@@ -280,6 +280,13 @@ def test_every_error_is_reported_with_key_and_line() -> None:
      "sinks.s.requires[0]", "never captured"),
     ("[sinks.s]\ntype = 'talroo'\nurl = 'https://t.example'\nsecret = 'x'\n", "sinks.s.secret",
      "unknown key"),
+    # proxy.allow_paths
+    ("[proxy]\nupstream = 'https://ats.example'\nallow_paths = ['acme/**']\n",
+     "proxy.allow_paths[0]", "must start with '/'"),
+    ("[proxy]\nupstream = 'https://ats.example'\nallow_paths = []\n",
+     "proxy.allow_paths", "would refuse every path"),
+    ("[proxy]\nupstream = 'https://ats.example'\nallow_paths = '/acme/**'\n",
+     "proxy.allow_paths", "expected a list"),
     # redirect, feed
     ("[redirect]\nallow = ['https://*/x']\n", "redirect.allow[0]", "no host"),
     ("[feed]\nexpire_days = 0\n", "feed.expire_days", "≥ 1"),

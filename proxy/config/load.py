@@ -54,7 +54,7 @@ TOP_KEYS = ("proxy", "attribution", "consent", "pixels", "rules", "sinks", "api"
             "redirect", "feed")
 PROXY_KEYS = ("listen", "upstream", "public_url", "prefix", "state", "secret", "workers",
               "timeout", "connect_timeout", "max_connections", "trusted_proxies",
-              "rewrite_links", "access_log")
+              "rewrite_links", "access_log", "allow_paths")
 OVERRIDABLE = ("listen", "upstream", "workers")
 _P = ProxySection(upstream="")    # the defaults, for reading
 _WORKERS = at_least(1, 256)
@@ -227,7 +227,11 @@ def _proxy(ctx: Ctx, raw: Any, over: Overrides, allow_missing_upstream: bool
         "trusted_proxies": t.strings("trusted_proxies", check=cidr),
         "rewrite_links": t.get("rewrite_links", bool, True),
         "access_log": t.get("access_log", bool, True),
+        "allow_paths": t.strings("allow_paths", check=rules_section.pattern_problem),
     }
+    if "allow_paths" in t.raw and t.raw["allow_paths"] == []:
+        ctx.error(("proxy", "allow_paths"), "is empty, which would refuse every path; "
+                  "leave it out to proxy every path")
     if upstream is None:
         return None
     return ProxySection(**section, **values, upstream=upstream)  # type: ignore[arg-type]

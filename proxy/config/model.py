@@ -42,6 +42,7 @@ class ProxySection:
     trusted_proxies: tuple[str, ...] = ()
     rewrite_links: bool = True
     access_log: bool = True
+    allow_paths: tuple[str, ...] = ()    # empty: every path is proxied
 
 
 @dataclass(frozen=True, slots=True)
