@@ -100,3 +100,12 @@ url = "u"
     assert idx.line_of(("rules", 1, "extract", "title")) == 14
     assert idx.line_of(("rules", 1, "status", 0)) == 11          # falls back to the table
     assert idx.line_of(("sinks", "my sink", "url")) == 16
+
+
+def test_summary_shows_allowed_paths() -> None:
+    text = summary(load_config_text(
+        "[proxy]\nupstream = 'https://ats.example'\nallow_paths = ['/acme', '/acme/**']\n",
+        "r", {}))
+    assert "/acme /acme/**  (others: 404)" in text
+    assert "every path" in summary(load_config_text(
+        "[proxy]\nupstream = 'https://ats.example'\n", "r", {}))

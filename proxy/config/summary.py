@@ -96,6 +96,8 @@ def summary(config: Config, warnings: Sequence[ConfigError] = ()) -> str:
         + ("; Sec-GPC honoured" if c.honor_gpc else ""))
     out += _table([
         ("upstream", upstream),
+        ("paths", " ".join(p.allow_paths) + "  (others: 404)" if p.allow_paths
+         else "every path"),
         ("listen", f"{p.listen}  workers {p.workers}  timeout {p.timeout:g}s"),
         ("public url", p.public_url or "from Host / X-Forwarded-Proto"),
         ("prefix", p.prefix),
