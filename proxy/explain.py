@@ -238,7 +238,7 @@ def _rules(rt: Runtime, method: str, path: str, query: str, status: int,
            location: str | None, origin: str, headers: list[tuple[str, str]],
            body: bytes | None, body_given: bool,
            form: Mapping[str, str]) -> tuple[list[Fired], list[str]]:
-    candidates = rt.rules.candidates(method, path)
+    candidates = rt.rules.candidates(method, path, query)
     lines = ["candidates (request side matches): "
              + (", ".join(repr(r.name) for r in candidates.rules) or "none")]
     public_location = rt.rewriter.url(location, origin) if location else None
@@ -268,8 +268,12 @@ def _rules(rt: Runtime, method: str, path: str, query: str, status: int,
     tried = {id(r) for r in candidates.rules}
     for rule in rt.rules.rules:
         if id(rule) not in tried:
-            why = (f"method {rule.method}" if rule.method and rule.method.upper() != method
-                   else f"path is not {rule.path.source}")
+            if rule.method and rule.method.upper() != method:
+                why = f"method {rule.method}"
+            elif rule.path.match(path) is None:
+                why = f"path is not {rule.path.source}"
+            else:
+                why = "query is not " + "&".join(f"{k}={v}" for k, v in rule.query)
             lines.append(f"--     {rule.name!r}: not a candidate ({why})")
     return fired, lines
 

@@ -88,7 +88,7 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
         target = path + ("?" + visit.upstream_query if visit.upstream_query else "")
 
     # -- upstream
-    candidates = rt.rules.candidates(request.method, path)
+    candidates = rt.rules.candidates(request.method, path, query)
     body, sniffer = request_body(request, candidates.form_fields)
     headers = request_headers(raw, client)
     if request.headers.get(hdrs.IF_NONE_MATCH, "").find("W/") >= 0:

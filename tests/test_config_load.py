@@ -343,6 +343,22 @@ def test_rule_errors(extra: str, key: str | None, fragment: str | None) -> None:
     assert fragment in err.message
 
 
+def test_rule_query_condition() -> None:
+    text = RULE + """\
+[[rules]]
+name = "submit"
+event = "ApplicationCompleted"
+path = "/api/graphql"
+query = { op = "ApiSubmit*" }
+"""
+    config = load_config_text(text, "rules.toml", {})
+    assert config.rules[-1].query == (("op", "ApiSubmit*"),)
+    err = one_error(text.replace('"ApiSubmit*"', '"regex:(unclosed"'))
+    assert err.key == "rules[1].query.op" and err.line is not None
+    err = one_error(text.replace('{ op = "ApiSubmit*" }', '"op=ApiSubmit"'))
+    assert err.key == "rules[1].query" and "expected a table" in err.message
+
+
 def test_rule_event_name_and_missing_keys() -> None:
     errs = errors_of(MINIMAL + "[[rules]]\nname = 'r'\nevent = 'Apply Now'\n")
     assert {(e.key, e.line) for e in errs} == {("rules[0].event", 5), ("rules[0].path", 3)}

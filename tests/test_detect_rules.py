@@ -242,6 +242,25 @@ def test_candidates_report_form_fields_and_body_need() -> None:
     assert none.classify(RequestFacts("GET", "/about"), ResponseFacts(200), b"x") == []
 
 
+def test_a_query_condition_selects_among_rules_on_one_endpoint() -> None:
+    """One GraphQL endpoint, the operation in the query string (as Ashby's boards do)."""
+    submit = Rule(name="submit", event="ApplicationCompleted",
+                  path=PathPattern.compile("/api/graphql"), method="POST",
+                  query=(("op", "ApiSubmit*"),))
+    tagged = Rule(name="tagged", event="Lead", path=PathPattern.compile("/api/graphql"),
+                  query=(("op", "Lead"), ("src", "regex:^(ad|mail)$")))
+    rs = RuleSet.compile([submit, tagged])
+    assert rs.candidates("POST", "/api/graphql", "op=ApiSubmitSingleApplicationFormAction").rules \
+        == (submit,)
+    assert not rs.candidates("POST", "/api/graphql", "op=ApiJobBoardWithTeams")
+    assert not rs.candidates("POST", "/api/graphql", "")
+    assert not rs.candidates("POST", "/api/graphql")
+    # Values are percent-decoded, any repeat of the param may match, every param must.
+    assert rs.candidates("GET", "/api/graphql", "op=x&op=Lead&src=a%64").rules == (tagged,)
+    assert not rs.candidates("GET", "/api/graphql", "op=Lead&src=web")
+    assert not rs.candidates("GET", "/api/graphql", "op=Lead")
+
+
 def test_decidable_without_body() -> None:
     rs = RuleSet.compile([
         rule("/apply", name="redirect", statuses=("3xx",), location="/thanks"),

@@ -100,6 +100,7 @@ class Rule:
     status: tuple[StatusMatch, ...] = ()               # empty: any status
     location: PathPattern | None = None
     header: tuple[tuple[str, str], ...] = ()           # (name, glob)
+    query: tuple[tuple[str, str], ...] = ()            # (param, glob) on the request URL
     body: str | None = None                            # substring or "regex:..."
     job_name: Extractor | None = None
     extract: Mapping[str, Extractor] = field(default_factory=frozen_map)

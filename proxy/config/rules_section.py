@@ -23,7 +23,7 @@ JSONLD_FIELDS = (
     "url", "directApply", "jobLocationType", "educationRequirements",
     "experienceRequirements", "skills", "qualifications", "workHours", "totalJobOpenings",
 )
-RULE_KEYS = ("name", "event", "method", "path", "status", "location", "header", "body",
+RULE_KEYS = ("name", "event", "method", "path", "status", "location", "header", "query", "body",
              "job_name", "extract", "send_to", "continue", "dedupe_hours")
 
 _EVENT = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,49}")
@@ -85,6 +85,8 @@ def _rule(ctx: Ctx, key: tuple, body: Any, sink_names: Sequence[str]
         "status": _status(ctx, key + ("status",), t.raw.get("status")),
         "location": PathPattern.compile(loc_src, allow_query=True) if loc_src else None,
         "header": tuple(t.string_map("header", check_key=token, check=_header_glob).items()),
+        "query": tuple(t.string_map("query", check_key=_nonempty,
+                                    check=_query_glob).items()),
         "body": t.get("body", str, None, check=_body), "job_name": job_name,
         "extract": frozen_map(extract),
         "send_to": t.strings("send_to", scalar_ok=True,
@@ -130,6 +132,14 @@ def _sink_ref(name: str, sink_names: Sequence[str]) -> str | None:
 def _header_glob(v: str) -> str | None:
     try:
         GlobPattern.compile(v, ignore_case=True)
+    except PatternError as e:
+        return str(e)
+    return None
+
+
+def _query_glob(v: str) -> str | None:
+    try:
+        GlobPattern.compile(v)
     except PatternError as e:
         return str(e)
     return None

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from urllib.parse import urljoin
+from urllib.parse import parse_qsl, urljoin
 
 from proxy.config.model import StatusMatch
 from proxy.detect.patterns import REGEX_PREFIX, GlobPattern, PathPattern
@@ -100,6 +100,27 @@ def compile_headers(
             if not any(glob.match(v) for v in header_values(headers, name)):
                 return False
         return True
+
+    return match
+
+
+def compile_query(spec: Sequence[tuple[str, str]]) -> Callable[[str], bool] | None:
+    """Every (param, glob) must match one value of the param in the raw query string
+    (values percent-decoded, `+` as space); None when the rule has no query condition.
+
+    Raises PatternError (a ValueError) for a bad `regex:` glob.
+    """
+    if not spec:
+        return None
+    compiled = [(name, GlobPattern.compile(glob)) for name, glob in spec]
+
+    def match(query: str) -> bool:
+        if not query:
+            return False
+        values: dict[str, list[str]] = {}
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            values.setdefault(name, []).append(value)
+        return all(any(glob.match(v) for v in values.get(name, ())) for name, glob in compiled)
 
     return match
 

@@ -2,8 +2,9 @@
 
 Two steps, both pure:
 
-1. `RuleSet.candidates(method, path)` at request time, before the upstream is
-   called: the rules whose request side matches, with their path captures. It
+1. `RuleSet.candidates(method, path, query)` at request time, before the upstream
+   is called: the rules whose request side (method, path, `query` condition)
+   matches, with their path captures. It
    tells the request path whether to sniff form fields from the request body
    (`form_fields`) and whether the response body will be wanted (`needs_body`).
    Most pages match no rule, so this is made cheap: rules are grouped by method
@@ -30,6 +31,7 @@ from proxy.detect.matchers import (
     compile_body,
     compile_headers,
     compile_location,
+    compile_query,
     status_matches,
 )
 
@@ -89,6 +91,7 @@ class CompiledRule:
     prefix: str
     location: Callable[[str | None, str], bool] | None
     headers: Callable[[Mapping[str, str]], bool] | None
+    query: Callable[[str], bool] | None
     body: TextMatcher | None
     job_name: CompiledExtractor | None
     extract: tuple[tuple[str, CompiledExtractor], ...]
@@ -103,6 +106,7 @@ class CompiledRule:
             extract = tuple((k, compile_extractor(v)) for k, v in rule.extract.items())
             body = compile_body(rule.body) if rule.body is not None else None
             headers = compile_headers(rule.header)
+            query = compile_query(rule.query)
         except ValueError as e:
             raise ValueError(f"rule {rule.name!r}: {e}") from None
         extractors = [x for _, x in extract] + ([job_name] if job_name else [])
@@ -111,6 +115,7 @@ class CompiledRule:
             prefix=literal_prefix(rule.path.source),
             location=compile_location(rule.location) if rule.location is not None else None,
             headers=headers,
+            query=query,
             body=body,
             job_name=job_name,
             extract=extract,
@@ -236,7 +241,8 @@ class RuleSet:
     def compile(cls, rules: Sequence[Rule]) -> RuleSet:
         return cls([CompiledRule.compile(r) for r in rules])
 
-    def candidates(self, method: str, path: str) -> Candidates:
+    def candidates(self, method: str, path: str, query: str = "") -> Candidates:
+        """The rules that may fire for this request: method, path and query match."""
         compiled = self._by_method.get(method)
         gate = self._gates[method if compiled is not None else None]
         if compiled is None:
@@ -248,7 +254,7 @@ class RuleSet:
             if not path.startswith(crule.prefix):
                 continue
             params = crule.rule.path.match(path)
-            if params is not None:
+            if params is not None and (crule.query is None or crule.query(query)):
                 items.append((crule, params))
         return Candidates(tuple(items), path) if items else NO_CANDIDATES
 
