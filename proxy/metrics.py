@@ -82,6 +82,9 @@ class Metrics:
             "edge_upstream_errors", "Upstream failures, by kind.", ["kind"], registry=r)
         self.injections = Counter(
             "edge_injections", "HTML responses that received pixels.", registry=r)
+        self.links_kept = Counter(
+            "edge_links_kept", "HTML pages whose upstream links were left as they are: the "
+            "page's CSP allows inline scripts by hash.", registry=r)
         self.clicks_captured = Counter(
             "edge_clicks_captured", "Click ids captured from landing URLs.", ["param"], registry=r)
         self.clicks_rejected = Counter(

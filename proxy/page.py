@@ -122,6 +122,10 @@ def plan_page(rt: Runtime, edge: Edge, request: web.BaseRequest, up, out_headers
                                rt.pixels.csp_hosts_for(pixels) if pixels else None)
     if not plan.transform:
         return passthrough(request, up.status, out_headers)
+    if rewrite is not None and plan.script_hashes:
+        # A link inside an inline script would change the bytes its hash allows.
+        rewrite = None
+        edge.metrics.links_kept.inc()
 
     head = body = b""
     nonce = plan.nonce

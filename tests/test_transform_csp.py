@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proxy.transform import csp
 from proxy.transform.csp import (
     CspNeeds,
+    allows_scripts_by_hash,
     apply_csp,
     inline_scripts,
     rewrite_meta_tag,
@@ -168,3 +170,18 @@ def test_a_new_nonce_each_response_is_served_from_the_cache() -> None:
         assert d.headers[0][1] == fresh(value, NEEDS, n)
         assert f"'nonce-{n}'" in d.headers[0][1]
     assert csp._template.cache_info().misses == 1
+
+
+@pytest.mark.parametrize(("headers", "expected"), [
+    ([("Content-Security-Policy", "script-src 'self' 'sha256-abc='")], True),
+    ([("content-security-policy", "default-src 'self' 'SHA384-abc='")], True),
+    ([("Content-Security-Policy", "script-src-elem 'sha512-x='; script-src 'self'")], True),
+    ([("Content-Security-Policy", "default-src 'self', script-src 'sha256-abc='")], True),
+    ([("Content-Security-Policy", "script-src 'self'; style-src 'sha256-abc='")], False),
+    ([("Content-Security-Policy", "default-src 'sha256-abc='; script-src 'self'")], False),
+    ([("Content-Security-Policy-Report-Only", "script-src 'sha256-abc='")], False),
+    ([("Content-Security-Policy", "script-src 'nonce-x' 'strict-dynamic'")], False),
+    ([], False),
+])
+def test_allows_scripts_by_hash(headers, expected) -> None:
+    assert allows_scripts_by_hash(headers) is expected

@@ -104,6 +104,22 @@ def _script_sources(directives: list[tuple[str, list[str]]]) -> list[list[str]]:
     return [default] if default is not None else []
 
 
+_HASH_SOURCE: Final = re.compile(r"'sha(?:256|384|512)-", re.IGNORECASE)
+
+
+def allows_scripts_by_hash(headers: Sequence[tuple[str, str]]) -> bool:
+    """Whether an enforced policy allows scripts by hash: the page's inline scripts
+    must then keep their exact bytes (rewriting a link inside one would block it)."""
+    for k, v in headers:
+        if k.lower() != CSP or "'sha" not in v.lower():
+            continue
+        for policy in v.split(","):
+            for tokens in _script_sources(_directives(policy)):
+                if any(_HASH_SOURCE.match(t) for t in tokens):
+                    return True
+    return False
+
+
 def _first_nonce(policies: Sequence[str]) -> str | None:
     for value in policies:
         for policy in value.split(","):

@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from typing import Final
 
 from proxy.transform import codecs
-from proxy.transform.csp import CSP, CSP_REPORT_ONLY, CspNeeds, apply_csp, hosts_key, script_hash
+from proxy.transform.csp import (
+    CSP,
+    CSP_REPORT_ONLY,
+    CspNeeds,
+    allows_scripts_by_hash,
+    apply_csp,
+    hosts_key,
+    script_hash,
+)
 from proxy.transform.headers import should_transform, transformed_headers
 
 PLANS: Final = 256
@@ -32,6 +40,7 @@ class HeaderPlan:
     encoding: str | None                     # the upstream's Content-Encoding
     coding: str                              # as `codecs.normalize` names it
     hashed: bool                             # a header holds the placeholder's hash
+    script_hashes: bool = False              # the page's own CSP allows scripts by hash
 
     def headers_for(self, script: bytes) -> list[tuple[str, str]] | None:
         """The headers for this response's inline script; None when the policy
@@ -62,12 +71,13 @@ def plan_headers(method: str, status: int, headers: list[tuple[str, str]],
     if coding is None:
         return _NO
     out = transformed_headers(headers)
+    by_hash = allows_scripts_by_hash(headers)
     nonce = None
     if hosts is not None:
         decision = apply_csp(out, CspNeeds(inline_scripts=(_SCRIPT,), hosts=hosts))
         out, nonce = decision.headers, decision.nonce
     hashed = any(_SCRIPT_HASH in v for k, v in out if k.lower() in _CSP_NAMES)
-    return HeaderPlan(True, tuple(out), nonce, encoding, coding, hashed)
+    return HeaderPlan(True, tuple(out), nonce, encoding, coding, hashed, by_hash)
 
 
 class HeaderPlans:
