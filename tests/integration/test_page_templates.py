@@ -44,6 +44,17 @@ def job_site() -> tuple[web.Application, dict[str, int]]:
     return app, state
 
 
+async def as_new_visitors(st, path: str, times: int = 3) -> list[tuple[dict[str, str], bytes]]:
+    """`path` fetched `times` times, each by a new visitor: (headers, raw body) of each."""
+    out = []
+    for _ in range(times):
+        async with st.session() as http:
+            async with http.get(path) as r:
+                assert r.status == 200
+                out.append((dict(r.headers), await r.read()))
+    return out
+
+
 def template_counts(metrics: str) -> dict[str, float]:
     return {m[0]: float(m[1]) for m in re.findall(
         r'edge_page_templates_total\{result="(\w+)"\} (\S+)', metrics)}
@@ -83,11 +94,9 @@ async def test_visitors_share_a_template_and_keep_their_own_ids(tmp_path) -> Non
 async def test_a_gzip_page_from_a_template_equals_the_streamed_transform(tmp_path) -> None:
     app, _ = job_site()
     async with stack(app, RULES, tmp=tmp_path) as st:
-        for _ in range(3):
-            async with st.session() as http:
-                async with http.get("/jobs/1.gz") as r:
-                    assert r.headers["Content-Encoding"] == "gzip"
-                    served = gzip.decompress(await r.read())
+        headers, body = (await as_new_visitors(st, "/jobs/1.gz"))[-1]
+        assert headers["Content-Encoding"] == "gzip"
+        served = gzip.decompress(body)
         head = re.search(rb"<script[^>]*>.*?</script>", served, re.S)
         tail = re.search(rb"<noscript>.*?</noscript>", served, re.S)
         assert head is not None and tail is not None
@@ -100,13 +109,10 @@ async def test_a_gzip_page_from_a_template_equals_the_streamed_transform(tmp_pat
 async def test_a_whole_page_goes_out_with_its_length(tmp_path) -> None:
     app, _ = job_site()
     async with stack(app, RULES, tmp=tmp_path) as st:
-        for _ in range(3):
-            async with st.session() as http:
-                async with http.get("/jobs/1") as r:
-                    body = await r.read()
-                    assert "Transfer-Encoding" not in r.headers
-                    assert int(r.headers["Content-Length"]) == len(body)
-                    assert b"fbq('init'" in body
+        for headers, body in await as_new_visitors(st, "/jobs/1"):
+            assert "Transfer-Encoding" not in headers
+            assert int(headers["Content-Length"]) == len(body)
+            assert b"fbq('init'" in body
 
 
 async def test_an_undecodable_page_is_served_as_the_upstream_sent_it(tmp_path) -> None:
