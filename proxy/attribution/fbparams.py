@@ -75,7 +75,7 @@ def _public_suffixes() -> PublicSuffixList:
 class FbParams:
     def __init__(self) -> None:
         self._psl = _public_suffixes()
-        self._builders: dict[str, tuple[ParamBuilder, str | None]] = {}
+        self._builders: dict[str, tuple[ParamBuilder, str | None, str]] = {}
 
     def cookie_domain(self, host: str) -> str | None:
         """The Domain attribute for `host`: its eTLD+1, or None (host-only cookie)."""
@@ -89,7 +89,8 @@ class FbParams:
             return None
         return self._psl.privatesuffix(name)
 
-    def _builder(self, host: str) -> tuple[ParamBuilder, str | None]:
+    def _builder(self, host: str) -> tuple[ParamBuilder, str | None, str]:
+        """(builder, cookie Domain, hostname) for a Host header value, cached."""
         cached = self._builders.get(host)
         if cached is None:
             domain = self.cookie_domain(host)
@@ -99,7 +100,7 @@ class FbParams:
             builder = ParamBuilder(_Fixed(domain or name))
             if len(self._builders) >= _MAX_BUILDERS:
                 self._builders.clear()
-            cached = self._builders[host] = (builder, domain)
+            cached = self._builders[host] = (builder, domain, name or "localhost")
         return cached
 
     def build(self, host: str, fbclid: str | None, fbc_cookie: str | None,
@@ -108,11 +109,11 @@ class FbParams:
         fbc, fbp = valid_fbc(fbc_cookie), valid_fbp(fbp_cookie)
         if fbclid is None and fbp is not None:
             return FbCookies(fbc, fbp)
-        builder, domain = self._builder(host)
+        builder, domain, name = self._builder(host)
         cookies = {name: value for name, value in ((FBC_COOKIE, fbc), (FBP_COOKIE, fbp)) if value}
         queries = {"fbclid": [fbclid]} if fbclid else {}
         # The referer is never passed: its fbclid is validated by the caller instead.
-        settings = builder.process_request(_hostname(host) or "localhost", queries, cookies, None)
+        settings = builder.process_request(name, queries, cookies, None)
         out = FbCookies(valid_fbc(builder.get_fbc()), valid_fbp(builder.get_fbp()), domain=domain)
         for s in sorted(settings, key=lambda s: s.name):
             if (s.name == FBC_COOKIE and out.fbc == s.value
