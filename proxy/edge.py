@@ -120,6 +120,10 @@ class Edge:
         if self.journeys is not None:
             self.journeys.record(visit)
 
+    def feed_wants(self, page: str) -> bool:
+        """Whether the feed wants this page's body (`page`: public URL without query)."""
+        return self.feed is not None and page not in self._observed
+
     def observe_page(self, page_url: str, status: int, transform: Any) -> None:
         if self.feed is None or status != 200:
             return

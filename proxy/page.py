@@ -116,7 +116,8 @@ def plan_page(rt: Runtime, edge: Edge, request: web.BaseRequest, up, out_headers
     rewrite = None
     if rt.config.proxy.rewrite_links:
         rewrite = (rt.link_origins[0], public_origin.encode())
-    if not pixels and rewrite is None and not wants_body and edge.feed is None:
+    if not pixels and rewrite is None and not wants_body and not (
+            up.status == 200 and edge.feed_wants(public_origin + path)):
         return passthrough(request, up.status, out_headers)
     plan = edge.header_plans.get(request.method, up.status, out_headers,
                                rt.pixels.csp_hosts_for(pixels) if pixels else None)

@@ -12,6 +12,7 @@ import gzip
 import re
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from proxy.transform.html import HtmlTransform
 from tests.integration.harness import stack
@@ -44,14 +45,14 @@ def job_site() -> tuple[web.Application, dict[str, int]]:
     return app, state
 
 
-async def as_new_visitors(st, path: str, times: int = 3) -> list[tuple[dict[str, str], bytes]]:
+async def as_new_visitors(st, path: str, times: int = 3) -> list[tuple[CIMultiDict[str], bytes]]:
     """`path` fetched `times` times, each by a new visitor: (headers, raw body) of each."""
     out = []
     for _ in range(times):
         async with st.session() as http:
             async with http.get(path) as r:
                 assert r.status == 200
-                out.append((dict(r.headers), await r.read()))
+                out.append((CIMultiDict(r.headers), await r.read()))
     return out
 
 
@@ -126,3 +127,34 @@ async def test_an_undecodable_page_is_served_as_the_upstream_sent_it(tmp_path) -
                 assert await r.read() == b"\x1f\x8bnot gzip at all"
             async with http.get("/_edge/metrics") as r:
                 assert 'edge_upstream_errors_total{kind="body"} 1.0' in await r.text()
+
+
+FEED_ONLY = """
+[feed]
+enabled = true
+publisher = "Acme GmbH"
+"""
+JOB_LD = ('<!doctype html><html><head><title>Nurse</title><script type="application/ld+json">'
+          '{"@context": "https://schema.org", "@type": "JobPosting", "title": "Nurse",'
+          ' "datePosted": "2026-11-01", "description": "Care.",'
+          ' "hiringOrganization": {"@type": "Organization", "name": "Acme"}}'
+          '</script></head><body><h1>Nurse</h1></body></html>')
+
+
+async def test_the_feed_reads_a_page_once_a_minute_and_it_passes_through_between(
+        tmp_path) -> None:
+    async def job(request: web.Request) -> web.Response:
+        return web.Response(text=JOB_LD, content_type="text/html", headers={"ETag": '"j1"'})
+
+    app = web.Application()
+    app.router.add_get("/jobs/{name}", job)
+    async with stack(app, FEED_ONLY, tmp=tmp_path, proxy_extra="rewrite_links = false") as st:
+        seen = await as_new_visitors(st, "/jobs/1", times=3)
+        # The first response was read for the feed (its body went through the transform:
+        # ETag weakened); the next ones within the minute pass through untouched.
+        assert seen[0][0]["ETag"] == 'W/"j1"'
+        for headers, body in seen[1:]:
+            assert headers["ETag"] == '"j1"' and body == JOB_LD.encode()
+        async with st.session() as http:
+            async with http.get("/_edge/feed.xml") as r:
+                assert "<title><![CDATA[Nurse]]></title>" in await r.text()
