@@ -1,10 +1,15 @@
 """Outbox submit latency: what a visitor's response waits for when a rule fires.
 
-    python benchmarks/bench_outbox.py [--submits N] [--concurrency 1,16,64]
+    python benchmarks/bench_outbox.py [--submits N] [--concurrency 1,16,64] [--busy]
+                                      [--switch-interval SECONDS]
 
 Each level runs N submits (two sinks each, a fresh visitor every time) with that many
 in flight, against a fresh SQLite file in a temp dir, and prints p50/p99/max of the
 awaited `submit`, throughput, and submits per commit (group commit at work).
+`--busy` keeps the event loop itself busy meanwhile (a task doing ~200 µs of
+Python work per turn, as a proxy serving pages does): the outbox's writer thread,
+which lets go of the GIL at every SQLite step, then gets it back only at the
+interpreter's switch interval (`--switch-interval`, Python's default 0.005 s).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +29,18 @@ from proxy.conversions.sqlite_outbox import SqliteOutbox
 SINKS = [Sink("talroo", "talroo"), Sink("meta", "meta", pixel_id="1", access_token="t")]
 
 
-async def level(path: str, submits: int, concurrency: int) -> dict[str, float]:
+async def busy_loop(stop: asyncio.Event) -> None:
+    """The event loop's share of a busy proxy: Python work in ~200 µs turns."""
+    while not stop.is_set():
+        end = time.perf_counter() + 0.0002
+        while time.perf_counter() < end:
+            pass
+        await asyncio.sleep(0)
+
+
+async def level(path: str, submits: int, concurrency: int, busy: bool) -> dict[str, float]:
+    stop = asyncio.Event()
+    busy_task = asyncio.create_task(busy_loop(stop)) if busy else None
     box = SqliteOutbox(path)
     latencies: list[float] = []
     counter = iter(range(submits))
@@ -41,6 +58,9 @@ async def level(path: str, submits: int, concurrency: int) -> dict[str, float]:
     t0 = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(concurrency)))
     elapsed = time.perf_counter() - t0
+    stop.set()
+    if busy_task is not None:
+        await busy_task
     commits = box.worker.commits - commits0
     await box.close()
     q = statistics.quantiles(latencies, n=100)
@@ -52,12 +72,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--submits", type=int, default=5000)
     ap.add_argument("--concurrency", default="1,16,64")
+    ap.add_argument("--busy", action="store_true", help="keep the event loop busy meanwhile")
+    ap.add_argument("--switch-interval", type=float, default=None)
     args = ap.parse_args()
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
     print(f"{'in flight':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'submits/s':>10} "
           f"{'per commit':>10}")
     with tempfile.TemporaryDirectory() as tmp:
         for n, c in enumerate(int(x) for x in args.concurrency.split(",")):
-            r = asyncio.run(level(str(Path(tmp) / f"bench{n}.db"), args.submits, c))
+            r = asyncio.run(level(str(Path(tmp) / f"bench{n}.db"), args.submits, c, args.busy))
             print(f"{c:>9} {r['p50']:>8.3f} {r['p99']:>8.3f} {r['max']:>8.2f} "
                   f"{r['rate']:>10.0f} {r['per_commit']:>10.1f}")
 
