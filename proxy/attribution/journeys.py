@@ -66,6 +66,11 @@ _SELECT = "SELECT * FROM journeys WHERE links_clicked_id IN ({})"
 _SQL_CHUNK = 500             # bound on "IN (?, ...)" parameters
 
 
+def _json_text(value: Any) -> str:
+    """JSON for a json_each() parameter: text, since SQLite 3.45+ reads a blob as JSONB."""
+    return orjson.dumps(value).decode()
+
+
 def _row_to_journey(row: tuple[Any, ...]) -> Journey:
     raw = orjson.loads(row[1])
     clicks = {p: ClickId(str(c["value"]), float(c["seen_at"])) for p, c in raw.items()}
@@ -155,7 +160,7 @@ class JourneyStore(WriteBehind):
         conn = self._db()
         conn.execute("BEGIN IMMEDIATE")      # the merge reads what other processes wrote
         try:
-            ids = orjson.dumps([e.journey.links_clicked_id for e in entries])
+            ids = _json_text([e.journey.links_clicked_id for e in entries])
             found = orjson.loads(conn.execute(_SELECT_BATCH, (ids,)).fetchone()[0])
             stored = {row[0]: _row_to_journey(row) for row in found}
             rows: list[tuple[Any, ...]] = []
@@ -170,9 +175,9 @@ class JourneyStore(WriteBehind):
                 rows.append(_journey_to_row(merged))
                 clicks.extend((p, v, journey.links_clicked_id, t)
                               for (p, v), t in entry.seen.items())
-            conn.execute(_UPSERT, (orjson.dumps(rows),))
+            conn.execute(_UPSERT, (_json_text(rows),))
             if clicks:
-                conn.execute(_UPSERT_CLICK, (orjson.dumps(clicks),))
+                conn.execute(_UPSERT_CLICK, (_json_text(clicks),))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
