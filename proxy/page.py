@@ -33,7 +33,7 @@ log = logging.getLogger("careers_edge.page")
 class PageTransform:
     """The HTML transform of one response, plus events that are only known at its end.
 
-    A body that arrived whole goes through `feed_whole`: from the runtime's page
+    A body that arrived whole goes through `feed_whole`: from the Edge's page
     templates when the page has one, else through the streaming `HtmlTransform`."""
 
     def __init__(self, encoding: str | None, coding: str, head: bytes, body: bytes,
@@ -119,8 +119,8 @@ def plan_page(rt: Runtime, edge: Edge, request: web.BaseRequest, up, out_headers
     if not pixels and rewrite is None and not wants_body and not (
             up.status == 200 and edge.feed_wants(public_origin + path)):
         return passthrough(request, up.status, out_headers)
-    plan = edge.header_plans.get(request.method, up.status, out_headers,
-                               rt.pixels.csp_hosts_for(pixels) if pixels else None)
+    hosts = rt.pixels.csp_hosts_for(pixels) if pixels else None
+    plan = edge.header_plans.get(request.method, up.status, out_headers, hosts)
     if not plan.transform:
         return passthrough(request, up.status, out_headers)
     if rewrite is not None and plan.script_hashes:
