@@ -100,7 +100,8 @@ class AllowedPaths:
         hit = self._seen.get(path)
         if hit is None:
             hit = any(p.match(path) is not None for p in self._patterns)
-            if len(self._seen) >= self._CACHE:
-                self._seen.clear()
-            self._seen[path] = hit
+            if len(path) <= 256:        # visitors choose paths: keep the cache small
+                if len(self._seen) >= self._CACHE:
+                    self._seen.clear()
+                self._seen[path] = hit
         return hit
