@@ -20,7 +20,7 @@ import orjson
 
 from proxy.attribution.clickids import ClickId
 from proxy.attribution.write_behind import MAX_PENDING, Journey, Pending, WriteBehind
-from proxy.state import open_sqlite
+from proxy.state import json_param, open_sqlite
 
 __all__ = ["Journey", "JourneyStore"]
 T = TypeVar("T")
@@ -64,11 +64,6 @@ _SELECT_BATCH = """SELECT json_group_array(json_array(links_clicked_id, click_id
     WHERE links_clicked_id IN (SELECT value FROM json_each(?))"""
 _SELECT = "SELECT * FROM journeys WHERE links_clicked_id IN ({})"
 _SQL_CHUNK = 500             # bound on "IN (?, ...)" parameters
-
-
-def _json_text(value: Any) -> str:
-    """JSON for a json_each() parameter: text, since SQLite 3.45+ reads a blob as JSONB."""
-    return orjson.dumps(value).decode()
 
 
 def _row_to_journey(row: tuple[Any, ...]) -> Journey:
@@ -160,7 +155,7 @@ class JourneyStore(WriteBehind):
         conn = self._db()
         conn.execute("BEGIN IMMEDIATE")      # the merge reads what other processes wrote
         try:
-            ids = _json_text([e.journey.links_clicked_id for e in entries])
+            ids = json_param([e.journey.links_clicked_id for e in entries])
             found = orjson.loads(conn.execute(_SELECT_BATCH, (ids,)).fetchone()[0])
             stored = {row[0]: _row_to_journey(row) for row in found}
             rows: list[tuple[Any, ...]] = []
@@ -175,9 +170,9 @@ class JourneyStore(WriteBehind):
                 rows.append(_journey_to_row(merged))
                 clicks.extend((p, v, journey.links_clicked_id, t)
                               for (p, v), t in entry.seen.items())
-            conn.execute(_UPSERT, (_json_text(rows),))
+            conn.execute(_UPSERT, (json_param(rows),))
             if clicks:
-                conn.execute(_UPSERT_CLICK, (_json_text(clicks),))
+                conn.execute(_UPSERT_CLICK, (json_param(clicks),))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

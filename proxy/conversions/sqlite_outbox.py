@@ -12,8 +12,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import orjson
-
 from proxy.config.model import Sink
 from proxy.conversions.events import Event
 from proxy.conversions.outbox import (
@@ -31,6 +29,7 @@ from proxy.conversions.routing import route
 from proxy.conversions.sqlite_worker import SqliteWorker
 from proxy.conversions.states import OPEN_STATES, Action, Outcome, RowState, sources, sql_in, target
 from proxy.metrics import Metrics
+from proxy.state import json_param
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS edge_outbox (
@@ -213,9 +212,7 @@ def _submit(c: sqlite3.Connection, event: Event, plan: dict[str, Outcome],
                   (*key, now + event.dedupe_hours * 3600.0, event.event_id))
     if queued:
         expires = min(event.event_time, now) + MAX_EVENT_AGE
-        # Text, not bytes: SQLite 3.45+ reads a blob given to json_each() as JSONB.
-        rows = orjson.dumps([(sink, idempotency_key(event.event_id, sink))
-                             for sink in queued]).decode()
+        rows = json_param([(sink, idempotency_key(event.event_id, sink)) for sink in queued])
         c.execute(_SUBMIT_ROWS, (event.event_id, event.to_json(), RowState.PENDING.value, now,
                                  now, expires, now, rows))
     result = SubmitResult(event.event_id, plan)
