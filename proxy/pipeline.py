@@ -131,7 +131,8 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
         resp_facts = ResponseFacts(up.status, CIMultiDict(out_headers), location)
 
     # -- classify now when the body is not needed; events are durable before we answer
-    browser_events = carried_events(request)
+    # Without consent a carried event is neither tracked nor carried on.
+    browser_events = carried_events(request) if visit.consent else []
     fired_early = not candidates.needs_body or not up.has_body()
     if candidates and fired_early:
         browser_events += await fire(edge, rt, candidates.classify(req_facts, resp_facts, None),

@@ -17,10 +17,13 @@ from proxy.config.rules_section import event_name, pattern_problem
 from proxy.config.schema import Ctx, Table, at_least, describe, http_url, one_of, positive, token
 from proxy.detect.patterns import PathPattern
 
-PIXEL_TYPES = ("meta", "html")
+PIXEL_TYPES = ("meta", "html", "tiktok", "linkedin", "google")
 POSITIONS = ("head", "body")
-PIXEL_KEYS = {"meta": ("pixel_id",), "html": ("html", "position")}
-PIXEL_COMMON = ("type", "paths", "csp")
+PIXEL_KEYS = {"meta": ("pixel_id",), "html": ("html", "position"),
+              "tiktok": ("pixel_code", "event_names"),
+              "linkedin": ("partner_id", "conversion_ids"),
+              "google": ("tag_id", "send_to")}
+PIXEL_COMMON = ("type", "paths", "csp", "tcf_vendor")
 CSP_DIRECTIVES = (
     "default-src", "script-src", "script-src-elem", "style-src", "style-src-elem",
     "img-src", "connect-src", "frame-src", "child-src", "font-src", "media-src",
@@ -36,7 +39,7 @@ SINK_KEYS = {
 }
 SINK_REQUIRED = {"talroo": ("url",), "meta": ("pixel_id", "access_token"),
                  "http": ("url",), "webhook": ("url", "secret")}
-SINK_COMMON = ("type", "requires", "timeout", "concurrency", "marketing")
+SINK_COMMON = ("type", "requires", "timeout", "concurrency", "marketing", "tcf_vendor")
 SINK_DEFAULT_REQUIRES = {"talroo": ("tlr_sid",)}
 # http sink placeholders every event has (SPEC section 4); rules add their captures
 PLACEHOLDERS = ("event", "event_id", "event_time", "event_time_ms", "linksClickedId",
@@ -48,6 +51,58 @@ _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 def _pixel_id(v: str) -> str | None:
     return None if v.isdigit() else f"{v!r} must be the numeric Meta pixel id"
+
+
+_TIKTOK_CODE = re.compile(r"[A-Z0-9]{10,40}")
+_GOOGLE_TAG = re.compile(r"AW-\d{1,20}")
+_GOOGLE_SEND_TO = re.compile(r"AW-\d{1,20}/[A-Za-z0-9_-]{1,100}")
+
+
+def _tiktok_code(v: str) -> str | None:
+    return None if _TIKTOK_CODE.fullmatch(v) else \
+        f"{v!r} is not a TikTok pixel code (upper-case letters and digits, e.g. C4ABCDEFGH12345678)"
+
+
+def _digits(what: str) -> Any:
+    return lambda v: None if v.isdigit() and len(v) <= 20 else f"{v!r} must be the numeric {what}"
+
+
+def _google_tag(v: str) -> str | None:
+    return None if _GOOGLE_TAG.fullmatch(v) else \
+        f"{v!r} is not a Google Ads tag id (AW- and digits, e.g. AW-123456789)"
+
+
+def _google_send_to(v: str) -> str | None:
+    return None if _GOOGLE_SEND_TO.fullmatch(v) else \
+        f"{v!r} is not a conversion's send_to (AW-123456789/AbC-label)"
+
+
+def _network_pixel(t: Table, name: str, kind: str, paths: tuple[PathPattern, ...],
+                   csp: Any, vendor: int | None) -> Pixel | None:
+    """A tiktok, linkedin or google pixel: its ids and per-event settings."""
+    common: dict[str, Any] = {"name": name, "type": kind, "paths": paths, "csp": csp,
+                              "tcf_vendor": vendor}
+    if kind == "tiktok":
+        return Pixel(**common, pixel_code=t.get("pixel_code", str, None, required=True,
+                                                check=_tiktok_code),
+                     event_names=frozen_map(t.string_map("event_names", check_key=event_name,
+                                                         check=event_name)))
+    if kind == "linkedin":
+        return Pixel(**common, partner_id=t.get("partner_id", str, None, required=True,
+                                                check=_digits("LinkedIn partner id")),
+                     conversion_ids=frozen_map(t.string_map(
+                         "conversion_ids", check_key=event_name,
+                         check=_digits("LinkedIn conversion id"))))
+    if kind == "google":
+        return Pixel(**common, tag_id=t.get("tag_id", str, None, required=True,
+                                            check=_google_tag),
+                     send_to=frozen_map(t.string_map("send_to", check_key=event_name,
+                                                     check=_google_send_to)))
+    return None
+
+
+def _tcf_vendor(t: Table) -> int | None:
+    return t.get("tcf_vendor", int, None, check=at_least(1, 65535))
 
 
 def pixels(ctx: Ctx, raw: Any) -> tuple[Pixel, ...]:
@@ -64,14 +119,21 @@ def pixels(ctx: Ctx, raw: Any) -> tuple[Pixel, ...]:
         kind = t.get("type", str, None, required=True, check=one_of(*PIXEL_TYPES))
         paths = t.strings("paths", ("/**",), check=pattern_problem)
         csp = _csp(ctx, key + ("csp",), t.raw.get("csp", {}))
-        if kind == "meta":
+        vendor = _tcf_vendor(t)
+        if kind in ("tiktok", "linkedin", "google"):
+            pixel = _network_pixel(t, name, kind, _compiled(paths), csp, vendor)
+            if pixel is not None:
+                out.append(pixel)
+        elif kind == "meta":
             pixel_id = t.get("pixel_id", str, None, required=True, check=_pixel_id)
-            out.append(Pixel(name, "meta", _compiled(paths), pixel_id=pixel_id, csp=csp))
+            out.append(Pixel(name, "meta", _compiled(paths), pixel_id=pixel_id, csp=csp,
+                             tcf_vendor=vendor))
         elif kind == "html":
             html = t.get("html", str, None, required=True)
             position = t.get("position", str, "head", check=one_of(*POSITIONS))
             out.append(Pixel(name, "html", _compiled(paths), html=html,
-                             position=position, csp=csp))   # type: ignore[arg-type]
+                             position=position, csp=csp,   # type: ignore[arg-type]
+                             tcf_vendor=vendor))
     return tuple(out)
 
 
@@ -184,6 +246,7 @@ def _sink(ctx: Ctx, key: tuple, name: str, body: Any, placeholders: set[str],
         concurrency=t.get("concurrency", int, _SINK_DEFAULTS.concurrency,
                           check=at_least(1, 64)),
         marketing=t.get("marketing", bool, kind != "webhook"),
+        tcf_vendor=_tcf_vendor(t),
     )
 
 

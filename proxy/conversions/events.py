@@ -42,6 +42,10 @@ class Event:
     fields: Mapping[str, str] = field(default_factory=dict)      # extra extracted values
     rule: str | None = None
     dedupe_hours: float = DEFAULT_DEDUPE_HOURS
+    # Google Consent Mode v2 signals of the visit that fired the event, for sinks that
+    # pass them on (google_ads: ad_user_data): {"ad_user_data": "GRANTED" | "DENIED",
+    # "ad_personalization": ..., "ad_storage": ...}; empty when unknown (events API).
+    consent_mode: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +55,7 @@ class Event:
             "client_ip": self.client_ip, "user_agent": self.user_agent,
             "fbc": self.fbc, "fbp": self.fbp, "fields": dict(self.fields),
             "rule": self.rule, "dedupe_hours": self.dedupe_hours,
+            "consent_mode": dict(self.consent_mode),
         }
 
     def to_json(self) -> bytes:
@@ -61,6 +66,7 @@ class Event:
         known = {k: d[k] for k in _FIELDS if k in d}
         known["click_ids"] = dict(known.get("click_ids") or {})
         known["fields"] = dict(known.get("fields") or {})
+        known["consent_mode"] = dict(known.get("consent_mode") or {})
         return cls(**known)
 
     @classmethod

@@ -17,6 +17,7 @@ import orjson
 
 from proxy.config.model import Sink
 from proxy.conversions.events import Event
+from proxy.conversions.routing import Consent
 from proxy.conversions.states import Outcome, RowState
 from proxy.metrics import Metrics
 
@@ -131,7 +132,7 @@ class OutboxBase:
 
 class Outbox(Protocol):
     async def submit(self, event: Event, sinks: Sequence[Sink], *,
-                     consent: bool) -> SubmitResult:
+                     consent: Consent) -> SubmitResult:
         """Dedupe, route and enqueue in one durable transaction; counts each outcome."""
 
     async def lease(self, sink: str, owner: str, limit: int,

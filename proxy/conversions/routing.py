@@ -7,6 +7,7 @@ same transaction that inserts the rows.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 from proxy.config.model import Sink
 from proxy.conversions.events import Event
@@ -21,11 +22,27 @@ def required_params(sink: Sink) -> tuple[str, ...]:
     return tuple(sink.requires) + extra
 
 
-def route(event: Event, sinks: Iterable[Sink], *, consent: bool) -> dict[str, Outcome]:
+class SinkConsent(Protocol):
+    """A visitor's consent asked per sink (`attribution.consent.ConsentState`): a sink
+    with `tcf_vendor` needs that vendor's consent."""
+
+    def allows(self, sink: Sink) -> bool: ...
+
+
+Consent = bool | SinkConsent
+
+
+def _allowed(sink: Sink, consent: Consent) -> bool:
+    if isinstance(consent, bool):
+        return consent or not sink.marketing
+    return consent.allows(sink)
+
+
+def route(event: Event, sinks: Iterable[Sink], *, consent: Consent) -> dict[str, Outcome]:
     """Outcome per sink name: suppressed (no consent) before skipped (missing click id)."""
     plan: dict[str, Outcome] = {}
     for sink in sinks:
-        if sink.marketing and not consent:
+        if not _allowed(sink, consent):
             plan[sink.name] = Outcome.SUPPRESSED
         elif any(not event.click_ids.get(p) for p in required_params(sink)):
             plan[sink.name] = Outcome.SKIPPED
