@@ -84,7 +84,7 @@ def sink_line(sink: Sink) -> str:
 
 def pixel_line(px: Pixel) -> str:
     if px.type == "html":
-        what = px.position
+        what: str = px.position
     elif px.type == "linkedin":
         what = f"partner {px.partner_id}" + "".join(
             f", {e}→{c}" for e, c in px.conversion_ids.items())
