@@ -1,10 +1,10 @@
 """Each network's browser tag: base code, the function it registers to track an event,
 its noscript image and the CSP hosts it needs.
 
-The page's script (see `pixels.py`) keeps `careersEdge.pixels`, a list of functions
-`f(e)` with `e = {event, event_id, data}` (our event name, the id the server-side
+The page's script (see `pixels.py`) keeps `careersEdge.handlers`, a list of functions
+`h(e)` with `e = {event, event_id, data}` (our event name, the id the server-side
 send also carries, `data.linksClickedId` / `data.jobName`). `careersEdge.track(es)`
-calls every registered function once per event id, so anything that learns of an
+calls every handler once per event id, so anything that learns of an
 event in the browser (the head script, the end-of-page data block, a fetch/XHR
 completion) tracks it on every pixel by calling `careersEdge.track([e])`. Each
 function maps our event name to the network's own (`event_names`, `conversion_ids`,
@@ -31,8 +31,9 @@ def js(value: object) -> str:
         .replace("&", "\\u0026").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
-def _register(body: str) -> str:
-    return "careersEdge.pixels.push(function(e){" + body + "});"
+def _handler(body: str) -> str:
+    """A pixel's hook into `careersEdge.track`: `body` runs with the event item `e`."""
+    return "careersEdge.handlers.push(function(e){" + body + "});"
 
 
 Csp = Mapping[str, tuple[str, ...]]
@@ -65,7 +66,7 @@ META_BASE = (
 def meta_init(pixels: Sequence[Pixel], names: Mapping[str, str]) -> str:
     """Base code, `fbq('init')` per pixel, and the tracker (PageView is per page)."""
     inits = "".join(f"fbq('init',{js(p.pixel_id)});" for p in pixels)
-    return META_BASE + inits + _register(
+    return META_BASE + inits + _handler(
         f"var n={js(dict(names))}[e.event]||e.event;"
         f"fbq({js(sorted(META_STANDARD_EVENTS))}.indexOf(n)<0?'trackCustom':'track',n,"
         "e.data||{},{eventID:e.event_id})")
@@ -110,7 +111,7 @@ def tiktok_init(pixels: Sequence[Pixel]) -> str:
         # One pixel: ttq.track as TikTok documents; several: each its own instance,
         # so a pixel's events go to it alone under its own names.
         target = "ttq" if len(pixels) == 1 else f"ttq.instance({code})"
-        out.append(f"ttq.load({code});{target}.page();" + _register(
+        out.append(f"ttq.load({code});{target}.page();" + _handler(
             f"var d=e.data||{{}};{target}.track({js(dict(p.event_names))}[e.event]||e.event,"
             "d.jobName?{content_name:d.jobName}:{},{event_id:e.event_id})"))
     return "".join(out)
@@ -145,7 +146,7 @@ def linkedin_init(pixels: Sequence[Pixel]) -> str:
             "var l=w._linkedin_data_partner_ids=w._linkedin_data_partner_ids||[];"
             f"{js(ids)}.forEach(function(i){{if(l.indexOf(i)<0)l.push(i)}})}})(window);"
             + LINKEDIN_LOADER
-            + _register(f"({js(conversions)}[e.event]||[]).forEach(function(c){{"
+            + _handler(f"({js(conversions)}[e.event]||[]).forEach(function(c){{"
                         "window.lintrk('track',{conversion_id:c,event_id:e.event_id})})"))
 
 
@@ -190,7 +191,7 @@ def google_init(pixels: Sequence[Pixel]) -> str:
               "(document);")
     configs = "".join(f"gtag('config',{js(p.tag_id)});" for p in pixels)
     return (GTAG_DEFINE + loader + "gtag('js',new Date());" + configs
-            + _register(f"({js(send_to)}[e.event]||[]).forEach(function(s){{"
+            + _handler(f"({js(send_to)}[e.event]||[]).forEach(function(s){{"
                         "gtag('event','conversion',{send_to:s,transaction_id:e.event_id})})"))
 
 

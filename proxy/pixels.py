@@ -58,13 +58,13 @@ class Markup:
         return (script + self.head_html).encode()
 
 
-# Every registered pixel tracks each event once, whoever reports it (see pixel_tags).
+# Every pixel's handler tracks each event once, whoever reports it (see pixel_tags).
 TRACK_FN = (
-    "careersEdge.pixels=careersEdge.pixels||[];careersEdge.seen=careersEdge.seen||{};"
-    "careersEdge.track=function(es){es.forEach(function(e){"
-    "if(!e||!e.event_id||careersEdge.seen[e.event_id])return;careersEdge.seen[e.event_id]=1;"
-    "careersEdge.events.push(e);careersEdge.pixels.forEach(function(p){try{p(e)}"
-    "catch(x){}})})};"
+    "(function(ce){ce.handlers=ce.handlers||[];ce.tracked=ce.tracked||{};"
+    "ce.track=function(es){(es||[]).forEach(function(e){"
+    "if(!e||!e.event_id||ce.tracked[e.event_id])return;ce.tracked[e.event_id]=1;"
+    "ce.events.push(e);ce.handlers.forEach(function(h){try{h(e)}catch(x){}})})}"
+    "})(careersEdge);"
 )
 
 
