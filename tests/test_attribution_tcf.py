@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 from proxy.attribution.consent import Consent, ConsentState
 from proxy.attribution.tcf import MAX_TC_STRING, TcfError, decode
 from proxy.config.model import ConsentSection, Sink
+from proxy.conversions.events import Event
+from proxy.conversions.routing import route
+from proxy.conversions.states import Outcome
 from tests.tcf_strings import ALL_PURPOSES, GOOGLE, BitWriter, tc_string
 
 
@@ -236,3 +239,23 @@ def test_tcf_off_ignores_the_string() -> None:
     off = Consent(ConsentSection())
     state = off.decide(None, False, tc_string(purposes=[]))
     assert state.marketing and state.tcf is None
+
+
+def test_routing_suppresses_per_sink_from_the_consent_state() -> None:
+    event = Event("ApplicationCompleted", click_ids={"tlr_sid": "x"})
+    no_vendor = decide(tc_string(purposes=ALL_PURPOSES, vendors=[1]))
+    assert route(event, [ADS, PLAIN, HOOK], consent=no_vendor) == {
+        "gads": Outcome.SUPPRESSED, "talroo": Outcome.QUEUED, "ats": Outcome.QUEUED}
+    declined = decide(tc_string(purposes=[2]))
+    assert route(event, [ADS, PLAIN, HOOK], consent=declined) == {
+        "gads": Outcome.SUPPRESSED, "talroo": Outcome.SUPPRESSED, "ats": Outcome.QUEUED}
+    assert route(event, [ADS, PLAIN], consent=True) == {
+        "gads": Outcome.QUEUED, "talroo": Outcome.QUEUED}
+
+
+def test_consent_mode_survives_the_outbox_json() -> None:
+    mode = decide(tc_string(purposes=[1, 7], vendors=[GOOGLE])).consent_mode()
+    event = Event("ApplicationCompleted", consent_mode=mode)
+    assert Event.from_json(event.to_json()).consent_mode == mode
+    assert mode["ad_user_data"] == "GRANTED" and mode["ad_personalization"] == "DENIED"
+    assert Event.from_dict({"name": "Hire"}).consent_mode == {}      # rows from before

@@ -11,10 +11,13 @@ import pytest
 
 from proxy.config.errors import ConfigErrors
 from proxy.config.load import load_config_text
+from proxy.config.summary import summary
+from proxy.explain import explain
 from proxy.pixel_tags import GOOGLE_CSP, LINKEDIN_CSP, TIKTOK_CSP
 from proxy.pixels import BrowserEvent, PixelSet
 from proxy.transform.csp import FALLBACKS, CspNeeds, apply_csp, script_hash
 from proxy.transform.html import HtmlTransform
+from tests.tcf_strings import ALL_PURPOSES, GOOGLE, tc_string
 
 PIXELS = """
 [proxy]
@@ -178,3 +181,50 @@ def test_the_transformed_pages_policy_allows_the_injected_script(policy: str) ->
                                           else directive, ())
             assert set(wanted) <= set(tokens), (directive, new)
     assert "'unsafe-inline'" not in new and " * " not in f" {new} "
+
+
+# --- check's summary and explain ------------------------------------------------------
+
+TCF_RULES = PIXELS + """
+[consent]
+tcf = true
+
+[[rules]]
+name = "done"
+event = "ApplicationCompleted"
+path = "/thanks"
+send_to = ["ads"]
+
+[sinks.ads]
+type = "http"
+url = "https://ads.example/conv?id={event_id}"
+tcf_vendor = 755
+"""
+
+
+def test_summary_shows_the_new_pixels_and_tcf() -> None:
+    out = summary(load_config_text(textwrap.dedent(TCF_RULES), "rules.toml", {}))
+    assert "IAB TCF v2.2 from euconsent-v2" in out
+    assert "tiktok   CJMB7ERC77U2JVNG7RF0, ApplicationCompleted→SubmitForm" in out
+    assert "linkedin partner 5123456, ApplicationCompleted→18734562" in out
+    assert "google   AW-987654321, ApplicationCompleted→AW-987654321/AbC-dEf_1" in out
+    assert out.count("TCF vendor 755") == 2                # the google pixel and the sink
+
+
+def test_explain_says_which_pixels_and_sinks_consent_lets_through() -> None:
+    config = load_config_text(textwrap.dedent(TCF_RULES), "rules.toml", {})
+    no_google = tc_string(purposes=ALL_PURPOSES, vendors=[1000])
+    out = explain(config, "GET", "/thanks", cookie=f"euconsent-v2={no_google}")
+    assert "granted: TC string (CMP 300, policy version 4): purpose 1 consented" in out
+    assert re.search(r"tt +tiktok +head: base code", out)
+    assert re.search(r"gads +google +not injected: no consent for TCF vendor 755", out)
+    assert "ads (http): suppressed: no consent for TCF vendor 755" in out
+    declined = tc_string(purposes=[2, 7], vendors=[GOOGLE])
+    out = explain(config, "GET", "/thanks", cookie=f"euconsent-v2={declined}")
+    assert "no cookie of ours but linksClickedId" in out
+    assert "none: no consent (tt, li, gads would match)" in out
+    assert "ads (http): suppressed: no consent" in out
+    full = tc_string(purposes=ALL_PURPOSES, vendors=[GOOGLE])
+    out = explain(config, "GET", "/thanks", cookie=f"euconsent-v2={full}")
+    assert re.search(r"gads +google +head: gtag.js", out)
+    assert "ads (http): queued" in out
