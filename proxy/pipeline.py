@@ -173,7 +173,7 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
         resp.headers.add(hdrs.SET_COOKIE, cookie)
     if browser_events and page.transform is None and 300 <= up.status < 400:
         resp.headers.add(hdrs.SET_COOKIE, carry_cookie(browser_events, client.proto == "https"))
-    elif page.consumed_carry and has_carry(request):
+    elif (page.consumed_carry or not visit.consent_state.storage) and has_carry(request):
         resp.headers.add(hdrs.SET_COOKIE, carry_cookie([], client.proto == "https"))
     if document is not None:
         resp.content_length = len(document)
