@@ -65,7 +65,7 @@ def make_event(fired: Fired, visit: Visit, request: web.BaseRequest, client: Cli
         fields=dict(fired.fields),
         rule=fired.rule.name,
         dedupe_hours=fired.rule.dedupe_hours,
-        consent_mode=visit.consent_state.consent_mode(),
+        consent_mode=visit.consent_state.event_signals(),
     )
 
 

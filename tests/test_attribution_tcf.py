@@ -254,8 +254,19 @@ def test_routing_suppresses_per_sink_from_the_consent_state() -> None:
 
 
 def test_consent_mode_survives_the_outbox_json() -> None:
-    mode = decide(tc_string(purposes=[1, 7], vendors=[GOOGLE])).consent_mode()
+    mode = decide(tc_string(purposes=[1, 7], vendors=[GOOGLE])).event_signals()
+    assert mode == {"ad_user_data": "GRANTED", "ad_personalization": "DENIED"}
     event = Event("ApplicationCompleted", consent_mode=mode)
     assert Event.from_json(event.to_json()).consent_mode == mode
-    assert mode["ad_user_data"] == "GRANTED" and mode["ad_personalization"] == "DENIED"
     assert Event.from_dict({"name": "Hire"}).consent_mode == {}      # rows from before
+
+
+def test_event_signals_claim_nothing_when_nobody_asked() -> None:
+    assert decide(None).event_signals() == {}                         # not required
+    assert decide(None, gpc=True).event_signals() == {
+        "ad_user_data": "DENIED", "ad_personalization": "DENIED"}
+    strict = Consent(ConsentSection(required=True))
+    assert strict.decide("all", False).event_signals() == {
+        "ad_user_data": "GRANTED", "ad_personalization": "GRANTED"}
+    assert strict.decide(None, False).event_signals() == {
+        "ad_user_data": "DENIED", "ad_personalization": "DENIED"}

@@ -56,6 +56,7 @@ class ConsentState:
     why: str = ""                    # for explain: what decided
     tcf: TcString | None = None
     tcf_invalid: bool = False
+    asked: bool = True               # False: consent not required and nobody said no
 
     def vendor_ok(self, vendor: int | None) -> bool:
         """Whether a pixel or sink with this `tcf_vendor` may run for the visitor."""
@@ -82,8 +83,17 @@ class ConsentState:
                 "ad_user_data": granted(STORAGE_PURPOSE, MEASUREMENT_PURPOSE),
                 "ad_personalization": granted(*PERSONALISATION_PURPOSES)}
 
+    def event_signals(self) -> dict[str, str]:
+        """`Event.consent_mode`: `ad_user_data` and `ad_personalization` for the sinks
+        that pass them on; empty when the visitor was never asked (then nothing is
+        claimed either way)."""
+        if not self.asked:
+            return {}
+        mode = self.consent_mode()
+        return {k: mode[k] for k in ("ad_user_data", "ad_personalization")}
 
-GRANTED_STATE = ConsentState(marketing=True, why="consent not required")
+
+GRANTED_STATE = ConsentState(marketing=True, why="consent not required", asked=False)
 
 
 class Consent:

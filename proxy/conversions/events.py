@@ -43,8 +43,9 @@ class Event:
     rule: str | None = None
     dedupe_hours: float = DEFAULT_DEDUPE_HOURS
     # Google Consent Mode v2 signals of the visit that fired the event, for sinks that
-    # pass them on (google_ads: ad_user_data): {"ad_user_data": "GRANTED" | "DENIED",
-    # "ad_personalization": ..., "ad_storage": ...}; empty when unknown (events API).
+    # pass them on (google_ads): {"ad_user_data": "GRANTED" | "DENIED",
+    # "ad_personalization": "GRANTED" | "DENIED"}; empty when the visitor was never
+    # asked (consent not required, no TC string, no GPC) or unknown (events API).
     consent_mode: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

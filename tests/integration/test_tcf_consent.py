@@ -179,3 +179,13 @@ async def test_hostile_string_is_no_consent_and_counted(s, hostile: str) -> None
     assert "edge_tcf_invalid_total 1.0" in text
     await settled(s)
     assert metric(s, "meta", "suppressed") == 1
+
+
+async def test_fired_events_carry_the_visits_consent_mode(tmp_path) -> None:
+    """What the google_ads sink reads: the outbox row's event, before any delivery."""
+    async with stack(build_site, RULES, tmp=tmp_path, dispatch=False) as st:
+        await apply_page(st, tc_string(purposes=[1, 3, 4], vendors=[GOOGLE]))   # no purpose 7
+        rows = await st.edge.outbox.list_rows()
+    assert {r.sink for r in rows} == {"meta", "ats"}       # ads: vendor 755 lacks purpose 7
+    assert {tuple(sorted(r.event.consent_mode.items())) for r in rows} == {
+        (("ad_personalization", "GRANTED"), ("ad_user_data", "DENIED"))}
