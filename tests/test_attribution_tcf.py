@@ -97,6 +97,14 @@ def test_any_built_string_decodes_to_what_was_put_in(purposes: set[int], li: set
         [v for v in (1, 2, 755, 2999, 3000, 3001) if v in vendors]
 
 
+def test_overlapping_and_adjacent_ranges_merge() -> None:
+    tc = decode(tc_string(purposes=[1], vendor_ranges=[(50, 60), (1, 10), (5, 20), (21, 21),
+                                                       (40, 45)]))
+    assert tc.vendor_consents.ranges == ((1, 21), (40, 45), (50, 60))
+    assert [v for v in (1, 21, 22, 39, 40, 46, 50, 60, 61) if v in tc.vendor_consents] == \
+        [1, 21, 40, 50, 60]
+
+
 def test_a_huge_range_is_one_entry_not_65535_ids() -> None:
     tc = decode(tc_string(purposes=[1], vendor_ranges=[(1, 65535)]))
     assert 65535 in tc.vendor_consents and 1 in tc.vendor_consents

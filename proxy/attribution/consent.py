@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
+from cachetools import LRUCache
+
 from proxy.attribution.tcf import TcfError, TcString, decode, purposes_allow
 from proxy.config.model import ConsentSection
 
@@ -45,6 +47,7 @@ GRANTED, DENIED = "GRANTED", "DENIED"
 
 _SPLIT = re.compile(r"[,|\s]+")
 _MAX_CONSENT_VALUE = 1024
+_DECODED = 1024        # TC strings whose decoding is remembered (a visitor sends the same)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,14 +106,27 @@ class Consent:
         self._required = section.required
         self._honor_gpc = section.honor_gpc
         self._granted = frozenset(g.strip().lower() for g in section.granted)
+        self._decoded: LRUCache[str, TcString | None] = LRUCache(maxsize=_DECODED)
+
+    def _decode(self, tc_string: str) -> TcString | None:
+        """The decoded string, None when it cannot be read; remembered either way."""
+        try:
+            return self._decoded[tc_string]
+        except KeyError:
+            pass
+        try:
+            tc: TcString | None = decode(tc_string)
+        except TcfError:
+            tc = None
+        self._decoded[tc_string] = tc
+        return tc
 
     def decide(self, cookie_value: str | None, gpc: bool,
                tc_string: str | None = None) -> ConsentState:
         tcf: TcString | None = None
         if self.tcf and tc_string:
-            try:
-                tcf = decode(tc_string)
-            except TcfError:
+            tcf = self._decode(tc_string)
+            if tcf is None:
                 return ConsentState(False, storage=False, tcf_invalid=True,
                                     why=f"{TCF_COOKIE} cookie unreadable: no consent")
         if gpc and self._honor_gpc:

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import base64
 import re
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-MAX_TC_STRING = 8192        # characters; a cookie holds at most 4096 bytes anyway
+MAX_TC_STRING = 4096        # characters: what a browser keeps of a cookie
 _B64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 
 
@@ -37,11 +38,14 @@ class TcfError(ValueError):
 
 
 class _Bits:
-    """A big-endian bit reader that raises `TcfError` instead of reading past the end."""
+    """A big-endian bit reader that raises `TcfError` instead of reading past the end.
+
+    The bits are held as a text of 0s and 1s: a field is then one slice and one
+    `int(…, 2)`, cheap whatever its width or position."""
 
     def __init__(self, data: bytes) -> None:
-        self._data = data
         self._len = len(data) * 8
+        self._bits = format(int.from_bytes(data, "big"), f"0{self._len}b") if data else ""
         self.pos = 0
 
     def read(self, n: int) -> int:
@@ -49,10 +53,9 @@ class _Bits:
         if end > self._len:
             raise TcfError(f"cut short: field at bit {self.pos} needs {n} bits, "
                            f"{self._len - self.pos} left")
-        first, last = self.pos // 8, (end + 7) // 8
-        chunk = int.from_bytes(self._data[first:last], "big")
+        field = self._bits[self.pos:end]
         self.pos = end
-        return (chunk >> (last * 8 - end)) & ((1 << n) - 1)
+        return int(field, 2) if n else 0
 
     def flag(self) -> bool:
         return self.read(1) == 1
@@ -73,7 +76,7 @@ class VendorSet:
         if not 1 <= vendor <= self.max_id:
             return False
         if self.ranges:
-            return any(lo <= vendor <= hi for lo, hi in self.ranges)
+            return _in_ranges(self.ranges, vendor)
         return bool((self.bitfield >> (self.max_id - vendor)) & 1)
 
     def ids(self) -> list[int]:
@@ -81,8 +84,15 @@ class VendorSet:
         return [v for v in range(1, self.max_id + 1) if v in self]
 
 
+def _in_ranges(ranges: tuple[tuple[int, int], ...], vendor: int) -> bool:
+    """`ranges` sorted and disjoint (as `_ranges` returns them)."""
+    i = bisect_right(ranges, (vendor, 0xFFFF)) - 1
+    return i >= 0 and ranges[i][1] >= vendor
+
+
 def _ranges(bits: _Bits, count: int, max_id: int) -> tuple[tuple[int, int], ...]:
-    out = []
+    """Range entries, sorted and merged so that a look-up is one bisection."""
+    out: list[tuple[int, int]] = []
     for _ in range(count):
         is_range = bits.flag()
         lo = bits.read(16)
@@ -90,7 +100,14 @@ def _ranges(bits: _Bits, count: int, max_id: int) -> tuple[tuple[int, int], ...]
         if not 1 <= lo <= hi <= max_id:
             raise TcfError(f"vendor range {lo}-{hi} outside 1-{max_id}")
         out.append((lo, hi))
-    return tuple(sorted(out))
+    out.sort()
+    merged: list[tuple[int, int]] = []
+    for lo, hi in out:
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return tuple(merged)
 
 
 def _vendors(bits: _Bits) -> VendorSet:
@@ -110,7 +127,7 @@ class Restriction:
     vendors: tuple[tuple[int, int], ...]
 
     def covers(self, vendor: int) -> bool:
-        return any(lo <= vendor <= hi for lo, hi in self.vendors)
+        return _in_ranges(self.vendors, vendor)
 
 
 NOT_ALLOWED = 0
