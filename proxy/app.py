@@ -1,5 +1,8 @@
 """build_app(config): the parts wired together and their lifecycle, stated once.
 
+`edge_runner` serves the application on the public listener, `admin_runner` the
+operators' endpoints (`edge.admin`) on the admin listener.
+
 Each background part (transport, outbox and its dispatcher, journeys, feed, access
 log, rules watcher) is owned by `app.cleanup_ctx`: started on startup, stopped in
 reverse order on shutdown.
@@ -20,8 +23,9 @@ from proxy.config.model import Config
 from proxy.conversions.dispatcher import Dispatcher
 from proxy.conversions.tuning import dispatcher_options
 from proxy.edge import EDGE, AccessLog, Edge
+from proxy.endpoints.admin import admin_handler, admin_routes
 from proxy.endpoints.events_api import events_api_handler
-from proxy.endpoints.router import build_endpoints
+from proxy.endpoints.router import PublicEndpoints
 from proxy.feed.service import FeedService, feed_handler
 from proxy.http.response import strip_server_defaults
 from proxy.http.server import EdgeRunner
@@ -67,7 +71,8 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
         metrics.export_counts("edge_feed_skipped", "Jobs left out of the feed, by reason.",
                               "reason", lambda: feed.skipped)
     lookup = edge.journeys
-    edge.endpoints = build_endpoints(
+    edge.admin = admin_routes(edge)
+    edge.endpoints = PublicEndpoints(
         edge,
         events_api_handler(lambda: edge.runtime.config, outbox, lookup),
         feed_handler(edge.feed, lambda request: public_origin_of(edge.runtime, request))
@@ -120,6 +125,13 @@ def edge_runner(app: web.Application, **kwargs: Any) -> EdgeRunner:
     """The runner that serves `build_app`'s application, requests straight to the pipeline."""
     return EdgeRunner(app, functools.partial(serve_request, app[EDGE]), **HANDLER_ARGS,
                       **kwargs)
+
+
+def admin_runner(app: web.Application, **kwargs: Any) -> web.ServerRunner:
+    """The runner of the admin listener for `build_app`'s application. It shares the
+    application's parts, so start it after the application's runner and stop it first."""
+    return web.ServerRunner(web.Server(admin_handler(app[EDGE]), **HANDLER_ARGS),
+                            **kwargs)
 
 
 def _background(run: Callable[[], Awaitable[None]]) -> Callable[[web.Application],

@@ -28,12 +28,12 @@ def _load(path: str, overrides: Overrides | None = None, *, for_run: bool = Fals
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from proxy.config.summary import summary
+    from proxy.config.summary import edge_warnings, summary
     warnings: list = []
     config = _load(args.config, warnings=warnings)
     if config is None:
         return 1
-    print(summary(config, warnings))
+    print(summary(config, warnings + edge_warnings(config)))
     return 0
 
 
@@ -42,7 +42,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     from proxy.serve import configure_logging, run
     configure_logging(args.log_level)
-    overrides = Overrides.resolve(os.environ, args.listen, args.upstream, args.workers)
+    overrides = Overrides.resolve(os.environ, args.listen, args.upstream, args.workers,
+                                  args.admin_listen)
     config = _load(args.config, overrides, for_run=True)
     if config is None:
         print("careers-edge: not started: the rules file is invalid", file=sys.stderr)
@@ -99,6 +100,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--listen", metavar="HOST:PORT", help="env CAREERS_EDGE_LISTEN")
     run.add_argument("--upstream", metavar="URL", help="env CAREERS_EDGE_UPSTREAM")
     run.add_argument("--workers", metavar="N", help="env CAREERS_EDGE_WORKERS")
+    run.add_argument("--admin-listen", metavar="HOST:PORT|off",
+                     help="the operators' listener; env CAREERS_EDGE_ADMIN_LISTEN")
     run.add_argument("--log-level", default="INFO")
     run.set_defaults(func=cmd_run)
 

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,18 +19,19 @@ import orjson
 from aiohttp import web
 from cachetools import TTLCache
 
+from proxy.endpoints.health import Readiness
+from proxy.http.realip import real_ip, xff_values
 from proxy.metrics import Metrics
 from proxy.transform.header_plan import HeaderPlans
 from proxy.transform.template import TemplateCache
 
 if TYPE_CHECKING:
     from proxy.attribution.visit import Visit
+    from proxy.endpoints.router import PublicEndpoints, Routes
     from proxy.runtime import Runtime
 
 log = logging.getLogger("careers_edge")
 FEED_REOBSERVE_SECONDS = 60.0
-
-Endpoints = Callable[[web.BaseRequest, str], Awaitable[web.StreamResponse]]
 
 
 class AccessLog:
@@ -73,7 +73,9 @@ class Edge:
     journeys: Any = None                # attribution.journeys.JourneyStore
     feed: Any = None                    # feed.service.FeedService
     access_log: AccessLog = field(default_factory=AccessLog)
-    endpoints: Endpoints = None         # type: ignore[assignment]
+    endpoints: PublicEndpoints = None   # type: ignore[assignment]  # set by build_app
+    admin: Routes = None                # type: ignore[assignment]  # the operators' routes
+    readiness: Readiness = field(default_factory=Readiness)
     started_at: float = field(default_factory=time.time)
     draining: bool = False
     _ws_session: aiohttp.ClientSession | None = None
@@ -90,17 +92,24 @@ class Edge:
             self._ws_session = aiohttp.ClientSession(auto_decompress=False)
         return self._ws_session
 
-    def finish(self, request: web.BaseRequest, resp: web.StreamResponse,
-               started: float) -> web.StreamResponse:
+    def finish(self, request: web.BaseRequest, resp: web.StreamResponse, started: float,
+               ip: str | None = None, *, count: bool = True) -> web.StreamResponse:
+        """Count the response (unless `count` is off: operators' and refused admin
+        requests are no visitors') and access-log it with the visitor's IP (`ip`, else
+        found here by the realip walk)."""
         code = resp.status
-        counter = self._codes.get(code)
-        if counter is None:
-            counter = self._codes[code] = self.metrics.requests.labels(str(code))
-        counter.inc()
+        if count:
+            counter = self._codes.get(code)
+            if counter is None:
+                counter = self._codes[code] = self.metrics.requests.labels(str(code))
+            counter.inc()
         if self.access_log.enabled:
+            if ip is None:
+                ip = real_ip(request.remote or "", xff_values(request.raw_headers),
+                             self.runtime.trusted).ip
             self.access_log.add({
                 "t": round(time.time(), 3),
-                "ip": request.remote,
+                "ip": ip,
                 "m": request.method,
                 "path": request.raw_path[:2048],
                 "status": code,

@@ -24,7 +24,13 @@ from proxy.edge import EDGE, Edge
 from proxy.firing import carried_events, carry_cookie, fire, has_carry
 from proxy.http.body import request_body
 from proxy.http.errors import error_response
-from proxy.http.headers import client_view, header_value, request_headers, response_headers
+from proxy.http.headers import (
+    MISDIRECTED,
+    client_view,
+    header_value,
+    request_headers,
+    response_headers,
+)
 from proxy.http.response import ProxyResponse
 from proxy.http.target import BadTarget, origin_form, split_target
 from proxy.http.upstream_errors import UpstreamError, UpstreamTimeout
@@ -41,6 +47,19 @@ log = logging.getLogger("careers_edge.pipeline")
 def bad_request(request: web.BaseRequest, why: str) -> web.Response:
     return error_response(400, why, request.headers.get(hdrs.ACCEPT),
                           headers={"Connection": "close"})
+
+
+def host_refused(request: web.BaseRequest, status: int) -> web.Response:
+    """421 for a host we do not serve, 400 for one that is not a host name; the body
+    never repeats what was sent."""
+    if status == MISDIRECTED:
+        return error_response(MISDIRECTED, "This site is not served here.",
+                              request.headers.get(hdrs.ACCEPT))
+    return bad_request(request, "The Host header is not a host name.")
+
+
+def not_found(request: web.BaseRequest, why: str = "No such endpoint.") -> web.Response:
+    return error_response(404, why, request.headers.get(hdrs.ACCEPT))
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -61,18 +80,24 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
         target = origin_form(request.raw_path, host_values[0])
     except BadTarget as exc:
         return edge.finish(request, bad_request(request, str(exc)), started)
-    if target.startswith(rt.prefix_slash) or target == rt.prefix:
+    own = target.startswith(rt.prefix_slash) or target == rt.prefix
+    if own and edge.endpoints.unchecked_host(target):
         return edge.finish(request, await edge.endpoints(request, target), started)
+
+    # -- who the visitor is, and whether the host asked for is one of ours
+    raw = request.raw_headers
+    client = client_view(raw, request.remote, host_values[0], request.scheme, rt.trusted,
+                         rt.hosts)
+    if client.refused:
+        return edge.finish(request, host_refused(request, client.refused), started, client.ip)
+    if own:
+        if edge.endpoints.admin_only(target):     # the operators' door is elsewhere
+            return edge.finish(request, not_found(request), started, client.ip, count=False)
+        return edge.finish(request, await edge.endpoints(request, target), started, client.ip)
     path, query = split_target(target)
     if rt.allowed is not None and path not in rt.allowed:
-        return edge.finish(request, error_response(
-            404, "There is no such page on this site.", request.headers.get(hdrs.ACCEPT)),
-            started)
-
-    # -- who the visitor is
-    raw = request.raw_headers
-    peer = request.remote
-    client = client_view(raw, peer, host_values[0], request.scheme, peer in rt.trusted)
+        return edge.finish(request, not_found(request, "There is no such page on this site."),
+                           started, client.ip)
     public_origin = rt.public_origin or f"{client.proto}://{client.host}"
     if is_websocket(request):
         return await relay_websocket(request, edge, target, request_headers(raw, client))
@@ -104,13 +129,13 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
         edge.metrics.upstream_errors.labels("timeout").inc()
         return edge.finish(request, error_response(
             504, "No answer from the careers site in time.", request.headers.get(hdrs.ACCEPT)),
-            started)
+            started, client.ip)
     except UpstreamError as exc:
         edge.metrics.upstream_errors.labels(type(exc).__name__).inc()
         log.warning("upstream %s %s: %s", request.method, path, exc)
         return edge.finish(request, error_response(
             502, "The careers site could not be reached.", request.headers.get(hdrs.ACCEPT)),
-            started)
+            started, client.ip)
     edge.metrics.upstream_seconds.observe(time.monotonic() - t0)
 
     try:
@@ -204,9 +229,9 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
             edge.metrics.upstream_errors.labels("body").inc()
             if request.transport is not None:
                 request.transport.abort()
-            return edge.finish(request, resp, started)
+            return edge.finish(request, resp, started, client.ip)
         except ConnectionResetError:
-            return edge.finish(request, resp, started)    # the visitor went away
+            return edge.finish(request, resp, started, client.ip)    # the visitor went away
         tail_events = await late_events()
         if transform is not None:
             held.append(transform.finish(tail_events))
@@ -217,4 +242,4 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
         await resp.write_eof(last)
     except ConnectionResetError:
         pass                                             # the visitor went away
-    return edge.finish(request, resp, started)
+    return edge.finish(request, resp, started, client.ip)

@@ -10,13 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from proxy.attribution.visit import Attribution
 from proxy.config.model import Config, Sink
 from proxy.detect.patterns import GlobPattern, PathPattern
 from proxy.detect.rules import RuleSet
-from proxy.http.headers import OriginRewriter, TrustedProxies, client_view
+from proxy.http.headers import ClientView, OriginRewriter, TrustedProxies, client_view
+from proxy.http.hosts import HostPolicy
 from proxy.pixels import PixelSet
 
 
@@ -31,6 +32,7 @@ class Runtime:
     rewriter: OriginRewriter
     link_origins: tuple[bytes, ...]    # upstream origins as they appear in HTML
     trusted: TrustedProxies
+    hosts: HostPolicy
     attribution: Attribution
     rules: RuleSet
     pixels: PixelSet
@@ -53,13 +55,31 @@ def upstream_origins(upstream: str) -> tuple[str, str, tuple[str, ...]]:
     return f"{parts.scheme}://{host}", host, origins
 
 
+def visitor(rt: Runtime, request: web.BaseRequest) -> ClientView:
+    """Who asks, and for which of our hosts (`refused` set when it is none of them)."""
+    return client_view(request.raw_headers, request.remote,
+                       request.headers.get(hdrs.HOST, ""), request.scheme, rt.trusted, rt.hosts)
+
+
+def public_origin(rt: Runtime, client: ClientView) -> str:
+    """The origin visitors use: `public_url`, else the scheme and the (checked) host."""
+    return rt.public_origin or f"{client.proto}://{client.host}"
+
+
 def public_origin_of(rt: Runtime, request: web.BaseRequest) -> str:
-    """The origin visitors use: `public_url`, else Host and scheme as trusted proxies say."""
-    if rt.public_origin:
-        return rt.public_origin
-    client = client_view(request.raw_headers, request.remote, request.host, request.scheme,
-                         request.remote in rt.trusted)
-    return f"{client.proto}://{client.host}"
+    """`public_origin` for a request that already passed the host check."""
+    return public_origin(rt, visitor(rt, request))
+
+
+def served_hosts(config: Config) -> HostPolicy:
+    """`[proxy] hosts`; by default `public_url`'s host, else any host (development)."""
+    p = config.proxy
+    if p.hosts:
+        return HostPolicy(p.hosts)
+    if p.public_url:
+        name = urlsplit(p.public_url).hostname or ""
+        return HostPolicy([f"[{name}]" if ":" in name else name])
+    return HostPolicy(None)
 
 
 def compile_runtime(config: Config, secret: bytes) -> Runtime:
@@ -76,6 +96,7 @@ def compile_runtime(config: Config, secret: bytes) -> Runtime:
         rewriter=OriginRewriter(host, origins),
         link_origins=tuple(o.encode() for o in origins),
         trusted=TrustedProxies(p.trusted_proxies),
+        hosts=served_hosts(config),
         attribution=Attribution(config.attribution, config.consent, secret),
         rules=RuleSet.compile(config.rules),
         pixels=PixelSet(config.pixels, config.sinks),

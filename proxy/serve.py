@@ -1,9 +1,12 @@
 """Running the proxy: uvloop, N worker processes on one port, signals.
 
-Each worker binds the port itself with SO_REUSEPORT, so the kernel spreads
-connections. The parent only supervises: it forwards SIGHUP (reload) and SIGTERM
-(drain and exit 0), restarts a worker that dies (with the rules file as it is
-now), and gives up with status 1 when workers keep dying at start. A worker dies
+Each worker serves two listeners: the public one (`[proxy] listen`) and the
+operators' one (`[admin] listen`, unless "off"). Each worker binds both ports itself
+with SO_REUSEPORT, so the kernel spreads connections; metrics are summed over every
+worker (prometheus multiprocess), so a scrape may land on any of them. The parent
+only supervises: it forwards SIGHUP (reload) and SIGTERM (drain and exit 0),
+restarts a worker that dies (with the rules file as it is now, on the ports bound
+at start), and gives up with status 1 when workers keep dying at start. A worker dies
 with its parent, so a killed supervisor leaves no orphan holding the port.
 SIGTERM lets in-flight requests finish (up to `DRAIN_SECONDS`) before exiting.
 """
@@ -22,7 +25,7 @@ import time
 
 from aiohttp import web
 
-from proxy.app import RELOADER, build_app, edge_runner
+from proxy.app import RELOADER, admin_runner, build_app, edge_runner
 from proxy.config.env import Overrides
 from proxy.config.errors import ConfigErrors
 from proxy.config.load import load_config
@@ -68,7 +71,8 @@ def install_uvloop() -> None:
 
 
 async def serve(config: Config, sock: socket.socket, *, worker: int = 0,
-                overrides: Overrides | None = None) -> None:
+                overrides: Overrides | None = None,
+                admin_sock: socket.socket | None = None) -> None:
     # Signals first: a SIGTERM or SIGHUP during start-up must not kill the process.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -81,42 +85,69 @@ async def serve(config: Config, sock: socket.socket, *, worker: int = 0,
     await runner.setup()
     site = web.SockSite(runner, sock, shutdown_timeout=DRAIN_SECONDS)
     await site.start()
+    admin = None
+    if admin_sock is not None:
+        admin = admin_runner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await admin.setup()
+        await web.SockSite(admin, admin_sock, shutdown_timeout=1.0).start()
     reloader = app.get(RELOADER)
     if reloader is not None:
         loop.add_signal_handler(signal.SIGHUP, reloader.reload)
     host, port = sock.getsockname()[:2]
-    log.info("worker %d serving on %s:%s → %s", worker, host, port, config.proxy.upstream)
+    admin_at = "admin off"
+    if admin_sock is not None:
+        admin_at = "admin on {}:{}".format(*admin_sock.getsockname()[:2])
+    log.info("worker %d serving on %s:%s (%s) → %s", worker, host, port, admin_at,
+             config.proxy.upstream)
     await stop.wait()
     log.info("worker %d draining", worker)
+    if admin is not None:      # it shares the application's parts: stop it first
+        await admin.cleanup()
     await runner.cleanup()
 
 
 def run_worker(config: Config, sock: socket.socket, worker: int,
-               overrides: Overrides | None = None) -> None:
+               overrides: Overrides | None = None,
+               admin_sock: socket.socket | None = None) -> None:
     install_uvloop()
-    asyncio.run(serve(config, sock, worker=worker, overrides=overrides))
+    asyncio.run(serve(config, sock, worker=worker, overrides=overrides, admin_sock=admin_sock))
+
+
+def bind_all(config: Config, reuse_port: bool, *, listen_now: bool = True
+             ) -> list[socket.socket]:
+    """The public socket, then the admin one when there is an admin listener."""
+    socks: list[socket.socket] = []
+    for listen in (config.proxy.listen, config.admin.listen):
+        if listen is None:
+            continue
+        try:
+            socks.append(bind(listen, reuse_port, listen_now=listen_now))
+        except (OSError, ValueError) as exc:
+            for s in socks:
+                s.close()
+            raise OSError(f"cannot listen on {listen}: {exc}") from None
+    return socks
 
 
 def run(config: Config, overrides: Overrides | None = None) -> int:
-    """Serve until SIGTERM; returns the exit status (1: the port cannot be bound)."""
+    """Serve until SIGTERM; returns the exit status (1: a port cannot be bound)."""
     workers = max(1, config.proxy.workers)
     try:
-        if workers == 1:
-            sock = bind(config.proxy.listen, reuse_port=False)
-        else:
-            # A busy port fails here, before forking. The probe is bound but never
-            # listens: a listening socket nobody accepts on would get connections.
-            sock = bind(config.proxy.listen, reuse_port=True, listen_now=False)
-    except (OSError, ValueError) as exc:
-        log.critical("cannot listen on %s: %s", config.proxy.listen, exc)
+        # With workers, a busy port fails here, before forking. The probes are bound
+        # but never listen: a listening socket nobody accepts on would get connections.
+        socks = bind_all(config, reuse_port=workers > 1, listen_now=workers == 1)
+    except OSError as exc:
+        log.critical("%s", exc)
         return 1
+    log.info("listening on %s (public) and %s (admin)", config.proxy.listen,
+             config.admin.listen or "nothing")
     if workers == 1:
-        run_worker(config, sock, 0, overrides)
+        run_worker(config, socks[0], 0, overrides, socks[1] if len(socks) > 1 else None)
         return 0
-    return supervise(config, workers, sock, overrides)
+    return supervise(config, workers, socks, overrides)
 
 
-def supervise(config: Config, workers: int, probe: socket.socket,
+def supervise(config: Config, workers: int, probe: list[socket.socket],
               overrides: Overrides | None) -> int:
     """Fork `workers` workers, forward signals to them, restart one that dies."""
     parent = os.getpid()
@@ -129,7 +160,7 @@ def supervise(config: Config, workers: int, probe: socket.socket,
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _supervise(config: Config, probe: socket.socket, overrides: Overrides | None,
+def _supervise(config: Config, probe: list[socket.socket], overrides: Overrides | None,
                parent: int, children: dict[int, tuple[int, float]], workers: int) -> int:
 
     def spawn(index: int, current: Config) -> None:
@@ -138,8 +169,10 @@ def _supervise(config: Config, probe: socket.socket, overrides: Overrides | None
             code = 0
             try:
                 _become_worker(parent, probe)
-                run_worker(current, bind(current.proxy.listen, reuse_port=True), index,
-                           overrides)
+                # The ports bound at start, whatever a reloaded file says now.
+                socks = bind_all(config, reuse_port=True)
+                run_worker(current, socks[0], index, overrides,
+                           socks[1] if len(socks) > 1 else None)
             except BaseException:
                 logging.getLogger("careers_edge").exception("worker %d failed", index)
                 code = 1
@@ -149,7 +182,8 @@ def _supervise(config: Config, probe: socket.socket, overrides: Overrides | None
 
     for i in range(workers):
         spawn(i, config)
-    probe.close()
+    for s in probe:
+        s.close()
     stopping = False
     quick_deaths = 0
 
@@ -187,9 +221,10 @@ def _supervise(config: Config, probe: socket.socket, overrides: Overrides | None
     return 0
 
 
-def _become_worker(parent: int, probe: socket.socket) -> None:
-    """In a fresh fork: drop the parent's socket and handlers, die with the parent."""
-    probe.close()
+def _become_worker(parent: int, probe: list[socket.socket]) -> None:
+    """In a fresh fork: drop the parent's sockets and handlers, die with the parent."""
+    for s in probe:
+        s.close()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)    # until the worker's loop handles it

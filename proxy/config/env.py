@@ -6,8 +6,9 @@ gives `default` when NAME is unset or empty, as in a shell; `$${` is a literal
 `${`; a lone `$` stays as it is. An unset variable is reported to the caller, which
 decides whether it matters (see load.py). A set but empty variable is the empty string.
 
-Overrides: `run --listen/--upstream/--workers` win over `CAREERS_EDGE_LISTEN`,
-`CAREERS_EDGE_UPSTREAM`, `CAREERS_EDGE_WORKERS`, which win over the file.
+Overrides: `run --listen/--upstream/--workers/--admin-listen` win over
+`CAREERS_EDGE_LISTEN`, `CAREERS_EDGE_UPSTREAM`, `CAREERS_EDGE_WORKERS`,
+`CAREERS_EDGE_ADMIN_LISTEN`, which win over the file.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 ENV_LISTEN = "CAREERS_EDGE_LISTEN"
 ENV_UPSTREAM = "CAREERS_EDGE_UPSTREAM"
 ENV_WORKERS = "CAREERS_EDGE_WORKERS"
+ENV_ADMIN_LISTEN = "CAREERS_EDGE_ADMIN_LISTEN"
 
 _REF = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -83,22 +85,26 @@ class Overrides:
     upstream: str | None = None
     workers: str | int | None = None
     origin: Mapping[str, str] | None = None
+    admin_listen: str | None = None      # [admin] listen; "off" turns the listener off
 
     @classmethod
     def resolve(cls, env: Mapping[str, str], listen: str | None = None,
-                upstream: str | None = None, workers: str | int | None = None) -> Overrides:
+                upstream: str | None = None, workers: str | int | None = None,
+                admin_listen: str | None = None) -> Overrides:
         """Flags (the arguments) first, then the environment."""
         origin: dict[str, str] = {}
         values: dict[str, str | int | None] = {}
         for key, flag, var in (("listen", listen, ENV_LISTEN), ("upstream", upstream, ENV_UPSTREAM),
-                               ("workers", workers, ENV_WORKERS)):
+                               ("workers", workers, ENV_WORKERS),
+                               ("admin_listen", admin_listen, ENV_ADMIN_LISTEN)):
             if flag is not None:
-                values[key], origin[key] = flag, f"--{key}"
+                values[key], origin[key] = flag, f"--{key.replace('_', '-')}"
             elif env.get(var):
                 values[key], origin[key] = env[var], var
             else:
                 values[key] = None
-        return cls(values["listen"], values["upstream"], values["workers"], origin)  # type: ignore[arg-type]
+        return cls(values["listen"], values["upstream"], values["workers"],  # type: ignore[arg-type]
+                   origin, values["admin_listen"])  # type: ignore[arg-type]
 
     def origin_of(self, key: str) -> str:
-        return (self.origin or {}).get(key, f"--{key}")
+        return (self.origin or {}).get(key, f"--{key.replace('_', '-')}")

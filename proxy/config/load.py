@@ -2,10 +2,11 @@
 
     load_config(path)             read, interpolate `${VAR}`, validate, build; raises
                                   ConfigErrors listing every error with key and line
-    apply_overrides(config, …)    --listen/--upstream/--workers (or CAREERS_EDGE_*)
+    apply_overrides(config, …)    --listen/--upstream/--workers (or CAREERS_EDGE_*);
+                                  `--admin-listen` is read with the file (Overrides)
 
 Unset variables: an error wherever the value is needed, except that `proxy.secret`,
-`proxy.public_url` and `api.token` then count as absent (a warning), and a sink no
+`proxy.public_url`, `api.token` and `admin.token` then count as absent (a warning), and a sink no
 rule sends to is left out of `Config.sinks` (a warning), since it cannot fire.
 Warnings go to the `warnings` list the caller passes, for `check` to show.
 
@@ -23,11 +24,13 @@ import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from proxy.config import rules_section, sections
 from proxy.config.env import Overrides
 from proxy.config.errors import ConfigError, ConfigErrors, LineIndex, toml_syntax_error
 from proxy.config.model import (
+    AdminSection,
     ApiSection,
     AttributionSection,
     Config,
@@ -48,13 +51,14 @@ from proxy.config.schema import (
     token,
 )
 from proxy.detect.patterns import GlobPattern, PatternError
+from proxy.http.hosts import HostPolicy, host_entry_problem, split_host
 from proxy.state import StateURLError, parse_state
 
 TOP_KEYS = ("proxy", "attribution", "consent", "pixels", "rules", "sinks", "api",
-            "redirect", "feed")
+            "redirect", "feed", "admin")
 PROXY_KEYS = ("listen", "upstream", "public_url", "prefix", "state", "secret", "workers",
               "timeout", "connect_timeout", "max_connections", "trusted_proxies",
-              "rewrite_links", "access_log", "allow_paths")
+              "rewrite_links", "access_log", "allow_paths", "hosts")
 OVERRIDABLE = ("listen", "upstream", "workers")
 _P = ProxySection(upstream="")    # the defaults, for reading
 _WORKERS = at_least(1, 256)
@@ -156,10 +160,12 @@ def _build(ctx: Ctx, raw: dict[str, Any], over: Overrides,
     redirect = RedirectSection(redirect_t.strings("allow", check=_redirect_target),
                                redirect_t.strings("send_to", check=known_sink))
     feed = _feed(ctx, raw.get("feed", {}))
+    admin = _admin(ctx, raw.get("admin", {}), over)
     _report_unset(ctx)
     if ctx.errors or proxy is None or not top.ok:
         return None
-    return Config(proxy, attribution, consent, pixels, rules, sinks, api, redirect, feed)
+    return Config(proxy, attribution, consent, pixels, rules, sinks, api, redirect, feed,
+                  admin)
 
 
 def _nonempty(v: str) -> str | None:
@@ -228,7 +234,15 @@ def _proxy(ctx: Ctx, raw: Any, over: Overrides, allow_missing_upstream: bool
         "rewrite_links": t.get("rewrite_links", bool, True),
         "access_log": t.get("access_log", bool, True),
         "allow_paths": t.strings("allow_paths", check=rules_section.pattern_problem),
+        "hosts": t.strings("hosts", check=host_entry_problem),
     }
+    if t.raw.get("hosts") == []:
+        ctx.error(("proxy", "hosts"), "is empty, which would refuse every request; leave it "
+                  "out to serve public_url's host")
+    elif public_url and section["hosts"] and not HostPolicy(section["hosts"]).serves(
+            *(split_host(urlsplit(public_url).netloc) or ("", ""))):
+        ctx.error(("proxy", "hosts"), f"does not list public_url's host "
+                  f"{urlsplit(public_url).netloc!r}: links would name a host not served")
     if "allow_paths" in t.raw and t.raw["allow_paths"] == []:
         ctx.error(("proxy", "allow_paths"), "is empty, which would refuse every path; "
                   "leave it out to proxy every path")
@@ -269,6 +283,24 @@ def _feed(ctx: Ctx, raw: Any) -> FeedSection:
         crawl_rate=t.get("crawl_rate", float, d.crawl_rate, check=positive),
         url_params=frozen_map(t.string_map("url_params", check_key=token)),
         expire_days=t.get("expire_days", int, d.expire_days, check=at_least(1)))
+
+
+def _admin_listen(v: str) -> str | None:
+    return None if v in ("", "off") else listen_address(v)
+
+
+def _admin(ctx: Ctx, raw: Any, over: Overrides) -> AdminSection:
+    t = Table(ctx, ("admin",), raw, ("listen", "token"))
+    if over.admin_listen is not None:
+        listen: str | None = over.admin_listen
+        problem = _admin_listen(over.admin_listen)
+        if problem:
+            ctx.error((over.origin_of("admin_listen"),), problem)
+    else:
+        listen = t.get("listen", str, AdminSection().listen, check=_admin_listen)
+    return AdminSection(
+        listen=None if listen in ("", "off") else listen,
+        token=t.get("token", str, None, unset_ok=True, check=_nonempty))
 
 
 def _report_unset(ctx: Ctx) -> None:

@@ -43,6 +43,7 @@ class ProxySection:
     rewrite_links: bool = True
     access_log: bool = True
     allow_paths: tuple[str, ...] = ()    # empty: every path is proxied
+    hosts: tuple[str, ...] = ()          # empty: public_url's host, else any (development)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +168,15 @@ class FeedSection:
     expire_days: int = 30
 
 
+DEFAULT_ADMIN_LISTEN = "127.0.0.1:9180"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSection:
+    listen: str | None = DEFAULT_ADMIN_LISTEN    # None: no admin listener
+    token: str | None = None                     # bearer token for all but healthz
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     proxy: ProxySection
@@ -178,4 +188,5 @@ class Config:
     api: ApiSection = ApiSection()
     redirect: RedirectSection = RedirectSection()
     feed: FeedSection = FeedSection()
+    admin: AdminSection = AdminSection()
     source: Path | None = None

@@ -103,6 +103,16 @@ def _table(rows: Iterable[tuple[str, str]], indent: str = "  ") -> list[str]:
     return [f"{indent}{k:<{width}}  {v}" for k, v in rows]
 
 
+def edge_warnings(config: Config) -> list[ConfigError]:
+    """What `check` warns about in a deployment that is valid but unsafe on a public edge."""
+    p = config.proxy
+    if p.hosts or p.public_url:
+        return []
+    return [ConfigError(str(config.source or "rules"), None, "proxy.hosts",
+                        "neither hosts nor public_url is set: any Host is served and named in "
+                        "links, cookies and conversions (development only)")]
+
+
 def summary(config: Config, warnings: Sequence[ConfigError] = ()) -> str:
     p, a, c = config.proxy, config.attribution, config.consent
     name = str(config.source) if config.source else "rules"
@@ -120,6 +130,12 @@ def summary(config: Config, warnings: Sequence[ConfigError] = ()) -> str:
          else "every path"),
         ("listen", f"{p.listen}  workers {p.workers}  timeout {p.timeout:g}s"),
         ("public url", p.public_url or "from Host / X-Forwarded-Proto"),
+        ("hosts", " ".join(p.hosts) if p.hosts else
+         _host(p.public_url) + " (public_url's)" if p.public_url else "any  (development only)"),
+        ("trusted", " ".join(p.trusted_proxies) + "  (X-Forwarded-* believed, realip walk)"
+         if p.trusted_proxies else "none  (X-Forwarded-* ignored)"),
+        ("admin", (config.admin.listen or "off") + (
+            "  (bearer token)" if config.admin.token and config.admin.listen else "")),
         ("prefix", p.prefix),
         ("state", _state(p.state)),
         ("cookie key", "set" if p.secret else "generated once, kept in the state"),

@@ -19,8 +19,8 @@ from aiohttp import hdrs, web
 from proxy.conversions.events import Event, new_event_id
 from proxy.firing import browser_data
 from proxy.http.errors import error_response
-from proxy.http.headers import client_view
 from proxy.pixels import BrowserEvent, js
+from proxy.runtime import public_origin, visitor
 
 if TYPE_CHECKING:
     from proxy.edge import Edge
@@ -58,20 +58,17 @@ async def go(request: web.BaseRequest, edge: Edge, target: str) -> web.StreamRes
     if not to or not allowed(edge, to):
         return error_response(400, "This redirect target is not allowed.", accept)
 
-    host = request.headers.get(hdrs.HOST, "")
-    client = client_view(request.raw_headers, request.remote, host, request.scheme,
-                         request.remote in rt.trusted)
+    client = visitor(rt, request)     # the pipeline refused hosts not ours before this
     visit = rt.attribution.on_request(
         raw_query=query, cookie_header=request.headers.get(hdrs.COOKIE), host=client.host,
         secure=client.proto == "https", gpc=request.headers.get("Sec-GPC", "") == "1",
         referer=request.headers.get(hdrs.REFERER))
     edge.count_visit(visit)
-    public_origin = rt.public_origin or f"{client.proto}://{client.host}"
     event = Event(
         name=EVENT, event_id=new_event_id(), event_time=time.time(),
         links_clicked_id=visit.links_clicked_id,
         click_ids={k: c.value for k, c in visit.click_ids.items()},
-        url=public_origin + target, client_ip=client.ip,
+        url=public_origin(rt, client) + target, client_ip=client.ip,
         user_agent=request.headers.get(hdrs.USER_AGENT), fbc=visit.fbc, fbp=visit.fbp,
         fields={"to": to[:512]}, rule="redirect", dedupe_hours=0,
         consent_mode=visit.consent_state.event_signals())

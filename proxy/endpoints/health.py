@@ -1,4 +1,9 @@
-"""`{prefix}/healthz` (serving) and `{prefix}/readyz` (upstream and state answer)."""
+"""`{prefix}/healthz` (serving) and `{prefix}/readyz` (upstream and state answer).
+
+readyz asks the upstream and the state store; its answer is kept for `READY_CACHE`
+seconds and concurrent callers share one check, so no number of callers can make it
+send the careers site more than one request per interval and worker.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ if TYPE_CHECKING:
     from proxy.edge import Edge
 
 READY_TIMEOUT = 3.0
+READY_CACHE = 2.0
 
 
 def json_response(body: object, status: int = 200) -> web.Response:
@@ -48,9 +54,36 @@ async def _state_answers(edge: Edge) -> str | None:
     return None
 
 
+async def _problems(edge: Edge) -> list[str]:
+    return [p for p in await asyncio.gather(_upstream_answers(edge), _state_answers(edge))
+            if p]
+
+
+class Readiness:
+    """The last readiness check, kept for `ttl` seconds; one check in flight at a time."""
+
+    def __init__(self, ttl: float = READY_CACHE) -> None:
+        self.ttl = ttl
+        self._at = -ttl
+        self._result: list[str] = []
+        self._running: asyncio.Future[list[str]] | None = None
+
+    async def problems(self, edge: Edge) -> list[str]:
+        if time.monotonic() - self._at < self.ttl:
+            return self._result
+        if self._running is None:
+            self._running = asyncio.ensure_future(_problems(edge))
+            self._running.add_done_callback(self._done)
+        return list(await asyncio.shield(self._running))
+
+    def _done(self, fut: asyncio.Future[list[str]]) -> None:
+        self._running = None
+        if not fut.cancelled() and fut.exception() is None:
+            self._result, self._at = fut.result(), time.monotonic()
+
+
 async def readyz(edge: Edge) -> web.Response:
-    problems = [p for p in await asyncio.gather(_upstream_answers(edge), _state_answers(edge))
-                if p]
+    problems = list(await edge.readiness.problems(edge))
     if edge.draining:
         problems.append("draining")
     if problems:

@@ -12,6 +12,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from proxy.http.hosts import HostPolicy, split_host
+from proxy.http.realip import real_ip, xff_values
+
 RawHeaders = list[tuple[bytes, bytes]]
 
 HOP_BY_HOP = frozenset({
@@ -63,42 +66,59 @@ class TrustedProxies:
     def __init__(self, cidrs: Sequence[str]) -> None:
         self._nets = tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
 
-    def __contains__(self, peer: str | None) -> bool:
-        if not self._nets or not peer:
+    def __contains__(self, peer: object) -> bool:
+        if not self._nets or not peer or not isinstance(peer, str):
             return False
         try:
             addr = ipaddress.ip_address(peer)
         except ValueError:
             return False
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped           # a dual-stack listener's view of an IPv4 peer
         return any(addr in net for net in self._nets)
+
+
+MISDIRECTED = 421       # a host we do not serve
+BAD_HOST = 400          # not a host name at all
 
 
 @dataclass(frozen=True, slots=True)
 class ClientView:
     """Who the visitor is, after deciding whether to believe X-Forwarded-*."""
 
-    ip: str
+    ip: str               # the realip walk's answer
     proto: str            # "http" | "https"
-    host: str             # public host[:port] the visitor asked for
+    host: str             # public host[:port] the visitor asked for, one of `hosts`
     forwarded_for: bytes  # the X-Forwarded-For value to send upstream
+    refused: int = 0      # MISDIRECTED or BAD_HOST: answer that, forward nothing
 
 
 def client_view(raw: Sequence[tuple[bytes, bytes]], peer: str | None, host: str,
-                scheme: str, trusted: bool) -> ClientView:
+                scheme: str, trusted: TrustedProxies, hosts: HostPolicy) -> ClientView:
+    """The visitor as the proxy may believe it: X-Forwarded-For walked as nginx's realip
+    does, X-Forwarded-Proto and -Host taken only from a trusted peer, and the host
+    checked against `hosts` (else `refused` says why)."""
     peer = peer or ""
-    if not trusted:
-        return ClientView(peer, scheme, host, peer.encode())
-    xff = b", ".join(v for n, v in raw if n.lower() == b"x-forwarded-for")
-    proto = next((v for n, v in raw if n.lower() == b"x-forwarded-proto"), b"")
-    xhost = next((v for n, v in raw if n.lower() == b"x-forwarded-host"), b"")
-    first = xff.split(b",")[0].strip().decode("latin-1") if xff else peer
-    proto_s = proto.split(b",")[0].strip().decode("latin-1").lower()
-    return ClientView(
-        ip=first or peer,
-        proto=proto_s if proto_s in ("http", "https") else scheme,
-        host=xhost.split(b",")[0].strip().decode("latin-1") or host,
-        forwarded_for=(xff + b", " + peer.encode()) if xff else peer.encode(),
-    )
+    believed = peer in trusted
+    if believed:
+        real = real_ip(peer, xff_values(raw), trusted)
+        proto = (header_value(raw, b"x-forwarded-proto") or b"").split(b",")[0]
+        proto_s = proto.strip().decode("latin-1").lower()
+        if proto_s in ("http", "https"):
+            scheme = proto_s
+        xhost = (header_value(raw, b"x-forwarded-host") or b"").split(b",")[0].strip()
+        if xhost:
+            host = xhost.decode("latin-1")
+        ip, forwarded_for = real.ip, real.forwarded_for
+    else:
+        ip, forwarded_for = peer, peer.encode("ascii", "replace")
+    parts = split_host(host)
+    if parts is None:
+        return ClientView(ip, scheme, "", forwarded_for, BAD_HOST)
+    if not hosts.serves(*parts):
+        return ClientView(ip, scheme, "", forwarded_for, MISDIRECTED)
+    name, port = parts
+    return ClientView(ip, scheme, f"{name}:{port}" if port else name, forwarded_for)
 
 
 def request_headers(raw: Sequence[tuple[bytes, bytes]], client: ClientView) -> RawHeaders:

@@ -1,0 +1,74 @@
+"""The operators' listener (`[admin] listen`): healthz, readyz, metrics under the prefix.
+
+Everything an operator reaches is one `Routes` (`edge.admin`): mount a further page
+or API there and it is served on this listener, refused with 404 on the public one,
+and behind the admin token, in one line:
+
+    edge.admin.add("GET", "/api/funnel", handler)       # (request, target) -> response
+    edge.admin.mount("/ui/", ui_handler)                 # a whole subtree
+
+With `[admin] token` set every path but healthz needs `Authorization: Bearer TOKEN`
+(compared in constant time); without it the answer is 401 with `WWW-Authenticate`.
+The token is read from the current rules, so a reload can rotate it. Requests here
+are access-logged but never counted as visitors' responses.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from aiohttp import hdrs, web
+
+from proxy.endpoints.events_api import authorized
+from proxy.endpoints.health import healthz, readyz
+from proxy.endpoints.router import HEALTHZ, RequestHandler, Routes, below
+from proxy.http.errors import error_response
+
+if TYPE_CHECKING:
+    from proxy.edge import Edge
+
+REALM = 'Bearer realm="careers-edge admin"'
+
+
+def admin_routes(edge: Edge) -> Routes:
+    routes = Routes()
+    routes.add_plain("GET", HEALTHZ, lambda r: healthz(edge))
+    routes.add_plain("GET", "/readyz", lambda r: readyz(edge))
+    routes.add_plain("GET", "/metrics", lambda r: metrics(edge))
+    return routes
+
+
+async def metrics(edge: Edge) -> web.Response:
+    if edge.outbox is not None:
+        try:
+            edge.metrics.outbox_pending.set(await edge.outbox.pending_count())
+        except Exception:
+            pass
+    body, content_type = edge.metrics.render()
+    return web.Response(body=body, headers={hdrs.CONTENT_TYPE: content_type,
+                                            hdrs.CACHE_CONTROL: "no-store"})
+
+
+def admin_handler(edge: Edge) -> RequestHandler:
+    """The admin listener's request handler (for `web.Server`)."""
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        started = time.monotonic()
+        return edge.finish(request, await answer(request), started, count=False)
+
+    async def answer(request: web.BaseRequest) -> web.StreamResponse:
+        rt = edge.runtime
+        target = request.raw_path
+        accept = request.headers.get(hdrs.ACCEPT)
+        if not target.startswith(rt.prefix_slash):
+            return error_response(404, "No such endpoint.", accept)
+        sub = below(rt.prefix, target)
+        token = rt.config.admin.token
+        if token and sub != HEALTHZ and not authorized(request.headers.get(hdrs.AUTHORIZATION),
+                                                       token):
+            return error_response(401, "A bearer token is required.", accept,
+                                  headers={hdrs.WWW_AUTHENTICATE: REALM})
+        return await edge.admin.dispatch(request, sub, target)
+
+    return handle
