@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from proxy.app import build_app, edge_runner
+from proxy.app import admin_runner, build_app, edge_runner
 from proxy.config.load import load_config
 from proxy.demo.recorder import Recorder
 from proxy.edge import EDGE, AccessLog, Edge
@@ -45,6 +45,7 @@ class Stack:
     recorder: Recorder
     app: web.Application
     config_path: Path
+    admin_url: str = ""
 
     @property
     def edge(self) -> Edge:
@@ -54,6 +55,15 @@ class Stack:
         kw.setdefault("cookie_jar", aiohttp.CookieJar(unsafe=True))
         kw.setdefault("auto_decompress", False)
         return aiohttp.ClientSession(self.proxy_url, **kw)
+
+    def admin(self, **kw) -> aiohttp.ClientSession:
+        """A session on the admin listener (healthz, readyz, metrics)."""
+        return aiohttp.ClientSession(self.admin_url, **kw)
+
+    async def metrics(self) -> str:
+        async with self.admin() as c, c.get("/_edge/metrics") as r:
+            assert r.status == 200
+            return await r.text()
 
 
 BASE_RULES = """
@@ -96,10 +106,15 @@ async def stack(upstream: web.Application | Callable[[str], web.Application],
         config = load_config(path)
         app = build_app(config, access_log=AccessLog(enabled=False), dispatch=dispatch)
         px_runner, px_port = await start(app, proxy=not app_runner)
+        adm_runner = admin_runner(app, access_log=None)
+        await adm_runner.setup()
+        adm_port = free_port()
+        await web.TCPSite(adm_runner, "127.0.0.1", adm_port).start()
         try:
             yield Stack(f"http://127.0.0.1:{px_port}", upstream_url, recorder_url, recorder,
-                        app, path)
+                        app, path, f"http://127.0.0.1:{adm_port}")
         finally:
+            await adm_runner.cleanup()
             await px_runner.cleanup()
     finally:
         for k, v in old.items():

@@ -1,6 +1,7 @@
 """The proxy as a real process: `python -m proxy run` in a subprocess, for tests.
 
-`ProxyProcess` starts the real CLI with this interpreter on a free loopback port,
+`ProxyProcess` starts the real CLI with this interpreter on free loopback ports
+(the public one and the admin one),
 in its own session (so a teardown kill reaches every worker), with stdout and
 stderr captured to files, and waits until `{prefix}/healthz` answers. `run_cli`
 runs a short command (`check`, a `run` that must refuse to start) to completion.
@@ -102,11 +103,17 @@ class ProxyProcess:
     stdout_path: Path
     stderr_path: Path
     prefix: str = "/_edge"
+    admin_port: int = 0
     _files: list = field(default_factory=list, repr=False)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        """The admin listener: healthz, readyz, metrics."""
+        return f"http://127.0.0.1:{self.admin_port}"
 
     @property
     def pid(self) -> int:
@@ -175,7 +182,7 @@ class ProxyProcess:
 
     async def metrics(self) -> str:
         async with aiohttp.ClientSession() as session, \
-                session.get(f"{self.url}{self.prefix}/metrics") as r:
+                session.get(f"{self.admin_url}{self.prefix}/metrics") as r:
             assert r.status == 200
             return await r.text()
 
@@ -183,10 +190,14 @@ class ProxyProcess:
 def spawn(rules: Path, *, tmp: Path, port: int | None = None, workers: int | None = None,
           env: Mapping[str, str | None] | None = None, args: Sequence[str] = (),
           name: str = "proxy") -> ProxyProcess:
-    """Start `python -m proxy run -c RULES --listen 127.0.0.1:PORT` with cwd `tmp`."""
+    """Start `python -m proxy run -c RULES --listen 127.0.0.1:PORT --admin-listen
+    127.0.0.1:ADMIN_PORT` with cwd `tmp` (`args` may give its own --admin-listen)."""
     port = port or free_port()
+    admin_port = 0 if "--admin-listen" in args else free_port()
     cmd = [sys.executable, "-m", "proxy", "run", "-c", str(rules),
            "--listen", f"127.0.0.1:{port}", *args]
+    if admin_port:
+        cmd += ["--admin-listen", f"127.0.0.1:{admin_port}"]
     if workers is not None:
         cmd += ["--workers", str(workers)]
     n = len(list(tmp.glob(f"{name}-*.stderr")))
@@ -194,7 +205,8 @@ def spawn(rules: Path, *, tmp: Path, port: int | None = None, workers: int | Non
     out, err = out_path.open("wb"), err_path.open("wb")
     proc = subprocess.Popen(cmd, cwd=tmp, env=child_env(env), stdin=subprocess.DEVNULL,
                             stdout=out, stderr=err, start_new_session=True)
-    return ProxyProcess(proc, port, out_path, err_path, _files=[out, err])
+    return ProxyProcess(proc, port, out_path, err_path, admin_port=admin_port,
+                        _files=[out, err])
 
 
 @asynccontextmanager

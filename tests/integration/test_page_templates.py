@@ -71,9 +71,7 @@ async def test_visitors_share_a_template_and_keep_their_own_ids(tmp_path) -> Non
                     assert r.status == 200
                     bodies.append(await r.text())
                     visitors.append(r.cookies["linksClickedId"].value)
-            async with st.session() as http:
-                async with http.get("/_edge/metrics") as r:
-                    counts = template_counts(await r.text())
+            counts = template_counts(await st.metrics())
         assert counts["hit"] >= 2
         assert len(set(visitors)) == 4
         for body, visitor in zip(bodies, visitors, strict=True):
@@ -125,8 +123,7 @@ async def test_an_undecodable_page_is_served_as_the_upstream_sent_it(tmp_path) -
                 assert r.headers["Content-Encoding"] == "gzip"
                 assert r.headers["ETag"] == '"b1"'            # not weakened: untouched
                 assert await r.read() == b"\x1f\x8bnot gzip at all"
-            async with http.get("/_edge/metrics") as r:
-                assert 'edge_upstream_errors_total{kind="body"} 1.0' in await r.text()
+            assert 'edge_upstream_errors_total{kind="body"} 1.0' in await st.metrics()
 
 
 FEED_ONLY = """

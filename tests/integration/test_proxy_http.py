@@ -238,16 +238,19 @@ async def test_health_and_readiness(s) -> None:
     async with s.session() as c:
         async with c.get("/_edge/healthz") as r:
             assert r.status == 200 and (await r.json())["status"] == "ok"
-        async with c.get("/_edge/readyz") as r:
-            assert r.status == 200 and (await r.json())["status"] == "ready"
         async with c.get("/_edge/nope") as r:
             assert r.status == 404
+    async with s.admin() as c:
+        async with c.get("/_edge/healthz") as r:
+            assert r.status == 200 and (await r.json())["status"] == "ok"
+        async with c.get("/_edge/readyz") as r:
+            assert r.status == 200 and (await r.json())["status"] == "ready"
 
 
 async def test_readyz_fails_when_upstream_is_down(tmp_path) -> None:
     async with stack(web.Application(), tmp=tmp_path,
                      upstream_url=f"http://127.0.0.1:{free_port()}") as st:
-        async with st.session() as c:
+        async with st.admin() as c:
             async with c.get("/_edge/readyz") as r:
                 assert r.status == 503
                 assert "upstream" in (await r.json())["problems"][0]

@@ -93,8 +93,7 @@ async def test_a_query_condition_fires_only_for_its_operation(tmp_path) -> None:
                 async with http.post(f"/api/graphql?op={op}", json={"q": 1}) as r:
                     assert r.status == 200
             # Events are in the durable outbox before the response is answered.
-            async with http.get("/_edge/metrics") as r:
-                metrics = await r.text()
+            metrics = await st.metrics()
         assert 'edge_conversions_total{outcome="queued",sink="ats"} 1.0' in metrics
         hooks = await st.recorder.wait_for_all(lambda r: r.network == "webhook", count=1,
                                                timeout=15)
