@@ -131,7 +131,9 @@ def start_edge(tmp: Path, origin_url: str, name: str, pixel: bool, access_log: b
                source: str | None = None) -> Target:
     rules = edge_rules(origin_url, tmp, name, pixel, access_log)
     port = free_port()
-    env = dict(os.environ)
+    # No admin listener: several proxies run at once and none is scraped. (The
+    # variable, not the flag, so that an older baseline checkout starts too.)
+    env = dict(os.environ, CAREERS_EDGE_ADMIN_LISTEN="off")
     if source:
         env["PYTHONPATH"] = source + os.pathsep + env.get("PYTHONPATH", "")
     with open(tmp / f"{rules.stem}.log", "wb") as log:

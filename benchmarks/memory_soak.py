@@ -60,11 +60,10 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS in /proc/<pid>/status")
 
 
-def journeys(url: str) -> str:
-    """The journey store's backlog and drops, from the proxy's metrics."""
-    origin = url.split("/", 3)
+def journeys(admin_url: str) -> str:
+    """The journey store's backlog and drops, from the proxy's metrics (admin listener)."""
     try:
-        with urllib.request.urlopen(f"{origin[0]}//{origin[2]}/_edge/metrics", timeout=5) as r:
+        with urllib.request.urlopen(f"{admin_url}/_edge/metrics", timeout=5) as r:
             text = r.read().decode()
     except OSError as exc:
         return f"metrics unavailable ({exc})"
@@ -87,8 +86,9 @@ def run_wrk(url: str, seconds: int, connections: int, script: Path | None) -> tu
     return load.requests, load.errors
 
 
-def load_until(url: str, total: int, args: argparse.Namespace, script: Path | None,
-               pid: int, label: str, seconds: float = 0.0) -> tuple[int, int]:
+def load_until(url: str, admin_url: str, total: int, args: argparse.Namespace,
+               script: Path | None, pid: int, label: str, seconds: float = 0.0
+               ) -> tuple[int, int]:
     """Load in segments until `total` requests and `seconds` have both gone by."""
     done = errors = 0
     started = time.monotonic()
@@ -97,7 +97,7 @@ def load_until(url: str, total: int, args: argparse.Namespace, script: Path | No
         done, errors = done + n, errors + e
         rate = done / (time.monotonic() - started)
         print(f"  {label}: {done:>9,} requests  {errors} errors  {rate:,.0f} req/s  "
-              f"RSS {rss_mb(pid):.1f} MB  {journeys(url)}", flush=True)
+              f"RSS {rss_mb(pid):.1f} MB  {journeys(admin_url)}", flush=True)
     return done, errors
 
 
@@ -124,11 +124,11 @@ def main() -> int:
             start_rss = rss_mb(pid)
             print(f"careers-edge pid {pid}, RSS at start {start_rss:.1f} MB; warming up",
                   flush=True)
-            warm, _ = load_until(edge.url, 0, args, script, pid, "warm-up",
+            warm, _ = load_until(edge.url, edge.admin_url, 0, args, script, pid, "warm-up",
                                  seconds=args.warmup_seconds)
             warm_rss = rss_mb(pid)
             print("soak", flush=True)
-            done, errors = load_until(edge.url, args.requests, args, script, pid, "soak")
+            done, errors = load_until(edge.url, edge.admin_url, args.requests, args, script, pid, "soak")
             time.sleep(2)          # let write-behind stores and the access log flush
             end_rss = rss_mb(pid)
         finally:

@@ -160,6 +160,7 @@ class Target:
     injects: bool
     best: Load | None = None
     headers: tuple[str, ...] = ()
+    admin_url: str = ""          # careers-edge's admin listener (metrics)
 
 
 def nginx_binary() -> str:
@@ -214,15 +215,17 @@ def start_origin(tmp: Path) -> Target:
 
 def start_edge(tmp: Path, origin_url: str) -> Target:
     """careers-edge, one process, in front of `origin_url` with the Meta pixel and rules."""
-    port = free_port()
+    port, admin = free_port(), free_port()
     rules = tmp / "rules.toml"
     rules.write_text(RULES.format(origin=origin_url, tmp=tmp, pixel=PIXEL_ID))
     with open(tmp / "edge.log", "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "proxy", "run", "-c", str(rules), "--listen",
-             f"127.0.0.1:{port}", "--workers", "1", "--log-level", "WARNING"],
+             f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}", "--workers", "1",
+             "--log-level", "WARNING"],
             cwd=tmp, stdout=subprocess.DEVNULL, stderr=log)
-    return Target("careers-edge", f"http://127.0.0.1:{port}{PAGE_PATH}", proc, injects=True)
+    return Target("careers-edge", f"http://127.0.0.1:{port}{PAGE_PATH}", proc, injects=True,
+                  admin_url=f"http://127.0.0.1:{admin}")
 
 
 def start_all(tmp: Path) -> list[Target]:

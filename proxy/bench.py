@@ -203,9 +203,10 @@ async def applications(proxy_url: str, count: int, spread: float) -> None:
         await asyncio.sleep(spread / count)
 
 
-async def conversion_counts(proxy_url: str) -> dict[str, int]:
+async def conversion_counts(admin_url: str) -> dict[str, int]:
+    """Conversions by outcome, from the metrics on the proxy's admin listener."""
     from prometheus_client.parser import text_string_to_metric_families
-    async with aiohttp.ClientSession() as s, s.get(proxy_url + "/_edge/metrics") as resp:
+    async with aiohttp.ClientSession() as s, s.get(admin_url + "/_edge/metrics") as resp:
         text = await resp.text()
     counts = dict.fromkeys(OUTCOMES, 0)
     for family in text_string_to_metric_families(text):
@@ -225,11 +226,11 @@ def received(recorder) -> int:
     return total
 
 
-async def settle(proxy_url: str, recorder) -> tuple[dict[str, int], int]:
+async def settle(admin_url: str, recorder) -> tuple[dict[str, int], int]:
     """Wait until every queued conversion is sent and received (or the timeout)."""
     deadline = time.monotonic() + DELIVERY_TIMEOUT
     while True:
-        counts = await conversion_counts(proxy_url)
+        counts = await conversion_counts(admin_url)
         got = received(recorder)
         done = counts["sent"] + counts["dead"] >= counts["queued"] and got >= counts["sent"]
         if done or time.monotonic() > deadline:
@@ -269,15 +270,17 @@ async def bench(duration: float, connections: int, work: Path, errlog: IO[bytes]
 
     recorder = Recorder()
     rec_runner, rec_url = await serve(lambda _url: recorder.build_app())
-    site_port, proxy_port = free_port(), free_port()
+    site_port, proxy_port, admin_port = free_port(), free_port(), free_port()
     site_url, proxy_url = f"http://127.0.0.1:{site_port}", f"http://127.0.0.1:{proxy_port}"
+    admin_url = f"http://127.0.0.1:{admin_port}"
     site = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "proxy.bench", "site", str(site_port),
         stdout=subprocess.DEVNULL)
     env = {**os.environ, ENV_UPSTREAM: site_url, ENV_RECORDER: rec_url}
     proxy = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "proxy", "run", "-c", str(demo_rules()),
-        "--listen", f"127.0.0.1:{proxy_port}", "--workers", "1", "--log-level", "WARNING",
+        "--listen", f"127.0.0.1:{proxy_port}", "--admin-listen", f"127.0.0.1:{admin_port}",
+        "--workers", "1", "--log-level", "WARNING",
         cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=errlog)
     try:
         await wait_ready(site_url + PAGE_PATH, site, "the demo site")
@@ -291,7 +294,7 @@ async def bench(duration: float, connections: int, work: Path, errlog: IO[bytes]
         proxied, _ = await asyncio.gather(
             drive(proxy_url + PAGE_PATH, duration, connections),
             applications(proxy_url, count, duration * 0.8))
-        counts, got = await settle(proxy_url, recorder)
+        counts, got = await settle(admin_url, recorder)
         rss = peak_rss_mb(proxy.pid)
     except RuntimeError as exc:
         errlog.flush()

@@ -64,7 +64,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from proxy.demo.run import run_demo
-    return run_demo(port=args.port, host=args.host)
+    return run_demo(port=args.port, host=args.host, admin_port=args.admin_port)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -125,6 +125,8 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="demo careers site + proxy + ad-network recorder")
     demo.add_argument("--port", type=int, default=8080)
     demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--admin-port", type=int, default=9180,
+                      help="the admin listener (metrics, readyz)")
     demo.set_defaults(func=cmd_demo)
 
     bench = sub.add_parser("bench", help="load test through the proxy locally")

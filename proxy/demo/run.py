@@ -12,7 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 import proxy
-from proxy.app import build_app
+from proxy.app import admin_runner, build_app
 from proxy.config.env import Overrides
 from proxy.config.errors import ConfigErrors, format_errors
 from proxy.config.load import load_config
@@ -23,6 +23,7 @@ from proxy.serve import install_uvloop
 
 ENV_UPSTREAM = "CAREERS_EDGE_DEMO_UPSTREAM"
 ENV_RECORDER = "CAREERS_EDGE_DEMO_RECORDER"
+ADMIN_PORT = 9180
 
 
 def demo_rules() -> Path:
@@ -34,7 +35,7 @@ def demo_rules() -> Path:
     raise FileNotFoundError("rules/demo.toml is missing from this installation")
 
 
-def banner(proxy_url: str, site_url: str, recorder_url: str) -> str:
+def banner(proxy_url: str, site_url: str, recorder_url: str, admin_url: str) -> str:
     landing = (f"{proxy_url}/jobs/1?tlr_sid={uuid.uuid4()}&fbclid=IwAR-demo-{uuid.uuid4().hex[:8]}"
                f"&ccuid=demo-{uuid.uuid4().hex[:6]}")
     return "\n".join([
@@ -42,19 +43,20 @@ def banner(proxy_url: str, site_url: str, recorder_url: str) -> str:
         f"  careers site (the unmodified upstream)  {site_url}",
         f"  ad networks (a local recorder)          {recorder_url}",
         f"  careers-edge proxy                      {proxy_url}",
+        f"  its admin listener (operators only)     {admin_url}",
         "",
         "Open this landing link, as a paid click from Talroo and Meta would arrive:",
         f"  {landing}",
         "then press 'Apply', fill in the form and send it. Each conversion the proxy",
         "delivers to an ad network is printed below as it arrives.",
         "",
-        f"  metrics {proxy_url}/_edge/metrics   job feed {proxy_url}/_edge/feed.xml",
+        f"  metrics {admin_url}/_edge/metrics   job feed {proxy_url}/_edge/feed.xml",
         "Ctrl-C stops the demo.",
         "",
     ])
 
 
-async def demo(port: int, host: str) -> int:
+async def demo(port: int, host: str, admin_port: int = ADMIN_PORT) -> int:
     def show(req) -> None:
         if req.is_conversion:
             print(describe(req), flush=True)
@@ -72,14 +74,19 @@ async def demo(port: int, host: str) -> int:
     app = build_app(config, access_log=AccessLog(enabled=False))
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-    except OSError as exc:
-        print(f"careers-edge demo: cannot listen on {host}:{port}: {exc.strerror}; "
-              "try --port", file=sys.stderr)
-        await runner.cleanup()
-        return 1
-    print(banner(f"http://{host}:{port}", site_url, rec_url), flush=True)
+    admin = admin_runner(app, access_log=None, handle_signals=False)
+    await admin.setup()
+    for serving, at, flag in ((runner, port, "--port"), (admin, admin_port, "--admin-port")):
+        try:
+            await web.TCPSite(serving, host, at).start()
+        except OSError as exc:
+            print(f"careers-edge demo: cannot listen on {host}:{at}: {exc.strerror}; "
+                  f"try {flag}", file=sys.stderr)
+            await admin.cleanup()
+            await runner.cleanup()
+            return 1
+    print(banner(f"http://{host}:{port}", site_url, rec_url, f"http://{host}:{admin_port}"),
+          flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -87,12 +94,13 @@ async def demo(port: int, host: str) -> int:
     try:
         await stop.wait()
     finally:
+        await admin.cleanup()
         await runner.cleanup()
         await rec_runner.cleanup()
         await site_runner.cleanup()
     return 0
 
 
-def run_demo(port: int = 8080, host: str = "127.0.0.1") -> int:
+def run_demo(port: int = 8080, host: str = "127.0.0.1", admin_port: int = ADMIN_PORT) -> int:
     install_uvloop()
-    return asyncio.run(demo(port, host))
+    return asyncio.run(demo(port, host, admin_port))
