@@ -64,12 +64,12 @@ class Readiness:
 
     def __init__(self, ttl: float = READY_CACHE) -> None:
         self.ttl = ttl
-        self._at = -ttl
+        self._at: float | None = None        # when the kept answer was found
         self._result: list[str] = []
         self._running: asyncio.Future[list[str]] | None = None
 
     async def problems(self, edge: Edge) -> list[str]:
-        if time.monotonic() - self._at < self.ttl:
+        if self._at is not None and time.monotonic() - self._at < self.ttl:
             return self._result
         if self._running is None:
             self._running = asyncio.ensure_future(_problems(edge))
