@@ -35,6 +35,7 @@ from proxy.detect.extractors import BODY_KINDS
 from proxy.detect.matchers import status_matches
 from proxy.detect.rules import CompiledRule, Fired, RequestFacts, ResponseFacts
 from proxy.firing import CARRY_COOKIE
+from proxy.http.hosts import split_host
 from proxy.http.target import BadTarget, origin_form, split_target
 from proxy.runtime import Runtime, compile_runtime
 from proxy.transform.headers import should_transform
@@ -73,6 +74,10 @@ def explain(config: Config, method: str, url: str, *, status: int | None = 200,
         return f"careers-edge explain: {e}"
     out.append(f"{method} {safe(origin + target, URL_SHOWN)}  →  assumed response {status}"
                + (f", Location {safe(location)}" if location else ""))
+    refused = _host_refused(rt, origin, target) if "://" in url else None
+    if refused:
+        out.append(refused)
+        return "\n".join(safe(line, limit=None) for line in out)
     if target == rt.prefix or target.startswith(rt.prefix_slash):
         out.append(f"{target.partition('?')[0]} is the proxy's own endpoint (prefix "
                    f"{rt.prefix}): served by the proxy, never forwarded; no rules apply.")
@@ -123,6 +128,20 @@ def _target(url: str, config: Config) -> tuple[str, str]:
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise BadTarget(f"not an http(s) URL or a path: {safe(url)}")
     return f"{parts.scheme.lower()}://{parts.netloc}", origin_form(url, parts.netloc)
+
+
+def _host_refused(rt: Runtime, origin: str, target: str) -> str | None:
+    """Why the proxy would refuse this URL's host (400 or 421), or None."""
+    if target.partition("?")[0] == rt.prefix + "/healthz":
+        return None
+    host = urlsplit(origin).netloc
+    parts = split_host(host)
+    if parts is None:
+        return f"{safe(host)} is not a host name: answered 400, never forwarded."
+    if not rt.hosts.serves(*parts):
+        return (f"{safe(host)} is not in [proxy] hosts: answered 421 Misdirected Request, "
+                "never forwarded; no click ids, pixels or rules.")
+    return None
 
 
 def _why_rejected(param: str, query: str) -> str:

@@ -1,5 +1,5 @@
 """`[proxy] hosts`, `[admin] listen/token` and `--admin-listen` through the typed reader,
-and what `check` shows and warns about them."""
+and what `check` and `explain` show and warn about them."""
 
 from __future__ import annotations
 
@@ -98,3 +98,13 @@ def test_check_shows_hosts_trust_and_admin_and_warns_without_hosts(tmp_path: Pat
     assert "s3cr3t" not in text
     path.write_text(HEAD + 'hosts = ["careers.acme.example"]\n')
     assert edge_warnings(load_config(path, env={})) == []
+
+
+def test_explain_says_a_host_not_served_is_refused() -> None:
+    from proxy.explain import explain
+    c = load('hosts = ["careers.acme.example"]\n')
+    report = explain(c, "GET", "https://evil.example/jobs?fbclid=x")
+    assert "not in [proxy] hosts: answered 421" in report and "Click ids" not in report
+    assert "Click ids" in explain(c, "GET", "https://Careers.acme.example:443/jobs")
+    assert "Click ids" in explain(c, "GET", "/jobs")           # a path: the served origin
+    assert "421" not in explain(c, "GET", "https://10.0.0.1/_edge/healthz")
