@@ -130,7 +130,8 @@ def edge_runner(app: web.Application, **kwargs: Any) -> EdgeRunner:
 def admin_runner(app: web.Application, **kwargs: Any) -> web.ServerRunner:
     """The runner of the admin listener for `build_app`'s application. It shares the
     application's parts, so start it after the application's runner and stop it first."""
-    return web.ServerRunner(web.Server(admin_handler(app[EDGE]), **HANDLER_ARGS),
+    return web.ServerRunner(web.Server(admin_handler(app[EDGE]),
+                                       max_field_size=HANDLER_ARGS["max_field_size"]),
                             **kwargs)
 
 

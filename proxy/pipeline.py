@@ -24,13 +24,8 @@ from proxy.edge import EDGE, Edge
 from proxy.firing import carried_events, carry_cookie, fire, has_carry
 from proxy.http.body import request_body
 from proxy.http.errors import error_response
-from proxy.http.headers import (
-    MISDIRECTED,
-    client_view,
-    header_value,
-    request_headers,
-    response_headers,
-)
+from proxy.http.headers import client_view, header_value, request_headers, response_headers
+from proxy.http.hosts import MISDIRECTED
 from proxy.http.response import ProxyResponse
 from proxy.http.target import BadTarget, origin_form, split_target
 from proxy.http.upstream_errors import UpstreamError, UpstreamTimeout

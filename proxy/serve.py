@@ -123,8 +123,8 @@ def bind_all(config: Config, reuse_port: bool, *, listen_now: bool = True
         try:
             socks.append(bind(listen, reuse_port, listen_now=listen_now))
         except (OSError, ValueError) as exc:
-            for s in socks:
-                s.close()
+            for sock in socks:
+                sock.close()
             raise OSError(f"cannot listen on {listen}: {exc}") from None
     return socks
 
@@ -182,8 +182,8 @@ def _supervise(config: Config, probe: list[socket.socket], overrides: Overrides 
 
     for i in range(workers):
         spawn(i, config)
-    for s in probe:
-        s.close()
+    for sock in probe:
+        sock.close()
     stopping = False
     quick_deaths = 0
 
@@ -223,8 +223,8 @@ def _supervise(config: Config, probe: list[socket.socket], overrides: Overrides 
 
 def _become_worker(parent: int, probe: list[socket.socket]) -> None:
     """In a fresh fork: drop the parent's sockets and handlers, die with the parent."""
-    for s in probe:
-        s.close()
+    for sock in probe:
+        sock.close()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)    # until the worker's loop handles it

@@ -234,12 +234,12 @@ def _proxy(ctx: Ctx, raw: Any, over: Overrides, allow_missing_upstream: bool
         "rewrite_links": t.get("rewrite_links", bool, True),
         "access_log": t.get("access_log", bool, True),
         "allow_paths": t.strings("allow_paths", check=rules_section.pattern_problem),
-        "hosts": t.strings("hosts", check=host_entry_problem),
+        "hosts": (hosts := t.strings("hosts", check=host_entry_problem)),
     }
     if t.raw.get("hosts") == []:
         ctx.error(("proxy", "hosts"), "is empty, which would refuse every request; leave it "
                   "out to serve public_url's host")
-    elif public_url and section["hosts"] and not HostPolicy(section["hosts"]).serves(
+    elif public_url and hosts and not HostPolicy(hosts).serves(
             *(split_host(urlsplit(public_url).netloc) or ("", ""))):
         ctx.error(("proxy", "hosts"), f"does not list public_url's host "
                   f"{urlsplit(public_url).netloc!r}: links would name a host not served")

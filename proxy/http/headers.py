@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from proxy.http.hosts import HostPolicy, split_host
+from proxy.http.hosts import HostPolicy
 from proxy.http.realip import real_ip, xff_values
 
 RawHeaders = list[tuple[bytes, bytes]]
@@ -61,14 +61,28 @@ def is_hop_by_hop(lname: bytes, named: frozenset[bytes]) -> bool:
 
 
 class TrustedProxies:
-    """`trusted_proxies` CIDRs, compiled once."""
+    """`trusted_proxies` CIDRs, compiled once; answers for an address are remembered
+    (a few balancers ask on every request)."""
+
+    _CACHE = 4096
 
     def __init__(self, cidrs: Sequence[str]) -> None:
         self._nets = tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+        self._seen: dict[str, bool] = {}
 
     def __contains__(self, peer: object) -> bool:
         if not self._nets or not peer or not isinstance(peer, str):
             return False
+        hit = self._seen.get(peer)
+        if hit is None:
+            hit = self._check(peer)
+            if len(peer) <= 45:
+                if len(self._seen) >= self._CACHE:
+                    self._seen.clear()
+                self._seen[peer] = hit
+        return hit
+
+    def _check(self, peer: str) -> bool:
         try:
             addr = ipaddress.ip_address(peer)
         except ValueError:
@@ -76,10 +90,6 @@ class TrustedProxies:
         if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
             addr = addr.ipv4_mapped           # a dual-stack listener's view of an IPv4 peer
         return any(addr in net for net in self._nets)
-
-
-MISDIRECTED = 421       # a host we do not serve
-BAD_HOST = 400          # not a host name at all
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +122,8 @@ def client_view(raw: Sequence[tuple[bytes, bytes]], peer: str | None, host: str,
         ip, forwarded_for = real.ip, real.forwarded_for
     else:
         ip, forwarded_for = peer, peer.encode("ascii", "replace")
-    parts = split_host(host)
-    if parts is None:
-        return ClientView(ip, scheme, "", forwarded_for, BAD_HOST)
-    if not hosts.serves(*parts):
-        return ClientView(ip, scheme, "", forwarded_for, MISDIRECTED)
-    name, port = parts
-    return ClientView(ip, scheme, f"{name}:{port}" if port else name, forwarded_for)
+    public, refused = hosts.resolve(host)
+    return ClientView(ip, scheme, public, forwarded_for, refused)
 
 
 def request_headers(raw: Sequence[tuple[bytes, bytes]], client: ClientView) -> RawHeaders:

@@ -63,11 +63,18 @@ def host_entry_problem(entry: str) -> str | None:
     return None
 
 
+MISDIRECTED = 421       # a host we do not serve
+BAD_HOST = 400          # not a host name at all
+
+
 class HostPolicy:
     """Which canonical hosts are ours; compiled once per rules file."""
 
+    _CACHE = 1024
+
     def __init__(self, entries: Sequence[str] | None) -> None:
         self.any = entries is None
+        self._seen: dict[str, tuple[str, int]] = {}
         self._exact: set[tuple[str, str]] = set()        # (name, port or "")
         self._suffixes: list[tuple[str, str]] = []        # (".acme.example", port or "")
         for entry in entries or ():
@@ -79,6 +86,24 @@ class HostPolicy:
                 self._suffixes.append(("." + parts[0], parts[1]))
             else:
                 self._exact.add(parts)
+
+    def resolve(self, value: str) -> tuple[str, int]:
+        """(canonical host, 0) for a Host value that is ours, else ("", BAD_HOST or
+        MISDIRECTED). Remembered: visitors send the same few values again and again."""
+        hit = self._seen.get(value)
+        if hit is None:
+            parts = split_host(value)
+            if parts is None:
+                hit = ("", BAD_HOST)
+            elif not self.serves(*parts):
+                hit = ("", MISDIRECTED)
+            else:
+                hit = (f"{parts[0]}:{parts[1]}" if parts[1] else parts[0], 0)
+            if len(value) <= 64:            # anyone can send a Host: keep the memory small
+                if len(self._seen) >= self._CACHE:
+                    self._seen.clear()
+                self._seen[value] = hit
+        return hit
 
     def serves(self, name: str, port: str = "") -> bool:
         """Whether a host (as `split_host` gives it) is one of ours."""
