@@ -141,6 +141,9 @@ def run(config: Config, overrides: Overrides | None = None) -> int:
         return 1
     log.info("listening on %s (public) and %s (admin)", config.proxy.listen,
              config.admin.listen or "nothing")
+    if not config.proxy.hosts and not config.proxy.public_url:
+        log.warning("neither [proxy] hosts nor public_url is set: any Host is served "
+                    "(development only)")
     if workers == 1:
         run_worker(config, socks[0], 0, overrides, socks[1] if len(socks) > 1 else None)
         return 0

@@ -108,3 +108,16 @@ def test_explain_says_a_host_not_served_is_refused() -> None:
     assert "Click ids" in explain(c, "GET", "https://Careers.acme.example:443/jobs")
     assert "Click ids" in explain(c, "GET", "/jobs")           # a path: the served origin
     assert "421" not in explain(c, "GET", "https://10.0.0.1/_edge/healthz")
+
+
+def test_admin_and_public_listeners_need_two_ports() -> None:
+    for public, admin in (("0.0.0.0:8080", "127.0.0.1:8080"), ("127.0.0.1:9180", "127.0.0.1:9180"),
+                          ("[::]:9180", "10.0.0.1:9180")):
+        found = errors(f'listen = "{public}"\n[admin]\nlisten = "{admin}"\n')
+        assert "two ports" in found["admin.listen"]
+    found = errors('listen = "127.0.0.1:8080"\n',
+                   over=Overrides.resolve({}, admin_listen="0.0.0.0:8080"))
+    assert "two ports" in found["--admin-listen"]
+    load('listen = "127.0.0.1:9180"\n[admin]\nlisten = "127.0.0.1:9181"\n')
+    load('listen = "127.0.0.1:0"\n[admin]\nlisten = "127.0.0.1:0"\n')     # both any free port
+    load('listen = "10.0.0.1:8080"\n[admin]\nlisten = "127.0.0.1:8080"\n')

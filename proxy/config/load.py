@@ -161,6 +161,11 @@ def _build(ctx: Ctx, raw: dict[str, Any], over: Overrides,
                                redirect_t.strings("send_to", check=known_sink))
     feed = _feed(ctx, raw.get("feed", {}))
     admin = _admin(ctx, raw.get("admin", {}), over)
+    if proxy is not None and admin.listen and _same_port(proxy.listen, admin.listen):
+        key = ("admin", "listen") if over.admin_listen is None else (
+            over.origin_of("admin_listen"),)
+        ctx.error(key, f"{admin.listen!r} overlaps the public listener {proxy.listen!r}: "
+                  "operators and visitors need two ports")
     _report_unset(ctx)
     if ctx.errors or proxy is None or not top.ok:
         return None
@@ -283,6 +288,14 @@ def _feed(ctx: Ctx, raw: Any) -> FeedSection:
         crawl_rate=t.get("crawl_rate", float, d.crawl_rate, check=positive),
         url_params=frozen_map(t.string_map("url_params", check_key=token)),
         expire_days=t.get("expire_days", int, d.expire_days, check=at_least(1)))
+
+
+def _same_port(a: str, b: str) -> bool:
+    """Whether two HOST:PORT addresses could bind the same port (SO_REUSEPORT would let
+    the workers share it silently)."""
+    (ha, _, pa), (hb, _, pb) = a.rpartition(":"), b.rpartition(":")
+    wild = ("", "0.0.0.0", "[::]")
+    return pa == pb and pa != "0" and (ha == hb or ha in wild or hb in wild)
 
 
 def _admin_listen(v: str) -> str | None:

@@ -67,7 +67,9 @@ async def demo(port: int, host: str, admin_port: int = ADMIN_PORT) -> int:
     os.environ[ENV_UPSTREAM] = site_url
     os.environ[ENV_RECORDER] = rec_url
     try:
-        config = load_config(demo_rules(), overrides=Overrides(listen=f"{host}:{port}"))
+        config = load_config(demo_rules(), overrides=Overrides(
+            listen=f"{host}:{port}", admin_listen=f"{host}:{admin_port}",
+            origin={"listen": "--port", "admin_listen": "--admin-port"}))
     except ConfigErrors as exc:
         print(format_errors(exc.errors), file=sys.stderr)
         return 1
