@@ -276,7 +276,10 @@ async def bench(duration: float, connections: int, work: Path, errlog: IO[bytes]
     site = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "proxy.bench", "site", str(site_port),
         stdout=subprocess.DEVNULL)
-    env = {**os.environ, ENV_UPSTREAM: site_url, ENV_RECORDER: rec_url}
+    # The proxy measured is this installation's, whichever one the work directory sees.
+    here = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, ENV_UPSTREAM: site_url, ENV_RECORDER: rec_url,
+           "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)}
     proxy = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "proxy", "run", "-c", str(demo_rules()),
         "--listen", f"127.0.0.1:{proxy_port}", "--admin-listen", f"127.0.0.1:{admin_port}",
