@@ -52,6 +52,9 @@ def rule_line(rule: Rule) -> str:
         parts.append(" ".join(f"{k}: {v}" for k, v in rule.header))
     if rule.body is not None:
         parts.append("body " + (rule.body if len(rule.body) <= 30 else rule.body[:29] + "…"))
+    for label, conditions in (("request_json", rule.request_json), ("json", rule.json)):
+        if conditions:
+            parts.append(label + " " + ", ".join(f"{e.source} = {g}" for e, g in conditions))
     sinks = ", ".join(rule.send_to) or "(browser pixel only)"
     more = []
     if rule.job_name is not None:
