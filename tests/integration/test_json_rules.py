@@ -116,8 +116,7 @@ async def test_accepted_fires_once_rejected_never_bytes_unchanged(
             async with http.post(f"/api/graphql?{query}", json=application()) as r:
                 assert r.status == 200
                 assert await r.read() == sent[-1]
-            async with http.get("/_edge/metrics") as r:
-                metrics = await r.text()
+        metrics = st.edge.metrics.render()[0].decode()
         assert metric(metrics, "edge_conversions_total", sink="ats", outcome="queued") == 1
         hook = await st.recorder.wait_for(lambda r: r.network == "webhook", timeout=15)
         event = hook.json()
@@ -138,8 +137,7 @@ async def test_the_request_condition_keeps_other_operations_out(tmp_path) -> Non
                                  data=json.dumps(application()),
                                  headers={"Content-Type": "text/plain;charset=UTF-8"}) as r:
                 assert await r.read() == sent[-1]
-            async with http.get("/_edge/metrics") as r:
-                metrics = await r.text()
+        metrics = st.edge.metrics.render()[0].decode()
         assert metric(metrics, "edge_conversions_total", sink="ats", outcome="queued") == 1
         hook = await st.recorder.wait_for(lambda r: r.network == "webhook", timeout=15)
         assert hook.json()["jobName"] == "Senior Line Cook (Evenings)"
@@ -160,8 +158,7 @@ async def test_unreadable_answers_match_nothing_and_are_counted(
                                  json=application()) as r:
                 assert r.status == 200
                 assert await r.read() == sent[-1]
-            async with http.get("/_edge/metrics") as r:
-                metrics = await r.text()
+        metrics = st.edge.metrics.render()[0].decode()
         assert metric(metrics, "edge_rule_json_skipped_total", body=side, reason=reason) == 1
         assert metric(metrics, "edge_conversions_total", sink="ats", outcome="queued") == 0
 
@@ -181,8 +178,7 @@ async def test_a_request_body_that_is_not_json_is_counted(tmp_path) -> None:
                 assert r.status == 200
             async with http.post("/api/graphql?op=SubmitApplication", json=big) as r:
                 assert r.status == 200
-            async with http.get("/_edge/metrics") as r:
-                metrics = await r.text()
+        metrics = st.edge.metrics.render()[0].decode()
         assert metric(metrics, "edge_rule_json_skipped_total", body="request",
                       reason="invalid") == 1
         assert metric(metrics, "edge_rule_json_skipped_total", body="request",
