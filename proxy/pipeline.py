@@ -20,7 +20,7 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
 from proxy.detect.json_body import JsonCollector
-from proxy.detect.jsonexpr import NOT_JSON, RESPONSE_LIMIT, JsonDoc
+from proxy.detect.jsonexpr import RESPONSE_LIMIT, JsonDoc
 from proxy.detect.rules import RequestFacts, ResponseFacts
 from proxy.edge import EDGE, Edge
 from proxy.firing import carried_events, carry_cookie, fire, has_carry
@@ -179,8 +179,6 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
         if watch is not None:
             doc = watch.document()
             body = body if body is not None else doc.raw   # `body` conditions read it too
-        elif candidates.needs_json:
-            doc = JsonDoc.unusable(NOT_JSON)
         fired = candidates.classify(req_facts, resp_facts, body, doc)
         count_json_skipped(edge, req_facts.json, doc)
         return await fire(edge, rt, fired, visit, request, client, page_url)
