@@ -20,7 +20,7 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
 from proxy.detect.json_body import JsonCollector
-from proxy.detect.jsonexpr import RESPONSE_LIMIT, JsonDoc
+from proxy.detect.jsonexpr import JsonDoc
 from proxy.detect.rules import RequestFacts, ResponseFacts
 from proxy.edge import EDGE, Edge
 from proxy.firing import carried_events, carry_cookie, fire, has_carry
@@ -122,17 +122,6 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
         up.release()
 
 
-def json_watch(up, wanted: bool) -> JsonCollector | None:
-    """A collector for a JSON answer a rule wants; None when there is nothing to watch."""
-    if not wanted:
-        return None
-    ctype = header_value(up.headers, b"content-type")
-    coding = header_value(up.headers, b"content-encoding")
-    return JsonCollector(ctype.decode("latin-1") if ctype is not None else None,
-                         coding.decode("latin-1") if coding is not None else None,
-                         up.content_length, RESPONSE_LIMIT)
-
-
 def count_json_skipped(edge: Edge, request_doc: JsonDoc | None,
                        response_doc: JsonDoc | None) -> None:
     """Count each JSON body a rule asked for and could not read, with why."""
@@ -162,7 +151,8 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
         count_json_skipped(edge, req_facts.json, None)
         browser_events += await fire(edge, rt, fired, visit, request, client, page_url)
     # A JSON answer is watched as it streams past, unchanged; a bounded copy is kept.
-    watch = json_watch(up, candidates.needs_json and not fired_early)
+    watch = JsonCollector.for_response(up.headers, up.content_length) \
+        if candidates.needs_json and not fired_early else None
 
     # -- plan the page: pixels, CSP, transform (or plain pass-through)
     page = plan_page(rt, edge, request, up, out_headers, visit, path, public_origin,

@@ -318,3 +318,14 @@ def test_body_condition_also_reads_json_text() -> None:
     resp = ResponseFacts(200)
     raw = b'{"success":true}'
     assert len(cands.classify(req, resp, raw, JsonDoc(raw))) == 1
+
+
+def test_collector_for_an_upstream_answer_reads_its_raw_headers() -> None:
+    raw = gzip.compress(b'{"ok":true}')
+    c = JsonCollector.for_response([(b"Content-Type", b"application/vnd.api+json"),
+                                    (b"content-encoding", b"GZIP")], len(raw))
+    c.feed(raw)
+    assert c.document().value == {"ok": True}
+    html = JsonCollector.for_response([(b"content-type", b"text/html; charset=utf-8")], None)
+    assert not html.active and html.document().problem is None
+    assert not html.document().ok and html.document().problem == NOT_JSON

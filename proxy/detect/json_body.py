@@ -11,8 +11,23 @@ a lazily parsed `JsonDoc`.
 
 from __future__ import annotations
 
-from proxy.detect.jsonexpr import INVALID, NOT_JSON, TOO_LARGE, JsonDoc, is_json_type
+from collections.abc import Sequence
+
+from proxy.detect.jsonexpr import (
+    INVALID,
+    NOT_JSON,
+    RESPONSE_LIMIT,
+    TOO_LARGE,
+    JsonDoc,
+    is_json_type,
+)
+from proxy.http.headers import header_value
 from proxy.transform import codecs
+
+
+def _header(raw: Sequence[tuple[bytes, bytes]], lname: bytes) -> str | None:
+    value = header_value(raw, lname)
+    return value.decode("latin-1") if value is not None else None
 
 
 class JsonCollector:
@@ -36,6 +51,13 @@ class JsonCollector:
             self._stop(TOO_LARGE)
         else:
             self._decoder = codecs.decoder(coding, max_decoded=limit)
+
+    @classmethod
+    def for_response(cls, raw_headers: Sequence[tuple[bytes, bytes]],
+                     content_length: int | None) -> JsonCollector:
+        """For an upstream answer, from its raw header pairs."""
+        return cls(_header(raw_headers, b"content-type"), _header(raw_headers, b"content-encoding"),
+                   content_length, RESPONSE_LIMIT)
 
     def _stop(self, problem: str) -> None:
         self._problem = problem
