@@ -80,12 +80,14 @@ def test_every_bad_expression_is_reported() -> None:
 
 def test_summary_shows_json_conditions() -> None:
     text = RULE + textwrap.dedent('''\
+        query = { op = "ApiSubmit*" }
         json = { errors = "null" }
         request_json = { operationName = "ApiSubmit*" }
         job_name = "json:data.title"
         ''')
     out = summary(load_config_text(text, "rules.toml", {}))
     line = next(ln for ln in out.splitlines() if "/api/non-user-graphql" in ln)
+    assert "POST /api/non-user-graphql?op=ApiSubmit* any" in line
     assert "request_json operationName = ApiSubmit*" in line
     assert "json errors = null" in line
     assert "jobName json:data.title" in line

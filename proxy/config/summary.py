@@ -45,7 +45,9 @@ def _status(status: Sequence[StatusMatch]) -> str:
 
 def rule_line(rule: Rule) -> str:
     """`METHOD PATH status [location …] → EVENT → sinks` for one rule."""
-    parts = [rule.method or "*", rule.path.source, _status(rule.status)]
+    parts = [rule.method or "*", rule.path.source
+             + ("?" + "&".join(f"{k}={v}" for k, v in rule.query) if rule.query else ""),
+             _status(rule.status)]
     if rule.location is not None:
         parts.append(f"location {rule.location.source}")
     if rule.header:
