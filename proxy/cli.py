@@ -57,8 +57,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     body = Path(args.body).read_bytes() if args.body else None
+    json_body = Path(args.json).read_bytes() if args.json else None
+    request_json = Path(args.request_json).read_bytes() if args.request_json else None
     print(explain(config, args.method, args.url, status=args.status, location=args.location,
-                  body=body, form=dict(args.form or []), cookie=args.cookie))
+                  body=body, form=dict(args.form or []), cookie=args.cookie,
+                  json_body=json_body, request_json=request_json))
     return 0
 
 
@@ -120,6 +123,9 @@ def parser() -> argparse.ArgumentParser:
                     help="a form field of the request body (repeatable)")
     ex.add_argument("--cookie", metavar="HEADER",
                     help="the visitor's Cookie header, e.g. 'euconsent-v2=CP...'")
+    ex.add_argument("--json", metavar="FILE",
+                    help="the JSON response body (the response is then JSON, not HTML)")
+    ex.add_argument("--request-json", metavar="FILE", help="the JSON request body")
     ex.set_defaults(func=cmd_explain)
 
     demo = sub.add_parser("demo", help="demo careers site + proxy + ad-network recorder")

@@ -4,7 +4,8 @@ No network and no state: the rules are compiled exactly as `run` compiles them
 (`compile_runtime`, with a throw-away cookie key), and the same stages the request
 path calls (attribution, candidates/classify, pixels, routing, the sinks' request
 builders) are called with the values given on the command line. The response is
-assumed to be `200 text/html` unless `--status` says otherwise. Values that differ
+assumed to be `200 text/html` unless `--status` says otherwise, or JSON when `--json`
+gives its body (`explain_json` shows what each JSON expression yields). Values that differ
 per visitor are shown as placeholders (`<new>` for a minted visitor id, `<tlr_sid>`
 for a click id the visitor lacks). Secrets are masked; anything the user typed is
 escaped before it reaches the terminal.
@@ -32,8 +33,10 @@ from proxy.conversions.sinks.talroo import TalrooSink
 from proxy.conversions.sinks.webhook import SIGNATURE_HEADER, signature, webhook_body
 from proxy.conversions.states import Outcome
 from proxy.detect.extractors import BODY_KINDS
+from proxy.detect.jsonexpr import JsonDoc
 from proxy.detect.matchers import status_matches
 from proxy.detect.rules import CompiledRule, Fired, RequestFacts, ResponseFacts
+from proxy.explain_json import condition_lines, request_doc, response_doc, why_not
 from proxy.firing import CARRY_COOKIE
 from proxy.http.hosts import split_host
 from proxy.http.target import BadTarget, origin_form, split_target
@@ -55,6 +58,7 @@ EXPAND_DEPTH = 3                # Meta's body: top level, the data list, each ev
 # Header and query names whose values are never printed (matched as substrings).
 SECRET_NAMES = ("token", "secret", "key", "password", "auth", "sig")
 HTML_TYPE = "text/html; charset=utf-8"
+JSON_TYPE = "application/json"
 MAX_SHOWN = 120                 # characters of a user-typed value shown at most
 URL_SHOWN = 400
 INDENT = "  "
@@ -63,8 +67,12 @@ PLAIN_PARAM = "gclid"           # a param with the plain "URL-safe text" shape
 
 def explain(config: Config, method: str, url: str, *, status: int | None = 200,
             location: str | None = None, body: bytes | None = None,
-            form: Mapping[str, str] | None = None, cookie: str | None = None) -> str:
-    """A readable report of what the proxy would do with `METHOD URL` (no I/O)."""
+            form: Mapping[str, str] | None = None, cookie: str | None = None,
+            json_body: bytes | None = None, request_json: bytes | None = None) -> str:
+    """A readable report of what the proxy would do with `METHOD URL` (no I/O).
+
+    `json_body` is the JSON answer (then the response is JSON, not HTML),
+    `request_json` the JSON request body."""
     rt = compile_runtime(config, secrets.token_bytes(32))
     method, status, form = method.upper(), 200 if status is None else status, form or {}
     out: list[str] = []
@@ -73,6 +81,7 @@ def explain(config: Config, method: str, url: str, *, status: int | None = 200,
     except BadTarget as e:
         return f"careers-edge explain: {e}"
     out.append(f"{method} {safe(origin + target, URL_SHOWN)}  →  assumed response {status}"
+               + (" (JSON, the --json body)" if json_body is not None else "")
                + (f", Location {safe(location)}" if location else ""))
     refused = _host_refused(rt, origin, target) if "://" in url else None
     if refused:
@@ -96,12 +105,19 @@ def explain(config: Config, method: str, url: str, *, status: int | None = 200,
     _section(out, "Click ids", _click_lines(rt, visit, path, query))
     _section(out, "Cookies set", _cookie_lines(visit) or ["(none)"])
     _section(out, "Consent", [_consent_line(config, visit)])
-    headers = [("Content-Type", HTML_TYPE)] + ([("Location", location)] if location else [])
+    ctype = JSON_TYPE if json_body is not None else HTML_TYPE
+    headers = [("Content-Type", ctype)] + ([("Location", location)] if location else [])
     transformed = should_transform(method, status, headers)
     _section(out, f"Pixels on {safe(path)}", _pixel_lines(rt, visit, path, method, status,
                                                           transformed))
+    docs = (request_doc(request_json), response_doc(json_body))
+    transformed_body: bytes | None
+    if json_body is not None:
+        body, transformed_body = json_body, json_body
+    else:
+        transformed_body = body if transformed else None
     fired, lines = _rules(rt, method, path, query, status, location, origin, headers,
-                          body if transformed else None, body is not None, form)
+                          transformed_body, body is not None, form, docs)
     _section(out, "Rules", lines)
     page_url = origin + path + ("?" + query if query else "")
     browser = None
@@ -240,7 +256,8 @@ def _pixel_lines(rt: Runtime, visit: Visit, path: str, method: str, status: int,
     elif transformed:
         lines.append("response: passes through untouched (nothing to inject or rewrite)")
     else:
-        why = "a HEAD request" if method == "HEAD" else f"status {status}"
+        why = "a HEAD request" if method == "HEAD" else \
+            f"status {status}" if status != 200 else "not HTML"
         lines.append(f"response: passes through untouched ({why}; only 200 text/html is "
                      "transformed)")
     return lines
@@ -254,7 +271,7 @@ def _statuses(status: Sequence[StatusMatch]) -> str:
 
 
 def _why_not(crule: CompiledRule, resp: ResponseFacts, path: str, body: bytes | None,
-             body_given: bool) -> str | None:
+             body_given: bool, docs: tuple[JsonDoc | None, JsonDoc | None]) -> str | None:
     rule = crule.rule
     where = rule.location.source if rule.location is not None else ""
     if not status_matches(resp.status, rule.status):
@@ -271,13 +288,14 @@ def _why_not(crule: CompiledRule, resp: ResponseFacts, path: str, body: bytes | 
                     else f"needs the response body for body {rule.body!r} (pass --body FILE)")
         if not crule.body(body.decode("utf-8", "replace")):
             return f"body has no {rule.body!r}"
-    return None
+    return why_not(rule, *docs)
 
 
 def _rules(rt: Runtime, method: str, path: str, query: str, status: int,
            location: str | None, origin: str, headers: list[tuple[str, str]],
-           body: bytes | None, body_given: bool,
-           form: Mapping[str, str]) -> tuple[list[Fired], list[str]]:
+           body: bytes | None, body_given: bool, form: Mapping[str, str],
+           docs: tuple[JsonDoc | None, JsonDoc | None] = (None, None),
+           ) -> tuple[list[Fired], list[str]]:
     candidates = rt.rules.candidates(method, path, query)
     lines = ["candidates (request side matches): "
              + (", ".join(repr(r.name) for r in candidates.rules) or "none")]
@@ -290,21 +308,27 @@ def _rules(rt: Runtime, method: str, path: str, query: str, status: int,
     if body is not None and len(body) > DEFAULT_OBSERVE:
         lines.append(f"body: only its first {DEFAULT_OBSERVE} bytes are looked at")
         body = body[:DEFAULT_OBSERVE]
-    seen = body if candidates.needs_body else None
-    fired = candidates.classify(RequestFacts(method, path, query, sniffed), resp, seen)
+    seen = body if candidates.needs_body or candidates.needs_json else None
+    req_doc, resp_doc = docs
+    fired = candidates.classify(RequestFacts(method, path, query, sniffed, req_doc), resp, seen,
+                                resp_doc)
     by_rule = {id(f.rule): f for f in fired}
     stopped: Rule | None = None
     for rule in candidates.rules:
         f = by_rule.get(id(rule))
         if f is not None:
             lines.append(f"FIRES  {rule.name!r} → {rule.event}")
+            lines.extend(INDENT * 3 + s for s in condition_lines(rule, req_doc, resp_doc, safe,
+                                                                 extractors=False))
             lines.extend(INDENT * 3 + s for s in _fired_values(f, seen, body_given))
             stopped = None if rule.continue_ else rule
             continue
-        why = _why_not(CompiledRule.compile(rule), resp, path, seen, body_given)
+        why = _why_not(CompiledRule.compile(rule), resp, path, seen, body_given, docs)
         if stopped is not None:
             why = f"not tried: {stopped.name!r} fired first (no continue = true)"
         lines.append(f"no     {rule.name!r}: {why or 'could not be evaluated (see the log)'}")
+        if stopped is None:
+            lines.extend(INDENT * 3 + s for s in condition_lines(rule, req_doc, resp_doc, safe))
     tried = {id(r) for r in candidates.rules}
     for rule in rt.rules.rules:
         if id(rule) not in tried:
@@ -327,6 +351,9 @@ def _fired_values(f: Fired, body: bytes | None, body_given: bool) -> list[str]:
         lines.append("job_name: (no job_name in this rule)")
     elif ex.kind == "form":
         lines.append(f"job_name: (none: pass --form {ex.arg}=VALUE)")
+    elif ex.kind in ("json", "request_json"):
+        flag = "--request-json" if ex.kind == "request_json" else "--json"
+        lines.append(f"job_name: (none: {ex.source} found nothing in the {flag} body)")
     elif ex.kind in BODY_KINDS and body is None:
         hint = "not read on this response" if body_given else "pass --body FILE"
         lines.append(f"job_name: (none: {ex.source} reads the response body; {hint})")

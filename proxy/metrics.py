@@ -105,6 +105,10 @@ class Metrics:
             "edge_rules_reload", "Rules file reloads, by result.", ["result"], registry=r)
         self.rules_fired = Counter(
             "edge_rules_fired", "Rule matches, by rule name.", ["rule"], registry=r)
+        self.rule_json_skipped = Counter(
+            "edge_rule_json_skipped", "JSON bodies a rule asked for but could not read "
+            "(too_large, invalid, too_deep, not_json), by body (request, response).",
+            ["body", "reason"], registry=r)
 
     def export_counts(self, name: str, doc: str, label: str,
                       counts: Callable[[], Mapping[str, int]]) -> None:

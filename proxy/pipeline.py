@@ -19,6 +19,8 @@ import time
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
+from proxy.detect.json_body import JsonCollector
+from proxy.detect.jsonexpr import JsonDoc
 from proxy.detect.rules import RequestFacts, ResponseFacts
 from proxy.edge import EDGE, Edge
 from proxy.firing import carried_events, carry_cookie, fire, has_carry
@@ -109,7 +111,7 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
 
     # -- upstream
     candidates = rt.rules.candidates(request.method, path, query)
-    body, sniffer = request_body(request, candidates.form_fields)
+    body, sniffer = request_body(request, candidates.form_fields, candidates.request_json)
     headers = request_headers(raw, client)
     if request.headers.get(hdrs.IF_NONE_MATCH, "").find("W/") >= 0:
         headers = [(n, unweaken_if_none_match(v.decode("latin-1")).encode("latin-1"))
@@ -140,6 +142,14 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
         up.release()
 
 
+def count_json_skipped(edge: Edge, request_doc: JsonDoc | None,
+                       response_doc: JsonDoc | None) -> None:
+    """Count each JSON body a rule asked for and could not read, with why."""
+    for side, doc in (("request", request_doc), ("response", response_doc)):
+        if doc is not None and doc.problem is not None:
+            edge.metrics.rule_json_skipped.labels(side, doc.problem).inc()
+
+
 async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniffer, path: str,
                   query: str, public_origin: str, client, started: float) -> web.StreamResponse:
     out_headers = response_headers(up.headers, rt.rewriter, public_origin, client.host)
@@ -147,16 +157,22 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
     if candidates:              # facts for the rules; most pages have no candidate rule
         loc = header_value(up.headers, b"location")
         location = rt.rewriter.url(loc.decode("latin-1"), public_origin) if loc else None
-        req_facts = RequestFacts(request.method, path, query, sniffer.fields if sniffer else {})
+        req_facts = RequestFacts(request.method, path, query,
+                                 sniffer.fields if sniffer else {},
+                                 sniffer.json if sniffer else None)
         resp_facts = ResponseFacts(up.status, CIMultiDict(out_headers), location)
 
     # -- classify now when the body is not needed; events are durable before we answer
     # Without consent a carried event is neither tracked nor carried on.
     browser_events = carried_events(request) if visit.consent else []
-    fired_early = not candidates.needs_body or not up.has_body()
+    fired_early = not (candidates.needs_body or candidates.needs_json) or not up.has_body()
     if candidates and fired_early:
-        browser_events += await fire(edge, rt, candidates.classify(req_facts, resp_facts, None),
-                                     visit, request, client, page_url)
+        fired = candidates.classify(req_facts, resp_facts, None)
+        count_json_skipped(edge, req_facts.json, None)
+        browser_events += await fire(edge, rt, fired, visit, request, client, page_url)
+    # A JSON answer is watched as it streams past, unchanged; a bounded copy is kept.
+    watch = JsonCollector.for_response(up.headers, up.content_length) \
+        if candidates.needs_json and not fired_early else None
 
     # -- plan the page: pixels, CSP, transform (or plain pass-through)
     page = plan_page(rt, edge, request, up, out_headers, visit, path, public_origin,
@@ -169,8 +185,13 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
         if not candidates or fired_early:
             return []
         body = transform.observed() if transform is not None else None
-        return await fire(edge, rt, candidates.classify(req_facts, resp_facts, body),
-                          visit, request, client, page_url)
+        doc = None
+        if watch is not None:
+            doc = watch.document()
+            body = body if body is not None else doc.raw   # `body` conditions read it too
+        fired = candidates.classify(req_facts, resp_facts, body, doc)
+        count_json_skipped(edge, req_facts.json, doc)
+        return await fire(edge, rt, fired, visit, request, client, page_url)
 
     # A whole page is transformed before answering, so it goes out with its length.
     document: bytes | None = None
@@ -209,6 +230,8 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
     elif up.has_body():
         try:
             async for chunk in up:
+                if watch is not None and watch.active:
+                    watch.feed(chunk)
                 if transform is not None:
                     chunk = transform.feed(chunk)
                     if not chunk:

@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from proxy.detect.jsonexpr import JsonExpr
     from proxy.detect.patterns import PathPattern
 
 DEFAULT_PARAMS = (
@@ -84,9 +85,10 @@ class Pixel:
 class Extractor:
     """`kind:arg` from the rules file, e.g. css:h1 -> Extractor("css", "h1")."""
 
-    kind: Literal["path", "query", "form", "css", "regex", "jsonld"]
+    kind: Literal["path", "query", "form", "css", "regex", "jsonld", "json", "request_json"]
     arg: str
     source: str
+    expr: JsonExpr | None = field(default=None, compare=False)   # json:, request_json:
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,8 @@ class Rule:
     header: tuple[tuple[str, str], ...] = ()           # (name, glob)
     query: tuple[tuple[str, str], ...] = ()            # (param, glob) on the request URL
     body: str | None = None                            # substring or "regex:..."
+    json: tuple[tuple[JsonExpr, str], ...] = ()         # (expression, glob) on the JSON answer
+    request_json: tuple[tuple[JsonExpr, str], ...] = ()  # ... on the JSON request body
     job_name: Extractor | None = None
     extract: Mapping[str, Extractor] = field(default_factory=frozen_map)
     send_to: tuple[str, ...] = ()

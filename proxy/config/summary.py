@@ -45,13 +45,18 @@ def _status(status: Sequence[StatusMatch]) -> str:
 
 def rule_line(rule: Rule) -> str:
     """`METHOD PATH status [location …] → EVENT → sinks` for one rule."""
-    parts = [rule.method or "*", rule.path.source, _status(rule.status)]
+    parts = [rule.method or "*", rule.path.source
+             + ("?" + "&".join(f"{k}={v}" for k, v in rule.query) if rule.query else ""),
+             _status(rule.status)]
     if rule.location is not None:
         parts.append(f"location {rule.location.source}")
     if rule.header:
         parts.append(" ".join(f"{k}: {v}" for k, v in rule.header))
     if rule.body is not None:
         parts.append("body " + (rule.body if len(rule.body) <= 30 else rule.body[:29] + "…"))
+    for label, conditions in (("request_json", rule.request_json), ("json", rule.json)):
+        if conditions:
+            parts.append(label + " " + ", ".join(f"{e.source} = {g}" for e, g in conditions))
     sinks = ", ".join(rule.send_to) or "(browser pixel only)"
     more = []
     if rule.job_name is not None:
