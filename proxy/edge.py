@@ -98,11 +98,13 @@ class Edge:
         requests are no visitors') and access-log it with the visitor's IP (`ip`, else
         found here by the realip walk)."""
         code = resp.status
+        seconds = time.monotonic() - started
         if count:
             counter = self._codes.get(code)
             if counter is None:
                 counter = self._codes[code] = self.metrics.requests.labels(str(code))
             counter.inc()
+            self.metrics.request_seconds.observe(seconds)
         if self.access_log.enabled:
             if ip is None:
                 ip = real_ip(request.remote or "", xff_values(request.raw_headers),
@@ -113,7 +115,7 @@ class Edge:
                 "m": request.method,
                 "path": request.raw_path[:2048],
                 "status": code,
-                "ms": round((time.monotonic() - started) * 1000, 2),
+                "ms": round(seconds * 1000, 2),
                 "ua": request.headers.get("User-Agent", "")[:256],
             })
         return resp

@@ -130,6 +130,12 @@ class OutboxBase:
             self.metrics.conversions.labels(sink, RowState.DEAD.value).inc(count)
 
 
+async def observe_backlog(outbox: Outbox, metrics: Metrics) -> None:
+    """Set the outbox gauges: rows owed a delivery and the age of the oldest."""
+    metrics.outbox_pending.set(await outbox.pending_count())
+    metrics.outbox_oldest.set(await outbox.oldest_pending_age())
+
+
 class Outbox(Protocol):
     async def submit(self, event: Event, sinks: Sequence[Sink], *,
                      consent: Consent) -> SubmitResult:
@@ -151,6 +157,9 @@ class Outbox(Protocol):
         """Return the owner's unfinished leases to the queue (a clean stop)."""
 
     async def pending_count(self) -> int: ...
+
+    async def oldest_pending_age(self) -> float:
+        """Seconds since the oldest row still owed a delivery was queued; 0 when none."""
 
     async def counts(self) -> dict[str, dict[str, int]]:
         """Rows per sink and state."""
