@@ -1,4 +1,5 @@
-"""`careers-edge` commands: run, check, explain, demo, bench, outbox (SPEC section 2)."""
+"""`careers-edge` commands: run, check, explain, demo, bench, outbox (SPEC section 2),
+and for operators: healthcheck, config-reference."""
 
 from __future__ import annotations
 
@@ -83,6 +84,19 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return asyncio.run(outbox_command(config, dead=args.dead, retry_dead=args.retry_dead))
 
 
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    from proxy.healthcheck import healthcheck
+    config = _load(args.config, Overrides.resolve(os.environ))
+    if config is None:
+        return 1
+    return healthcheck(config, args.timeout)
+
+
+def cmd_config_reference(args: argparse.Namespace) -> int:
+    from proxy.config.reference import run
+    return run(args)
+
+
 def _form_pair(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep:
@@ -147,6 +161,17 @@ def parser() -> argparse.ArgumentParser:
     ob.add_argument("--dead", action="store_true", help="list dead letters")
     ob.add_argument("--retry-dead", action="store_true", help="re-queue dead letters")
     ob.set_defaults(func=cmd_outbox)
+
+    hc = sub.add_parser("healthcheck", help="exit 0 when the proxy on this host answers healthz")
+    hc.add_argument("-c", "--config", required=True, metavar="RULES.toml")
+    hc.add_argument("--timeout", type=float, default=3.0, metavar="S")
+    hc.set_defaults(func=cmd_healthcheck)
+
+    from proxy.config.reference import add_arguments
+    ref = sub.add_parser("config-reference",
+                         help="write docs/configuration.md and docs/rules.schema.json")
+    add_arguments(ref)
+    ref.set_defaults(func=cmd_config_reference)
     return p
 
 

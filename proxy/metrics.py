@@ -10,6 +10,7 @@ with workers, a scrape reports each live worker's, labelled `pid`.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import re
@@ -98,7 +99,8 @@ class _Processes(Collector):
             return
         families: dict[str, Metric] = {}
         for pid in live_workers(directory):
-            for metric in ProcessCollector(pid=lambda pid=pid: pid, registry=None).collect():
+            one = ProcessCollector(pid=functools.partial(int, pid), registry=None)
+            for metric in one.collect():
                 family = families.setdefault(
                     metric.name, Metric(metric.name, metric.documentation, metric.type))
                 for sample in metric.samples:

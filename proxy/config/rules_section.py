@@ -12,6 +12,7 @@ from typing import Any
 
 from proxy.config.model import Extractor, Rule, StatusMatch, frozen_map
 from proxy.config.schema import Ctx, Table, describe, one_of, token
+from proxy.config.tables import RULES
 from proxy.detect.jsonexpr import JsonExpr, JsonExprError
 from proxy.detect.patterns import GlobPattern, PathPattern, PatternError
 
@@ -25,9 +26,7 @@ JSONLD_FIELDS = (
     "url", "directApply", "jobLocationType", "educationRequirements",
     "experienceRequirements", "skills", "qualifications", "workHours", "totalJobOpenings",
 )
-RULE_KEYS = ("name", "event", "method", "path", "status", "location", "header", "query", "body",
-             "json", "request_json", "job_name", "extract", "send_to", "continue",
-             "dedupe_hours")
+RULE_KEYS = RULES.names
 
 _EVENT = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,49}")
 _STATUS_CLASS = re.compile(r"[1-5][xX][xX]")

@@ -15,31 +15,16 @@ from typing import Any
 from proxy.config.model import Pixel, Rule, Sink, frozen_map
 from proxy.config.rules_section import event_name, pattern_problem
 from proxy.config.schema import Ctx, Table, at_least, describe, http_url, one_of, positive, token
+from proxy.config.tables import CSP_DIRECTIVES, PIXELS, POSITIONS, SINK_METHODS, SINKS
 from proxy.detect.patterns import PathPattern
 
-PIXEL_TYPES = ("meta", "html", "tiktok", "linkedin", "google")
-POSITIONS = ("head", "body")
-PIXEL_KEYS = {"meta": ("pixel_id",), "html": ("html", "position"),
-              "tiktok": ("pixel_code", "event_names"),
-              "linkedin": ("partner_id", "conversion_ids"),
-              "google": ("tag_id", "send_to")}
-PIXEL_COMMON = ("type", "paths", "csp", "tcf_vendor")
-CSP_DIRECTIVES = (
-    "default-src", "script-src", "script-src-elem", "style-src", "style-src-elem",
-    "img-src", "connect-src", "frame-src", "child-src", "font-src", "media-src",
-    "worker-src", "manifest-src", "object-src", "form-action",
-)
-SINK_TYPES = ("talroo", "meta", "http", "webhook")
-SINK_METHODS = ("GET", "POST", "PUT", "PATCH")
-SINK_KEYS = {
-    "talroo": ("url", "events"),
-    "meta": ("pixel_id", "access_token", "api", "test_event_code", "event_names"),
-    "http": ("url", "method", "headers", "body", "event_names"),
-    "webhook": ("url", "secret", "headers", "event_names"),
-}
-SINK_REQUIRED = {"talroo": ("url",), "meta": ("pixel_id", "access_token"),
-                 "http": ("url",), "webhook": ("url", "secret")}
-SINK_COMMON = ("type", "requires", "timeout", "concurrency", "marketing", "tcf_vendor")
+PIXEL_TYPES = tuple(PIXELS.variants)
+PIXEL_KEYS = PIXELS.variant_names()
+PIXEL_COMMON = PIXELS.common
+SINK_TYPES = tuple(SINKS.variants)
+SINK_KEYS = SINKS.variant_names()
+SINK_REQUIRED = {kind: SINKS.required(kind) for kind in SINKS.variants}
+SINK_COMMON = SINKS.common
 SINK_DEFAULT_REQUIRES = {"talroo": ("tlr_sid",)}
 # http sink placeholders every event has (SPEC section 4); rules add their captures
 PLACEHOLDERS = ("event", "event_id", "event_time", "event_time_ms", "linksClickedId",
