@@ -7,13 +7,17 @@
   pending conversion, the build is named, and the process metrics cover every worker
   of `--workers 2` (prometheus-client's multiprocess mode cannot add those up).
 - `careers-edge healthcheck -c RULES` exits 0 while the proxy serves, 1 once it is gone.
+- deploy/compose/lb.conf, run by a real nginx in front of two real proxies, spreads
+  visitors over both and passes WebSockets and applications through.
 """
 
 from __future__ import annotations
 
 import asyncio
 import platform
+import re
 import signal
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,7 +30,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from proxy import __version__
 from proxy.demo.recorder import Recorder
-from tests.deploy_files import queried_metrics
+from tests.conftest import need_binary
+from tests.deploy_files import DEPLOY, queried_metrics
 from tests.integration.harness import free_port, start
 from tests.integration.procs import (
     ProxyProcess,
@@ -59,6 +64,13 @@ def upstream_app() -> web.Application:
         await request.read()
         raise web.HTTPSeeOther(f"/jobs/{request.match_info['job']}/thanks")
 
+    async def echo(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            await ws.send_str(f"echo {msg.data}")
+        return ws
+
     async def broken(request: web.Request) -> web.Response:
         assert request.transport is not None
         request.transport.abort()           # no answer at all: the proxy answers 502
@@ -66,6 +78,7 @@ def upstream_app() -> web.Application:
 
     app = web.Application()
     app.router.add_get("/broken", broken)
+    app.router.add_get("/ws", echo)
     app.router.add_post("/jobs/{job}/apply", apply)
     app.router.add_get("/{tail:.*}", page)
     return app
@@ -187,3 +200,76 @@ async def test_healthcheck_follows_the_rules_file_and_fails_once_the_proxy_is_go
     broken.write_text("[proxy]\nlisten = 8080\n")
     invalid = await run_cli("healthcheck", "-c", str(broken), cwd=rules.parent)
     assert invalid.returncode == 1 and "proxy.listen" in invalid.stderr
+
+
+NGINX_MAIN = """daemon off;
+master_process off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx.error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/nginx-body;
+    proxy_temp_path {tmp}/nginx-proxy;
+{lb}
+}}
+"""
+
+
+async def wait_port(url: str, proc: subprocess.Popen[bytes]) -> None:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as s:
+        for _ in range(200):
+            assert proc.poll() is None, "nginx exited"
+            try:
+                async with s.get(url) as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise TimeoutError(url)
+
+
+async def test_the_compose_balancer_spreads_visitors_over_both_proxies(stack) -> None:
+    nginx = need_binary("nginx")
+    _, recorder, rules = stack
+    tmp = rules.parent
+    async with running(rules, tmp=tmp, name="edge-a") as a, \
+            running(rules, tmp=tmp, name="edge-b") as b:
+        port = free_port()
+        lb = (DEPLOY / "compose" / "lb.conf").read_text()
+        lb = lb.replace("edge-a:8080", f"127.0.0.1:{a.port}").replace(
+            "edge-b:8080", f"127.0.0.1:{b.port}")
+        lb, n = re.subn(r"listen 80;", f"listen 127.0.0.1:{port};", lb)
+        assert n == 1
+        conf = tmp / "nginx.conf"
+        conf.write_text(NGINX_MAIN.format(tmp=tmp, lb=lb))
+        proc = subprocess.Popen([nginx, "-p", str(tmp), "-c", str(conf), "-e",
+                                 str(tmp / "nginx.error.log")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            await wait_port(f"{base}/_edge/healthz", proc)
+            before = [metric_value(await scrape(p), "edge_requests_total", code="200")
+                      for p in (a, b)]
+            connector = aiohttp.TCPConnector(force_close=True)
+            async with aiohttp.ClientSession(base, connector=connector, timeout=TIMEOUT) as http:
+                for _ in range(10):
+                    async with http.get("/jobs/7") as r:
+                        assert r.status == 200 and b"<meta name=injected>" in await r.read()
+                async with http.ws_connect("/ws") as ws:
+                    await ws.send_str("hello")
+                    assert (await ws.receive(timeout=10)).data == "echo hello"
+                async with http.post("/jobs/7/apply", data={"job_title": "Welder"},
+                                     allow_redirects=False) as r:
+                    assert r.status == 303
+            after = [metric_value(await scrape(p), "edge_requests_total", code="200")
+                     for p in (a, b)]
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    served = [x - y for x, y in zip(after, before)]
+    assert all(n >= 3 for n in served), f"pages served by each proxy: {served}"
+    delivery = await recorder.wait_for(lambda r: r.network == "webhook", timeout=15)
+    assert delivery.json()["event"] == "ApplicationCompleted"
