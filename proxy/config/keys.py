@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 # A whole `${VAR}` (or `${VAR:-default}`) may stand for a number or a boolean.
 ENV_WHOLE = r"^\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}$"
@@ -56,6 +56,8 @@ NO_DEFAULT: Any = Described("")   # required, or absent means "not set"
 
 @dataclass(frozen=True, slots=True)
 class Key:
+    """One key: what the reference says of it and what the schema checks."""
+
     name: str
     kind: Kind
     doc: str                              # one line: what it means
@@ -79,7 +81,7 @@ class Section:
     doc: str
     keys: tuple[Key, ...]
     model: type | None = None             # the frozen dataclass it loads into
-    many: str = ""                        # "" one table; "named" [x.NAME]; "array" [[x]]
+    many: Literal["", "named", "array"] = ""    # one table; [x.NAME] tables; [[x]] array
     variants: Mapping[str, tuple[Key, ...]] = field(default_factory=dict)  # by `type`
 
     @property
@@ -101,12 +103,6 @@ class Section:
     def required(self, variant: str | None = None) -> tuple[str, ...]:
         keys = self.variants.get(variant, ()) if variant else self.keys
         return tuple(k.name for k in keys if k.required)
-
-    def key(self, name: str, variant: str | None = None) -> Key:
-        for k in self.variants.get(variant, ()) if variant else self.keys:
-            if k.name == name:
-                return k
-        raise KeyError(name)
 
 
 def default_of(key: Key, model: type | None) -> Any:
