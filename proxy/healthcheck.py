@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 
 from proxy.config.model import Config
-from proxy.serve import parse_listen
+from proxy.config.schema import parse_listen
 
 _LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 
