@@ -1,9 +1,10 @@
 """`careers-edge healthcheck -c RULES`: is the proxy on this host serving? Exit 0 or 1.
 
 For a container's exec-form HEALTHCHECK and similar probes, without curl in the
-image: it reads the rules file (with the same CAREERS_EDGE_* overrides as `run`),
-finds the address of the listener that serves `{prefix}/healthz`, and GETs it. A
-wildcard listen address (0.0.0.0, [::]) is asked on loopback.
+image: it reads the rules file (with the same CAREERS_EDGE_* overrides as `run`) and
+GETs `{prefix}/healthz` on the admin listener (`[admin] listen`), or on the public
+one when the admin listener is off. A wildcard address (0.0.0.0, [::]) is asked on
+loopback.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ _LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
 def health_listen(config: Config) -> str:
-    """The listen address of the listener that answers healthz."""
-    return config.proxy.listen
+    """The address of the listener to ask: the admin one, the public one when it is off."""
+    return config.admin.listen or config.proxy.listen
 
 
 def health_url(config: Config) -> str:

@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from proxy.config.env import interpolate
-from proxy.config.load import TOP_KEYS, load_config_text
+from proxy.config.load import load_config_text
 from proxy.serve import DRAIN_SECONDS
 from tests.conftest import need_binary
 from tests.deploy_files import ALERTS, DASHBOARD, DEPLOY, ROOT, dashboard_exprs
@@ -93,14 +93,6 @@ def kube_objects() -> dict[str, dict[str, Any]]:
     return out
 
 
-def without_admin(text: str) -> str:
-    """The rules file as the loader of this checkout reads it: the `[admin]` table is
-    left out while the loader does not know it yet (SPEC section 7)."""
-    if "admin" in TOP_KEYS:
-        return text
-    return re.sub(r"(?ms)^\[admin\]\n.*?(?=^\[)", "", text)
-
-
 def test_the_deployment_probes_the_admin_port_and_runs_locked_down() -> None:
     objects = kube_objects()
     assert {"Deployment", "Service", "ConfigMap", "Secret", "PersistentVolumeClaim",
@@ -152,11 +144,11 @@ def test_the_configmap_rules_load_with_every_variable_from_the_secret() -> None:
                    if e.get("valueFrom", {}).get("secretKeyRef", {}).get("name") == "careers-edge"}
     _, named = interpolate(text, {})
     assert set(named) == from_secret == set(objects["Secret"]["stringData"])
-    config = load_config_text(without_admin(text), "configmap rules.toml",
+    config = load_config_text(text, "configmap rules.toml",
                               env={name: "x" * 32 for name in from_secret})
     assert config.proxy.listen == f"0.0.0.0:{PUBLIC_PORT}"
     assert config.proxy.state.startswith("sqlite:///var/lib/careers-edge/")
-    assert f'[admin]\nlisten = "0.0.0.0:{ADMIN_PORT}"' in text
+    assert config.admin.listen == f"0.0.0.0:{ADMIN_PORT}"
 
 
 # --- systemd ---------------------------------------------------------------------------
@@ -213,10 +205,11 @@ def test_compose_drains_before_a_kill_and_its_balancer_names_both_proxies() -> N
     servers = re.findall(r"^\s*server\s+([\w.-]+:\d+)", text, re.M)
     assert servers == [f"{name}:{PUBLIC_PORT}" for name in edges]
     rules = (COMPOSE / "rules.toml").read_text()
-    config = load_config_text(without_admin(rules), "compose rules.toml",
+    config = load_config_text(rules, "compose rules.toml",
                               env={"CAREERS_EDGE_SECRET": "s" * 64})
     assert config.proxy.state.startswith("redis://redis:")
     assert config.proxy.listen == f"0.0.0.0:{PUBLIC_PORT}"
+    assert config.admin.listen == f"0.0.0.0:{ADMIN_PORT}"
 
 
 # --- Dockerfile -------------------------------------------------------------------------

@@ -182,24 +182,42 @@ async def test_process_metrics_cover_every_worker(stack) -> None:
     assert build.labels["version"] == __version__
 
 
-async def test_healthcheck_follows_the_rules_file_and_fails_once_the_proxy_is_gone(
+async def healthcheck(rules: Path) -> subprocess.CompletedProcess[str]:
+    return await run_cli("healthcheck", "-c", str(rules), cwd=rules.parent)
+
+
+async def test_healthcheck_asks_the_admin_listener_and_fails_once_the_proxy_is_gone(
         stack) -> None:
     _, _, rules = stack
-    port = free_port()
-    # A wildcard address is asked on loopback.
-    rules.write_text(rules.read_text().replace("[proxy]\n", f'[proxy]\nlisten = "0.0.0.0:{port}"\n'))
-    async with running(rules, tmp=rules.parent, port=port) as p:
-        healthy = await run_cli("healthcheck", "-c", str(rules), cwd=rules.parent)
+    admin = free_port()
+    # The file's admin address, a wildcard: asked on loopback.
+    rules.write_text(rules.read_text() + f'\n[admin]\nlisten = "0.0.0.0:{admin}"\n')
+    async with running(rules, tmp=rules.parent,
+                       args=("--admin-listen", f"127.0.0.1:{admin}")) as p:
+        healthy = await healthcheck(rules)
         assert healthy.returncode == 0, healthy.stdout + healthy.stderr
         p.send(signal.SIGTERM)
         assert await p.wait_exit() == 0
-    gone = await run_cli("healthcheck", "-c", str(rules), cwd=rules.parent)
+    gone = await healthcheck(rules)
     assert gone.returncode == 1
-    assert f"127.0.0.1:{port}/_edge/healthz" in gone.stdout
+    assert f"unhealthy: http://127.0.0.1:{admin}/_edge/healthz" in gone.stdout
     broken = rules.parent / "broken.toml"
     broken.write_text("[proxy]\nlisten = 8080\n")
-    invalid = await run_cli("healthcheck", "-c", str(broken), cwd=rules.parent)
+    invalid = await healthcheck(broken)
     assert invalid.returncode == 1 and "proxy.listen" in invalid.stderr
+
+
+async def test_healthcheck_asks_the_public_listener_when_the_admin_one_is_off(stack) -> None:
+    _, _, rules = stack
+    port = free_port()
+    text = rules.read_text().replace("[proxy]\n", f'[proxy]\nlisten = "0.0.0.0:{port}"\n')
+    rules.write_text(text + '\n[admin]\nlisten = "off"\n')
+    async with running(rules, tmp=rules.parent, port=port, args=("--admin-listen", "off")):
+        healthy = await healthcheck(rules)
+        assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    gone = await healthcheck(rules)
+    assert gone.returncode == 1
+    assert f"unhealthy: http://127.0.0.1:{port}/_edge/healthz" in gone.stdout
 
 
 NGINX_MAIN = """daemon off;
