@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 
 DEFAULT_DEDUPE_HOURS = 720.0
+GRANTED = "GRANTED"
+DENIED = "DENIED"
 
 
 def new_event_id() -> str:
@@ -39,6 +41,11 @@ class Event:
     user_agent: str | None = None
     fbc: str | None = None
     fbp: str | None = None
+    ttp: str | None = None                     # TikTok's _ttp cookie
+    # The visitor's ad consent as the networks' consent fields want it: GRANTED,
+    # DENIED, or None when nothing was asked (consent not required, a server event).
+    consent: str | None = None
+    preview: bool = False                      # a test visitor: networks get a test event
     fields: Mapping[str, str] = field(default_factory=dict)      # extra extracted values
     rule: str | None = None
     dedupe_hours: float = DEFAULT_DEDUPE_HOURS
@@ -49,7 +56,8 @@ class Event:
             "links_clicked_id": self.links_clicked_id, "click_ids": dict(self.click_ids),
             "job_id": self.job_id, "job_name": self.job_name, "url": self.url,
             "client_ip": self.client_ip, "user_agent": self.user_agent,
-            "fbc": self.fbc, "fbp": self.fbp, "fields": dict(self.fields),
+            "fbc": self.fbc, "fbp": self.fbp, "ttp": self.ttp, "consent": self.consent,
+            "preview": self.preview, "fields": dict(self.fields),
             "rule": self.rule, "dedupe_hours": self.dedupe_hours,
         }
 
