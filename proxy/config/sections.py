@@ -9,12 +9,14 @@ when a rule sends to the sink, else the sink is left out with a warning.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from proxy.config.model import Pixel, Rule, Sink, frozen_map
 from proxy.config.rules_section import event_name, pattern_problem
 from proxy.config.schema import Ctx, Table, at_least, describe, http_url, one_of, positive, token
+from proxy.conversions.sinks import google_ads, indeed, linkedin, tiktok
 from proxy.detect.patterns import PathPattern
 
 PIXEL_TYPES = ("meta", "html")
@@ -26,18 +28,38 @@ CSP_DIRECTIVES = (
     "img-src", "connect-src", "frame-src", "child-src", "font-src", "media-src",
     "worker-src", "manifest-src", "object-src", "form-action",
 )
-SINK_TYPES = ("talroo", "meta", "http", "webhook")
+SINK_TYPES = ("talroo", "meta", "http", "webhook", "indeed", "google_ads", "linkedin", "tiktok")
 SINK_METHODS = ("GET", "POST", "PUT", "PATCH")
 SINK_KEYS = {
     "talroo": ("url", "events"),
     "meta": ("pixel_id", "access_token", "api", "test_event_code", "event_names"),
     "http": ("url", "method", "headers", "body", "event_names"),
     "webhook": ("url", "secret", "headers", "event_names"),
+    "indeed": ("api", "client_id", "client_secret", "token_url", "scope", "guid", "test_fire",
+               "event_names"),
+    "google_ads": ("api", "api_version", "customer_id", "login_customer_id", "developer_token",
+                   "conversion_action", "time_zone", "client_id", "client_secret",
+                   "refresh_token", "token_url", "event_names"),
+    "linkedin": ("api", "api_version", "access_token", "conversion", "event_names"),
+    "tiktok": ("api", "access_token", "pixel_code", "test_event_code", "event_names"),
 }
 SINK_REQUIRED = {"talroo": ("url",), "meta": ("pixel_id", "access_token"),
-                 "http": ("url",), "webhook": ("url", "secret")}
+                 "http": ("url",), "webhook": ("url", "secret"),
+                 "indeed": ("client_id", "client_secret", "guid"),
+                 "google_ads": ("customer_id", "developer_token", "client_id", "client_secret",
+                                "refresh_token"),
+                 "linkedin": ("access_token",), "tiktok": ("access_token", "pixel_code")}
 SINK_COMMON = ("type", "requires", "timeout", "concurrency", "marketing")
-SINK_DEFAULT_REQUIRES = {"talroo": ("tlr_sid",)}
+SINK_DEFAULT_REQUIRES = {"talroo": ("tlr_sid",), "indeed": ("ittk",)}
+SINK_DEFAULT_API = {"indeed": indeed.DEFAULT_API, "google_ads": google_ads.DEFAULT_API,
+                    "linkedin": linkedin.DEFAULT_API, "tiktok": tiktok.DEFAULT_API}
+SINK_DEFAULT_TOKEN_URL = {"indeed": indeed.DEFAULT_TOKEN_URL,
+                          "google_ads": google_ads.DEFAULT_TOKEN_URL}
+# What a sink's event_names map to: the network's event, or its conversion.
+SINK_EVENT_VALUE = {"indeed": one_of(*indeed.EVENTS), "google_ads": google_ads.action_problem,
+                    "linkedin": linkedin.conversion_problem}
+# One of these must say where a conversion goes.
+SINK_TARGET = {"google_ads": "conversion_action", "linkedin": "conversion"}
 # http sink placeholders every event has (SPEC section 4); rules add their captures
 PLACEHOLDERS = ("event", "event_id", "event_time", "event_time_ms", "linksClickedId",
                 "job_id", "jobName")
@@ -151,6 +173,10 @@ def _sink(ctx: Ctx, key: tuple, name: str, body: Any, placeholders: set[str],
     for req in SINK_REQUIRED[kind]:
         if not t.has(req):
             ctx.error(key + (req,), f"is required for a {kind} sink")
+    target = SINK_TARGET.get(kind)
+    if target and not t.has(target) and not t.has("event_names"):
+        ctx.error(key + (target,), f"is required for a {kind} sink (or event_names for "
+                  "every event sent to it)")
 
     def template(v: str, *, url: bool) -> str | None:
         for ph in _PLACEHOLDER.findall(v):
@@ -170,10 +196,11 @@ def _sink(ctx: Ctx, key: tuple, name: str, body: Any, placeholders: set[str],
         events=frozen_map(t.string_map("events", check_key=event_name, check=http_url)),
         pixel_id=t.get("pixel_id", str, None, check=_pixel_id),
         access_token=t.get("access_token", str, None, check=nonempty),
-        api=t.get("api", str, _SINK_DEFAULTS.api, check=http_url).rstrip("/"),
+        api=t.get("api", str, SINK_DEFAULT_API.get(kind, _SINK_DEFAULTS.api),
+                  check=http_url).rstrip("/"),
         test_event_code=t.get("test_event_code", str, ""),
         event_names=frozen_map(t.string_map("event_names", check_key=event_name,
-                                            check=event_name)),
+                                            check=SINK_EVENT_VALUE.get(kind, event_name))),
         requires=t.strings("requires", SINK_DEFAULT_REQUIRES.get(kind, ()),
                            check=lambda p: None if p in params else
                            f"{p!r} is never captured: add it to [attribution] params"),
@@ -184,7 +211,63 @@ def _sink(ctx: Ctx, key: tuple, name: str, body: Any, placeholders: set[str],
         concurrency=t.get("concurrency", int, _SINK_DEFAULTS.concurrency,
                           check=at_least(1, 64)),
         marketing=t.get("marketing", bool, kind != "webhook"),
+        **_network_keys(t, kind, nonempty),
     )
+
+
+def _network_keys(t: Table, kind: str, nonempty: Callable[[str], str | None]) -> dict[str, Any]:
+    """The keys of the indeed, google_ads, linkedin and tiktok sinks."""
+    version = {"google_ads": _google_version, "linkedin": _linkedin_version}.get(kind)
+    return dict(
+        client_id=t.get("client_id", str, None, check=nonempty),
+        client_secret=t.get("client_secret", str, None, check=nonempty),
+        refresh_token=t.get("refresh_token", str, None, check=nonempty),
+        token_url=t.get("token_url", str, SINK_DEFAULT_TOKEN_URL.get(kind), check=http_url),
+        scope=t.get("scope", str, None),
+        api_version=t.get("api_version", str, None, check=version),
+        guid=t.get("guid", str, None, check=nonempty),
+        test_fire=t.get("test_fire", bool, False),
+        customer_id=_digits(t.get("customer_id", str, None, check=_customer_id)),
+        login_customer_id=_digits(t.get("login_customer_id", str, None, check=_customer_id)),
+        developer_token=t.get("developer_token", str, None, check=nonempty),
+        conversion_action=t.get("conversion_action", str, None,
+                                check=google_ads.action_problem),
+        time_zone=t.get("time_zone", str, "UTC", check=_time_zone),
+        conversion=t.get("conversion", str, None, check=linkedin.conversion_problem),
+        pixel_code=t.get("pixel_code", str, None, check=_pixel_code),
+    )
+
+
+def _customer_id(v: str) -> str | None:
+    if re.fullmatch(r"\d{3}-?\d{3}-?\d{4}", v):
+        return None
+    return f"{v!r} is not a Google Ads customer id (10 digits, e.g. 123-456-7890)"
+
+
+def _digits(v: str | None) -> str | None:
+    return v.replace("-", "") if v else v
+
+
+def _google_version(v: str) -> str | None:
+    return None if re.fullmatch(r"v\d{1,3}", v) else f"{v!r} must be a version like v25"
+
+
+def _linkedin_version(v: str) -> str | None:
+    return None if re.fullmatch(r"20\d\d(0[1-9]|1[0-2])", v) else \
+        f"{v!r} must be a version YYYYMM like 202603"
+
+
+def _time_zone(v: str) -> str | None:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"{v!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)"
+    return None
+
+
+def _pixel_code(v: str) -> str | None:
+    return None if re.fullmatch(r"[A-Z0-9]{10,40}", v) else \
+        f"{v!r} is not a TikTok pixel code (upper-case letters and digits)"
 
 
 _SINK_DEFAULTS = Sink(name="", type="http")

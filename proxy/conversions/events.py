@@ -27,6 +27,14 @@ def new_event_id() -> str:
     return b.hex()
 
 
+def ad_consent(required: bool, given: bool) -> str | None:
+    """`Event.consent` from the visit: asked and given, refused (GPC, or not given when
+    required), or None when consent is not required and nobody said no."""
+    if not given:
+        return DENIED
+    return GRANTED if required else None
+
+
 @dataclass(frozen=True)
 class Event:
     name: str                                  # our name: ApplicationCompleted, Hire, ...

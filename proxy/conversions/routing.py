@@ -13,12 +13,24 @@ from proxy.conversions.events import Event
 from proxy.conversions.states import Outcome
 
 # Click params a sink type cannot work without, on top of the sink's own `requires`.
-IMPLICIT_REQUIRES: Mapping[str, tuple[str, ...]] = {"talroo": ("tlr_sid",)}
+IMPLICIT_REQUIRES: Mapping[str, tuple[str, ...]] = {
+    "talroo": ("tlr_sid",), "indeed": ("ittk",), "linkedin": ("li_fat_id",)}
+# ... and those of which it needs one at least.
+IMPLICIT_ANY: Mapping[str, tuple[str, ...]] = {"google_ads": ("gclid", "gbraid", "wbraid")}
 
 
 def required_params(sink: Sink) -> tuple[str, ...]:
     extra = tuple(p for p in IMPLICIT_REQUIRES.get(sink.type, ()) if p not in sink.requires)
     return tuple(sink.requires) + extra
+
+
+def missing_params(sink: Sink, click_ids: Mapping[str, str]) -> list[str]:
+    """What the visitor lacks for `sink`: params, or `a|b|c` when any one would do."""
+    missing = [p for p in required_params(sink) if not click_ids.get(p)]
+    anyof = IMPLICIT_ANY.get(sink.type, ())
+    if anyof and not any(click_ids.get(p) for p in anyof):
+        missing.append("|".join(anyof))
+    return missing
 
 
 def route(event: Event, sinks: Iterable[Sink], *, consent: bool) -> dict[str, Outcome]:
@@ -27,7 +39,7 @@ def route(event: Event, sinks: Iterable[Sink], *, consent: bool) -> dict[str, Ou
     for sink in sinks:
         if sink.marketing and not consent:
             plan[sink.name] = Outcome.SUPPRESSED
-        elif any(not event.click_ids.get(p) for p in required_params(sink)):
+        elif missing_params(sink, event.click_ids):
             plan[sink.name] = Outcome.SKIPPED
         else:
             plan[sink.name] = Outcome.QUEUED
