@@ -3,7 +3,9 @@ every missing credential named with its key and line."""
 
 from __future__ import annotations
 
+import re
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -48,6 +50,7 @@ type = "tiktok"
 access_token = "${TIKTOK_ACCESS_TOKEN}"
 pixel_code = "CABCDEF1234567890XYZ"
 """
+MINIMAL = '[proxy]\nupstream = "https://ats.example"\n'
 ENV = {"INDEED_CLIENT_ID": "i", "INDEED_CLIENT_SECRET": "s", "GOOGLE_ADS_DEVELOPER_TOKEN": "d",
        "GOOGLE_ADS_CLIENT_SECRET": "g", "GOOGLE_ADS_REFRESH_TOKEN": "r",
        "LINKEDIN_ACCESS_TOKEN": "l", "TIKTOK_ACCESS_TOKEN": "t"}
@@ -141,3 +144,16 @@ def test_a_conversion_per_event_instead_of_one_default():
     text = FULL.replace('conversion_action = "555"\n', 'event_names = { ApplicationCompleted '
                         '= "customers/1234567890/conversionActions/9" }\n')
     assert load_config_text(text, "r", ENV).sinks["google"].conversion_action is None
+
+
+def test_the_commented_examples_in_example_toml_load_when_uncommented():
+    text = (Path(__file__).resolve().parents[1] / "rules" / "example.toml").read_text()
+    start = text.index("# [sinks.indeed]")
+    end = text.index("# POST /_edge/api/events")
+    block = "\n".join(line.removeprefix("#").removeprefix(" ")
+                      for line in text[start:end].splitlines())
+    names = set(re.findall(r"\$\{(\w+)\}", block))
+    env = {n: "1234567890" if n.endswith("MANAGER_ID") else "x" for n in names}
+    config = load_config_text(MINIMAL + block, "example", env)
+    assert set(config.sinks) == {"indeed", "google_ads", "linkedin", "tiktok"}
+    assert config.sinks["google_ads"].time_zone == "Europe/Berlin"
