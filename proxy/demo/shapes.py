@@ -58,8 +58,9 @@ def linkedin_problem(e: Any, now_ms: float) -> str | None:
     checks: list[tuple[bool, str]] = [
         (bool(LINKEDIN_URN.fullmatch(str(e.get("conversion", "")))),
          "conversion must be urn:lla:llaPartnerConversion:ID"),
-        (_typed(e, "conversionHappenedAt", int) and now_ms - LINKEDIN_MAX_AGE_MS <= when
-         <= now_ms + 60_000, "conversionHappenedAt: ms within the last 90 days"),
+        (isinstance(when, int) and not isinstance(when, bool)
+         and now_ms - LINKEDIN_MAX_AGE_MS <= when <= now_ms + 60_000,
+         "conversionHappenedAt: ms within the last 90 days"),
         (isinstance(ids, list) and bool(ids) and all(
             isinstance(u, dict) and u.get("idType") in LINKEDIN_ID_TYPES and u.get("idValue")
             for u in ids), "user.userIds needs an idType and idValue"),

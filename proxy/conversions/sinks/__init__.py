@@ -3,6 +3,8 @@ tiktok."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from proxy.config.model import Sink
 from proxy.conversions.sinks.base import SinkClient
 from proxy.conversions.sinks.google_ads import GoogleAdsSink
@@ -14,7 +16,7 @@ from proxy.conversions.sinks.talroo import TalrooSink
 from proxy.conversions.sinks.tiktok import TikTokSink
 from proxy.conversions.sinks.webhook import WebhookSink
 
-CLIENTS: dict[str, type[SinkClient]] = {
+CLIENTS: dict[str, Callable[[Sink], SinkClient]] = {
     "talroo": TalrooSink, "meta": MetaSink, "http": HttpSink, "webhook": WebhookSink,
     "indeed": IndeedSink, "google_ads": GoogleAdsSink, "linkedin": LinkedInSink,
     "tiktok": TikTokSink,

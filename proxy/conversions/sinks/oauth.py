@@ -65,8 +65,10 @@ class TokenSource:
         answer = await exchange(session, "POST", self.token_url, timeout=self._timeout,
                                 headers={hdrs.CONTENT_TYPE: FORM, hdrs.ACCEPT: "application/json"},
                                 data=self._form)
-        if not isinstance(answer, Answer):
+        if isinstance(answer, Retry):
             return Retry(f"OAuth token: {answer.error}")
+        if not isinstance(answer, Answer):
+            return GiveUp(f"OAuth token: {getattr(answer, 'error', 'no answer')}")
         decision = answer.decision()
         if isinstance(decision, Retry):
             return Retry(f"OAuth token: {decision.error}", decision.after)
