@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -73,9 +73,13 @@ def conversion_action(sink: Sink, event: Event) -> str | None:
 
 
 def date_time(when: float, zone: str) -> str:
-    """"yyyy-mm-dd hh:mm:ss+|-hh:mm", the format Google Ads asks for."""
-    dt = datetime.fromtimestamp(when, ZoneInfo(zone))
-    offset = int(dt.utcoffset().total_seconds()) // 60   # type: ignore[union-attr]
+    """"yyyy-mm-dd hh:mm:ss+|-hh:mm", the format Google Ads asks for. An offset that is
+    not whole minutes (historical local mean times) cannot be written so: UTC then."""
+    dt = datetime.fromtimestamp(int(when), ZoneInfo(zone))
+    seconds = int(dt.utcoffset().total_seconds())   # type: ignore[union-attr]
+    if seconds % 60:
+        dt, seconds = dt.astimezone(UTC), 0
+    offset = seconds // 60
     sign = "-" if offset < 0 else "+"
     hours, minutes = divmod(abs(offset), 60)
     return f"{dt:%Y-%m-%d %H:%M:%S}{sign}{hours:02d}:{minutes:02d}"
@@ -106,43 +110,49 @@ def token_source(sink: Sink) -> TokenSource:
 
 
 def per_conversion(body: bytes, count: int) -> list[Decision]:
-    """Decisions for a 200's conversions, from `partialFailureError` and `results`."""
+    """Decisions for a 200's conversions, from `partialFailureError` and `results`.
+    Any shape is read without a crash: what cannot be read is not counted as sent."""
     try:
-        doc = orjson.loads(body) if body else {}
+        doc = _obj(orjson.loads(body)) if body else {}
     except ValueError:
         return [GiveUp("Google Ads answered 200 without JSON", truncate_body(body))] * count
-    failure = doc.get("partialFailureError") if isinstance(doc, dict) else None
+    failure = doc.get("partialFailureError")
     if not failure:
         return [Sent()] * count
     out: list[Decision | None] = [None] * count
-    for detail in failure.get("details") or ():
-        for error in detail.get("errors") or ():
-            i = _index(error)
-            if i is None or not 0 <= i < count or out[i] is not None:
-                continue
-            out[i] = _decision(error)
-    results = doc.get("results") or []
-    fallback = GiveUp(f"Google Ads: {failure.get('message', 'rejected')}"[:500],
+    for detail in _list(_obj(failure).get("details")):
+        for error in _list(_obj(detail).get("errors")):
+            i = _index(_obj(error))
+            if i is not None and 0 <= i < count and out[i] is None:
+                out[i] = _decision(_obj(error))
+    results = _list(doc.get("results"))
+    fallback = GiveUp(f"Google Ads: {_obj(failure).get('message', 'rejected')}"[:500],
                       truncate_body(body))
     for i in range(count):
         if out[i] is None:
-            done = i < len(results) and isinstance(results[i], dict) and any(
-                results[i].get(p) for p in CLICK_PARAMS)
+            done = i < len(results) and any(_obj(results[i]).get(p) for p in CLICK_PARAMS)
             out[i] = Sent() if done else fallback
     return [d for d in out if d is not None]
 
 
+def _obj(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
+def _list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else []
+
+
 def _index(error: dict[str, Any]) -> int | None:
-    for element in (error.get("location") or {}).get("fieldPathElements") or ():
-        if element.get("fieldName") == "conversions":
+    for element in _list(_obj(error.get("location")).get("fieldPathElements")):
+        if _obj(element).get("fieldName") == "conversions":
             index = element.get("index", 0)     # proto JSON may leave out a 0
-            return index if isinstance(index, int) else None
+            return index if isinstance(index, int) and not isinstance(index, bool) else None
     return None
 
 
 def _decision(error: dict[str, Any]) -> Decision:
-    code = error.get("errorCode") or {}
-    kind, reason = next(iter(code.items()), ("error", "UNKNOWN"))
+    kind, reason = next(iter(_obj(error.get("errorCode")).items()), ("error", "UNKNOWN"))
     text = f"Google Ads {kind} {reason}: {error.get('message', '')}".strip()[:500]
     if reason == ALREADY_UPLOADED:
         return Sent()
