@@ -24,7 +24,7 @@ from proxy.attribution.cookies import ATTR_COOKIE, VISITOR_COOKIE
 from proxy.attribution.visit import Visit
 from proxy.config.model import Config, Rule, Sink, StatusMatch
 from proxy.conversions.events import Event, ad_consent
-from proxy.conversions.routing import missing_params, route
+from proxy.conversions.routing import missing_params, route, uncarried
 from proxy.conversions.sinks import build_sink
 from proxy.conversions.sinks.base import IDEMPOTENCY_HEADER, Prepared
 from proxy.conversions.sinks.http import HttpSink
@@ -327,6 +327,10 @@ def _sink_lines(rt: Runtime, f: Fired, visit: Visit, page_url: str,
             continue
         missing = [p.partition("|")[0] for p in missing_params(sink, event.click_ids)]
         shown = event
+        cannot = uncarried(sink, event)
+        if outcome == Outcome.SKIPPED and cannot:
+            lines.append(head + f"skipped: {cannot}")
+            continue
         if outcome == Outcome.SKIPPED:
             lines.append(head + "skipped: requires " + ", ".join(
                 m.replace("|", " or ") for m in missing_params(sink, event.click_ids))

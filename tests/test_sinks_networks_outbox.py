@@ -81,3 +81,7 @@ async def test_visitors_without_the_click_id_are_skipped(world):
                                "linkedin": Outcome.SKIPPED, "tiktok": Outcome.QUEUED}
     no_consent = await box.submit(event(event_id="x", job_id="7"), sinks, consent=False)
     assert set(no_consent.outcomes.values()) == {Outcome.SUPPRESSED}
+    # A hire from the events API: Indeed has no such event, so it is skipped, not dead.
+    hire = await box.submit(event(name="Hire", event_id="h"), sinks, consent=True)
+    assert hire.outcomes["indeed"] is Outcome.SKIPPED
+    assert set(hire.queued) == {"google_ads", "linkedin", "tiktok"}

@@ -1,4 +1,5 @@
-"""Which sinks an event goes to: consent and `requires`, decided without I/O.
+"""Which sinks an event goes to: consent, `requires` and what a network takes, decided
+without I/O.
 
 Dedupe is not decided here: it needs the stored keys, so the outbox applies it in the
 same transaction that inserts the rows.
@@ -10,6 +11,8 @@ from collections.abc import Iterable, Mapping
 
 from proxy.config.model import Sink
 from proxy.conversions.events import Event
+from proxy.conversions.sinks.indeed import EVENTS as INDEED_EVENTS
+from proxy.conversions.sinks.indeed import indeed_event
 from proxy.conversions.states import Outcome
 
 # Click params a sink type cannot work without, on top of the sink's own `requires`.
@@ -33,13 +36,22 @@ def missing_params(sink: Sink, click_ids: Mapping[str, str]) -> list[str]:
     return missing
 
 
+def uncarried(sink: Sink, event: Event) -> str | None:
+    """Why `sink` cannot carry this kind of event at all, if it cannot: Indeed takes two
+    event types, so any other is skipped (and counted) rather than sent to die."""
+    if sink.type == "indeed" and indeed_event(sink, event) is None:
+        return (f"Indeed takes only {' and '.join(INDEED_EVENTS)} (map {event.name} in "
+                "event_names)")
+    return None
+
+
 def route(event: Event, sinks: Iterable[Sink], *, consent: bool) -> dict[str, Outcome]:
     """Outcome per sink name: suppressed (no consent) before skipped (missing click id)."""
     plan: dict[str, Outcome] = {}
     for sink in sinks:
         if sink.marketing and not consent:
             plan[sink.name] = Outcome.SUPPRESSED
-        elif missing_params(sink, event.click_ids):
+        elif missing_params(sink, event.click_ids) or uncarried(sink, event):
             plan[sink.name] = Outcome.SKIPPED
         else:
             plan[sink.name] = Outcome.QUEUED
