@@ -247,6 +247,18 @@ def network_of(path: str) -> str | None:
     return None
 
 
+def events_in(network: str, doc: Any) -> int:
+    """How many conversions one request of `network` carried (its batch's size)."""
+    if network == "indeed" and isinstance(doc, list):
+        return len(doc)
+    if isinstance(doc, dict):
+        key = {"google_ads": "conversions", "linkedin": "elements", "tiktok": "data"}.get(network)
+        batch = doc.get(key) if key else None
+        if isinstance(batch, list):
+            return len(batch)
+    return 1
+
+
 def describe_body(network: str, doc: Any) -> str:
     """One readable line of what a conversion request of `network` carried."""
     if network == "indeed" and isinstance(doc, list):

@@ -29,7 +29,7 @@ from typing import Any
 from aiohttp import hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
-from proxy.demo.networks import AdNetworks, describe_body, network_of
+from proxy.demo.networks import AdNetworks, describe_body, events_in, network_of
 
 TALROO_PATHS = ("/conversion.php", "/conversion2.php", "/conversion3.php")
 META_MAX_EVENTS = 1000
@@ -66,6 +66,15 @@ class RecordedRequest:
         if self.network == "appcast":
             return not self.path.endswith(PIXEL_SUFFIXES)
         return self.network not in ("other", "oauth")
+
+    @property
+    def events(self) -> int:
+        """Conversions this request carried: a batch counts its events."""
+        if self.network == "meta":
+            return len(self.json().get("data", []))
+        if self.network in ("indeed", "google_ads", "linkedin", "tiktok"):
+            return events_in(self.network, self.json())
+        return 1
 
     @property
     def text(self) -> str:

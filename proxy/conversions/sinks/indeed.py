@@ -5,8 +5,9 @@ testFire?}`. `event` is JOB_PAGE_LANDED or APPLY_COMPLETE: `event_names` maps ou
 (by default ConversationStart → JOB_PAGE_LANDED, ApplicationCompleted →
 APPLY_COMPLETE); routing skips an event that maps to neither, and one that arrives
 anyway is given up, never sent. `ittk` is the visitor's most recent Indeed tracking
-token, as Indeed asks (the attribution cookie keeps only the latest value of a param). `testFire` marks a preview visitor's
-events, and every event with `test_fire = true` (Indeed asks for it while onboarding).
+token, as Indeed asks (the attribution cookie keeps only the latest value of a param).
+`testFire` marks a preview visitor's events, and every event with `test_fire = true`
+(Indeed asks for it while onboarding).
 
 Auth is OAuth 2 client credentials (`oauth.TokenSource`). Indeed allows 1,000
 requests per 5 minutes per IP: events go up to 100 a request, and a 429 waits in the
