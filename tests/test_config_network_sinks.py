@@ -157,3 +157,11 @@ def test_the_commented_examples_in_example_toml_load_when_uncommented():
     config = load_config_text(MINIMAL + block, "example", env)
     assert set(config.sinks) == {"indeed", "google_ads", "linkedin", "tiktok"}
     assert config.sinks["google_ads"].time_zone == "Europe/Berlin"
+
+
+def test_a_network_whose_click_id_is_never_captured_is_an_error():
+    text = FULL.replace("[[rules]]", '[attribution]\nparams = ["gbraid", "ttclid"]\n\n[[rules]]')
+    found = [(k, m) for k, _, m in errors(text)]
+    assert [k for k, _ in found] == ["sinks.indeed.type", "sinks.linkedin.type"]
+    assert "needs ittk, which is never captured" in found[0][1]
+    assert "needs li_fat_id" in found[1][1]

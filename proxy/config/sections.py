@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from proxy.config.model import Pixel, Rule, Sink, frozen_map
 from proxy.config.rules_section import event_name, pattern_problem
 from proxy.config.schema import Ctx, Table, at_least, describe, http_url, one_of, positive, token
+from proxy.conversions.routing import IMPLICIT_ANY, IMPLICIT_REQUIRES
 from proxy.conversions.sinks import google_ads, indeed, linkedin, tiktok
 from proxy.detect.patterns import PathPattern
 
@@ -173,6 +174,10 @@ def _sink(ctx: Ctx, key: tuple, name: str, body: Any, placeholders: set[str],
     for req in SINK_REQUIRED[kind]:
         if not t.has(req):
             ctx.error(key + (req,), f"is required for a {kind} sink")
+    needs = IMPLICIT_REQUIRES.get(kind, ()) + IMPLICIT_ANY.get(kind, ())
+    if needs and not any(p in params for p in needs):
+        ctx.error(key + ("type",), f"a {kind} sink needs {' or '.join(needs)}, which is never "
+                  "captured: add it to [attribution] params")
     target = SINK_TARGET.get(kind)
     if target and not t.has(target) and not t.has("event_names"):
         ctx.error(key + (target,), f"is required for a {kind} sink (or event_names for "
