@@ -85,3 +85,9 @@ async def test_visitors_without_the_click_id_are_skipped(world):
     hire = await box.submit(event(name="Hire", event_id="h"), sinks, consent=True)
     assert hire.outcomes["indeed"] is Outcome.SKIPPED
     assert set(hire.queued) == {"google_ads", "linkedin", "tiktok"}
+    # A preview visitor's event reaches Indeed only, as a testFire event.
+    preview = await box.submit(event(event_id="p", job_id="8", preview=True), sinks,
+                               consent=True)
+    assert preview.queued == ("indeed",)
+    sent = await rec.wait_for(lambda r: r.network == "indeed" and "testFire" in r.text)
+    assert sent.json()[0]["testFire"] is True

@@ -20,6 +20,8 @@ IMPLICIT_REQUIRES: Mapping[str, tuple[str, ...]] = {
     "talroo": ("tlr_sid",), "indeed": ("ittk",), "linkedin": ("li_fat_id",)}
 # ... and those of which it needs one at least.
 IMPLICIT_ANY: Mapping[str, tuple[str, ...]] = {"google_ads": ("gclid", "gbraid", "wbraid")}
+# Networks that get no preview visitor's events (Indeed marks them testFire instead).
+NO_TEST_EVENTS = frozenset({"google_ads", "linkedin", "tiktok"})
 
 
 def required_params(sink: Sink) -> tuple[str, ...]:
@@ -42,6 +44,8 @@ def uncarried(sink: Sink, event: Event) -> str | None:
     if sink.type == "indeed" and indeed_event(sink, event) is None:
         return (f"Indeed takes only {' and '.join(INDEED_EVENTS)} (map {event.name} in "
                 "event_names)")
+    if event.preview and sink.type in NO_TEST_EVENTS:
+        return "a preview visitor's test event (this network has no test flag for it)"
     return None
 
 
