@@ -57,7 +57,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return 1
     body = Path(args.body).read_bytes() if args.body else None
     print(explain(config, args.method, args.url, status=args.status, location=args.location,
-                  body=body, form=dict(args.form or [])))
+                  body=body, form=dict(args.form or []), cookie=args.cookie))
     return 0
 
 
@@ -115,6 +115,8 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("--body", metavar="FILE", help="the HTML response body to match against")
     ex.add_argument("--form", action="append", type=_form_pair, metavar="NAME=VALUE",
                     help="a form field of the request body (repeatable)")
+    ex.add_argument("--cookie", metavar="HEADER",
+                    help="the visitor's Cookie header, e.g. 'euconsent-v2=CP...'")
     ex.set_defaults(func=cmd_explain)
 
     demo = sub.add_parser("demo", help="demo careers site + proxy + ad-network recorder")

@@ -117,6 +117,8 @@ class Edge:
             m.clicks_rejected.labels(param).inc()
         if visit.cookie_rejected:
             m.cookies_rejected.inc()
+        if visit.consent_state.tcf_invalid:
+            m.tcf_invalid.inc()
         if self.journeys is not None:
             self.journeys.record(visit)
 

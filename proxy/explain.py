@@ -42,6 +42,12 @@ from proxy.transform.headers import should_transform
 from proxy.transform.html import DEFAULT_OBSERVE
 
 NEW_VISITOR = "<new>"
+PIXEL_WHERE = {
+    "meta": "head: base code + PageView; body: noscript image",
+    "tiktok": "head: base code, ttq.load + ttq.page(); events via ttq.track",
+    "linkedin": "head: Insight Tag; body: noscript image; conversions via lintrk",
+    "google": "head: gtag.js config + Consent Mode default; conversions via send_to",
+}
 CLIENT_IP = "<client ip>"
 USER_AGENT = "<User-Agent>"
 MASK = "***"
@@ -95,7 +101,7 @@ def explain(config: Config, method: str, url: str, *, status: int | None = 200,
     _section(out, "Rules", lines)
     page_url = origin + path + ("?" + query if query else "")
     browser = None
-    if visit.consent and transformed and rt.pixels.for_path(path):
+    if visit.consent and transformed and rt.pixels.allowed(path, visit.consent_state):
         browser = "browser: tracked on this page with the same event_id"
     elif visit.consent and 300 <= status < 400:
         browser = f"browser: tracked on the next HTML page (carried in the {CARRY_COOKIE} cookie)"
@@ -168,6 +174,15 @@ def _cookie_lines(visit: Visit) -> list[str]:
 
 def _consent_line(config: Config, visit: Visit) -> str:
     c = config.consent
+    state = visit.consent_state
+    if state.tcf is not None or state.tcf_invalid:
+        mode = ", ".join(f"{k} {v}" for k, v in state.consent_mode().items())
+        if state.tcf is not None:
+            tc = state.tcf
+            mode += ("; purposes consented " + (" ".join(map(str, sorted(tc.purposes_consent)))
+                                                 or "none"))
+        storage = "" if state.storage else "; no cookie of ours but linksClickedId"
+        return f"{'granted' if state.marketing else 'not given'}: {state.why}{storage} ({mode})"
     if not c.required:
         gpc = "; a visitor sending Sec-GPC: 1 counts as no" if c.honor_gpc else ""
         return f"assumed granted ([consent] required = false{gpc})"
@@ -186,12 +201,18 @@ def _pixel_lines(rt: Runtime, visit: Visit, path: str, method: str, status: int,
     elif not visit.consent:
         lines.append("none: no consent (" + ", ".join(p.name for p in pixels) + " would match)")
         pixels = ()
+    allowed = rt.pixels.allowed(path, visit.consent_state) if pixels else ()
     for p in pixels:
-        where = "head: base code + PageView; body: noscript image" if p.type == "meta" else \
-            f"{p.position}: html snippet"
-        lines.append(f"{p.name:<14} {p.type:<5} {where}")
+        if p not in allowed:
+            lines.append(f"{p.name:<14} {p.type:<8} not injected: no consent for TCF vendor "
+                         f"{p.tcf_vendor} (vendor consent, purposes 1 and 7)")
+            continue
+        lines.append(f"{p.name:<14} {p.type:<8} {PIXEL_WHERE.get(p.type, '')}"
+                     + (f"{p.position}: html snippet" if p.type == "html" else ""))
+    pixels = allowed
     if pixels:
-        markup = rt.pixels.render(pixels, page_event_id="x", links_clicked_id="x")
+        markup = rt.pixels.render(pixels, page_event_id="x", links_clicked_id="x",
+                                  consent_mode=visit.consent_state.consent_mode())
         for directive, hosts in markup.csp_hosts.items():
             lines.append(f"CSP adds  {directive} {' '.join(hosts)}")
     if transformed and (pixels or rt.config.proxy.rewrite_links):
@@ -311,7 +332,7 @@ def _sink_lines(rt: Runtime, f: Fired, visit: Visit, page_url: str,
                   consent=ad_consent(rt.config.consent.required, visit.consent),
                   fields=dict(f.fields), rule=f.rule.name, dedupe_hours=f.rule.dedupe_hours)
     sinks = [rt.sinks[n] for n in f.rule.send_to if n in rt.sinks]
-    plan = route(event, sinks, consent=visit.consent)
+    plan = route(event, sinks, consent=visit.consent_state)
     lines = [f"event_id {event.event_id} (new per event; the browser pixel shares it)"]
     if browser:
         lines.append(browser)
@@ -323,7 +344,10 @@ def _sink_lines(rt: Runtime, f: Fired, visit: Visit, page_url: str,
         outcome = plan[name]
         head = f"{name} ({sink.type}): "
         if outcome == Outcome.SUPPRESSED:
-            lines.append(head + "suppressed: no consent")
+            vendor = sink.tcf_vendor is not None and visit.consent
+            lines.append(head + "suppressed: " + (
+                f"no consent for TCF vendor {sink.tcf_vendor} (vendor consent, purposes 1 "
+                "and 7)" if vendor else "no consent"))
             continue
         missing = [p.partition("|")[0] for p in missing_params(sink, event.click_ids)]
         shown = event

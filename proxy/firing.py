@@ -67,6 +67,7 @@ def make_event(fired: Fired, visit: Visit, request: web.BaseRequest, client: Cli
         fields=dict(fired.fields),
         rule=fired.rule.name,
         dedupe_hours=fired.rule.dedupe_hours,
+        consent_mode=visit.consent_state.event_signals(),
     )
 
 
@@ -87,7 +88,7 @@ async def fire(edge: Edge, rt: Runtime, fired: Sequence[Fired], visit: Visit,
                            rt.config.consent.required)
         sinks = [rt.sinks[name] for name in f.rule.send_to if name in rt.sinks]
         try:
-            result = await edge.outbox.submit(event, sinks, consent=visit.consent)
+            result = await edge.outbox.submit(event, sinks, consent=visit.consent_state)
         except Exception:
             # The visitor's page must not break; the loss is loud in the log and metrics.
             log.exception("outbox submit failed for %s (%s)", event.name, event.event_id)

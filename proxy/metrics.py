@@ -92,6 +92,9 @@ class Metrics:
         self.cookies_rejected = Counter(
             "edge_cookies_rejected", "Attribution cookies ignored as tampered or foreign.",
             registry=r)
+        self.tcf_invalid = Counter(
+            "edge_tcf_invalid", "TC strings (euconsent-v2 cookie) that could not be decoded: "
+            "treated as no consent.", registry=r)
         self.conversions = Counter(
             "edge_conversions", "Conversions by sink and outcome.", ["sink", "outcome"],
             registry=r)

@@ -9,7 +9,7 @@ passes through byte-identical.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,8 +38,7 @@ class PageTransform:
 
     def __init__(self, encoding: str | None, coding: str, head: bytes, body: bytes,
                  rewrite: tuple[bytes, bytes] | None, needs: CspNeeds | None,
-                 nonce: str | None, templates: TemplateCache, tail_element: str | None,
-                 meta_names: Mapping[str, str], has_meta: bool) -> None:
+                 nonce: str | None, templates: TemplateCache, tail_element: str | None) -> None:
         self._encoding = encoding
         self._coding = coding
         self._head = head
@@ -51,8 +50,6 @@ class PageTransform:
         self._html: HtmlTransform | None = None
         self._template: PageTemplate | None = None
         self.tail_element = tail_element
-        self.meta_names = meta_names
-        self.has_meta = has_meta
 
     @property
     def html(self) -> HtmlTransform:
@@ -82,8 +79,7 @@ class PageTransform:
         if events and self.tail_element is not None:
             # An inert data block at the very end: the head script reads it on
             # DOMContentLoaded, and a parser moves it into <body> wherever it lands.
-            tail = tail_events(self.tail_element,
-                               browser_events(events, self.meta_names, self.has_meta))
+            tail = tail_events(self.tail_element, browser_events(events))
         if self._template is not None:
             return self._template.render(self._head, self._body, tail)
         return self.html.finish(tail)
@@ -112,7 +108,8 @@ def plan_page(rt: Runtime, edge: Edge, request: web.BaseRequest, up, out_headers
               visit: Visit, path: str, public_origin: str,
               events: Sequence[BrowserEvent], *, wants_body: bool) -> PagePlan:
     # The cheap questions first: most responses need no transform whatever they are.
-    pixels = rt.pixels.for_path(path) if visit.consent and rt.pixels else ()
+    pixels = rt.pixels.allowed(path, visit.consent_state) if visit.consent and rt.pixels \
+        else ()
     rewrite = None
     if rt.config.proxy.rewrite_links:
         rewrite = (rt.link_origins[0], public_origin.encode())
@@ -135,7 +132,8 @@ def plan_page(rt: Runtime, edge: Edge, request: web.BaseRequest, up, out_headers
     if pixels:
         page_event_id = new_event_id()
         markup = rt.pixels.render(pixels, page_event_id=page_event_id,
-                                  links_clicked_id=visit.links_clicked_id, events=events)
+                                  links_clicked_id=visit.links_clicked_id, events=events,
+                                  consent_mode=visit.consent_state.consent_mode())
         needs = CspNeeds(inline_scripts=(markup.head_script.encode(),),
                          hosts=markup.csp_hosts)
         headers = plan.headers_for(needs.inline_scripts[0])
@@ -149,8 +147,6 @@ def plan_page(rt: Runtime, edge: Edge, request: web.BaseRequest, up, out_headers
     encoding, coding = plan.encoding, plan.coding
     if pixels:
         edge.metrics.injections.inc()
-    has_meta = any(p.type == "meta" for p in pixels)
     transform = PageTransform(encoding, coding, head, body, rewrite, needs, nonce,
-                              edge.templates, tail_element, rt.pixels.meta_names_for(pixels),
-                              has_meta)
+                              edge.templates, tail_element)
     return PagePlan(headers, transform, consumed_carry=bool(pixels))

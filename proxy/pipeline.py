@@ -131,7 +131,8 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
         resp_facts = ResponseFacts(up.status, CIMultiDict(out_headers), location)
 
     # -- classify now when the body is not needed; events are durable before we answer
-    browser_events = carried_events(request)
+    # Without consent a carried event is neither tracked nor carried on.
+    browser_events = carried_events(request) if visit.consent else []
     fired_early = not candidates.needs_body or not up.has_body()
     if candidates and fired_early:
         browser_events += await fire(edge, rt, candidates.classify(req_facts, resp_facts, None),
@@ -172,7 +173,7 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
         resp.headers.add(hdrs.SET_COOKIE, cookie)
     if browser_events and page.transform is None and 300 <= up.status < 400:
         resp.headers.add(hdrs.SET_COOKIE, carry_cookie(browser_events, client.proto == "https"))
-    elif page.consumed_carry and has_carry(request):
+    elif (page.consumed_carry or not visit.consent_state.storage) and has_carry(request):
         resp.headers.add(hdrs.SET_COOKIE, carry_cookie([], client.proto == "https"))
     if document is not None:
         resp.content_length = len(document)

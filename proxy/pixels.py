@@ -1,9 +1,10 @@
 """Which pixels a page gets, and the markup for them.
 
 Compiled once per rules file: `PixelSet.for_path` picks the pixels whose `paths`
-match (cached, bounded); `render` builds the head script (Meta base code, PageView,
-the page's data layer), the body part (noscript image, events tracked in the browser
-with the same `eventID` as the server-side send) and the CSP hosts they need.
+match (cached, bounded); `render` builds the head script (the page's data layer,
+each network's base code from `pixel_tags`, PageView, and the events tracked in the
+browser with the same event id as the server-side send), the body part (noscript
+images, html snippets) and the CSP hosts they need.
 """
 
 from __future__ import annotations
@@ -13,39 +14,25 @@ from dataclasses import dataclass, field
 from html import escape
 from types import MappingProxyType
 
-import orjson
 from cachetools import LRUCache
 
+from proxy.attribution.consent import ConsentState
 from proxy.config.model import Pixel, Sink
-
-META_SCRIPT_HOST = "https://connect.facebook.net"
-META_IMG_HOST = "https://www.facebook.com"
-META_CSP: dict[str, tuple[str, ...]] = {
-    "script-src": (META_SCRIPT_HOST,),
-    "img-src": (META_IMG_HOST,),
-    "connect-src": (META_IMG_HOST,),
-}
-# Meta's standard events; anything else is sent with trackCustom.
-META_STANDARD_EVENTS = frozenset({
-    "AddPaymentInfo", "AddToCart", "AddToWishlist", "CompleteRegistration", "Contact",
-    "CustomizeProduct", "Donate", "FindLocation", "InitiateCheckout", "Lead", "PageView",
-    "Purchase", "Schedule", "Search", "StartTrial", "SubmitApplication", "Subscribe",
-    "ViewContent",
-})
-META_BASE = (
-    "!function(f,b,e,v,n,t,s){if(f.fbq)return;n=f.fbq=function(){n.callMethod?"
-    "n.callMethod.apply(n,arguments):n.queue.push(arguments)};if(!f._fbq)f._fbq=n;"
-    "n.push=n;n.loaded=!0;n.version='2.0';n.queue=[];t=b.createElement(e);t.async=!0;"
-    "t.src=v;s=b.getElementsByTagName(e)[0];s.parentNode.insertBefore(t,s)}"
-    "(window,document,'script','https://connect.facebook.net/en_US/fbevents.js');"
+from proxy.pixel_tags import (
+    META_BASE,
+    META_CSP,
+    NETWORK_CSP,
+    google_consent,
+    google_init,
+    js,
+    linkedin_init,
+    linkedin_noscript,
+    meta_init,
+    meta_noscript,
+    tiktok_init,
 )
 
-
-def js(value: object) -> str:
-    """A JSON literal safe inside an inline <script> (no `</script>`, no `<!--`)."""
-    return orjson.dumps(value).decode().replace("<", "\\u003c").replace(">", "\\u003e") \
-        .replace("&", "\\u0026").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-
+__all__ = ["META_BASE", "META_CSP", "BrowserEvent", "Markup", "PixelSet", "js"]
 
 @dataclass(frozen=True, slots=True)
 class BrowserEvent:
@@ -71,25 +58,20 @@ class Markup:
         return (script + self.head_html).encode()
 
 
+# Every pixel's handler tracks each event once, whoever reports it (see pixel_tags).
 TRACK_FN = (
-    "careersEdge.track=function(es){es.forEach(function(e){careersEdge.events.push(e);"
-    "if(e.fb&&window.fbq)fbq(e.fbm,e.fb,e.data,{eventID:e.event_id})})};"
+    "(function(ce){ce.handlers=ce.handlers||[];ce.tracked=ce.tracked||{};"
+    "ce.track=function(es){(es||[]).forEach(function(e){"
+    "if(!e||!e.event_id||ce.tracked[e.event_id])return;ce.tracked[e.event_id]=1;"
+    "ce.events.push(e);ce.handlers.forEach(function(h){try{h(e)}catch(x){}})})}"
+    "})(careersEdge);"
 )
 
 
-def browser_events(events: Sequence[BrowserEvent], meta_names: Mapping[str, str],
-                   has_meta: bool) -> list[dict[str, object]]:
-    """Events as the page's script tracks them, names already mapped for Meta."""
-    out: list[dict[str, object]] = []
-    for ev in events:
-        item: dict[str, object] = {"event": ev.name, "event_id": ev.event_id,
-                                   "data": dict(ev.data)}
-        if has_meta:
-            name = meta_names.get(ev.name, ev.name)
-            item["fb"] = name
-            item["fbm"] = "track" if name in META_STANDARD_EVENTS else "trackCustom"
-        out.append(item)
-    return out
+def browser_events(events: Sequence[BrowserEvent]) -> list[dict[str, object]]:
+    """Events as the page's script tracks them: each pixel maps the name itself."""
+    return [{"event": ev.name, "event_id": ev.event_id, "data": dict(ev.data)}
+            for ev in events]
 
 
 def tail_events(element_id: str, items: list[dict[str, object]]) -> bytes:
@@ -132,6 +114,13 @@ class PixelSet:
             self._cache[path] = hit
         return hit
 
+    def allowed(self, path: str, consent: ConsentState) -> tuple[Pixel, ...]:
+        """The pixels for `path` that the visitor's consent lets run (TCF vendors)."""
+        pixels = self.for_path(path)
+        if consent.tcf is None or not any(p.tcf_vendor for p in pixels):
+            return pixels
+        return tuple(p for p in pixels if consent.vendor_ok(p.tcf_vendor))
+
     def meta_names_for(self, pixels: Sequence[Pixel]) -> Mapping[str, str]:
         for p in pixels:
             if p.type == "meta" and p.pixel_id in self.meta_names:
@@ -143,17 +132,20 @@ class PixelSet:
         return self._static_for(pixels).csp_hosts
 
     def render(self, pixels: Sequence[Pixel], *, page_event_id: str, links_clicked_id: str,
-               events: Sequence[BrowserEvent] = ()) -> Markup:
-        """Markup for one page. `events` are known now; later ones go in `tail_events`."""
+               events: Sequence[BrowserEvent] = (),
+               consent_mode: Mapping[str, str] | None = None) -> Markup:
+        """Markup for one page. `events` are known now; later ones go in `tail_events`.
+        `consent_mode`: the visitor's Google Consent Mode signals (default: granted,
+        as pixels are only rendered with consent)."""
         st = self._static_for(pixels)
-        script = [SCRIPT_START, js(links_clicked_id), ";"]
+        script = [SCRIPT_START, js(links_clicked_id), ";", TRACK_FN]
+        if st.has_google:
+            script.append(google_consent(consent_mode or GRANTED_MODE))
+        script.append(st.init)
         if st.has_meta:
-            script += [st.meta_init, "fbq('track','PageView',{},{eventID:", js(page_event_id),
-                       "});"]
-        script.append(TRACK_FN)
+            script += ["fbq('track','PageView',{},{eventID:", js(page_event_id), "});"]
         if events:
-            items = browser_events(events, st.meta_names, st.has_meta)
-            script.append(f"careersEdge.track({js(items)});")
+            script.append(f"careersEdge.track({js(browser_events(events))});")
         script += [DOM_READY_START, js(tail_id(page_event_id)), DOM_READY_END]
         return Markup(head_script="".join(script), head_html=st.head_html,
                       body_html=st.body_html, csp_hosts=st.csp_hosts)
@@ -180,38 +172,49 @@ DOM_READY_START = "document.addEventListener('DOMContentLoaded',function(){var d
 DOM_READY_END = ");if(d)careersEdge.track(JSON.parse(d.textContent))});"
 
 
+GRANTED_MODE = {"ad_storage": "GRANTED", "ad_user_data": "GRANTED",
+                "ad_personalization": "GRANTED"}
+
+
 @dataclass(frozen=True, slots=True)
 class _Static:
     pixels: tuple[Pixel, ...]          # held so the ids in the cache key stay theirs
     has_meta: bool
-    meta_names: Mapping[str, str]
-    meta_init: str                     # base code and fbq('init') per Meta pixel
+    has_google: bool
+    init: str                          # every network's base code and tracker
     head_html: str
     body_html: str
     csp_hosts: Mapping[str, tuple[str, ...]]
 
     @classmethod
     def build(cls, pixels: tuple[Pixel, ...], meta_names: Mapping[str, str]) -> _Static:
-        metas = [p for p in pixels if p.type == "meta" and p.pixel_id]
+        by_type: dict[str, list[Pixel]] = {}
+        for p in pixels:
+            by_type.setdefault(p.type, []).append(p)
         head_html: list[str] = []
         body_html: list[str] = []
         hosts: dict[str, list[str]] = {}
-        meta_init = ""
-        if metas:
-            meta_init = META_BASE + "".join(f"fbq('init',{js(p.pixel_id)});" for p in metas)
-            body_html.extend(
-                '<noscript><img height="1" width="1" style="display:none" alt="" '
-                f'src="{META_IMG_HOST}/tr?id={escape(p.pixel_id or "")}'
-                '&amp;ev=PageView&amp;noscript=1"></noscript>' for p in metas)
-            for d, hs in META_CSP.items():
+        init: list[str] = []
+        if metas := by_type.get("meta"):
+            init.append(meta_init(metas, meta_names))
+            body_html.extend(map(meta_noscript, metas))
+        if tiktoks := by_type.get("tiktok"):
+            init.append(tiktok_init(tiktoks))
+        if linkedins := by_type.get("linkedin"):
+            init.append(linkedin_init(linkedins))
+            body_html.extend(map(linkedin_noscript, linkedins))
+        if googles := by_type.get("google"):
+            init.append(google_init(googles))
+        for kind in by_type:
+            for d, hs in NETWORK_CSP.get(kind, {}).items():
                 hosts.setdefault(d, []).extend(hs)
         for p in pixels:
             if p.type == "html" and p.html:
                 (head_html if p.position == "head" else body_html).append(p.html)
             for d, hs in p.csp.items():
                 hosts.setdefault(d, []).extend(hs)
-        return cls(pixels=pixels, has_meta=bool(metas), meta_names=meta_names,
-                   meta_init=meta_init,
+        return cls(pixels=pixels, has_meta=bool(metas), has_google=bool(googles),
+                   init="".join(init),
                    head_html="".join(head_html), body_html="".join(body_html),
                    csp_hosts=MappingProxyType(
                        {d: tuple(dict.fromkeys(hs)) for d, hs in hosts.items()}))

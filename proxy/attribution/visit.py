@@ -15,11 +15,15 @@ Pure (no I/O) and cheap; it runs on every proxied request. Decisions:
   Reloading a landing URL keeps the first capture's time; a new value for a param
   replaces the old one.
 - A refused attribution cookie is deleted (Max-Age=0) unless replaced.
+- With `[consent] tcf` and a TC string without purpose-1 consent (or one that cannot
+  be read), no cookie of ours but `linksClickedId` is set or read: the attribution
+  cookie is neither read nor written (one already held is expired), so click ids of
+  this URL serve this request only. See `consent.py` for every consent decision.
 - `_fbc`/`_fbp` need consent. The fbclid for `_fbc` comes from the URL, else the
   Referer's query (as Meta's builder does), else, when `_fbc` is missing, from the
   fbclid held in the attribution cookie (consent given after landing).
 - The TikTok pixel's `_ttp` cookie is read (never set) when it is plain URL-safe
-  text, for the TikTok sink's `user.ttp`.
+  text, for the TikTok sink's `user.ttp`; not without purpose-1 consent (`storage`).
 - With `strip`, every occurrence of a captured param is removed from the query
   sent upstream; `upstream_query == ""` means "no query at all".
 """
@@ -31,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 
 from proxy.attribution.clickids import ClickId, scan_query, valid_value
-from proxy.attribution.consent import Consent
+from proxy.attribution.consent import TCF_COOKIE, Consent, ConsentState
 from proxy.attribution.cookies import (
     ATTR_COOKIE,
     FBC_COOKIE,
@@ -68,6 +72,7 @@ class Visit:
     upstream_query: str | None
     new_clicks: list[str] = field(default_factory=list)   # captured ones not already held
     ttp: str | None = None       # the TikTok pixel's _ttp cookie, when well-formed
+    consent_state: ConsentState = field(default_factory=lambda: ConsentState(True))
 
 
 def _referer_fbclid(referer: str | None) -> str | None:
@@ -92,13 +97,16 @@ class Attribution:
         self._consent = Consent(consent)
         self._fb = FbParams()
         self._wanted = frozenset(
-            {VISITOR_COOKIE, ATTR_COOKIE, FBC_COOKIE, FBP_COOKIE, TTP_COOKIE, consent.cookie})
+            {VISITOR_COOKIE, ATTR_COOKIE, FBC_COOKIE, FBP_COOKIE, TTP_COOKIE, consent.cookie}
+            | ({TCF_COOKIE} if consent.tcf else set()))
 
     def on_request(self, *, raw_query: str, cookie_header: str | None, host: str, secure: bool,
                    gpc: bool, referer: str | None = None, now: float | None = None) -> Visit:
         now = time.time() if now is None else now
         cookies = parse_cookie_header(cookie_header, self._wanted)
         set_cookies: list[str] = []
+        state = self._consent.decide(cookies.get(self._consent.cookie), gpc,
+                                     cookies.get(TCF_COOKIE))
 
         visitor_id = cookies.get(VISITOR_COOKIE)
         if visitor_id is not None and not VISITOR_ID.fullmatch(visitor_id):
@@ -107,7 +115,10 @@ class Attribution:
         cookie_rejected = False
         set_visitor = False
         attr_raw = cookies.get(ATTR_COOKIE)
-        if attr_raw:
+        if attr_raw and not state.storage:
+            set_cookies.append(set_cookie(ATTR_COOKIE, "", max_age=0, secure=secure,
+                                          http_only=True))
+        elif attr_raw:
             decoded = self._codec.decode(attr_raw)
             if decoded is None or (visitor_id is not None and decoded[0] != visitor_id):
                 cookie_rejected = True
@@ -132,7 +143,7 @@ class Attribution:
             if old is None or old.value != value:
                 click_ids[param] = ClickId(value, int(now * 1000) / 1000)   # as the cookie keeps it
                 new_clicks.append(param)
-        changed = bool(new_clicks)
+        changed = bool(new_clicks) and state.storage
         if changed:
             set_cookies.append(set_cookie(ATTR_COOKIE, self._codec.encode(visitor_id, click_ids),
                                           max_age=self._max_age, secure=secure, http_only=True))
@@ -140,7 +151,7 @@ class Attribution:
             set_cookies.append(set_cookie(ATTR_COOKIE, "", max_age=0, secure=secure,
                                           http_only=True))
 
-        consent = self._consent.allows(cookies.get(self._consent.cookie), gpc)
+        consent = state.marketing
         fbc = fbp = None
         if consent:
             fbc_cookie = cookies.get(FBC_COOKIE)
@@ -157,6 +168,6 @@ class Attribution:
             links_clicked_id=visitor_id, new_visitor=new_visitor, click_ids=click_ids,
             captured=list(scan.found), rejected=scan.rejected, cookie_rejected=cookie_rejected,
             consent=consent, fbc=fbc, fbp=fbp, set_cookies=set_cookies,
-            upstream_query=scan.upstream_query, new_clicks=new_clicks,
-            ttp=_ttp(cookies.get(TTP_COOKIE)),
+            upstream_query=scan.upstream_query, new_clicks=new_clicks, consent_state=state,
+            ttp=_ttp(cookies.get(TTP_COOKIE)) if state.storage else None,
         )

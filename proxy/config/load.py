@@ -248,12 +248,13 @@ def _attribution(ctx: Ctx, raw: Any) -> AttributionSection:
 
 
 def _consent(ctx: Ctx, raw: Any) -> ConsentSection:
-    t = Table(ctx, ("consent",), raw, ("required", "cookie", "granted", "honor_gpc"))
+    t = Table(ctx, ("consent",), raw, ("required", "cookie", "granted", "honor_gpc", "tcf"))
     return ConsentSection(
         required=t.get("required", bool, False),
         cookie=t.get("cookie", str, ConsentSection().cookie, check=token),
         granted=t.strings("granted", ConsentSection().granted),
-        honor_gpc=t.get("honor_gpc", bool, True))
+        honor_gpc=t.get("honor_gpc", bool, True),
+        tcf=t.get("tcf", bool, False))
 
 
 def _feed(ctx: Ctx, raw: Any) -> FeedSection:

@@ -58,17 +58,25 @@ class ConsentSection:
     cookie: str = "cookie_consent"
     granted: tuple[str, ...] = ("all", "marketing")
     honor_gpc: bool = True
+    tcf: bool = False                      # read an IAB TCF v2.2 TC string (euconsent-v2)
 
 
 @dataclass(frozen=True, slots=True)
 class Pixel:
     name: str
-    type: Literal["meta", "html"]
+    type: Literal["meta", "html", "tiktok", "linkedin", "google"]
     paths: tuple[PathPattern, ...]
     pixel_id: str | None = None            # meta
     html: str | None = None                # html
     position: Literal["head", "body"] = "head"
     csp: Mapping[str, tuple[str, ...]] = field(default_factory=frozen_map)
+    pixel_code: str | None = None          # tiktok
+    partner_id: str | None = None          # linkedin
+    conversion_ids: Mapping[str, str] = field(default_factory=frozen_map)   # linkedin
+    tag_id: str | None = None              # google: AW-...
+    send_to: Mapping[str, str] = field(default_factory=frozen_map)   # google: AW-.../label
+    event_names: Mapping[str, str] = field(default_factory=frozen_map)   # tiktok
+    tcf_vendor: int | None = None          # IAB vendor id whose consent it needs
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +138,7 @@ class Sink:
     timeout: float = 10.0
     concurrency: int = 4
     marketing: bool = True                  # consent applies to it
+    tcf_vendor: int | None = None           # IAB vendor id whose consent it needs
     # indeed, google_ads: OAuth 2 (client credentials; Google adds a refresh token)
     client_id: str | None = None
     client_secret: str | None = None

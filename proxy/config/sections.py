@@ -20,10 +20,13 @@ from proxy.conversions.routing import IMPLICIT_ANY, IMPLICIT_REQUIRES
 from proxy.conversions.sinks import google_ads, indeed, linkedin, tiktok
 from proxy.detect.patterns import PathPattern
 
-PIXEL_TYPES = ("meta", "html")
+PIXEL_TYPES = ("meta", "html", "tiktok", "linkedin", "google")
 POSITIONS = ("head", "body")
-PIXEL_KEYS = {"meta": ("pixel_id",), "html": ("html", "position")}
-PIXEL_COMMON = ("type", "paths", "csp")
+PIXEL_KEYS = {"meta": ("pixel_id",), "html": ("html", "position"),
+              "tiktok": ("pixel_code", "event_names"),
+              "linkedin": ("partner_id", "conversion_ids"),
+              "google": ("tag_id", "send_to")}
+PIXEL_COMMON = ("type", "paths", "csp", "tcf_vendor")
 CSP_DIRECTIVES = (
     "default-src", "script-src", "script-src-elem", "style-src", "style-src-elem",
     "img-src", "connect-src", "frame-src", "child-src", "font-src", "media-src",
@@ -50,7 +53,7 @@ SINK_REQUIRED = {"talroo": ("url",), "meta": ("pixel_id", "access_token"),
                  "google_ads": ("customer_id", "developer_token", "client_id", "client_secret",
                                 "refresh_token"),
                  "linkedin": ("access_token",), "tiktok": ("access_token", "pixel_code")}
-SINK_COMMON = ("type", "requires", "timeout", "concurrency", "marketing")
+SINK_COMMON = ("type", "requires", "timeout", "concurrency", "marketing", "tcf_vendor")
 SINK_DEFAULT_REQUIRES = {"talroo": ("tlr_sid",), "indeed": ("ittk",)}
 SINK_DEFAULT_API = {"indeed": indeed.DEFAULT_API, "google_ads": google_ads.DEFAULT_API,
                     "linkedin": linkedin.DEFAULT_API, "tiktok": tiktok.DEFAULT_API}
@@ -73,6 +76,58 @@ def _pixel_id(v: str) -> str | None:
     return None if v.isdigit() else f"{v!r} must be the numeric Meta pixel id"
 
 
+_TIKTOK_CODE = re.compile(r"[A-Z0-9]{10,40}")
+_GOOGLE_TAG = re.compile(r"AW-\d{1,20}")
+_GOOGLE_SEND_TO = re.compile(r"AW-\d{1,20}/[A-Za-z0-9_-]{1,100}")
+
+
+def _tiktok_code(v: str) -> str | None:
+    return None if _TIKTOK_CODE.fullmatch(v) else \
+        f"{v!r} is not a TikTok pixel code (upper-case letters and digits, e.g. C4ABCDEFGH12345678)"
+
+
+def _digits(what: str) -> Any:
+    return lambda v: None if v.isdigit() and len(v) <= 20 else f"{v!r} must be the numeric {what}"
+
+
+def _google_tag(v: str) -> str | None:
+    return None if _GOOGLE_TAG.fullmatch(v) else \
+        f"{v!r} is not a Google Ads tag id (AW- and digits, e.g. AW-123456789)"
+
+
+def _google_send_to(v: str) -> str | None:
+    return None if _GOOGLE_SEND_TO.fullmatch(v) else \
+        f"{v!r} is not a conversion's send_to (AW-123456789/AbC-label)"
+
+
+def _network_pixel(t: Table, name: str, kind: str, paths: tuple[PathPattern, ...],
+                   csp: Any, vendor: int | None) -> Pixel | None:
+    """A tiktok, linkedin or google pixel: its ids and per-event settings."""
+    common: dict[str, Any] = {"name": name, "type": kind, "paths": paths, "csp": csp,
+                              "tcf_vendor": vendor}
+    if kind == "tiktok":
+        return Pixel(**common, pixel_code=t.get("pixel_code", str, None, required=True,
+                                                check=_tiktok_code),
+                     event_names=frozen_map(t.string_map("event_names", check_key=event_name,
+                                                         check=event_name)))
+    if kind == "linkedin":
+        return Pixel(**common, partner_id=t.get("partner_id", str, None, required=True,
+                                                check=_digits("LinkedIn partner id")),
+                     conversion_ids=frozen_map(t.string_map(
+                         "conversion_ids", check_key=event_name,
+                         check=_digits("LinkedIn conversion id"))))
+    if kind == "google":
+        return Pixel(**common, tag_id=t.get("tag_id", str, None, required=True,
+                                            check=_google_tag),
+                     send_to=frozen_map(t.string_map("send_to", check_key=event_name,
+                                                     check=_google_send_to)))
+    return None
+
+
+def _tcf_vendor(t: Table) -> int | None:
+    return t.get("tcf_vendor", int, None, check=at_least(1, 65535))
+
+
 def pixels(ctx: Ctx, raw: Any) -> tuple[Pixel, ...]:
     if not isinstance(raw, dict):
         ctx.error(("pixels",), f"expected tables [pixels.NAME], got {describe(raw)}")
@@ -87,14 +142,21 @@ def pixels(ctx: Ctx, raw: Any) -> tuple[Pixel, ...]:
         kind = t.get("type", str, None, required=True, check=one_of(*PIXEL_TYPES))
         paths = t.strings("paths", ("/**",), check=pattern_problem)
         csp = _csp(ctx, key + ("csp",), t.raw.get("csp", {}))
-        if kind == "meta":
+        vendor = _tcf_vendor(t)
+        if kind in ("tiktok", "linkedin", "google"):
+            pixel = _network_pixel(t, name, kind, _compiled(paths), csp, vendor)
+            if pixel is not None:
+                out.append(pixel)
+        elif kind == "meta":
             pixel_id = t.get("pixel_id", str, None, required=True, check=_pixel_id)
-            out.append(Pixel(name, "meta", _compiled(paths), pixel_id=pixel_id, csp=csp))
+            out.append(Pixel(name, "meta", _compiled(paths), pixel_id=pixel_id, csp=csp,
+                             tcf_vendor=vendor))
         elif kind == "html":
             html = t.get("html", str, None, required=True)
             position = t.get("position", str, "head", check=one_of(*POSITIONS))
             out.append(Pixel(name, "html", _compiled(paths), html=html,
-                             position=position, csp=csp))   # type: ignore[arg-type]
+                             position=position, csp=csp,   # type: ignore[arg-type]
+                             tcf_vendor=vendor))
     return tuple(out)
 
 
@@ -216,6 +278,7 @@ def _sink(ctx: Ctx, key: tuple, name: str, body: Any, placeholders: set[str],
         concurrency=t.get("concurrency", int, _SINK_DEFAULTS.concurrency,
                           check=at_least(1, 64)),
         marketing=t.get("marketing", bool, kind != "webhook"),
+        tcf_vendor=_tcf_vendor(t),
         **_network_keys(t, kind, nonempty),
     )
 
@@ -232,14 +295,15 @@ def _network_keys(t: Table, kind: str, nonempty: Callable[[str], str | None]) ->
         api_version=t.get("api_version", str, None, check=version),
         guid=t.get("guid", str, None, check=nonempty),
         test_fire=t.get("test_fire", bool, False),
-        customer_id=_digits(t.get("customer_id", str, None, check=_customer_id)),
-        login_customer_id=_digits(t.get("login_customer_id", str, None, check=_customer_id)),
+        customer_id=_undashed(t.get("customer_id", str, None, check=_customer_id)),
+        login_customer_id=_undashed(t.get("login_customer_id", str, None,
+                                          check=_customer_id)),
         developer_token=t.get("developer_token", str, None, check=nonempty),
         conversion_action=t.get("conversion_action", str, None,
                                 check=google_ads.action_problem),
         time_zone=t.get("time_zone", str, "UTC", check=_time_zone),
         conversion=t.get("conversion", str, None, check=linkedin.conversion_problem),
-        pixel_code=t.get("pixel_code", str, None, check=_pixel_code),
+        pixel_code=t.get("pixel_code", str, None, check=_tiktok_code),
     )
 
 
@@ -249,7 +313,7 @@ def _customer_id(v: str) -> str | None:
     return f"{v!r} is not a Google Ads customer id (10 digits, e.g. 123-456-7890)"
 
 
-def _digits(v: str | None) -> str | None:
+def _undashed(v: str | None) -> str | None:
     return v.replace("-", "") if v else v
 
 
@@ -268,11 +332,6 @@ def _time_zone(v: str) -> str | None:
     except (ZoneInfoNotFoundError, ValueError):
         return f"{v!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)"
     return None
-
-
-def _pixel_code(v: str) -> str | None:
-    return None if re.fullmatch(r"[A-Z0-9]{10,40}", v) else \
-        f"{v!r} is not a TikTok pixel code (upper-case letters and digits)"
 
 
 _SINK_DEFAULTS = Sink(name="", type="http")

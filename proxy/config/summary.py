@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit
 
 from proxy.config.errors import ConfigError
-from proxy.config.model import Config, Rule, Sink, StatusMatch
+from proxy.config.model import Config, Pixel, Rule, Sink, StatusMatch
 from proxy.conversions.routing import missing_params
 
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
@@ -94,8 +94,25 @@ def sink_line(sink: Sink) -> str:
         extras.append(f"requires {', '.join(n.replace('|', ' or ') for n in needs)}")
     if not sink.marketing:
         extras.append("not marketing")
+    if sink.tcf_vendor is not None:
+        extras.append(f"TCF vendor {sink.tcf_vendor}")
     tail = f"  ({'; '.join(extras)})" if extras else ""
     return f"{sink.type:<8} {where}{tail}"
+
+
+def pixel_line(px: Pixel) -> str:
+    if px.type == "html":
+        what: str = px.position
+    elif px.type == "linkedin":
+        what = f"partner {px.partner_id}" + "".join(
+            f", {e}→{c}" for e, c in px.conversion_ids.items())
+    elif px.type == "google":
+        what = f"{px.tag_id}" + "".join(f", {e}→{t}" for e, t in px.send_to.items())
+    else:
+        what = f"{px.pixel_id or px.pixel_code}" + "".join(
+            f", {e}→{n}" for e, n in px.event_names.items())
+    vendor = f"  (TCF vendor {px.tcf_vendor})" if px.tcf_vendor is not None else ""
+    return f"{px.type:<8} {what}  " + " ".join(pp.source for pp in px.paths) + vendor
 
 
 def _table(rows: Iterable[tuple[str, str]], indent: str = "  ") -> list[str]:
@@ -112,6 +129,9 @@ def summary(config: Config, warnings: Sequence[ConfigError] = ()) -> str:
     consent = "not required" if not c.required else (
         f"required: cookie {c.cookie} in {', '.join(c.granted)}"
         + ("; Sec-GPC honoured" if c.honor_gpc else ""))
+    if c.tcf:
+        consent += "; IAB TCF v2.2 from euconsent-v2 (no purpose 1: no pixel, no cookie " \
+            "but linksClickedId)"
     out += _table([
         ("upstream", upstream),
         ("paths", " ".join(p.allow_paths) + "  (others: 404)" if p.allow_paths
@@ -126,9 +146,7 @@ def summary(config: Config, warnings: Sequence[ConfigError] = ()) -> str:
         ("consent", consent),
     ])
     out.append(f"pixels ({len(config.pixels)})")
-    out += _table((px.name, f"{px.type:<4} "
-                   + (f"{px.pixel_id}" if px.type == "meta" else px.position)
-                   + "  " + " ".join(pp.source for pp in px.paths)) for px in config.pixels)
+    out += _table((px.name, pixel_line(px)) for px in config.pixels)
     out.append(f"rules ({len(config.rules)})")
     out += [f"  {i}. {rule_line(r)}" for i, r in enumerate(config.rules)]
     out.append(f"sinks ({len(config.sinks)})")

@@ -57,6 +57,11 @@ class Event:
     fields: Mapping[str, str] = field(default_factory=dict)      # extra extracted values
     rule: str | None = None
     dedupe_hours: float = DEFAULT_DEDUPE_HOURS
+    # Google Consent Mode v2 signals of the visit that fired the event, for sinks that
+    # pass them on (google_ads): {"ad_user_data": "GRANTED" | "DENIED",
+    # "ad_personalization": "GRANTED" | "DENIED"}; empty when the visitor was never
+    # asked (consent not required, no TC string, no GPC) or unknown (events API).
+    consent_mode: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +72,7 @@ class Event:
             "fbc": self.fbc, "fbp": self.fbp, "ttp": self.ttp, "consent": self.consent,
             "preview": self.preview, "fields": dict(self.fields),
             "rule": self.rule, "dedupe_hours": self.dedupe_hours,
+            "consent_mode": dict(self.consent_mode),
         }
 
     def to_json(self) -> bytes:
@@ -77,6 +83,7 @@ class Event:
         known = {k: d[k] for k in _FIELDS if k in d}
         known["click_ids"] = dict(known.get("click_ids") or {})
         known["fields"] = dict(known.get("fields") or {})
+        known["consent_mode"] = dict(known.get("consent_mode") or {})
         return cls(**known)
 
     @classmethod

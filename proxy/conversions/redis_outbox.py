@@ -41,7 +41,7 @@ from proxy.conversions.outbox import (
     decode_row,
 )
 from proxy.conversions.redis_scripts import FIELDS, LEASE, MOVE, PURGE, RELEASE, REQUEUE, SUBMIT
-from proxy.conversions.routing import route
+from proxy.conversions.routing import Consent, route
 from proxy.conversions.states import Action, Outcome, RowState
 from proxy.metrics import Metrics
 from proxy.state_redis import KEY_PREFIX, connect
@@ -82,7 +82,7 @@ class RedisOutbox(OutboxBase):
     # -- the request path ---------------------------------------------------------
 
     async def submit(self, event: Event, sinks: Sequence[Sink], *,
-                     consent: bool) -> SubmitResult:
+                     consent: Consent) -> SubmitResult:
         plan = route(event, sinks, consent=consent)
         fresh = SubmitResult(event.event_id, plan)
         deduped = SubmitResult(event.event_id, {s: Outcome.DEDUPED for s in plan})

@@ -8,6 +8,7 @@ same transaction that inserts the rows.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 from proxy.config.model import Sink
 from proxy.conversions.events import Event
@@ -27,6 +28,22 @@ NO_TEST_EVENTS = frozenset({"google_ads", "linkedin", "tiktok"})
 def required_params(sink: Sink) -> tuple[str, ...]:
     extra = tuple(p for p in IMPLICIT_REQUIRES.get(sink.type, ()) if p not in sink.requires)
     return tuple(sink.requires) + extra
+
+
+class SinkConsent(Protocol):
+    """A visitor's consent asked per sink (`attribution.consent.ConsentState`): a sink
+    with `tcf_vendor` needs that vendor's consent."""
+
+    def allows(self, sink: Sink) -> bool: ...
+
+
+Consent = bool | SinkConsent
+
+
+def _allowed(sink: Sink, consent: Consent) -> bool:
+    if isinstance(consent, bool):
+        return consent or not sink.marketing
+    return consent.allows(sink)
 
 
 def missing_params(sink: Sink, click_ids: Mapping[str, str]) -> list[str]:
@@ -49,11 +66,11 @@ def uncarried(sink: Sink, event: Event) -> str | None:
     return None
 
 
-def route(event: Event, sinks: Iterable[Sink], *, consent: bool) -> dict[str, Outcome]:
+def route(event: Event, sinks: Iterable[Sink], *, consent: Consent) -> dict[str, Outcome]:
     """Outcome per sink name: suppressed (no consent) before skipped (missing click id)."""
     plan: dict[str, Outcome] = {}
     for sink in sinks:
-        if sink.marketing and not consent:
+        if not _allowed(sink, consent):
             plan[sink.name] = Outcome.SUPPRESSED
         elif missing_params(sink, event.click_ids) or uncarried(sink, event):
             plan[sink.name] = Outcome.SKIPPED

@@ -25,7 +25,7 @@ from proxy.conversions.outbox import (
     decode_row,
     idempotency_key,
 )
-from proxy.conversions.routing import route
+from proxy.conversions.routing import Consent, route
 from proxy.conversions.sqlite_worker import SqliteWorker
 from proxy.conversions.states import OPEN_STATES, Action, Outcome, RowState, sources, sql_in, target
 from proxy.metrics import Metrics
@@ -81,7 +81,7 @@ class SqliteOutbox(OutboxBase):
     # -- the request path ---------------------------------------------------------
 
     async def submit(self, event: Event, sinks: Sequence[Sink], *,
-                     consent: bool) -> SubmitResult:
+                     consent: Consent) -> SubmitResult:
         plan = route(event, sinks, consent=consent)
         now = self.clock()
         return self._submitted(await self.worker.run(lambda c: _submit(c, event, plan, now)))

@@ -74,19 +74,23 @@ async def go(request: web.BaseRequest, edge: Edge, target: str) -> web.StreamRes
         url=public_origin + target, client_ip=client.ip,
         user_agent=request.headers.get(hdrs.USER_AGENT), fbc=visit.fbc, fbp=visit.fbp,
         ttp=visit.ttp, consent=ad_consent(rt.config.consent.required, visit.consent),
-        fields={"to": to[:512]}, rule="redirect", dedupe_hours=0)
+        fields={"to": to[:512]}, rule="redirect", dedupe_hours=0,
+        consent_mode=visit.consent_state.event_signals())
     sinks = [rt.sinks[n] for n in rt.config.redirect.send_to if n in rt.sinks]
     if sinks:
-        await edge.outbox.submit(event, sinks, consent=visit.consent)
+        await edge.outbox.submit(event, sinks, consent=visit.consent_state)
 
     nonce = base64.b64encode(secrets.token_bytes(16)).decode()
-    pixels = rt.pixels.for_path(rt.prefix + "/go") if visit.consent else ()
+    pixels = rt.pixels.allowed(rt.prefix + "/go", visit.consent_state) if visit.consent \
+        else ()
     events = [BrowserEvent(EVENT, event.event_id, browser_data(event))]
     markup = rt.pixels.render(pixels, page_event_id=new_event_id(),
-                              links_clicked_id=visit.links_clicked_id, events=events)
+                              links_clicked_id=visit.links_clicked_id, events=events,
+                              consent_mode=visit.consent_state.consent_mode())
     hosts = " ".join(h for h in markup.csp_hosts.get("script-src", ()))
     imgs = " ".join(h for h in markup.csp_hosts.get("img-src", ()))
     conns = " ".join(h for h in markup.csp_hosts.get("connect-src", ()))
+    frames = " ".join(markup.csp_hosts.get("frame-src", ()))
     resp = web.Response(
         body=page(to, nonce, markup.head(nonce), markup.body_html),
         content_type="text/html", charset="utf-8",
@@ -94,7 +98,8 @@ async def go(request: web.BaseRequest, edge: Edge, target: str) -> web.StreamRes
             "Cache-Control": "no-store",
             "Content-Security-Policy": (
                 f"default-src 'none'; script-src 'nonce-{nonce}' {hosts}; img-src {imgs} data:; "
-                f"connect-src {conns}; style-src 'unsafe-inline'; base-uri 'none'"),
+                f"connect-src {conns}; style-src 'unsafe-inline'; base-uri 'none'"
+                + (f"; frame-src {frames}" if frames else "")),
             "Referrer-Policy": "origin",
         })
     for cookie in visit.set_cookies:
