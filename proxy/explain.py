@@ -23,7 +23,7 @@ from proxy.attribution.clickids import MAX_VALUE_LEN, valid_value
 from proxy.attribution.cookies import ATTR_COOKIE, VISITOR_COOKIE
 from proxy.attribution.visit import Visit
 from proxy.config.model import Config, Rule, Sink, StatusMatch
-from proxy.conversions.events import Event, ad_consent
+from proxy.conversions.events import Event
 from proxy.conversions.routing import missing_params, route, uncarried
 from proxy.conversions.sinks import build_sink
 from proxy.conversions.sinks.base import IDEMPOTENCY_HEADER, Prepared
@@ -329,7 +329,7 @@ def _sink_lines(rt: Runtime, f: Fired, visit: Visit, page_url: str,
                   click_ids={k: c.value for k, c in visit.click_ids.items()},
                   job_id=f.job_id, job_name=f.job_name, url=page_url, client_ip=CLIENT_IP,
                   user_agent=USER_AGENT, fbc=visit.fbc, fbp=visit.fbp, ttp=visit.ttp,
-                  consent=ad_consent(rt.config.consent.required, visit.consent),
+                  consent_mode=visit.consent_state.event_signals(),
                   fields=dict(f.fields), rule=f.rule.name, dedupe_hours=f.rule.dedupe_hours)
     sinks = [rt.sinks[n] for n in f.rule.send_to if n in rt.sinks]
     plan = route(event, sinks, consent=visit.consent_state)

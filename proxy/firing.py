@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import orjson
 from aiohttp import hdrs, web
 
-from proxy.conversions.events import Event, ad_consent, new_event_id
+from proxy.conversions.events import Event, new_event_id
 from proxy.detect.rules import Fired
 from proxy.pixels import BrowserEvent
 
@@ -48,7 +48,7 @@ def event_source_url(request: web.BaseRequest, page_url: str) -> str:
 
 
 def make_event(fired: Fired, visit: Visit, request: web.BaseRequest, client: ClientView,
-               page_url: str, consent_required: bool = False) -> Event:
+               page_url: str) -> Event:
     return Event(
         name=fired.event,
         event_id=new_event_id(),
@@ -63,7 +63,6 @@ def make_event(fired: Fired, visit: Visit, request: web.BaseRequest, client: Cli
         fbc=visit.fbc,
         fbp=visit.fbp,
         ttp=visit.ttp,
-        consent=ad_consent(consent_required, visit.consent),
         fields=dict(fired.fields),
         rule=fired.rule.name,
         dedupe_hours=fired.rule.dedupe_hours,
@@ -84,8 +83,7 @@ async def fire(edge: Edge, rt: Runtime, fired: Sequence[Fired], visit: Visit,
     browser: list[BrowserEvent] = []
     for f in fired:
         edge.metrics.rules_fired.labels(f.rule.name).inc()
-        event = make_event(f, visit, request, client, page_url,
-                           rt.config.consent.required)
+        event = make_event(f, visit, request, client, page_url)
         sinks = [rt.sinks[name] for name in f.rule.send_to if name in rt.sinks]
         try:
             result = await edge.outbox.submit(event, sinks, consent=visit.consent_state)

@@ -11,6 +11,7 @@ import pytest
 
 from proxy.config.errors import ConfigErrors
 from proxy.config.load import load_config_text
+from proxy.config.summary import sink_line
 
 HEAD = """\
 [proxy]
@@ -165,3 +166,15 @@ def test_a_network_whose_click_id_is_never_captured_is_an_error():
     assert [k for k, _ in found] == ["sinks.indeed.type", "sinks.linkedin.type"]
     assert "needs ittk, which is never captured" in found[0][1]
     assert "needs li_fat_id" in found[1][1]
+
+
+def test_tcf_vendor_is_a_common_key_of_the_network_sinks():
+    text = FULL
+    for name, vendor in (("indeed", 11), ("google", 755), ("linkedin", 804), ("tiktok", 12)):
+        text = text.replace(f"[sinks.{name}]\n", f"[sinks.{name}]\ntcf_vendor = {vendor}\n")
+    config = load_config_text(text, "rules.toml", ENV)
+    assert {n: s.tcf_vendor for n, s in config.sinks.items()} == {
+        "indeed": 11, "google": 755, "linkedin": 804, "tiktok": 12}
+    assert "TCF vendor 755" in sink_line(config.sinks["google"])
+    bad = text.replace("tcf_vendor = 755", 'tcf_vendor = "Google"')
+    assert [k for k, _, _ in errors(bad)] == ["sinks.google.tcf_vendor"]

@@ -6,25 +6,38 @@ from urllib.parse import parse_qs
 
 from network_sinks import CUSTOMER, GCLID, event, google_ads, send, serve
 
+from proxy.attribution.consent import Consent
+from proxy.config.model import ConsentSection
 from proxy.conversions.backoff import GiveUp, Retry, Sent
-from proxy.conversions.events import DENIED, GRANTED
 from proxy.conversions.sinks import build_sink
 from proxy.conversions.sinks.google_ads import date_time
+from tests.tcf_strings import GOOGLE, tc_string
 
 ACTION = f"customers/{CUSTOMER}/conversionActions/555"
 PATH = f"/v25/customers/{CUSTOMER}:uploadClickConversions"
+
+
+STRICT = Consent(ConsentSection(required=True))
+TCF = Consent(ConsentSection(tcf=True))
 
 
 async def test_documented_request_shape(aiohttp_server):
     rec, base = await serve(aiohttp_server)
     sink = google_ads(base, login_customer_id="9876543210", time_zone="Europe/Berlin",
                       event_names={"Hire": "777"})
+    # Consent Mode as the visit decided it: agreed, refused (GPC), never asked, and a TC
+    # string with purposes 1 and 7 but not 3 and 4 (user data yes, personalisation no).
+    agreed = STRICT.decide("all", False).event_signals()
+    refused = STRICT.decide("all", True).event_signals()
+    tcf = TCF.decide(None, False, tc_string(purposes=[1, 7], vendors=[GOOGLE])).event_signals()
     events = [
-        event(event_time=1_700_000_000, consent=GRANTED),
-        event(event_id="e2", click_ids={"gbraid": "gb-1", "wbraid": "wb-1"}, consent=DENIED),
+        event(event_time=1_700_000_000, consent_mode=agreed),
+        event(event_id="e2", click_ids={"gbraid": "gb-1", "wbraid": "wb-1"},
+              consent_mode=refused),
         event(event_id="e3", name="Hire", click_ids={"wbraid": "wb-2"}),
+        event(event_id="e4", consent_mode=tcf),
     ]
-    assert await send(sink, events) == [Sent()] * 3
+    assert await send(sink, events) == [Sent()] * 4
     token, post = rec.requests
     assert token.path == "/oauth/token" and parse_qs(token.text) == {
         "grant_type": ["refresh_token"], "client_id": ["gid"], "client_secret": ["gsecret"],
@@ -35,7 +48,7 @@ async def test_documented_request_shape(aiohttp_server):
     assert post.headers["Authorization"].startswith("Bearer at-")
     body = post.json()
     assert body["partialFailure"] is True
-    first, second, third = body["conversions"]
+    first, second, third, fourth = body["conversions"]
     assert first == {"gclid": GCLID, "conversionAction": ACTION,
                      "conversionDateTime": "2023-11-14 23:13:20+01:00", "orderId": "e1",
                      "consent": {"adUserData": "GRANTED", "adPersonalization": "GRANTED"}}
@@ -43,6 +56,7 @@ async def test_documented_request_shape(aiohttp_server):
     assert second["consent"] == {"adUserData": "DENIED", "adPersonalization": "DENIED"}
     assert third["wbraid"] == "wb-2" and "consent" not in third
     assert third["conversionAction"] == f"customers/{CUSTOMER}/conversionActions/777"
+    assert fourth["consent"] == {"adUserData": "GRANTED", "adPersonalization": "DENIED"}
 
 
 def test_conversion_date_time_in_any_zone():

@@ -1,22 +1,26 @@
 """The four networks' sinks behind a real SQLite outbox and dispatcher: a 429 waits for
 its Retry-After and is delivered once, a refusal is a dead letter with the network's
 body, a repeat conversion is deduped, a visitor without the network's click id is
-skipped."""
+skipped, and a network whose TCF vendor the visitor declined is suppressed."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+from dataclasses import replace
 
 import pytest
 from network_sinks import event, google_ads, indeed, linkedin, serve, tiktok
 
+from proxy.attribution.consent import Consent
+from proxy.config.model import ConsentSection
 from proxy.conversions.backoff import BackoffPolicy
 from proxy.conversions.dispatcher import Dispatcher
 from proxy.conversions.outbox import Outbox
 from proxy.conversions.sqlite_outbox import SqliteOutbox
 from proxy.conversions.states import Outcome, RowState
 from proxy.metrics import Metrics
+from tests.tcf_strings import ALL_PURPOSES, GOOGLE, tc_string
 
 PATHS = {"indeed": "/enterprise/", "google_ads": "/v25/", "linkedin": "/rest/",
          "tiktok": "/open_api/"}
@@ -91,3 +95,32 @@ async def test_visitors_without_the_click_id_are_skipped(world):
     assert preview.queued == ("indeed",)
     sent = await rec.wait_for(lambda r: r.network == "indeed" and "testFire" in r.text)
     assert sent.json()[0]["testFire"] is True
+
+
+async def test_tcf_vendor_gates_each_network_and_consent_mode_reaches_google(world):
+    rec, sinks, box = world
+    tcf = Consent(ConsentSection(tcf=True))
+    other = 1                       # some vendor other than Google
+    gated = [replace(s, tcf_vendor={"google_ads": GOOGLE, "linkedin": other}.get(s.name))
+             for s in sinks]
+    # Everything consented but Google itself: Google Ads alone is suppressed.
+    no_google = tcf.decide(None, False, tc_string(purposes=ALL_PURPOSES, vendors=[other]))
+    result = await box.submit(event(consent_mode=no_google.event_signals()), gated,
+                              consent=no_google)
+    assert result.outcomes == {"indeed": Outcome.QUEUED, "google_ads": Outcome.SUPPRESSED,
+                               "linkedin": Outcome.QUEUED, "tiktok": Outcome.QUEUED}
+    # Declined (no purpose 1): every marketing sink is suppressed.
+    declined = tcf.decide(None, False, tc_string(purposes=[2], vendors=[GOOGLE, other]))
+    result = await box.submit(event(event_id="d", job_id="7"), gated, consent=declined)
+    assert set(result.outcomes.values()) == {Outcome.SUPPRESSED}
+    # Google consented with purposes 1 and 7 only: sent, user data yes, personalisation no.
+    google = tcf.decide(None, False, tc_string(purposes=[1, 7], vendors=[GOOGLE]))
+    result = await box.submit(event(event_id="g", job_id="8",
+                                    consent_mode=google.event_signals()),
+                              gated, consent=google)
+    assert result.outcomes["google_ads"] is Outcome.QUEUED
+    assert result.outcomes["linkedin"] is Outcome.SUPPRESSED
+    sent = await rec.wait_for(lambda r: r.network == "google_ads" and "orderId" in r.text)
+    (conversion,) = sent.json()["conversions"]
+    assert conversion["orderId"] == "g"
+    assert conversion["consent"] == {"adUserData": "GRANTED", "adPersonalization": "DENIED"}

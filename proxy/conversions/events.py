@@ -15,8 +15,6 @@ from typing import Any
 import orjson
 
 DEFAULT_DEDUPE_HOURS = 720.0
-GRANTED = "GRANTED"
-DENIED = "DENIED"
 
 
 def new_event_id() -> str:
@@ -25,14 +23,6 @@ def new_event_id() -> str:
     b[6] = (b[6] & 0x0F) | 0x40
     b[8] = (b[8] & 0x3F) | 0x80
     return b.hex()
-
-
-def ad_consent(required: bool, given: bool) -> str | None:
-    """`Event.consent` from the visit: asked and given, refused (GPC, or not given when
-    required), or None when consent is not required and nobody said no."""
-    if not given:
-        return DENIED
-    return GRANTED if required else None
 
 
 @dataclass(frozen=True)
@@ -50,9 +40,6 @@ class Event:
     fbc: str | None = None
     fbp: str | None = None
     ttp: str | None = None                     # TikTok's _ttp cookie
-    # The visitor's ad consent as the networks' consent fields want it: GRANTED,
-    # DENIED, or None when nothing was asked (consent not required, a server event).
-    consent: str | None = None
     preview: bool = False                      # a test visitor: networks get a test event
     fields: Mapping[str, str] = field(default_factory=dict)      # extra extracted values
     rule: str | None = None
@@ -69,7 +56,7 @@ class Event:
             "links_clicked_id": self.links_clicked_id, "click_ids": dict(self.click_ids),
             "job_id": self.job_id, "job_name": self.job_name, "url": self.url,
             "client_ip": self.client_ip, "user_agent": self.user_agent,
-            "fbc": self.fbc, "fbp": self.fbp, "ttp": self.ttp, "consent": self.consent,
+            "fbc": self.fbc, "fbp": self.fbp, "ttp": self.ttp,
             "preview": self.preview, "fields": dict(self.fields),
             "rule": self.rule, "dedupe_hours": self.dedupe_hours,
             "consent_mode": dict(self.consent_mode),

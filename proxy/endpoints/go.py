@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import hdrs, web
 
-from proxy.conversions.events import Event, ad_consent, new_event_id
+from proxy.conversions.events import Event, new_event_id
 from proxy.firing import browser_data
 from proxy.http.errors import error_response
 from proxy.http.headers import client_view
@@ -73,7 +73,7 @@ async def go(request: web.BaseRequest, edge: Edge, target: str) -> web.StreamRes
         click_ids={k: c.value for k, c in visit.click_ids.items()},
         url=public_origin + target, client_ip=client.ip,
         user_agent=request.headers.get(hdrs.USER_AGENT), fbc=visit.fbc, fbp=visit.fbp,
-        ttp=visit.ttp, consent=ad_consent(rt.config.consent.required, visit.consent),
+        ttp=visit.ttp,
         fields={"to": to[:512]}, rule="redirect", dedupe_hours=0,
         consent_mode=visit.consent_state.event_signals())
     sinks = [rt.sinks[n] for n in rt.config.redirect.send_to if n in rt.sinks]

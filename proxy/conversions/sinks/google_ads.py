@@ -6,7 +6,8 @@ Each conversion carries exactly one click id (`gclid`, else `gbraid`, else
 in `event_names`; a bare id becomes `customers/{customer_id}/conversionActions/{id}`),
 `conversionDateTime` as "yyyy-mm-dd hh:mm:ss+hh:mm" in `time_zone`, the event id as
 `orderId` (Google's deduplication key, so a retried upload is not counted twice) and,
-when the visitor was asked, Consent Mode v2 `consent`. Fields are in the REST
+when the visitor was asked, Consent Mode v2 `consent` from `Event.consent_mode` (under
+TCF `adUserData` and `adPersonalization` may differ). Fields are in the REST
 interface's JSON spelling (lowerCamelCase).
 
 Requests are sent with `partialFailure: true` (as Google asks), up to 2,000
@@ -46,6 +47,8 @@ DEFAULT_API = "https://googleads.googleapis.com"
 DEFAULT_TOKEN_URL = "https://oauth2.googleapis.com/token"
 DEFAULT_VERSION = "v25"
 CLICK_PARAMS = ("gclid", "gbraid", "wbraid")
+# Google's consent field <- the Event.consent_mode key it is read from.
+CONSENT_FIELDS = (("adUserData", "ad_user_data"), ("adPersonalization", "ad_personalization"))
 MAX_BATCH = 2000
 DEVELOPER_TOKEN = "developer-token"
 LOGIN_CUSTOMER_ID = "login-customer-id"
@@ -97,8 +100,10 @@ def conversion(sink: Sink, event: Event) -> dict[str, Any]:
         "conversionDateTime": date_time(event.event_time, sink.time_zone),
         "orderId": event.event_id,
     }
-    if event.consent:
-        out["consent"] = {"adUserData": event.consent, "adPersonalization": event.consent}
+    consent = {field: v for field, key in CONSENT_FIELDS
+               if (v := event.consent_mode.get(key))}
+    if consent:
+        out["consent"] = consent
     return out
 
 
