@@ -25,8 +25,9 @@ from proxy.attribution.cookies import ATTR_COOKIE, VISITOR_COOKIE
 from proxy.attribution.visit import Visit
 from proxy.config.model import Config, Rule, Sink, StatusMatch
 from proxy.conversions.events import Event
-from proxy.conversions.routing import required_params, route
-from proxy.conversions.sinks.base import IDEMPOTENCY_HEADER
+from proxy.conversions.routing import missing_params, route, uncarried
+from proxy.conversions.sinks import build_sink
+from proxy.conversions.sinks.base import IDEMPOTENCY_HEADER, Prepared
 from proxy.conversions.sinks.http import HttpSink
 from proxy.conversions.sinks.meta import MetaSink, request_body
 from proxy.conversions.sinks.talroo import TalrooSink
@@ -373,8 +374,9 @@ def _sink_lines(rt: Runtime, f: Fired, visit: Visit, page_url: str,
     event = Event(name=f.event, links_clicked_id=visit.links_clicked_id,
                   click_ids={k: c.value for k, c in visit.click_ids.items()},
                   job_id=f.job_id, job_name=f.job_name, url=page_url, client_ip=CLIENT_IP,
-                  user_agent=USER_AGENT, fbc=visit.fbc, fbp=visit.fbp, fields=dict(f.fields),
-                  rule=f.rule.name, dedupe_hours=f.rule.dedupe_hours)
+                  user_agent=USER_AGENT, fbc=visit.fbc, fbp=visit.fbp, ttp=visit.ttp,
+                  consent_mode=visit.consent_state.event_signals(),
+                  fields=dict(f.fields), rule=f.rule.name, dedupe_hours=f.rule.dedupe_hours)
     sinks = [rt.sinks[n] for n in f.rule.send_to if n in rt.sinks]
     plan = route(event, sinks, consent=visit.consent_state)
     lines = [f"event_id {event.event_id} (new per event; the browser pixel shares it)"]
@@ -393,11 +395,16 @@ def _sink_lines(rt: Runtime, f: Fired, visit: Visit, page_url: str,
                 f"no consent for TCF vendor {sink.tcf_vendor} (vendor consent, purposes 1 "
                 "and 7)" if vendor else "no consent"))
             continue
-        missing = [p for p in required_params(sink) if not event.click_ids.get(p)]
+        missing = [p.partition("|")[0] for p in missing_params(sink, event.click_ids)]
         shown = event
+        cannot = uncarried(sink, event)
+        if outcome == Outcome.SKIPPED and cannot:
+            lines.append(head + f"skipped: {cannot}")
+            continue
         if outcome == Outcome.SKIPPED:
-            lines.append(head + "skipped: requires " + ", ".join(missing)
-                         + "; a visitor who has it would get:")
+            lines.append(head + "skipped: requires " + ", ".join(
+                m.replace("|", " or ") for m in missing_params(sink, event.click_ids))
+                + "; a visitor who has it would get:")
             shown = replace(event, click_ids={**event.click_ids,
                                               **{p: f"<{p}>" for p in missing}})
         elif outcome == Outcome.QUEUED:
@@ -421,6 +428,9 @@ def _payload(sink: Sink, event: Event, placeholders: Sequence[str]) -> list[str]
             body["access_token"] = MASK
         return [f"POST {mask_url(MetaSink(sink).url)}", "Content-Type: application/json",
                 *json_lines(body, EXPAND_DEPTH).splitlines()]
+    prepare = getattr(build_sink(sink), "prepare", None)
+    if prepare is not None:                 # indeed, google_ads, linkedin, tiktok
+        return _prepared(sink, prepare([event], MASK))
     if sink.type == "http":
         try:
             url, headers, data = HttpSink(sink).build(event)
@@ -438,6 +448,15 @@ def _payload(sink: Sink, event: Event, placeholders: Sequence[str]) -> list[str]
         headers[SIGNATURE_HEADER] = signature(sink.secret, body)
     return [f"POST {mask_url(sink.url or '')}",
             *(f"{k}: {mask_header(k, v)}" for k, v in headers.items()), body.decode()]
+
+
+def _prepared(sink: Sink, req: Prepared) -> list[str]:
+    lines = []
+    if sink.token_url:
+        lines.append(f"(access token: POST {mask_url(sink.token_url)}, cached until it expires)")
+    lines.append(f"{req.method} {mask_url(req.url)}")
+    lines += [f"{k}: {mask_header(k, v)}" for k, v in req.headers.items()]
+    return lines + json_lines(orjson.loads(req.body), EXPAND_DEPTH).splitlines()
 
 
 # --- display -----------------------------------------------------------------

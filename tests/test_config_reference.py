@@ -163,13 +163,18 @@ then = 1
     assert by_key["sinks.s.secret"].endswith("allowed: " + ", ".join(sorted(talroo)))
 
 
+# Required unless `event_names` names a conversion for every event: a minimal file has them.
+REQUIRED_UNLESS_NAMED = {("google_ads", "conversion_action"), ("linkedin", "conversion")}
+
+
 def minimal_file() -> str:
     """Only what is required, each table once and each pixel and sink type once, with the
     tables' own examples for the required values."""
     lines = ["[proxy]", f'upstream = "{UPSTREAM}"']
     for section in SECTIONS:
         tables = {f"[{section.name}.{kind}]": (f'type = "{kind}"',) + tuple(
-            f"{k.name} = {toml_value(k.example)}" for k in keys if k.required)
+            f"{k.name} = {toml_value(k.example)}" for k in keys
+            if k.required or (kind, k.name) in REQUIRED_UNLESS_NAMED)
             for kind, keys in section.variants.items()}
         if section.many == "array":
             tables[f"[[{section.name}]]"] = tuple(

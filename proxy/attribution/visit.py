@@ -22,6 +22,8 @@ Pure (no I/O) and cheap; it runs on every proxied request. Decisions:
 - `_fbc`/`_fbp` need consent. The fbclid for `_fbc` comes from the URL, else the
   Referer's query (as Meta's builder does), else, when `_fbc` is missing, from the
   fbclid held in the attribution cookie (consent given after landing).
+- The TikTok pixel's `_ttp` cookie is read (never set) when it is plain URL-safe
+  text, for the TikTok sink's `user.ttp`; not without purpose-1 consent (`storage`).
 - With `strip`, every occurrence of a captured param is removed from the query
   sent upstream; `upstream_query == ""` means "no query at all".
 """
@@ -32,12 +34,13 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from proxy.attribution.clickids import ClickId, scan_query
+from proxy.attribution.clickids import ClickId, scan_query, valid_value
 from proxy.attribution.consent import TCF_COOKIE, Consent, ConsentState
 from proxy.attribution.cookies import (
     ATTR_COOKIE,
     FBC_COOKIE,
     FBP_COOKIE,
+    TTP_COOKIE,
     VISITOR_COOKIE,
     VISITOR_ID,
     AttrCodec,
@@ -68,6 +71,7 @@ class Visit:
     set_cookies: list[str]
     upstream_query: str | None
     new_clicks: list[str] = field(default_factory=list)   # captured ones not already held
+    ttp: str | None = None       # the TikTok pixel's _ttp cookie, when well-formed
     consent_state: ConsentState = field(default_factory=lambda: ConsentState(True))
 
 
@@ -76,6 +80,11 @@ def _referer_fbclid(referer: str | None) -> str | None:
         return None
     query = referer.partition("#")[0].partition("?")[2]
     return scan_query(query, _FBCLID, False).found.get("fbclid")
+
+
+def _ttp(value: str | None) -> str | None:
+    """`_ttp` as TikTok's pixel writes it; anything else is not passed on."""
+    return value if value and valid_value(TTP_COOKIE, value) else None
 
 
 class Attribution:
@@ -88,7 +97,7 @@ class Attribution:
         self._consent = Consent(consent)
         self._fb = FbParams()
         self._wanted = frozenset(
-            {VISITOR_COOKIE, ATTR_COOKIE, FBC_COOKIE, FBP_COOKIE, consent.cookie}
+            {VISITOR_COOKIE, ATTR_COOKIE, FBC_COOKIE, FBP_COOKIE, TTP_COOKIE, consent.cookie}
             | ({TCF_COOKIE} if consent.tcf else set()))
 
     def on_request(self, *, raw_query: str, cookie_header: str | None, host: str, secure: bool,
@@ -160,4 +169,5 @@ class Attribution:
             captured=list(scan.found), rejected=scan.rejected, cookie_rejected=cookie_rejected,
             consent=consent, fbc=fbc, fbp=fbp, set_cookies=set_cookies,
             upstream_query=scan.upstream_query, new_clicks=new_clicks, consent_state=state,
+            ttp=_ttp(cookies.get(TTP_COOKIE)) if state.storage else None,
         )

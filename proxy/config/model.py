@@ -126,7 +126,8 @@ class Rule:
 @dataclass(frozen=True, slots=True)
 class Sink:
     name: str
-    type: Literal["talroo", "meta", "http", "webhook"]
+    type: Literal["talroo", "meta", "http", "webhook", "indeed", "google_ads", "linkedin",
+                  "tiktok"]
     url: str | None = None
     method: str = "GET"
     events: Mapping[str, str] = field(default_factory=frozen_map)       # talroo: event -> url
@@ -143,6 +144,22 @@ class Sink:
     concurrency: int = 4
     marketing: bool = True                  # consent applies to it
     tcf_vendor: int | None = None           # IAB vendor id whose consent it needs
+    # indeed, google_ads: OAuth 2 (client credentials; Google adds a refresh token)
+    client_id: str | None = None
+    client_secret: str | None = None
+    refresh_token: str | None = None
+    token_url: str | None = None
+    scope: str | None = None
+    api_version: str | None = None          # google_ads "v25", linkedin "202603"
+    guid: str | None = None                 # indeed: partner GUID
+    test_fire: bool = False                 # indeed: every event a test event (onboarding)
+    customer_id: str | None = None          # google_ads: digits only
+    login_customer_id: str | None = None    # google_ads: the manager account, digits only
+    developer_token: str | None = None
+    conversion_action: str | None = None    # google_ads: resource name
+    time_zone: str = "UTC"                  # google_ads: conversion_date_time's zone
+    conversion: str | None = None           # linkedin: conversion rule URN
+    pixel_code: str | None = None           # tiktok
 
     def event_name(self, event: str) -> str:
         return self.event_names.get(event, event)

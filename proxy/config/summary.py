@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from proxy.config.errors import ConfigError
 from proxy.config.model import Config, Pixel, Rule, Sink, StatusMatch
+from proxy.conversions.routing import missing_params
 
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 
@@ -67,8 +68,24 @@ def rule_line(rule: Rule) -> str:
     return f"{' '.join(parts)} → {rule.event} → {sinks}{tail}"
 
 
+def _network_where(sink: Sink) -> str | None:
+    """Where an indeed, google_ads, linkedin or tiktok sink sends: host and account."""
+    account = {
+        "indeed": f"guid {sink.guid}" + (" (testFire)" if sink.test_fire else ""),
+        "google_ads": f"customer {sink.customer_id}" + (
+            f" action {sink.conversion_action.rpartition('/')[2]}"
+            if sink.conversion_action else ""),
+        "linkedin": f"conversion {sink.conversion or '(per event)'}",
+        "tiktok": f"pixel {sink.pixel_code}" + (" (test events)" if sink.test_event_code else ""),
+    }.get(sink.type)
+    return f"{_host(sink.api)} {account}" if account else None
+
+
 def sink_line(sink: Sink) -> str:
-    if sink.type == "meta":
+    network = _network_where(sink)
+    if network:
+        where = network
+    elif sink.type == "meta":
         where = f"{_host(sink.api)} pixel {sink.pixel_id}"
         if sink.test_event_code:
             where += " (test events)"
@@ -77,8 +94,9 @@ def sink_line(sink: Sink) -> str:
         if sink.events:
             where += " + " + ", ".join(f"{e}→{_host(u)}" for e, u in sink.events.items())
     extras = []
-    if sink.requires:
-        extras.append(f"requires {', '.join(sink.requires)}")
+    needs = missing_params(sink, {})
+    if needs:
+        extras.append(f"requires {', '.join(n.replace('|', ' or ') for n in needs)}")
     if not sink.marketing:
         extras.append("not marketing")
     if sink.tcf_vendor is not None:

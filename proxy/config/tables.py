@@ -151,11 +151,25 @@ _SINK_NAMES = Key("event_names", STRING_TABLE, "our event name -> the network's"
                   {"ApplicationCompleted": "SubmitApplication"})
 _HEADERS = Key("headers", STRING_TABLE, "extra request headers",
                {"Authorization": "Bearer ${APPCAST_TOKEN}"})
+_CLIENT_ID = Key("client_id", STRING, "OAuth client id", "${OAUTH_CLIENT_ID}", required=True)
+_CLIENT_SECRET = Key("client_secret", STRING, "OAuth client secret", "${OAUTH_CLIENT_SECRET}",
+                     required=True)
+
+
+def _api(meaning: str, default: str) -> Key:
+    return Key("api", STRING, meaning + " (tests point it at a recorder)", default,
+               default=default)
+
+
+def _token_url(default: str) -> Key:
+    return Key("token_url", STRING, "OAuth token endpoint", default, default=default)
+
+
 SINKS = Section(
     "sinks", "[sinks.NAME]", "Where conversions go, one table per destination.", (
         Key("type", STRING, "what kind of destination", "talroo", required=True),
         Key("requires", STRINGS, "click ids a visitor must have, else the sink is skipped",
-            ["ccuid"], default=Described('["tlr_sid"] for talroo, else []')),
+            ["ccuid"], default=Described('["tlr_sid"] for talroo, ["ittk"] for indeed, else []')),
         Key("timeout", NUMBER, "seconds per delivery attempt", 5, above=0),
         Key("concurrency", INTEGER, "deliveries in flight at once", 8, minimum=1, maximum=64),
         Key("marketing", BOOLEAN, "consent applies to it", False,
@@ -192,6 +206,56 @@ SINKS = Section(
             Key("secret", STRING, "HMAC key of X-Careers-Edge-Signature", "${WEBHOOK_SECRET}",
                 required=True),
             _HEADERS,
+            _SINK_NAMES,
+        ),
+        "indeed": (
+            _api("Indeed API base URL", "https://apis.indeed.com"),
+            _CLIENT_ID, _CLIENT_SECRET,
+            _token_url("https://apis.indeed.com/oauth/v2/tokens"),
+            Key("scope", STRING, "OAuth scope asked for with the token", "employer_access"),
+            Key("guid", STRING, "the partner guid Indeed gave you", "${INDEED_PARTNER_GUID}",
+                required=True),
+            Key("test_fire", BOOLEAN, "every event sent as testFire", False),
+            Key("event_names", STRING_TABLE, "our event name -> JOB_PAGE_LANDED or APPLY_COMPLETE",
+                {"ApplicationCompleted": "APPLY_COMPLETE"}),
+        ),
+        "google_ads": (
+            _api("Google Ads API base URL", "https://googleads.googleapis.com"),
+            Key("api_version", STRING, "Google Ads API version", "v25", default=Described("v25")),
+            Key("customer_id", STRING, "the Ads account (10 digits, dashes allowed)",
+                "123-456-7890", required=True),
+            Key("login_customer_id", STRING, "manager account used to log in", "111-222-3333"),
+            Key("developer_token", STRING, "Google Ads API developer token",
+                "${GOOGLE_ADS_DEVELOPER_TOKEN}", required=True),
+            Key("conversion_action", STRING, "conversion action id or resource name",
+                "customers/1234567890/conversionActions/987654321"),
+            Key("time_zone", STRING, "IANA zone of conversion_date_time", "Europe/Berlin",
+                default="UTC"),
+            _CLIENT_ID, _CLIENT_SECRET,
+            Key("refresh_token", STRING, "OAuth refresh token", "${GOOGLE_ADS_REFRESH_TOKEN}",
+                required=True),
+            _token_url("https://oauth2.googleapis.com/token"),
+            Key("event_names", STRING_TABLE, "our event name -> conversion action",
+                {"Hire": "customers/1234567890/conversionActions/111"}),
+        ),
+        "linkedin": (
+            _api("LinkedIn API base URL", "https://api.linkedin.com"),
+            Key("api_version", STRING, "LinkedIn-Version header (YYYYMM)", "202603",
+                default=Described("202603")),
+            Key("access_token", STRING, "Conversions API access token",
+                "${LINKEDIN_ACCESS_TOKEN}", required=True),
+            Key("conversion", STRING, "the conversion id or urn:lla:llaPartnerConversion URN",
+                "urn:lla:llaPartnerConversion:123456"),
+            Key("event_names", STRING_TABLE, "our event name -> conversion",
+                {"Hire": "urn:lla:llaPartnerConversion:654321"}),
+        ),
+        "tiktok": (
+            _api("TikTok Business API base URL", "https://business-api.tiktok.com"),
+            Key("access_token", STRING, "Events API access token", "${TIKTOK_ACCESS_TOKEN}",
+                required=True),
+            Key("pixel_code", STRING, "the TikTok pixel code (event_source_id)",
+                "C4ABCDEFGH12345678", required=True),
+            Key("test_event_code", STRING, "sends events as test events", "TEST12345"),
             _SINK_NAMES,
         ),
     })

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from proxy.config.model import Sink
 from proxy.conversions.events import Event
-from proxy.conversions.routing import Consent
 from proxy.conversions.states import Outcome, RowState
 from proxy.metrics import Metrics
+
+if TYPE_CHECKING:   # routing imports the sinks, and a sink (meta) imports this module
+    from proxy.conversions.routing import Consent
 
 MAX_EVENT_AGE = 7 * 24 * 3600.0      # Meta rejects events older than this: given up
 SENT_KEEP = 7 * 24 * 3600.0          # sent rows kept this long for `outbox` inspection
