@@ -28,6 +28,7 @@ from proxy.transform.template import TemplateCache
 if TYPE_CHECKING:
     from proxy.attribution.visit import Visit
     from proxy.endpoints.router import PublicEndpoints, Routes
+    from proxy.http.upstreams import Upstreams
     from proxy.runtime import Runtime
 
 log = logging.getLogger("careers_edge")
@@ -67,9 +68,10 @@ class AccessLog:
 @dataclass(eq=False)
 class Edge:
     runtime: Runtime
-    transport: Any                      # UpstreamPool
+    transport: Any                      # UpstreamPool: the main upstream's
     metrics: Metrics
     outbox: Any = None                  # conversions.outbox.Outbox
+    upstreams: Upstreams = None         # type: ignore[assignment]  # every upstream's pool
     journeys: Any = None                # attribution.journeys.JourneyStore
     feed: Any = None                    # feed.service.FeedService
     access_log: AccessLog = field(default_factory=AccessLog)

@@ -26,9 +26,16 @@ from proxy.edge import EDGE, Edge
 from proxy.firing import carried_events, carry_cookie, fire, has_carry
 from proxy.http.body import request_body
 from proxy.http.errors import error_response
-from proxy.http.headers import client_view, header_value, request_headers, response_headers
+from proxy.http.headers import (
+    OriginRewriter,
+    client_view,
+    header_value,
+    request_headers,
+    response_headers,
+)
 from proxy.http.hosts import MISDIRECTED
 from proxy.http.response import ProxyResponse
+from proxy.http.route_table import PathEscapes
 from proxy.http.target import BadTarget, origin_form, split_target
 from proxy.http.upstream_errors import UpstreamError, UpstreamTimeout
 from proxy.http.websocket import is_websocket, relay_websocket
@@ -95,8 +102,22 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
     if rt.allowed is not None and path not in rt.allowed:
         return edge.finish(request, not_found(request, "There is no such page on this site."),
                            started, client.ip)
+    route = None
+    if rt.routes:               # [[routes]]: another upstream serves this prefix
+        try:
+            route = rt.routes.match(path)
+        except PathEscapes as exc:
+            return edge.finish(request, error_response(
+                400, str(exc), request.headers.get(hdrs.ACCEPT)), started, client.ip)
+        slashed = rt.routes.slash_redirect(path) if route is None else None
+        if slashed is not None:
+            return edge.finish(request, web.Response(status=301, headers={
+                hdrs.LOCATION: slashed + ("?" + query if query else "")}), started, client.ip)
     public_origin = rt.public_origin or f"{client.proto}://{client.host}"
     if is_websocket(request):
+        if route is not None:
+            return await relay_websocket(request, edge, route.target(target),
+                                         request_headers(raw, client), origin=route.origin)
         return await relay_websocket(request, edge, target, request_headers(raw, client))
 
     # -- attribution
@@ -116,9 +137,13 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
     if request.headers.get(hdrs.IF_NONE_MATCH, "").find("W/") >= 0:
         headers = [(n, unweaken_if_none_match(v.decode("latin-1")).encode("latin-1"))
                    if n.lower() == b"if-none-match" else (n, v) for n, v in headers]
+    transport, rewriter = edge.transport, rt.rewriter
+    if route is not None:
+        transport, rewriter = edge.upstreams.pool(route.origin), route.rewriter
+        target = route.target(target)
     t0 = time.monotonic()
     try:
-        up = await edge.transport.request(
+        up = await transport.request(
             request.method, target.encode("utf-8", "surrogateescape"), headers, body,
             body_length=request.content_length if body is not None else None,
             header_timeout=rt.timeout)
@@ -137,7 +162,7 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
 
     try:
         return await respond(request, edge, rt, up, visit, candidates, sniffer, path, query,
-                             public_origin, client, started)
+                             public_origin, client, started, rewriter)
     finally:
         up.release()
 
@@ -151,12 +176,13 @@ def count_json_skipped(edge: Edge, request_doc: JsonDoc | None,
 
 
 async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniffer, path: str,
-                  query: str, public_origin: str, client, started: float) -> web.StreamResponse:
-    out_headers = response_headers(up.headers, rt.rewriter, public_origin, client.host)
+                  query: str, public_origin: str, client, started: float,
+                  rewriter: OriginRewriter) -> web.StreamResponse:
+    out_headers = response_headers(up.headers, rewriter, public_origin, client.host)
     page_url = public_origin + path + ("?" + query if query else "")
     if candidates:              # facts for the rules; most pages have no candidate rule
         loc = header_value(up.headers, b"location")
-        location = rt.rewriter.url(loc.decode("latin-1"), public_origin) if loc else None
+        location = rewriter.url(loc.decode("latin-1"), public_origin) if loc else None
         req_facts = RequestFacts(request.method, path, query,
                                  sniffer.fields if sniffer else {},
                                  sniffer.json if sniffer else None)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from proxy.config import rules_section, sections, tables
+from proxy.config import routes_section, rules_section, sections, tables
 from proxy.config.env import Overrides
 from proxy.config.errors import ConfigError, ConfigErrors, LineIndex, toml_syntax_error
 from proxy.config.model import (
@@ -163,11 +163,13 @@ def _build(ctx: Ctx, raw: dict[str, Any], over: Overrides,
             over.origin_of("admin_listen"),)
         ctx.error(key, f"{admin.listen!r} overlaps the public listener {proxy.listen!r}: "
                   "operators and visitors need two ports")
+    routes = routes_section.routes(ctx, raw.get("routes", []),
+                                   proxy.prefix if proxy is not None else _P.prefix)
     _report_unset(ctx)
     if ctx.errors or proxy is None or not top.ok:
         return None
     return Config(proxy, attribution, consent, pixels, rules, sinks, api, redirect, feed,
-                  admin)
+                  admin, routes=routes)
 
 
 def _nonempty(v: str) -> str | None:

@@ -199,6 +199,16 @@ class AdminSection:
 
 
 @dataclass(frozen=True, slots=True)
+class Route:
+    """`[[routes]]`: public paths under `prefix` are served by `upstream`, whose URL path
+    replaces the prefix (nginx `proxy_pass` with a URI)."""
+
+    prefix: str                             # "/apply/"
+    upstream: str                           # "https://boards.greenhouse.io/embed/"
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     proxy: ProxySection
     attribution: AttributionSection = AttributionSection()
@@ -211,3 +221,4 @@ class Config:
     feed: FeedSection = FeedSection()
     admin: AdminSection = AdminSection()
     source: Path | None = None
+    routes: tuple[Route, ...] = ()

@@ -30,6 +30,7 @@ from proxy.config.model import (
     Pixel,
     ProxySection,
     RedirectSection,
+    Route,
     Rule,
     Sink,
 )
@@ -323,5 +324,14 @@ ADMIN = Section("admin", "[admin]", "The operators' listener: healthz, readyz, m
         "${CAREERS_EDGE_ADMIN_TOKEN}", default=Described("none: no token asked")),
 ), AdminSection)
 
+ROUTES = Section("routes", "[[routes]]", "Other upstreams, each serving a public path prefix "
+                 "(its upstream path replaces the prefix, as nginx's proxy_pass with a URI).", (
+    Key("prefix", STRING, 'public path prefix, starting and ending with "/"; the longest wins',
+        "/apply/", required=True, pattern=r"^/.*/$"),
+    Key("upstream", STRING, 'http(s) URL whose path (ending with "/") replaces the prefix',
+        "https://boards.greenhouse.io/embed/", required=True),
+), Route, many="array")
+
 # The top level, in the order the reference shows them.
-SECTIONS = (PROXY, ATTRIBUTION, CONSENT, PIXELS, RULES, SINKS, API, REDIRECT, FEED, ADMIN)
+SECTIONS = (PROXY, ATTRIBUTION, CONSENT, PIXELS, RULES, SINKS, API, REDIRECT, FEED, ADMIN,
+            ROUTES)
