@@ -40,6 +40,8 @@ from proxy.detect.rules import CompiledRule, Fired, RequestFacts, ResponseFacts
 from proxy.explain_json import condition_lines, request_doc, response_doc, why_not
 from proxy.firing import CARRY_COOKIE
 from proxy.http.hosts import split_host
+from proxy.http.headers import OriginRewriter
+from proxy.http.route_table import PathEscapes, UpstreamRoute
 from proxy.http.target import BadTarget, origin_form, split_target
 from proxy.runtime import Runtime, compile_runtime
 from proxy.transform.headers import should_transform
@@ -98,12 +100,22 @@ def explain(config: Config, method: str, url: str, *, status: int | None = 200,
         out.append(f"{safe(path)} is not in [proxy] allow_paths: answered 404 by the proxy, "
                    "never forwarded; no click ids, pixels or rules.")
         return "\n".join(safe(line, limit=None) for line in out)
+    try:
+        route = rt.routes.match(path)
+    except PathEscapes as e:
+        out.append(f"{safe(path)}: {e}: answered 400 by the proxy, never forwarded.")
+        return "\n".join(safe(line, limit=None) for line in out)
+    if route is None and (slashed := rt.routes.slash_redirect(path)) is not None:
+        out.append(f"{safe(path)} is a route's prefix without its slash: answered 301 to "
+                   f"{slashed} by the proxy, never forwarded.")
+        return "\n".join(safe(line, limit=None) for line in out)
     visit = rt.attribution.on_request(
         raw_query=query, cookie_header=cookie, host=urlsplit(origin).netloc,
         secure=origin.startswith("https:"), gpc=False)
     if visit.new_visitor:
         visit.links_clicked_id = NEW_VISITOR
-    _section(out, "Click ids", _click_lines(rt, visit, path, query))
+    _section(out, "Upstream", _upstream_lines(rt, route))
+    _section(out, "Click ids", _click_lines(rt, visit, path, query, route))
     _section(out, "Cookies set", _cookie_lines(visit) or ["(none)"])
     _section(out, "Consent", [_consent_line(config, visit)])
     ctype = JSON_TYPE if json_body is not None else HTML_TYPE
@@ -118,7 +130,8 @@ def explain(config: Config, method: str, url: str, *, status: int | None = 200,
     else:
         transformed_body = body if transformed else None
     fired, lines = _rules(rt, method, path, query, status, location, origin, headers,
-                          transformed_body, body is not None, form, docs)
+                          transformed_body, body is not None, form, docs,
+                          route.rewriter if route is not None else rt.rewriter)
     _section(out, "Rules", lines)
     page_url = origin + path + ("?" + query if query else "")
     browser = None
@@ -178,7 +191,18 @@ def _why_rejected(param: str, query: str) -> str:
     return f"{param}  (invalid value)"
 
 
-def _click_lines(rt: Runtime, visit: Visit, path: str, query: str) -> list[str]:
+def _upstream_lines(rt: Runtime, route: UpstreamRoute | None) -> list[str]:
+    if route is None:
+        upstream = rt.upstream_origin if rt.config.proxy.upstream else "<upstream>"
+        why = f"[proxy] upstream {upstream}" + ("  (no [[routes]] prefix matches)"
+                                                if rt.routes else "")
+        return [why]
+    return [f"[[routes]] prefix {route.prefix} → {route.upstream}  (Host: {route.host})",
+            "links to it in pages, Location and cookies are rewritten to the prefix"]
+
+
+def _click_lines(rt: Runtime, visit: Visit, path: str, query: str,
+                 route: UpstreamRoute | None = None) -> list[str]:
     lines = [f"captured  {p} = {safe(visit.click_ids[p].value)}" for p in visit.captured]
     lines += [f"rejected  {_why_rejected(p, query)}: ignored" for p in visit.rejected]
     if not lines:
@@ -187,8 +211,11 @@ def _click_lines(rt: Runtime, visit: Visit, path: str, query: str) -> list[str]:
     if visit.cookie_rejected:
         lines.append(f"{ATTR_COOKIE} cookie refused: tampered, foreign or signed with another key")
     forwarded = query if visit.upstream_query is None else visit.upstream_query
-    upstream = rt.upstream_origin if rt.config.proxy.upstream else "<upstream>"
-    url = upstream + path + ("?" + forwarded if forwarded else "")
+    target = path + ("?" + forwarded if forwarded else "")
+    if route is not None:
+        url = route.url(target)
+    else:
+        url = (rt.upstream_origin if rt.config.proxy.upstream else "<upstream>") + target
     lines.append(f"forwarded upstream: {safe(url, URL_SHOWN)}"
                  + ("  (captured params stripped)" if visit.upstream_query is not None else ""))
     return lines
@@ -296,11 +323,12 @@ def _rules(rt: Runtime, method: str, path: str, query: str, status: int,
            location: str | None, origin: str, headers: list[tuple[str, str]],
            body: bytes | None, body_given: bool, form: Mapping[str, str],
            docs: tuple[JsonDoc | None, JsonDoc | None] = (None, None),
+           rewriter: OriginRewriter | None = None,
            ) -> tuple[list[Fired], list[str]]:
     candidates = rt.rules.candidates(method, path, query)
     lines = ["candidates (request side matches): "
              + (", ".join(repr(r.name) for r in candidates.rules) or "none")]
-    public_location = rt.rewriter.url(location, origin) if location else None
+    public_location = (rewriter or rt.rewriter).url(location, origin) if location else None
     resp = ResponseFacts(status, dict(headers), public_location)
     sniffed = {k: v for k, v in form.items() if k in candidates.form_fields}
     if unread := sorted(set(form) - set(sniffed)):

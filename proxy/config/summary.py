@@ -38,6 +38,12 @@ def _state(state: str) -> str:
     return state
 
 
+def _route_upstream(url: str) -> str:
+    """A route's upstream without credentials (the loader refuses them anyway)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+
+
 def _status(status: Sequence[StatusMatch]) -> str:
     if not status:
         return "any"
@@ -166,6 +172,10 @@ def summary(config: Config, warnings: Sequence[ConfigError] = ()) -> str:
                        f"upstream; cookies {a.cookie_days} days)")),
         ("consent", consent),
     ])
+    if config.routes:
+        out.append(f"routes ({len(config.routes)}; longest prefix first, the rest: upstream)")
+        out += _table((r.prefix, f"→ {_route_upstream(r.upstream)}") for r in sorted(
+            config.routes, key=lambda r: len(r.prefix), reverse=True))
     out.append(f"pixels ({len(config.pixels)})")
     out += _table((px.name, pixel_line(px)) for px in config.pixels)
     out.append(f"rules ({len(config.rules)})")
