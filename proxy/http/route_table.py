@@ -48,7 +48,7 @@ def upstream_origins(upstream: str) -> tuple[str, str, tuple[str, ...]]:
 def escapes(rest: str) -> bool:
     """Whether a path below a prefix climbs out of it once some server decodes it."""
     text = rest
-    for _ in range(_DECODE_ROUNDS):
+    for _ in range(_DECODE_ROUNDS + 1):
         for segment in text.replace("\\", "/").split("/"):
             if segment.split(";", 1)[0] in _DOT_SEGMENTS:
                 return True
@@ -56,7 +56,7 @@ def escapes(rest: str) -> bool:
         if decoded == text:
             return False
         text = decoded
-    return "%" in text          # still encoded after three rounds: not a path we forward
+    return True                 # still encoded after that many rounds: not forwarded
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,5 +123,9 @@ class RouteTable:
         return None
 
     def slash_redirect(self, path: str) -> str | None:
-        """`/apply` → `/apply/` (as nginx answers a prefix location without its slash)."""
-        return self._bare.get(path)
+        """`/apply` → `/apply/` (as nginx answers a prefix location without its slash),
+        unless a shorter prefix serves the path."""
+        slashed = self._bare.get(path)
+        if slashed is None or any(path.startswith(r.prefix) for r in self._routes):
+            return None
+        return slashed
