@@ -39,8 +39,8 @@ from proxy.detect.matchers import status_matches
 from proxy.detect.rules import CompiledRule, Fired, RequestFacts, ResponseFacts
 from proxy.explain_json import condition_lines, request_doc, response_doc, why_not
 from proxy.firing import CARRY_COOKIE
-from proxy.http.hosts import split_host
 from proxy.http.headers import OriginRewriter
+from proxy.http.hosts import split_host
 from proxy.http.route_table import PathEscapes, UpstreamRoute
 from proxy.http.target import BadTarget, origin_form, split_target
 from proxy.runtime import Runtime, compile_runtime
