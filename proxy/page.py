@@ -113,8 +113,10 @@ def plan_page(rt: Runtime, edge: Edge, request: web.BaseRequest, up, out_headers
         else ()
     rewrite: LinkRewrite | None = None
     if rt.config.proxy.rewrite_links:
-        rewrite = (rt.link_origins[0], public_origin.encode(), rt.route_links) \
-            if rt.route_links else (rt.link_origins[0], public_origin.encode())
+        rewrite = (rt.link_origins[0], public_origin.encode())
+        if rt.route_links:      # a route's own page also moves its path-absolute links
+            route = rt.routes.match(path)
+            rewrite += (route.page_links if route is not None else rt.route_links,)
     if not pixels and rewrite is None and not wants_body and not (
             up.status == 200 and edge.feed_wants(public_origin + path)):
         return passthrough(request, up.status, out_headers)

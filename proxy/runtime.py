@@ -96,8 +96,7 @@ def compile_runtime(config: Config, secret: bytes) -> Runtime:
         timeout=p.timeout,
         allowed=AllowedPaths(p.allow_paths) if p.allow_paths else None,
         routes=routes,
-        route_links=tuple((o.encode() + lr.path.encode(), lr.prefix.encode())
-                          for lr in routes.links for o in lr.origins[:1]),
+        route_links=routes.page_links,
     )
 
 

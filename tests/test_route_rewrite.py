@@ -195,3 +195,53 @@ def test_templates_are_kept_apart_per_rewriting() -> None:
         for doc in docs.values():
             assert b'href="' + PUB + b'/jobs"' in doc
     assert cache.hits == 3           # the third round, each from its own template
+
+
+# --- a route's own pages: path-absolute references move under its prefix ------------
+
+MOUNTED = ROUTES + ((b"/embed/", b"/apply/"),)
+
+
+@pytest.mark.parametrize("before,after", [
+    (b'<form action="/embed/job_app?for=acme&amp;token=1">',
+     b'<form action="/apply/job_app?for=acme&amp;token=1">'),
+    (b"<a href='/embed/job_app/confirmation'>", b"<a href='/apply/job_app/confirmation'>"),
+    (b"<form action=/embed/x method=post>", b"<form action=/apply/x method=post>"),
+    (b"background: url(/embed/a.png)", b"background: url(/apply/a.png)"),
+    (b'<a href="https://gh.example/embed/x">', b'<a href="' + PUB + b'/apply/x">'),
+    # left alone: other paths, text, protocol-relative, case, a longer name
+    (b'<a href="/assets/a.js">', b'<a href="/assets/a.js">'),
+    (b"<p>see /embed/ for details</p>", b"<p>see /embed/ for details</p>"),
+    (b'<img src="//embed/x.png">', b'<img src="//embed/x.png">'),
+    (b'<a href="/Embed/x">', b'<a href="/Embed/x">'),
+    (b'<a href="/embedded/x">', b'<a href="/embedded/x">'),
+    (b'<a href="/x/embed/y">', b'<a href="/x/embed/y">'),
+])
+def test_a_routes_own_page(before: bytes, after: bytes) -> None:
+    assert rewrite(before, routes=MOUNTED) == after
+
+
+def test_a_route_to_the_upstreams_root_keeps_protocol_relative_links() -> None:
+    mounted = ((b"http://127.0.0.1:9000/", b"/api/"), (b"/", b"/api/"))
+    doc = b'<a href="/items/1"><img src="//cdn.example/a.png"><a href="http://127.0.0.1:9000/x">'
+    assert rewrite(doc, routes=mounted) == (
+        b'<a href="/api/items/1"><img src="//cdn.example/a.png">'
+        b'<a href="' + PUB + b'/api/x">')
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(st.tuples(st.sampled_from([b'"', b"'", b"("]),
+                                st.sampled_from([b"/embed/a", b"/embed/", b"/other/b"]),
+                                FILLER), max_size=10),
+       cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=8))
+def test_mounted_pages_any_chunking(parts, cuts) -> None:
+    doc = b"".join(q + p + b" " + f for q, p, f in parts)
+    want = b"".join(q + p.replace(b"/embed/", b"/apply/") + b" " + f for q, p, f in parts)
+    assert rewrite(doc, cuts, routes=MOUNTED) == want
+
+
+def test_the_runtime_gives_each_routes_pages_its_mount() -> None:
+    apply = TABLE.match("/apply/x")
+    assert apply.page_links == TABLE.page_links + ((b"/embed/", b"/apply/"),)
+    assert (b"https://gh.example/embed/", b"/apply/") in TABLE.page_links
+    assert all(not url.startswith(b"/") for url, _ in TABLE.page_links)

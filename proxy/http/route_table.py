@@ -68,6 +68,7 @@ class UpstreamRoute:
     path: str                   # the upstream path that replaces the prefix, "/embed/"
     origins: tuple[str, ...]    # the origin's spellings in absolute URLs
     rewriter: OriginRewriter    # headers of this upstream's responses
+    page_links: PageLinks       # links in this upstream's pages: every route, and its mount
 
     def target(self, public_target: str) -> str:
         """The upstream target for a public target under this prefix."""
@@ -75,6 +76,9 @@ class UpstreamRoute:
 
     def url(self, public_target: str) -> str:
         return self.origin + self.target(public_target)
+
+
+PageLinks = tuple[tuple[bytes, bytes], ...]     # see transform.links.RouteLinks
 
 
 class RouteTable:
@@ -93,9 +97,14 @@ class RouteTable:
         self.links: tuple[LinkRoute, ...] = tuple(sorted(
             links, key=lambda lr: len(lr.path), reverse=True))
         self.main_rewriter = OriginRewriter(main_host, main_origins, self.links)
+        # For the page link rewriter: one spelling of each origin is enough (it knows
+        # the others), and a route's own pages add its mount (a bare path).
+        self.page_links: PageLinks = tuple(
+            (lr.origins[0].encode() + lr.path.encode(), lr.prefix.encode()) for lr in self.links)
         self._routes = tuple(sorted(
             (UpstreamRoute(r.prefix, r.upstream, origin, host, path, origins,
-                           OriginRewriter(host, origins, self.links, mount=(path, r.prefix)))
+                           OriginRewriter(host, origins, self.links, mount=(path, r.prefix)),
+                           self.page_links + ((path.encode(), r.prefix.encode()),))
              for r, origin, host, origins, path in parsed),
             key=lambda u: len(u.prefix), reverse=True))
         self._bare = {u.prefix[:-1]: u.prefix for u in self._routes}

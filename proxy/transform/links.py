@@ -130,14 +130,19 @@ def rewrite(spec: _Spec, data: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class _RouteSpec:
-    needle: bytes                       # the lowercased host: absent, nothing to do
+    needle: bytes                       # absent, nothing to do
     pattern: re.Pattern[bytes]
     public: bytes
     hold: int
+    exact: bool = False                 # the needle is a case-sensitive path, not a host
 
 
 @lru_cache(maxsize=64)
 def _route_spec(upstream_url: bytes, public_origin: bytes, prefix: bytes) -> _RouteSpec:
+    if upstream_url.startswith(b"/"):   # a mount: path-absolute references in its pages
+        return _RouteSpec(upstream_url, re.compile(
+            rb"(?<=[\"'=(])" + re.escape(upstream_url) + rb"(?!/)"), prefix,
+            hold=len(upstream_url) + 2, exact=True)
     u = urlsplit(upstream_url.decode("ascii"))
     _, host, port = _origin_parts(f"{u.scheme}://{u.netloc}".encode())
     scheme, pub_host, pub_port = _origin_parts(public_origin)
@@ -157,6 +162,11 @@ def _route_spec(upstream_url: bytes, public_origin: bytes, prefix: bytes) -> _Ro
 def _rewrite_routes(specs: tuple[_RouteSpec, ...], data: bytes) -> bytes:
     low: bytes | None = None
     for spec in specs:
+        if spec.exact:
+            if spec.needle in data:
+                data = spec.pattern.sub(spec.public, data)
+                low = None
+            continue
         if low is None:
             low = data.lower()
         if spec.needle in low:

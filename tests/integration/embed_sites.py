@@ -62,11 +62,12 @@ def ats_embed(origin: str, seen: list[Seen], slow: asyncio.Event | None = None
         html = (f"<!doctype html><html><head><title>Job Application for {TITLE}</title>"
                 f"</head><body><div id=\"app_body\"><h1 class=\"app-title\">{TITLE}</h1>"
                 f"<form id=\"application_form\" method=\"post\" enctype=\"multipart/form-data\""
-                f" action=\"{origin}/embed/job_app?{where(request)}\">"
+                f" action=\"/embed/job_app?{where(request)}\">"
                 "<input name=\"job_application[first_name]\">"
                 "<input name=\"job_application[email]\" type=\"email\">"
                 "<input name=\"job_application[resume]\" type=\"file\">"
                 "<button id=\"submit_app\">Submit Application</button></form></div>"
+                f"<a href=\"{origin}/embed/job_board?for={BOARD}\">All jobs</a>"
                 "</body></html>")
         resp = web.Response(text=html, content_type="text/html")
         resp.headers.add("Set-Cookie", "_ats_session=s1; Domain=127.0.0.1; Path=/; HttpOnly")

@@ -150,8 +150,10 @@ async def test_an_embedded_application_goes_through_the_proxy_and_counts_once(e)
         assert got.host == e.ats.removeprefix("http://")
         assert any(ck.startswith("_ats_session=s1;") and "Path=/apply/" in ck
                    and "Domain=127.0.0.1" in ck for ck in cookies), cookies
+        # its path-absolute action moved under /apply/, its absolute links too
         action = form_action(form_page)
-        assert action == f"{e.proxy}/apply/job_app?for={BOARD}&token={JOB}"
+        assert action == f"/apply/job_app?for={BOARD}&token={JOB}"
+        assert f'href="{e.proxy}/apply/job_board?for={BOARD}"' in form_page
 
         # 3. the submit, posted under /apply/: reaches the ATS byte-exact, the redirect
         #    and the cookie come back under /apply/
