@@ -106,6 +106,14 @@ def ats_embed(origin: str, seen: list[Seen], slow: asyncio.Event | None = None
         await resp.write_eof()
         return resp
 
+    async def ws(request: web.Request) -> web.WebSocketResponse:
+        seen.append(Seen(request.method, request.raw_path, request.host))
+        sock = web.WebSocketResponse()
+        await sock.prepare(request)
+        async for msg in sock:
+            await sock.send_str(f"ats heard {msg.data}")
+        return sock
+
     async def other(request: web.Request) -> web.Response:
         seen.append(Seen(request.method, request.raw_path, request.host))
         return web.Response(text="ats: " + request.raw_path)
@@ -115,5 +123,6 @@ def ats_embed(origin: str, seen: list[Seen], slow: asyncio.Event | None = None
     app.router.add_post("/embed/job_app", submit)
     app.router.add_get("/embed/job_app/confirmation", confirmation)
     app.router.add_get("/embed/slow", slow_page)
+    app.router.add_get("/embed/ws", ws)
     app.router.add_route("*", "/{tail:.*}", other)
     return app

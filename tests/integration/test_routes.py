@@ -212,6 +212,15 @@ async def test_a_gzip_page_has_its_iframe_rewritten_and_stays_gzip(e) -> None:
     assert e.ats not in page
 
 
+async def test_a_websocket_under_the_prefix_reaches_the_routes_upstream(e) -> None:
+    async with aiohttp.ClientSession(e.proxy) as c:
+        async with c.ws_connect("/apply/ws?room=1") as ws:
+            await ws.send_str("hello")
+            assert (await ws.receive_str()) == "ats heard hello"
+    assert (e.ats_seen[-1].raw_path, e.ats_seen[-1].host) == (
+        "/embed/ws?room=1", e.ats.removeprefix("http://"))
+
+
 async def test_paths_that_would_leave_the_route_never_reach_an_upstream(e) -> None:
     host = e.proxy.removeprefix("http://")
     for path in ("/apply/../admin", "/apply/%2e%2e/admin", "/apply/..%2fadmin",
