@@ -15,7 +15,7 @@ path, so it is forwarded as sent.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -59,6 +59,9 @@ def escapes(rest: str) -> bool:
     return True                 # still encoded after that many rounds: not forwarded
 
 
+PageLinks = tuple[tuple[bytes, bytes], ...]     # see transform.links.RouteLinks
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamRoute:
     prefix: str                 # public, "/apply/"
@@ -76,9 +79,6 @@ class UpstreamRoute:
 
     def url(self, public_target: str) -> str:
         return self.origin + self.target(public_target)
-
-
-PageLinks = tuple[tuple[bytes, bytes], ...]     # see transform.links.RouteLinks
 
 
 class RouteTable:
@@ -112,7 +112,7 @@ class RouteTable:
     def __bool__(self) -> bool:
         return bool(self._routes)
 
-    def __iter__(self):         # longest prefix first
+    def __iter__(self) -> Iterator[UpstreamRoute]:     # longest prefix first
         return iter(self._routes)
 
     @property
