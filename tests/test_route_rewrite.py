@@ -137,6 +137,9 @@ def test_a_routes_redirect_and_cookies_from_its_own_response() -> None:
 def test_a_path_absolute_location_moves_only_for_the_route_that_answered() -> None:
     raw = [(b"Location", b"/embed/thanks")]
     assert headers_from("/apply/x", raw)[0] == ("Location", "/apply/thanks")
+    refresh = [(b"Refresh", b"5; URL='/embed/next'"), (b"Refresh", b"0;url=/other/embed/x")]
+    assert [v for k, v in headers_from("/apply/x", refresh) if k == "Refresh"] == [
+        "5; URL='/apply/next'", "0;url=/other/embed/x"]
     # From the main upstream, /embed/thanks is the main site's own path.
     assert headers_from(None, raw)[0] == ("Location", "/embed/thanks")
     api = headers_from("/api/x", [(b"Location", b"/v1/next"), (b"Location", b"/v2/next")])

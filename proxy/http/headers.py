@@ -155,9 +155,10 @@ class LinkRoute:
 class OriginRewriter:
     """Rewrites references to an upstream's origin into the public one in headers.
 
-    `routes` are the `[[routes]]` upstreams: an absolute URL under one of them becomes the public
-    origin plus its prefix. `mount` is set for a route's own responses: (upstream path,
-    public prefix), so a path-absolute Location and a cookie's Path move under the prefix.
+    `routes` are the `[[routes]]` upstreams: an absolute URL under one of them becomes
+    the public origin plus its prefix. `mount` is set for a route's own responses:
+    (upstream path, public prefix), so a path-absolute Location (or Refresh URL) and a
+    cookie's Path move under the prefix.
     """
 
     def __init__(self, upstream_host: str, upstream_origins: Sequence[str],
@@ -175,13 +176,19 @@ class OriginRewriter:
         else:
             self._url = re.compile(rf"(?i)(?:{alts})(?=[/?#;,\s]|$)")
         self._mount = mount
+        if mount is not None:
+            self._refresh = re.compile(r"(?i)^(\s*\d*\s*;\s*url\s*=\s*['\"]?)"
+                                       + re.escape(mount[0]))
         self._domain = re.compile(r"(?i)(;\s*domain\s*=\s*)\.?([^;]*)")
         self._path = re.compile(r"(?i)(;\s*path\s*=\s*)([^;]*)")
 
     def url(self, value: str, public_origin: str) -> str:
         mount = self._mount
-        if mount is not None and value.startswith(mount[0]):
-            return mount[1] + value[len(mount[0]):]     # path-absolute, from this upstream
+        if mount is not None:               # path-absolute, from this upstream
+            if value.startswith(mount[0]):
+                return mount[1] + value[len(mount[0]):]
+            if mount[0] in value:           # Refresh: "5; url=/embed/next"
+                value = self._refresh.sub(lambda m: m.group(1) + mount[1], value)
         if not self._prefixes:
             return self._url.sub(public_origin, value)
         prefixes = self._prefixes
