@@ -133,10 +133,12 @@ def edge_runner(app: web.Application, **kwargs: Any) -> EdgeRunner:
                       **kwargs)
 
 
-def admin_runner(app: web.Application, **kwargs: Any) -> web.ServerRunner:
+def admin_runner(app: web.Application, *, access_log: logging.Logger | None = None,
+                 **kwargs: Any) -> web.ServerRunner:
     """The runner of the admin listener for `build_app`'s application. It shares the
-    application's parts, so start it after the application's runner and stop it first."""
-    return web.ServerRunner(web.Server(admin_handler(app[EDGE]),
+    application's parts, so start it after the application's runner and stop it first.
+    `access_log` goes to the server: a `ServerRunner` ignores it."""
+    return web.ServerRunner(web.Server(admin_handler(app[EDGE]), access_log=access_log,
                                        max_field_size=HANDLER_ARGS["max_field_size"]),
                             **kwargs)
 

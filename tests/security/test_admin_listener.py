@@ -69,3 +69,14 @@ async def test_the_admin_listener_can_be_turned_off(tmp_path: Path) -> None:
     async with edge(tmp_path, args=("--admin-listen", "off")) as e:
         assert "admin off" in e.proxy.stderr()
         assert status_of(await e.get("/_edge/metrics", "Host: 127.0.0.1")) == 404
+
+
+async def test_scrapes_write_no_aiohttp_access_lines(tmp_path: Path) -> None:
+    """The admin listener logs like the public one: a scrape every few seconds must not
+    add aiohttp's own access line to the process's log."""
+    async with edge(tmp_path) as e:
+        for path in OPERATOR_PATHS + ("/_edge/healthz",):
+            assert status_of(await e.get(path, "Host: 127.0.0.1", admin=True)) == 200
+        assert status_of(await e.get("/jobs", f"Host: {PUBLIC}")) == 200
+        await e.access_log(lambda r: r.get("path") == "/jobs")
+        assert "aiohttp.access" not in e.proxy.stderr() + e.proxy.stdout()
