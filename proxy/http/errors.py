@@ -38,6 +38,8 @@ def error_response(status: int, detail: str, accept: str | None = None,
         "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:4em auto;"
         "padding:0 1em;color:#333}</style></head><body>"
         f"<h1>{html.escape(title)}</h1><p>{html.escape(detail)}</p>"
-        "<p>Please try again in a moment.</p></body></html>"
+        # a retry helps when the site is down or slow, never when the request is wrong
+        + ("<p>Please try again in a moment.</p>" if status >= 500 else "")
+        + "</body></html>"
     )
     return web.Response(status=status, text=page, content_type="text/html", headers=hdrs)

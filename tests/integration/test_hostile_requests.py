@@ -12,7 +12,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.harness import raw_exchange, stack
+from tests.integration.harness import free_port, raw_exchange, stack
 from tests.integration.upstreams import echo_app
 
 # Bytes a request-target may legally hold (RFC 3986 pchar + "/" + "?" + "%").
@@ -71,3 +71,18 @@ async def test_hostile_headers_and_queries_never_break_the_proxy(tmp_path_factor
     assert b"x-injected" not in head
     assert b"set-cookie: x=1" not in head
     assert raw.count(b"HTTP/1.") == 1 or code == 400
+
+
+async def test_error_pages_ask_for_a_retry_only_when_one_can_help(tmp_path_factory) -> None:
+    """A refused request stays refused however often it is sent; a careers site that
+    does not answer may answer in a moment."""
+    async with stack(echo_app(), tmp=tmp_path_factory.mktemp("a")) as s:
+        raw = await raw_exchange(s.proxy_url, b"GET http://elsewhere.test/echo HTTP/1.1\r\n"
+                                 b"Host: careers.test\r\nConnection: close\r\n\r\n")
+        assert status_of(raw) == 400 and b"<h1>Bad request</h1>" in raw, raw[:300]
+        assert b"try again" not in raw
+    async with stack(echo_app(), tmp=tmp_path_factory.mktemp("b"),
+                     upstream_url=f"http://127.0.0.1:{free_port()}") as s:
+        raw = await raw_exchange(s.proxy_url, b"GET /echo HTTP/1.1\r\nHost: careers.test\r\n"
+                                 b"Accept: text/html\r\nConnection: close\r\n\r\n")
+        assert status_of(raw) == 502 and b"Please try again in a moment." in raw, raw[:300]
