@@ -181,6 +181,11 @@ def test_toml_syntax_error_has_its_line() -> None:
     assert err.line == 3 and "TOML syntax" in err.message
 
 
+def test_toml_syntax_error_at_the_end_of_the_file_is_on_its_last_line() -> None:
+    err = one_error('[proxy]\nupstream = "https://a.example"\nallow_paths = [\n')
+    assert err.line == 3 and err.message == "TOML syntax: Invalid value", err
+
+
 def test_duplicate_toml_key_and_table_are_syntax_errors() -> None:
     err = one_error('[proxy]\nupstream = "https://a.example"\nupstream = "https://b.example"\n')
     assert err.line == 3

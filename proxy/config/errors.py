@@ -20,6 +20,7 @@ _KEY_LINE = re.compile(
     r'(?:\s*\.\s*(?:"(?:[^"\\]|\\.)*"|\'[^\']*\'|[A-Za-z0-9_-]+))*)\s*=(.*)$')
 _INLINE_KEY = re.compile(r'[{,]\s*("[^"]*"|\'[^\']*\'|[A-Za-z0-9_-]+)\s*=')
 _TOML_POS = re.compile(r"\s*\(at line (\d+), column \d+\)\s*$")
+_TOML_END = " (at end of document)"
 
 
 def format_key(path: Iterable[str | int]) -> str:
@@ -66,13 +67,16 @@ def format_errors(errors: Sequence[ConfigError]) -> str:
     return "\n".join(lines)
 
 
-def toml_syntax_error(file: str, exc: Exception) -> ConfigError:
-    """A tomllib.TOMLDecodeError as one ConfigError with its line."""
+def toml_syntax_error(file: str, exc: Exception, text: str = "") -> ConfigError:
+    """A tomllib.TOMLDecodeError as one ConfigError with its line (an error at the end
+    of the document, such as an unclosed array, is on the file's last line)."""
     msg = str(exc)
     m = _TOML_POS.search(msg)
     line = int(m.group(1)) if m else None
     if m:
         msg = msg[: m.start()]
+    elif msg.endswith(_TOML_END):
+        msg, line = msg[: -len(_TOML_END)], max(1, len(text.splitlines()))
     return ConfigError(file, line, "", f"TOML syntax: {msg}")
 
 

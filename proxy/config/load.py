@@ -85,7 +85,7 @@ def load_config_text(text: str, source_name: str = "<rules>",
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigErrors([toml_syntax_error(source_name, e)]) from None
+        raise ConfigErrors([toml_syntax_error(source_name, e, text)]) from None
     ctx = Ctx(source_name, LineIndex(text), os.environ if env is None else env)
     config = _build(ctx, raw, overrides or Overrides(), allow_missing_upstream)
     if warnings is not None:
