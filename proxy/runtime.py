@@ -18,7 +18,7 @@ from proxy.detect.patterns import GlobPattern, PathPattern
 from proxy.detect.rules import RuleSet
 from proxy.http.headers import ClientView, OriginRewriter, TrustedProxies, client_view
 from proxy.http.hosts import HostPolicy
-from proxy.http.route_table import RouteTable, upstream_origins
+from proxy.http.route_table import RouteTable, escapes, upstream_origins
 from proxy.pixels import PixelSet
 
 
@@ -102,7 +102,9 @@ def compile_runtime(config: Config, secret: bytes) -> Runtime:
 
 class AllowedPaths:
     """`[proxy] allow_paths`: the upstream paths this site serves (a shared ATS host
-    also serves other companies' boards, which must not appear on our domain)."""
+    also serves other companies' boards, which must not appear on our domain). A path
+    with a `.` or `..` segment, however encoded, is none of them: the upstream would
+    resolve `/acme/../rival` to another company's board."""
 
     _CACHE = 4096
 
@@ -113,7 +115,7 @@ class AllowedPaths:
     def __contains__(self, path: str) -> bool:
         hit = self._seen.get(path)
         if hit is None:
-            hit = any(p.match(path) is not None for p in self._patterns)
+            hit = not escapes(path) and any(p.match(path) is not None for p in self._patterns)
             if len(path) <= 256:        # visitors choose paths: keep the cache small
                 if len(self._seen) >= self._CACHE:
                     self._seen.clear()

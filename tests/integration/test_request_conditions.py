@@ -13,7 +13,7 @@ from aiohttp import web
 
 from proxy.config.load import load_config_text
 from proxy.explain import explain
-from tests.integration.harness import stack
+from tests.integration.harness import raw_exchange, stack
 
 RULES_ALLOW = 'allow_paths = ["/acme", "/acme/**", "/embed/job_app"]'
 
@@ -46,6 +46,23 @@ async def test_only_allowed_paths_reach_the_upstream(tmp_path) -> None:
             async with http.get("/_edge/healthz") as r:
                 assert r.status == 200
         assert seen == ["/acme", "/acme/jobs/4012345", "/embed/job_app?for=acme&token=1"]
+
+
+async def test_dot_segments_cannot_climb_out_of_allowed_paths(tmp_path) -> None:
+    """The upstream resolves `/acme/../rival` to the rival's board: however the dots
+    are spelled, such a path is answered 404 and never forwarded."""
+    app, seen = shared_board()
+    async with stack(app, tmp=tmp_path, proxy_extra=RULES_ALLOW) as st:
+        for path in ("/acme/../rival/jobs/1", "/acme/%2e%2e/rival", "/acme/%2E%2e/rival",
+                     "/acme/.%2e/rival", "/acme/..;x/rival", "/acme/jobs/../../rival",
+                     "/acme/..%2frival", "/acme/%252e%252e/rival", "/acme/./jobs/1"):
+            raw = await raw_exchange(st.proxy_url, f"GET {path} HTTP/1.1\r\nHost: careers.test"
+                                     "\r\nConnection: close\r\n\r\n".encode())
+            assert raw.startswith(b"HTTP/1.1 404 "), (path, raw[:200])
+        raw = await raw_exchange(st.proxy_url, b"GET /acme/jobs/1...x HTTP/1.1\r\n"
+                                 b"Host: careers.test\r\nConnection: close\r\n\r\n")
+        assert raw.startswith(b"HTTP/1.1 200 "), raw[:200]
+    assert seen == ["/acme/jobs/1...x"]
 
 
 def test_explain_says_a_path_outside_allow_paths_is_not_forwarded() -> None:
