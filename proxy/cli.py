@@ -57,9 +57,16 @@ def cmd_explain(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 1
-    body = Path(args.body).read_bytes() if args.body else None
-    json_body = Path(args.json).read_bytes() if args.json else None
-    request_json = Path(args.request_json).read_bytes() if args.request_json else None
+    files: dict[str, bytes | None] = {}
+    for flag, name in (("--body", args.body), ("--json", args.json),
+                       ("--request-json", args.request_json)):
+        try:
+            files[flag] = Path(name).read_bytes() if name else None
+        except OSError as e:
+            print(f"careers-edge explain: cannot read {flag} {name}: {e.strerror or e}",
+                  file=sys.stderr)
+            return 1
+    body, json_body, request_json = files["--body"], files["--json"], files["--request-json"]
     print(explain(config, args.method, args.url, status=args.status, location=args.location,
                   body=body, form=dict(args.form or []), cookie=args.cookie,
                   json_body=json_body, request_json=request_json))
