@@ -45,6 +45,7 @@ from proxy.config.schema import (
     Table,
     at_least,
     cidr,
+    describe,
     http_url,
     listen_address,
     positive,
@@ -229,6 +230,7 @@ def _proxy(ctx: Ctx, raw: Any, over: Overrides, allow_missing_upstream: bool
         "prefix": t.get("prefix", str, _P.prefix, check=_prefix),
         "state": t.get("state", str, _P.state, check=_state),
         "secret": t.get("secret", str, None, unset_ok=True, check=_nonempty),
+        "previous_secrets": _previous_secrets(t),
         "timeout": t.get("timeout", float, _P.timeout, check=positive),
         "connect_timeout": t.get("connect_timeout", float, _P.connect_timeout,
                               check=positive),
@@ -253,6 +255,28 @@ def _proxy(ctx: Ctx, raw: Any, over: Overrides, allow_missing_upstream: bool
     if upstream is None:
         return None
     return ProxySection(**section, **values, upstream=upstream)  # type: ignore[arg-type]
+
+
+def _previous_secrets(t: Table) -> tuple[str, ...]:
+    """Old cookie keys; one whose `${VAR}` is unset is left out (a warning), as `secret`
+    counts as absent: a retired key's variable may well be gone."""
+    key, raw = ("proxy", "previous_secrets"), t.raw.get("previous_secrets", [])
+    if not isinstance(raw, list):
+        t.ctx.error(key, f"expected a list of strings, got {describe(raw)}")
+        return ()
+    out: list[str] = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, str):
+            t.ctx.error(key + (i,), f"expected a string, got {describe(item)}")
+            continue
+        text = t.ctx.text(key + (i,), item, unset_ok=True)
+        if text is not None:
+            problem = _nonempty(text)
+            if problem:
+                t.ctx.error(key + (i,), problem)
+            else:
+                out.append(text)
+    return tuple(out)
 
 
 def _attribution(ctx: Ctx, raw: Any) -> AttributionSection:

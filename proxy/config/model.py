@@ -36,6 +36,7 @@ class ProxySection:
     prefix: str = DEFAULT_PREFIX
     state: str = DEFAULT_STATE
     secret: str | None = None
+    previous_secrets: tuple[str, ...] = ()   # still verify cookies they signed
     workers: int = 1
     timeout: float = 30.0
     connect_timeout: float = 10.0

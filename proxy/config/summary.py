@@ -167,7 +167,9 @@ def summary(config: Config, warnings: Sequence[ConfigError] = ()) -> str:
             "  (bearer token)" if config.admin.token and config.admin.listen else "")),
         ("prefix", p.prefix),
         ("state", _state(p.state)),
-        ("cookie key", "set" if p.secret else "generated once, kept in the state"),
+        ("cookie key", ("set" if p.secret else "generated once, kept in the state")
+         + (f"; {len(p.previous_secrets)} previous still verified"
+            if p.previous_secrets else "")),
         ("click ids", (f"{', '.join(a.params)}  ({'stripped' if a.strip else 'kept'} "
                        f"upstream; cookies {a.cookie_days} days)")),
         ("consent", consent),

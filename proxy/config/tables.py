@@ -71,6 +71,8 @@ PROXY = Section("proxy", "[proxy]", "Where the proxy listens, what it fronts, an
         "sqlite:///var/lib/careers-edge/state.db"),
     Key("secret", STRING, "HMAC key for signed cookies (the same on every host)",
         "${CAREERS_EDGE_SECRET}", default=Described("generated once and kept in the state")),
+    Key("previous_secrets", STRINGS, "earlier cookie keys: cookies they signed still verify "
+        "(and are re-signed with secret)", ["${CAREERS_EDGE_OLD_SECRET}"]),
     Key("workers", INTEGER, "worker processes on one port; `--workers` / CAREERS_EDGE_WORKERS",
         2, minimum=1, maximum=256),
     Key("timeout", NUMBER, "seconds to wait for the upstream's response headers, then 504",
