@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from proxy.attribution.visit import Visit
     from proxy.endpoints.router import PublicEndpoints, Routes
     from proxy.http.upstreams import Upstreams
+    from proxy.page import PageTransform
     from proxy.runtime import Runtime
 
 log = logging.getLogger("careers_edge")
@@ -121,6 +122,16 @@ class Edge:
                 "ua": request.headers.get("User-Agent", "")[:256],
             })
         return resp
+
+    def count_injection(self, transform: PageTransform | None, failed: str | None = None) -> None:
+        """Count a page that was to receive pixels: injected, or skipped and why
+        (`failed`: what ended the transform early, if anything did)."""
+        if transform is None or not transform.has_snippets:
+            return
+        if transform.injected:
+            self.metrics.injections.inc()
+        else:
+            self.metrics.injections_skipped.labels(failed or "charset").inc()
 
     def count_visit(self, visit: Visit) -> None:
         m = self.metrics

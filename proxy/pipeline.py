@@ -229,9 +229,11 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
             # Undecodable: the page goes out as the upstream sent it, untouched.
             log.warning("page not transformed %s %s: %s", request.method, path, exc)
             edge.metrics.upstream_errors.labels("body").inc()
+            edge.count_injection(transform, "undecodable")
             page, transform, document = passthrough(request, up.status, out_headers), None, raw
         else:
             document = first + transform.finish(await late_events())
+            edge.count_injection(transform)
             edge.observe_page(page_url, up.status, transform)
 
     resp = ProxyResponse(status=up.status, reason=up.reason.decode("latin-1") or None,
@@ -271,14 +273,18 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
             # for a whole one.
             log.warning("upstream body cut %s %s: %s", request.method, path, exc)
             edge.metrics.upstream_errors.labels("body").inc()
+            edge.count_injection(transform, "undecodable" if isinstance(exc, CodecError)
+                                 else "cut")
             if request.transport is not None:
                 request.transport.abort()
             return edge.finish(request, resp, started, client.ip)
         except ConnectionResetError:
+            edge.count_injection(transform, "cut")
             return edge.finish(request, resp, started, client.ip)    # the visitor went away
         tail_events = await late_events()
         if transform is not None:
             held.append(transform.finish(tail_events))
+            edge.count_injection(transform)
             edge.observe_page(page_url, up.status, transform)
     last = held[0] if len(held) == 1 else b"".join(held)
     # The document's last bytes go out with the chunked terminator: one send, not two.
