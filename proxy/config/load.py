@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from proxy.config import routes_section, rules_section, sections, tables
 from proxy.config.env import Overrides
 from proxy.config.errors import ConfigError, ConfigErrors, LineIndex, toml_syntax_error
+from proxy.config.log_section import log_section
 from proxy.config.model import (
     AdminSection,
     ApiSection,
@@ -166,11 +167,12 @@ def _build(ctx: Ctx, raw: dict[str, Any], over: Overrides,
                   "operators and visitors need two ports")
     routes = routes_section.routes(ctx, raw.get("routes", []),
                                    proxy.prefix if proxy is not None else _P.prefix)
+    log = log_section(ctx, raw.get("log", {}), proxy.access_log if proxy else None)
     _report_unset(ctx)
     if ctx.errors or proxy is None or not top.ok:
         return None
     return Config(proxy, attribution, consent, pixels, rules, sinks, api, redirect, feed,
-                  admin, routes=routes)
+                  admin, routes=routes, log=log)
 
 
 def _nonempty(v: str) -> str | None:
@@ -238,7 +240,7 @@ def _proxy(ctx: Ctx, raw: Any, over: Overrides, allow_missing_upstream: bool
                               check=at_least(1)),
         "trusted_proxies": t.strings("trusted_proxies", check=cidr),
         "rewrite_links": t.get("rewrite_links", bool, True),
-        "access_log": t.get("access_log", bool, True),
+        "access_log": t.get("access_log", bool, None),
         "allow_paths": t.strings("allow_paths", check=rules_section.pattern_problem),
         "hosts": (hosts := t.strings("hosts", check=host_entry_problem)),
     }

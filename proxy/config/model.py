@@ -43,7 +43,7 @@ class ProxySection:
     max_connections: int = 256
     trusted_proxies: tuple[str, ...] = ()
     rewrite_links: bool = True
-    access_log: bool = True
+    access_log: bool | None = None       # deprecated: [log] access; None when not given
     allow_paths: tuple[str, ...] = ()    # empty: every path is proxied
     hosts: tuple[str, ...] = ()          # empty: public_url's host, else any (development)
 
@@ -210,6 +210,15 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True)
+class LogSection:
+    access: Literal["json", "combined", "off"] = "json"
+    format: Literal["text", "json"] = "text"     # app log lines
+    level: str = "info"                          # lower case; --log-level and env win
+    redact: bool = True
+    health: bool = False                         # log healthz/readyz/metrics requests
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     proxy: ProxySection
     attribution: AttributionSection = AttributionSection()
@@ -221,5 +230,6 @@ class Config:
     redirect: RedirectSection = RedirectSection()
     feed: FeedSection = FeedSection()
     admin: AdminSection = AdminSection()
+    log: LogSection = LogSection()
     source: Path | None = None
     routes: tuple[Route, ...] = ()
