@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Final
-from urllib.parse import unquote_plus
+from urllib.parse import unquote, unquote_plus
 
 REDACTED: Final = "[redacted]"
 # Names whose values are credentials, wherever they appear in a name.
@@ -30,7 +30,7 @@ _ABSOLUTE: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)(.*)$", re
 
 
 def has_email(text: str) -> bool:
-    return ("@" in text or "%40" in text) and _EMAIL.search(unquote_plus(text)) is not None
+    return ("@" in text or "%40" in text) and _EMAIL.search(unquote(text)) is not None
 
 
 class Redactor:
@@ -83,8 +83,8 @@ class Redactor:
             return message
         if "@" in message or "%40" in message:
             message = _EMAIL.sub(REDACTED, message)
-        message = self._pair.sub(lambda m: m.group(1) + REDACTED, message)
-        return _AUTH_SCHEME.sub(lambda m: m.group(1) + " " + REDACTED, message)
+        message = _AUTH_SCHEME.sub(lambda m: m.group(1) + " " + REDACTED, message)
+        return self._pair.sub(lambda m: m.group(1) + REDACTED, message)
 
 
 NO_REDACTION: Final = Redactor(enabled=False)
