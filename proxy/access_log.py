@@ -112,11 +112,11 @@ class AccessLog:
         return orjson.dumps({
             "time": iso_time(t), "request_id": rid, "client": client, "method": method,
             "uri": redactor.url(target[:MAX_FIELD]), "protocol": version, "status": status,
-            "bytes": size, "duration_ms": round(seconds * 1000, 2),
-            "upstream_ms": None if upstream is None else round(upstream * 1000, 2),
+            "bytes": size, "duration_ms": int(seconds * 100_000 + 0.5) / 100,
+            "upstream_ms": None if upstream is None else int(upstream * 100_000 + 0.5) / 100,
             "referer": redactor.url(ref[:MAX_FIELD]) if ref else None,
             "user_agent": self._agent(ua, redactor),
-        }) + b"\n"
+        }, option=orjson.OPT_APPEND_NEWLINE)
 
     def _combined(self, r: Record, redactor: Redactor) -> bytes:
         t, _, method, target, version, status, size, _, _, client, ua, ref = r

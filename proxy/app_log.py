@@ -57,9 +57,15 @@ def resolve_level(flag: str | None, env: Mapping[str, str], file_level: str = "i
     return parse_level(file_level, "[log] level")
 
 
+_last_second: list = [-1, ""]      # the last second formatted: most lines share it
+
+
 def iso_time(t: float) -> str:
     """ISO 8601 in UTC with milliseconds: 2026-12-03T08:24:38.123Z."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+    second = int(t)
+    if second != _last_second[0]:
+        _last_second[:] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_last_second[1]}.{int((t - second) * 1000):03d}Z"
 
 
 def _one_line(text: str) -> str:
