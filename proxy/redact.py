@@ -68,7 +68,10 @@ class Redactor:
             path = "/".join(REDACTED if has_email(seg) else seg for seg in path.split("/"))
         if q:
             query = "&".join(self._pair_value(pair) for pair in query.split("&"))
-        return prefix + path + q + query
+        rest = path + q + query
+        if "@" in rest or "%40" in rest:     # one written raw across `/` or `&`
+            rest = _EMAIL.sub(REDACTED, rest)
+        return prefix + rest
 
     def _pair_value(self, pair: str) -> str:
         name, eq, value = pair.partition("=")
