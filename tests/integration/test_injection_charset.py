@@ -50,11 +50,6 @@ async def fetch(s, path: str) -> bytes:
         return gzip.decompress(body) if r.headers.get("Content-Encoding") == "gzip" else body
 
 
-async def metrics(s) -> str:
-    async with s.session() as c, c.get("/_edge/metrics") as r:
-        return await r.text()
-
-
 async def test_utf16_pages_get_the_pixel_before_the_real_head_end(tmp_path) -> None:
     async with stack(site(), RULES, tmp=tmp_path) as s:
         for path, codec in (("/jobs/utf16", "utf-16-le"), ("/jobs/utf16be-gzip", "utf-16-be")):
@@ -64,7 +59,7 @@ async def test_utf16_pages_get_the_pixel_before_the_real_head_end(tmp_path) -> N
             script_end = text.index("var s = '</head>';</script>")
             assert script_end < text.index("fbq('init'") < text.rindex("</head>")
             assert "Pflegefachkraft – München 🩺" in text
-        assert metric_value(await metrics(s), "edge_injections_total") == 2
+        assert metric_value(await s.metrics(), "edge_injections_total") == 2
 
 
 async def test_a_page_no_snippet_can_go_into_is_counted_as_skipped(tmp_path) -> None:
@@ -72,6 +67,6 @@ async def test_a_page_no_snippet_can_go_into_is_counted_as_skipped(tmp_path) -> 
         body = await fetch(s, "/jobs/utf32")
         assert body == ("\ufeff" + PAGE).encode("utf-32-le")      # untouched
         await fetch(s, "/jobs/plain")
-        text = await metrics(s)
+        text = await s.metrics()
         assert metric_value(text, "edge_injections_total") == 1    # the UTF-8 page only
         assert metric_value(text, "edge_injections_skipped_total", reason="charset") == 1

@@ -143,12 +143,13 @@ def test_one_line_per_record_tracebacks_included_and_redacted(fmt: str) -> None:
 # -- the access log of a real proxy -------------------------------------------------
 
 async def access_lines(tmp_path, log: str, requests, *, proxy_extra: str = "") -> list[str]:
-    """Run `requests(session)` through a proxy with `[log]` `log`; the lines it logged."""
+    """Run `requests(session, admin session)` through a proxy with `[log]` `log` (on its
+    public and admin listeners); the lines it logged."""
     out = io.BytesIO()
     async with stack(echo_app(), f"[log]\n{log}\n", tmp=tmp_path, access_stream=out,
                      proxy_extra=proxy_extra) as s:
-        async with s.session() as c:
-            await requests(c)
+        async with s.session() as c, s.admin() as admin:
+            await requests(c, admin)
         s.edge.access_log.flush()
     return out.getvalue().decode().splitlines()
 
@@ -162,13 +163,14 @@ async def get(c, path: str, **kw) -> dict:
 async def test_json_lines_have_every_field_and_no_secret(tmp_path) -> None:
     seen: dict = {}
 
-    async def requests(c) -> None:
+    async def requests(c, admin) -> None:
         seen["echo"] = await get(
             c, f"/echo/jobs/1?tlr_sid={TLR}&email=jane%40acme.example&page=2",
             headers={"Referer": "https://www.google.com/search?q=jane@acme.example",
                      "User-Agent": "Mozilla/5.0 test"})
         await get(c, "/_edge/healthz")
-        await get(c, "/_edge/metrics")
+        for path in ("/_edge/healthz", "/_edge/readyz", "/_edge/metrics"):
+            await get(admin, path)
 
     lines = await access_lines(tmp_path, 'access = "json"', requests)
     assert len(lines) == 1                         # health checks are not logged
@@ -188,16 +190,16 @@ async def test_json_lines_have_every_field_and_no_secret(tmp_path) -> None:
 
 
 async def test_health_checks_are_logged_when_asked(tmp_path) -> None:
-    async def requests(c) -> None:
+    async def requests(c, admin) -> None:
         await get(c, "/_edge/healthz")
-        await get(c, "/_edge/metrics")
+        await get(admin, "/_edge/metrics")
 
     lines = await access_lines(tmp_path, 'access = "json"\nhealth = true', requests)
     assert [orjson.loads(x)["uri"] for x in lines] == ["/_edge/healthz", "/_edge/metrics"]
 
 
 async def test_combined_is_nginx_combined(tmp_path) -> None:
-    async def requests(c) -> None:
+    async def requests(c, admin) -> None:
         await get(c, f"/echo/x?gclid={TLR}", headers={"User-Agent": 'odd "agent"'})
 
     lines = await access_lines(tmp_path, 'access = "combined"', requests)
@@ -213,7 +215,7 @@ async def test_combined_is_nginx_combined(tmp_path) -> None:
 
 
 async def test_access_off_logs_nothing(tmp_path) -> None:
-    async def requests(c) -> None:
+    async def requests(c, admin) -> None:
         await get(c, "/echo/x")
 
     assert await access_lines(tmp_path, 'access = "off"', requests) == []
@@ -222,7 +224,7 @@ async def test_access_off_logs_nothing(tmp_path) -> None:
 async def test_a_visitors_request_id_is_replaced_a_trusted_proxys_kept(tmp_path) -> None:
     seen: list[dict] = []
 
-    async def requests(c) -> None:
+    async def requests(c, admin) -> None:
         seen.append(await get(c, "/echo/a", headers={"X-Request-ID": "visitor-chosen"}))
 
     lines = await access_lines(tmp_path, 'access = "json"', requests)
@@ -232,7 +234,7 @@ async def test_a_visitors_request_id_is_replaced_a_trusted_proxys_kept(tmp_path)
     seen.clear()
     (tmp_path / "trusted").mkdir()
 
-    async def from_front(c) -> None:
+    async def from_front(c, admin) -> None:
         seen.append(await get(c, "/echo/b", headers={
             "X-Request-ID": "lb-7f3a", "X-Forwarded-For": "203.0.113.7"}))
 
