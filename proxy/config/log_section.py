@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, cast
 
 from proxy.app_log import level_problem
 from proxy.config import tables
@@ -24,9 +24,11 @@ def log_section(ctx: Ctx, raw: Any, legacy_access: bool | None) -> LogSection:
         ctx.warn(("proxy", "access_log"), 'is deprecated: write [log] access = "off" '
                  '(or "json", "combined")' + ("; [log] access wins" if t.has("access") else ""))
     default_access = d.access if legacy_access is not False else "off"
+    access: str = t.get("access", str, default_access, check=one_of(*ACCESS))
+    fmt: str = t.get("format", str, d.format, check=one_of(*FORMATS))
     return LogSection(
-        access=t.get("access", str, default_access, check=one_of(*ACCESS)),
-        format=t.get("format", str, d.format, check=one_of(*FORMATS)),
+        access=cast(Literal["json", "combined", "off"], access),
+        format=cast(Literal["text", "json"], fmt),
         level=t.get("level", str, d.level, check=level_problem).strip().lower(),
         redact=t.get("redact", bool, d.redact),
         health=t.get("health", bool, d.health))
