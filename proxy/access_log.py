@@ -90,7 +90,7 @@ class AccessLog:
 
     def quiet(self, target: str, prefix: str) -> bool:
         """A request for the proxy's own endpoint `target` that is not logged."""
-        if self.health:
+        if self.health or not target.startswith(prefix + "/"):
             return False
         return target.partition("?")[0][len(prefix) + 1:] in HEALTH
 
@@ -115,7 +115,7 @@ class AccessLog:
             "bytes": size, "duration_ms": int(seconds * 100_000 + 0.5) / 100,
             "upstream_ms": None if upstream is None else int(upstream * 100_000 + 0.5) / 100,
             "referer": redactor.url(ref[:MAX_FIELD]) if ref else None,
-            "user_agent": self._agent(ua, redactor),
+            "user_agent": self._agent(ua, redactor) if ua else None,
         }, option=orjson.OPT_APPEND_NEWLINE)
 
     def _combined(self, r: Record, redactor: Redactor) -> bytes:

@@ -243,3 +243,12 @@ async def test_a_visitors_request_id_is_replaced_a_trusted_proxys_kept(tmp_path)
     rec = orjson.loads(lines[0])
     assert rec["request_id"] == "lb-7f3a" and rec["client"] == "203.0.113.7"
     assert [v for n, v in seen[0]["headers"] if n.lower() == "x-request-id"] == ["lb-7f3a"]
+
+
+def test_only_the_health_endpoints_under_the_prefix_are_quiet() -> None:
+    from proxy.access_log import AccessLog
+    log = AccessLog(io.BytesIO())
+    assert log.quiet("/_edge/healthz", "/_edge") and log.quiet("/_edge/metrics?x=1", "/_edge")
+    assert not log.quiet("/_edge/feed.xml", "/_edge")
+    assert not log.quiet("/abcdefhealthz", "/_edge") and not log.quiet("/healthz", "/_edge")
+    assert not AccessLog(io.BytesIO(), health=True).quiet("/_edge/healthz", "/_edge")
