@@ -19,6 +19,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from proxy.access_log import AccessLog
 from proxy.app_log import JsonFormatter, RedactFilter, TextFormatter
 from proxy.redact import REDACTED, Redactor
 from tests.integration.harness import stack
@@ -246,7 +247,6 @@ async def test_a_visitors_request_id_is_replaced_a_trusted_proxys_kept(tmp_path)
 
 
 def test_only_the_health_endpoints_under_the_prefix_are_quiet() -> None:
-    from proxy.access_log import AccessLog
     log = AccessLog(io.BytesIO())
     assert log.quiet("/_edge/healthz", "/_edge") and log.quiet("/_edge/metrics?x=1", "/_edge")
     assert not log.quiet("/_edge/feed.xml", "/_edge")
