@@ -118,6 +118,8 @@ def edge_rules(origin_url: str, tmp: Path, name: str, pixel: bool, access_log: b
     slug = re.sub(r"\W+", "_", name).strip("_")
     (tmp / slug).mkdir()
     text = RULES.format(origin=origin_url, tmp=tmp / slug, pixel=PIXEL_ID)
+    # The 0.1 key (deprecated, still read: `[log] access`): a --baseline checkout from
+    # before [log] reads the same file.
     text = text.replace("workers = 1\n", "workers = 1\nrewrite_links = false\n"
                         f"access_log = {'true' if access_log else 'false'}\n")
     if not pixel:

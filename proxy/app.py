@@ -14,7 +14,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import IO, Any
 
 from aiohttp import web
 
@@ -42,8 +42,11 @@ log = logging.getLogger("careers_edge")
 
 def build_app(config: Config, *, access_log: AccessLog | None = None,
               dispatch: bool = True, crawl: bool | None = None,
-              overrides: Overrides | None = None) -> web.Application:
-    """The proxy for one rules file. `dispatch=False` leaves delivery to another process."""
+              overrides: Overrides | None = None,
+              access_stream: IO[bytes] | None = None) -> web.Application:
+    """The proxy for one rules file. `dispatch=False` leaves delivery to another process.
+    The access log is as `[log]` says, to `access_stream` (stdout), unless `access_log`
+    is given."""
     metrics = Metrics()
     stores = open_stores(config, metrics)
     secret = stores.secret
@@ -59,7 +62,10 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
     outbox = stores.outbox
     edge = Edge(runtime=runtime, transport=transport, upstreams=upstreams, metrics=metrics,
                 outbox=outbox, journeys=stores.journeys,
-                access_log=access_log or AccessLog(enabled=config.proxy.access_log))
+                access_log=access_log or AccessLog(
+                    access_stream, enabled=config.log.access != "off", fmt=config.log.access,
+                    health=config.log.health))
+    edge.access_log.redactor = lambda: edge.runtime.redactor
     journeys = stores.journeys
     metrics.export_gauge("edge_journeys_pending", "Visitor journeys waiting to be written.",
                          lambda: journeys.pending)

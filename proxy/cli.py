@@ -41,14 +41,24 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     # A SIGHUP before the workers handle it (while starting) must not kill the proxy.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    from proxy.serve import configure_logging, run
-    configure_logging(args.log_level)
+    from proxy.app_log import LevelError, configure_logging, resolve_level
+    from proxy.redact import Redactor
+    from proxy.serve import run
+    try:
+        level = resolve_level(args.log_level, os.environ)   # until the file says more
+    except LevelError as e:
+        print(f"careers-edge: not started: {e}", file=sys.stderr)
+        return 1
+    configure_logging(level)
     overrides = Overrides.resolve(os.environ, args.listen, args.upstream, args.workers,
                                   args.admin_listen)
     config = _load(args.config, overrides, for_run=True)
     if config is None:
         print("careers-edge: not started: the rules file is invalid", file=sys.stderr)
         return 1
+    configure_logging(resolve_level(args.log_level, os.environ, config.log.level),
+                      config.log.format,
+                      Redactor(config.attribution.params, config.log.redact))
     return run(config, overrides)
 
 
@@ -57,9 +67,16 @@ def cmd_explain(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 1
-    body = Path(args.body).read_bytes() if args.body else None
-    json_body = Path(args.json).read_bytes() if args.json else None
-    request_json = Path(args.request_json).read_bytes() if args.request_json else None
+    files: dict[str, bytes | None] = {}
+    for flag, name in (("--body", args.body), ("--json", args.json),
+                       ("--request-json", args.request_json)):
+        try:
+            files[flag] = Path(name).read_bytes() if name else None
+        except OSError as e:
+            print(f"careers-edge explain: cannot read {flag} {name}: {e.strerror or e}",
+                  file=sys.stderr)
+            return 1
+    body, json_body, request_json = files["--body"], files["--json"], files["--request-json"]
     print(explain(config, args.method, args.url, status=args.status, location=args.location,
                   body=body, form=dict(args.form or []), cookie=args.cookie,
                   json_body=json_body, request_json=request_json))
@@ -97,6 +114,14 @@ def cmd_config_reference(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _log_level(text: str) -> str:
+    from proxy.app_log import level_problem
+    problem = level_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
 def _form_pair(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep:
@@ -119,7 +144,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", metavar="N", help="env CAREERS_EDGE_WORKERS")
     run.add_argument("--admin-listen", metavar="HOST:PORT|off",
                      help="the operators' listener; env CAREERS_EDGE_ADMIN_LISTEN")
-    run.add_argument("--log-level", default="INFO")
+    run.add_argument("--log-level", type=_log_level, metavar="LEVEL",
+                     help="debug, info, warning, error or critical (any case); wins over "
+                          "env CAREERS_EDGE_LOG_LEVEL, which wins over [log] level")
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check", help="validate a rules file")

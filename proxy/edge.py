@@ -7,18 +7,16 @@ log) and the current `Runtime` (what one rules file compiles to). Lifecycle is i
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import orjson
-from aiohttp import web
+from aiohttp import HttpVersion10, HttpVersion11, web
 from cachetools import TTLCache
 
+from proxy.access_log import AccessLog, RequestIds
 from proxy.endpoints.health import Readiness
 from proxy.http.realip import real_ip, xff_values
 from proxy.metrics import Metrics
@@ -29,40 +27,15 @@ if TYPE_CHECKING:
     from proxy.attribution.visit import Visit
     from proxy.endpoints.router import PublicEndpoints, Routes
     from proxy.http.upstreams import Upstreams
+    from proxy.page import PageTransform
     from proxy.runtime import Runtime
 
 log = logging.getLogger("careers_edge")
 FEED_REOBSERVE_SECONDS = 60.0
 
+_PROTOCOLS = {HttpVersion11: "HTTP/1.1", HttpVersion10: "HTTP/1.0"}
 
-class AccessLog:
-    """JSON lines, buffered and written by a background task, never on the hot path."""
-
-    def __init__(self, stream: Any = None, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self.stream = stream or sys.stdout.buffer
-        self.lines: list[bytes] = []
-
-    def add(self, record: dict[str, Any]) -> None:
-        if self.enabled and len(self.lines) < 100_000:
-            self.lines.append(orjson.dumps(record))
-
-    def flush(self) -> None:
-        if self.lines:
-            lines, self.lines = self.lines, []
-            try:
-                self.stream.write(b"\n".join(lines) + b"\n")
-                self.stream.flush()
-            except (OSError, ValueError):
-                pass
-
-    async def run(self, interval: float = 0.5) -> None:
-        try:
-            while True:
-                await asyncio.sleep(interval)
-                self.flush()
-        finally:
-            self.flush()
+__all__ = ["EDGE", "AccessLog", "Edge"]
 
 
 @dataclass(eq=False)
@@ -75,6 +48,7 @@ class Edge:
     journeys: Any = None                # attribution.journeys.JourneyStore
     feed: Any = None                    # feed.service.FeedService
     access_log: AccessLog = field(default_factory=AccessLog)
+    request_ids: RequestIds = field(default_factory=RequestIds)
     endpoints: PublicEndpoints = None   # type: ignore[assignment]  # set by build_app
     admin: Routes = None                # type: ignore[assignment]  # the operators' routes
     readiness: Readiness = field(default_factory=Readiness)
@@ -95,10 +69,14 @@ class Edge:
         return self._ws_session
 
     def finish(self, request: web.BaseRequest, resp: web.StreamResponse, started: float,
-               ip: str | None = None, *, count: bool = True) -> web.StreamResponse:
+               ip: str | None = None, upstream: float | None = None,
+               request_id: str | None = None, sent: int | None = None, *,
+               count: bool = True, quiet: bool = False) -> web.StreamResponse:
         """Count the response (unless `count` is off: operators' and refused admin
-        requests are no visitors') and access-log it with the visitor's IP (`ip`, else
-        found here by the realip walk)."""
+        requests are no visitors') and access-log it (unless `quiet`) with the visitor's
+        IP (`ip`, else found here by the realip walk). `upstream`: seconds to the
+        upstream's headers; `request_id`: the one sent upstream (else a new one);
+        `sent`: body bytes sent (else the response's length)."""
         code = resp.status
         seconds = time.monotonic() - started
         if count:
@@ -107,20 +85,29 @@ class Edge:
                 counter = self._codes[code] = self.metrics.requests.labels(str(code))
             counter.inc()
             self.metrics.request_seconds.observe(seconds)
-        if self.access_log.enabled:
+        if self.access_log.enabled and not quiet:
             if ip is None:
                 ip = real_ip(request.remote or "", xff_values(request.raw_headers),
                              self.runtime.trusted).ip
-            self.access_log.add({
-                "t": round(time.time(), 3),
-                "ip": ip,
-                "m": request.method,
-                "path": request.raw_path[:2048],
-                "status": code,
-                "ms": round(seconds * 1000, 2),
-                "ua": request.headers.get("User-Agent", "")[:256],
-            })
+            headers = request.headers
+            v = request.version
+            self.access_log.add((
+                time.time(), seconds, request.method, request.raw_path,
+                _PROTOCOLS.get(v) or f"HTTP/{v.major}.{v.minor}", code,
+                (resp.content_length or 0) if sent is None else sent, upstream,
+                request_id or self.request_ids(), ip, headers.get("User-Agent", ""),
+                headers.get("Referer", "")))
         return resp
+
+    def count_injection(self, transform: PageTransform | None, failed: str | None = None) -> None:
+        """Count a page that was to receive pixels: injected, or skipped and why
+        (`failed`: what ended the transform early, if anything did)."""
+        if transform is None or not transform.has_snippets:
+            return
+        if transform.injected:
+            self.metrics.injections.inc()
+        else:
+            self.metrics.injections_skipped.labels(failed or "charset").inc()
 
     def count_visit(self, visit: Visit) -> None:
         m = self.metrics

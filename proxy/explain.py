@@ -117,6 +117,7 @@ def explain(config: Config, method: str, url: str, *, status: int | None = 200,
     _section(out, "Upstream", _upstream_lines(rt, route))
     _section(out, "Click ids", _click_lines(rt, visit, path, query, route))
     _section(out, "Cookies set", _cookie_lines(visit) or ["(none)"])
+    _section(out, "Access log", [_access_line(config, rt, method, target)])
     _section(out, "Consent", [_consent_line(config, visit)])
     ctype = JSON_TYPE if json_body is not None else HTML_TYPE
     headers = [("Content-Type", ctype)] + ([("Location", location)] if location else [])
@@ -146,6 +147,14 @@ def explain(config: Config, method: str, url: str, *, status: int | None = 200,
 
 
 # --- request side ------------------------------------------------------------
+
+
+def _access_line(config: Config, rt: Runtime, method: str, target: str) -> str:
+    """How the request appears in the access log (`[log]`)."""
+    if config.log.access == "off":
+        return "not logged ([log] access = \"off\")"
+    how = "redacted" if config.log.redact else "NOT redacted: [log] redact = false"
+    return f"{method} {rt.redactor.url(target)}  ({config.log.access}, {how})"
 
 
 def _target(url: str, config: Config) -> tuple[str, str]:

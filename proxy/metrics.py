@@ -134,6 +134,11 @@ class Metrics:
             "edge_upstream_errors", "Upstream failures, by kind.", ["kind"], registry=r)
         self.injections = Counter(
             "edge_injections", "HTML responses that received pixels.", registry=r)
+        self.injections_skipped = Counter(
+            "edge_injections_skipped", "HTML responses that were to receive pixels and did "
+            "not, by reason: charset (not an encoding snippets can go into), undecodable "
+            "(a corrupt compressed body), cut (the upstream broke off first).", ["reason"],
+            registry=r)
         self.links_kept = Counter(
             "edge_links_kept", "HTML pages whose upstream links were left as they are: the "
             "page's CSP allows inline scripts by hash.", registry=r)

@@ -39,8 +39,10 @@ class PageTransform:
 
     def __init__(self, encoding: str | None, coding: str, head: bytes, body: bytes,
                  rewrite: LinkRewrite | None, needs: CspNeeds | None,
-                 nonce: str | None, templates: TemplateCache, tail_element: str | None) -> None:
+                 nonce: str | None, templates: TemplateCache, tail_element: str | None,
+                 utf16: str | None = None) -> None:
         self._encoding = encoding
+        self._utf16 = utf16
         self._coding = coding
         self._head = head
         self._body = body
@@ -57,7 +59,7 @@ class PageTransform:
         if self._html is None:
             self._html = HtmlTransform(self._encoding, self._head, self._body,
                                        rewrite=self._rewrite, meta_csp=self._needs,
-                                       nonce=self._nonce)
+                                       nonce=self._nonce, utf16=self._utf16)
         return self._html
 
     def feed(self, chunk: bytes) -> bytes:
@@ -65,10 +67,25 @@ class PageTransform:
 
     def feed_whole(self, raw: bytes) -> bytes:
         """The whole upstream body at once; what to send now (the rest comes from `finish`)."""
+        if self._utf16 is not None:
+            return self.feed(raw)           # templates are built on ASCII-based bytes
         self._template = self._templates.get(
             raw, self._coding, head=bool(self._head), body=bool(self._body),
             rewrite=self._rewrite, meta_csp=self._needs is not None)
         return b"" if self._template is not None else self.feed(raw)
+
+    @property
+    def has_snippets(self) -> bool:
+        return bool(self._head or self._body)
+
+    @property
+    def injected(self) -> bool:
+        """A snippet went into the page."""
+        if not self.has_snippets:
+            return False
+        if self._template is not None:
+            return self._template.injected
+        return self._html is not None and self._html.injected
 
     def observed(self) -> bytes:
         if self._template is not None:
@@ -149,8 +166,6 @@ def plan_page(rt: Runtime, edge: Edge, request: web.BaseRequest, up, out_headers
     else:
         headers = list(plan.headers)
     encoding, coding = plan.encoding, plan.coding
-    if pixels:
-        edge.metrics.injections.inc()
     transform = PageTransform(encoding, coding, head, body, rewrite, needs, nonce,
-                              edge.templates, tail_element)
+                              edge.templates, tail_element, plan.utf16)
     return PagePlan(headers, transform, consumed_carry=bool(pixels))

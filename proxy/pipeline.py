@@ -19,6 +19,7 @@ import time
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
+from proxy.access_log import REQUEST_ID_HEADER, trusted_request_id
 from proxy.detect.json_body import JsonCollector
 from proxy.detect.jsonexpr import JsonDoc
 from proxy.detect.rules import RequestFacts, ResponseFacts
@@ -86,7 +87,8 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
         return edge.finish(request, bad_request(request, str(exc)), started)
     own = target.startswith(rt.prefix_slash) or target == rt.prefix
     if own and edge.endpoints.unchecked_host(target):
-        return edge.finish(request, await edge.endpoints(request, target), started)
+        return edge.finish(request, await edge.endpoints(request, target), started,
+                           quiet=edge.access_log.quiet(target, rt.prefix))
 
     # -- who the visitor is, and whether the host asked for is one of ours
     raw = request.raw_headers
@@ -97,7 +99,8 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
     if own:
         if edge.endpoints.admin_only(target):     # the operators' door is elsewhere
             return edge.finish(request, not_found(request), started, client.ip, count=False)
-        return edge.finish(request, await edge.endpoints(request, target), started, client.ip)
+        return edge.finish(request, await edge.endpoints(request, target), started, client.ip,
+                           quiet=edge.access_log.quiet(target, rt.prefix))
     path, query = split_target(target)
     if rt.allowed is not None and path not in rt.allowed:
         return edge.finish(request, not_found(request, "There is no such page on this site."),
@@ -113,12 +116,19 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
         if slashed is not None:
             return edge.finish(request, web.Response(status=301, headers={
                 hdrs.LOCATION: slashed + ("?" + query if query else "")}), started, client.ip)
+    # A proxy in front may have named the request already; a visitor may not.
+    rid = (request.remote in rt.trusted
+           and trusted_request_id(request.headers.get(REQUEST_ID_HEADER))) \
+        or edge.request_ids()
     public_origin = rt.public_origin or f"{client.proto}://{client.host}"
     if is_websocket(request):
+        ws_headers = request_headers(raw, client, rid.encode())
         if route is not None:
-            return await relay_websocket(request, edge, route.target(target),
-                                         request_headers(raw, client), origin=route.origin)
-        return await relay_websocket(request, edge, target, request_headers(raw, client))
+            ws = await relay_websocket(request, edge, route.target(target), ws_headers,
+                                       origin=route.origin)
+        else:
+            ws = await relay_websocket(request, edge, target, ws_headers)
+        return edge.finish(request, ws, started, client.ip, None, rid)
 
     # -- attribution
     visit = rt.attribution.on_request(
@@ -133,7 +143,7 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
     # -- upstream
     candidates = rt.rules.candidates(request.method, path, query)
     body, sniffer = request_body(request, candidates.form_fields, candidates.request_json)
-    headers = request_headers(raw, client)
+    headers = request_headers(raw, client, rid.encode())
     if request.headers.get(hdrs.IF_NONE_MATCH, "").find("W/") >= 0:
         headers = [(n, unweaken_if_none_match(v.decode("latin-1")).encode("latin-1"))
                    if n.lower() == b"if-none-match" else (n, v) for n, v in headers]
@@ -151,20 +161,22 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
         edge.metrics.upstream_errors.labels("timeout").inc()
         return edge.finish(request, error_response(
             504, "No answer from the careers site in time.", request.headers.get(hdrs.ACCEPT)),
-            started, client.ip)
+            started, client.ip, time.monotonic() - t0, rid)
     except UpstreamError as exc:
         edge.metrics.upstream_errors.labels(type(exc).__name__).inc()
         log.warning("upstream %s %s: %s", request.method, path, exc)
         return edge.finish(request, error_response(
             502, "The careers site could not be reached.", request.headers.get(hdrs.ACCEPT)),
-            started, client.ip)
-    edge.metrics.upstream_seconds.observe(time.monotonic() - t0)
+            started, client.ip, time.monotonic() - t0, rid)
+    upstream_seconds = time.monotonic() - t0
+    edge.metrics.upstream_seconds.observe(upstream_seconds)
 
     try:
-        return await respond(request, edge, rt, up, visit, candidates, sniffer, path, query,
-                             public_origin, client, started, rewriter)
+        resp, sent = await respond(request, edge, rt, up, visit, candidates, sniffer, path,
+                                   query, public_origin, client, rewriter)
     finally:
         up.release()
+    return edge.finish(request, resp, started, client.ip, upstream_seconds, rid, sent)
 
 
 def count_json_skipped(edge: Edge, request_doc: JsonDoc | None,
@@ -176,8 +188,9 @@ def count_json_skipped(edge: Edge, request_doc: JsonDoc | None,
 
 
 async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniffer, path: str,
-                  query: str, public_origin: str, client, started: float,
-                  rewriter: OriginRewriter) -> web.StreamResponse:
+                  query: str, public_origin: str, client,
+                  rewriter: OriginRewriter) -> tuple[web.StreamResponse, int]:
+    """The upstream's answer streamed to the visitor; with the body bytes sent."""
     out_headers = response_headers(up.headers, rewriter, public_origin, client.host)
     page_url = public_origin + path + ("?" + query if query else "")
     if candidates:              # facts for the rules; most pages have no candidate rule
@@ -229,9 +242,11 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
             # Undecodable: the page goes out as the upstream sent it, untouched.
             log.warning("page not transformed %s %s: %s", request.method, path, exc)
             edge.metrics.upstream_errors.labels("body").inc()
+            edge.count_injection(transform, "undecodable")
             page, transform, document = passthrough(request, up.status, out_headers), None, raw
         else:
             document = first + transform.finish(await late_events())
+            edge.count_injection(transform)
             edge.observe_page(page_url, up.status, transform)
 
     resp = ProxyResponse(status=up.status, reason=up.reason.decode("latin-1") or None,
@@ -251,6 +266,7 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
 
     # -- stream the body through
     held: list[bytes] = []      # with the whole body here, it all goes out with write_eof
+    sent = 0
     if document is not None:
         held.append(document)
     elif up.has_body():
@@ -266,24 +282,29 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
                     held.append(chunk)
                 else:
                     await resp.write(chunk)
+                    sent += len(chunk)
         except (UpstreamError, CodecError) as exc:
             # Cut mid-stream or undecodable: the visitor must not take a truncated page
             # for a whole one.
             log.warning("upstream body cut %s %s: %s", request.method, path, exc)
             edge.metrics.upstream_errors.labels("body").inc()
+            edge.count_injection(transform, "undecodable" if isinstance(exc, CodecError)
+                                 else "cut")
             if request.transport is not None:
                 request.transport.abort()
-            return edge.finish(request, resp, started, client.ip)
+            return resp, sent
         except ConnectionResetError:
-            return edge.finish(request, resp, started, client.ip)    # the visitor went away
+            edge.count_injection(transform, "cut")
+            return resp, sent                             # the visitor went away
         tail_events = await late_events()
         if transform is not None:
             held.append(transform.finish(tail_events))
+            edge.count_injection(transform)
             edge.observe_page(page_url, up.status, transform)
     last = held[0] if len(held) == 1 else b"".join(held)
     # The document's last bytes go out with the chunked terminator: one send, not two.
     try:
         await resp.write_eof(last)
     except ConnectionResetError:
-        pass                                             # the visitor went away
-    return edge.finish(request, resp, started, client.ip)
+        return resp, sent                                # the visitor went away
+    return resp, sent + len(last)

@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from proxy.app_log import use_redactor
 from proxy.config.env import Overrides
 from proxy.config.errors import ConfigErrors, format_errors
 from proxy.config.load import load_config
@@ -81,6 +82,10 @@ class RulesReloader:
             return False
         edge.runtime = runtime
         edge.upstreams.sync(runtime.routes.origins)
+        use_redactor(runtime.redactor)
+        if new.log != old.log:
+            log.warning("rules reload: [log] changed; formats and level take a restart, "
+                        "redaction follows the new rules now")
         if self.dispatcher is not None:
             self.dispatcher.reconfigure(new.sinks)
         edge.metrics.rules_reload.labels("ok").inc()

@@ -20,6 +20,7 @@ from proxy.http.headers import ClientView, OriginRewriter, TrustedProxies, clien
 from proxy.http.hosts import HostPolicy
 from proxy.http.route_table import RouteTable, escapes, upstream_origins
 from proxy.pixels import PixelSet
+from proxy.redact import Redactor
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,7 @@ class Runtime:
     allowed: AllowedPaths | None       # None: every path is proxied
     routes: RouteTable                 # [[routes]]: other upstreams by public prefix
     route_links: tuple[tuple[bytes, bytes], ...]   # (upstream URL, prefix) for page links
+    redactor: Redactor                 # what the logs never show
 
 
 def visitor(rt: Runtime, request: web.BaseRequest) -> ClientView:
@@ -88,7 +90,8 @@ def compile_runtime(config: Config, secret: bytes) -> Runtime:
         link_origins=tuple(o.encode() for o in origins),
         trusted=TrustedProxies(p.trusted_proxies),
         hosts=served_hosts(config),
-        attribution=Attribution(config.attribution, config.consent, secret),
+        attribution=Attribution(config.attribution, config.consent, secret,
+                                tuple(s.encode() for s in p.previous_secrets)),
         rules=RuleSet.compile(config.rules),
         pixels=PixelSet(config.pixels, config.sinks),
         sinks=config.sinks,
@@ -97,6 +100,7 @@ def compile_runtime(config: Config, secret: bytes) -> Runtime:
         allowed=AllowedPaths(p.allow_paths) if p.allow_paths else None,
         routes=routes,
         route_links=routes.page_links,
+        redactor=Redactor(config.attribution.params, config.log.redact),
     )
 
 

@@ -257,8 +257,3 @@ def _reap(children: dict[int, tuple[int, float]]) -> None:
             return
         children.pop(pid, None)
 
-
-def configure_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=level, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -73,19 +73,35 @@ def json_param(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def open_sqlite(path: str) -> sqlite3.Connection:
-    """A connection in WAL mode, safe to share between processes of one host."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    _enable_wal(conn)
-    conn.execute("PRAGMA synchronous=NORMAL")   # durable across process crashes in WAL
+class StateMissing(FileNotFoundError):
+    """`open_sqlite(create=False)` found no database at the path."""
+
+
+def open_sqlite(path: str, *, create: bool = True, durable: bool = False) -> sqlite3.Connection:
+    """A connection in WAL mode, safe to share between processes of one host.
+
+    `create=False` opens an existing database only (never an empty new file where a
+    path was mistyped). `durable=True` syncs the WAL on every commit
+    (`synchronous=FULL`): a commit then survives a power loss, not only a crash of
+    the process, which is all `NORMAL` promises in WAL mode."""
+    if create:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    else:
+        if not Path(path).is_file():
+            raise StateMissing(f"no state database at {path}")
+        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=rw", uri=True,
+                               timeout=30, isolation_level=None, check_same_thread=False)
+    if create:      # an existing state is in WAL already; anything else is left as it is
+        _enable_wal(conn)
+    conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
     conn.execute("PRAGMA busy_timeout=30000")
     return conn
 
 
 def sqlite_secret(path: str) -> bytes:
     """The HMAC key kept in the state, generated once; several workers agree on it."""
-    conn = open_sqlite(path)
+    conn = open_sqlite(path, durable=True)     # cookies outlive a power loss: so must their key
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS edge_kv (key TEXT PRIMARY KEY, value BLOB)")
         conn.execute(

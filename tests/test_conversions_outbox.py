@@ -407,3 +407,17 @@ def test_a_submit_survives_sigkill_right_after_it_returns(tmp_path):
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT event_id, state FROM edge_outbox").fetchall() == [
         ("k1", "pending")]
+
+
+async def test_sqlite_submits_are_synced_to_disk_before_they_are_acknowledged(tmp_path):
+    """`synchronous=FULL` on the outbox's connection: in WAL mode `NORMAL` syncs only at
+    checkpoints, and a power loss could take back a conversion already acknowledged."""
+    box = SqliteOutbox(str(tmp_path / "state.db"))
+    try:
+        full = 2
+        assert await box.worker.run(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]) \
+            == full
+        assert await box.worker.run(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0]) \
+            == "wal"
+    finally:
+        await box.close()

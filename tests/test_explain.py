@@ -413,3 +413,10 @@ def test_network_sinks_say_which_click_id_a_visitor_lacks(demo) -> None:
     assert '"gclid": "<gclid>"' in "\n".join(sink_block(report, "google_ads"))
     assert "skipped: requires li_fat_id;" in sink_block(report, "linkedin")[0]
     assert "queued" in sink_block(report, "tiktok")[0]
+
+
+def test_the_access_log_line_shows_what_is_redacted(demo) -> None:
+    url = f"https://careers.acme.example/jobs/3?tlr_sid={SID}&email=jane%40acme.example&p=2"
+    line = section(explain(demo, "GET", url), "Access log")
+    assert "GET /jobs/3?tlr_sid=[redacted]&email=[redacted]&p=2  (json, redacted)" in line
+    assert SID not in line

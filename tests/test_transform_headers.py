@@ -30,7 +30,8 @@ HTML = [("Content-Type", "text/html; charset=utf-8")]
     ("GET", 200, HTML + [("Cache-Control", "public, No-Transform")], False),
     ("GET", 200, HTML + [("Content-Encoding", "gzip, br")], False),
     ("GET", 200, HTML + [("Content-Encoding", "zstd")], False),
-    ("GET", 200, [("Content-Type", "text/html; charset=UTF-16LE")], False),
+    ("GET", 200, [("Content-Type", "text/html; charset=UTF-16LE")], True),     # re-encoded
+    ("GET", 200, [("Content-Type", "text/html; charset=UTF-32")], False),
     ("GET", 200, [("Content-Type", 'text/html; charset="iso-8859-1"')], True),
     ("GET", 200, HTML + [("Content-Disposition", "attachment; filename=a.html")], False),
 ])

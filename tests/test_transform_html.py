@@ -136,3 +136,71 @@ def test_20mb_page_streams_with_bounded_memory() -> None:
     assert total_in > 20_000_000
     assert source.hexdigest() == want.hexdigest()
     assert peak < 4 * 1024 * 1024, peak
+
+
+UTF16_PAGE = ("<!DOCTYPE html><html><head><title>Jobs – 東京 🚀</title>"
+              "<!-- </head> in a comment --><link rel=canonical href='https://ats.example/j'>"
+              "</head><body><p>Grüße 👋</p></body></html>")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["utf-16-le", "utf-16-be"]), st.sampled_from(["identity", "gzip", "br"]),
+       st.lists(st.integers(0, 100_000), max_size=12))
+def test_utf16_page_with_a_bom_is_injected_in_its_own_encoding(
+        charset: str, coding: str, cuts: list[int]) -> None:
+    """Decoded, injected before the real </head> (not the one in the comment), links
+    rewritten, encoded back to the page's UTF-16, whatever the chunking."""
+    encode, decode = CODINGS[coding]
+    page = "\ufeff" + UTF16_PAGE
+    t = HtmlTransform(coding, HEAD, BODY, rewrite=REWRITE)
+    blob = encode(page.encode(charset))
+    points = sorted({c % (len(blob) + 1) for c in cuts})
+    out, prev = [], 0
+    for p in [*points, len(blob)]:
+        out.append(t.feed(blob[prev:p]))
+        prev = p
+    out.append(t.finish())
+    expected = (page.replace("</head><body>", HEAD.decode() + "</head><body>")
+                .replace("</body>", BODY.decode() + "</body>")
+                .replace("https://ats.example", "https://careers.acme.example"))
+    assert decode(b"".join(out)) == expected.encode(charset)
+    assert t.injected
+    assert "東京" in t.head_bytes.decode("utf-8")      # the rules see the page as UTF-8
+
+
+def test_utf16_odd_bytes_and_lone_surrogates_come_out_as_they_went_in() -> None:
+    page = "\ufeff<html><head></head><p>\ud800x</p>".encode("utf-16-le", "surrogatepass") + b"!"
+    out = transform("identity", page, [3, 7, 11])
+    assert out == page[:-1].replace("</head>".encode("utf-16-le"),
+                                    (HEAD.decode() + "</head>").encode("utf-16-le")) \
+        + BODY.decode().encode("utf-16-le") + b"!"
+
+
+def test_a_utf32_page_gets_nothing_and_says_it_was_skipped() -> None:
+    page = "\ufeff<html><head></head></html>".encode("utf-32-le")
+    t = HtmlTransform("identity", HEAD, BODY)
+    assert t.feed(page[:3]) + t.feed(page[3:]) + t.finish() == page
+    assert not t.injected and t.skipped
+
+
+def test_an_ascii_page_says_it_was_injected() -> None:
+    t = HtmlTransform("identity", HEAD)
+    t.feed(b"<html><head></head>")
+    t.finish()
+    assert t.injected and not t.skipped
+    t = HtmlTransform("identity", b"")
+    t.feed(b"<html><head></head>")
+    t.finish()
+    assert not t.injected and not t.skipped      # nothing to insert: neither
+
+
+def test_a_utf16_page_without_a_bom_is_read_as_its_content_type_says() -> None:
+    page = "<html><head><title>é</title></head><body></body></html>"
+    for codec in ("utf-16-le", "utf-16-be"):
+        t = HtmlTransform("identity", HEAD, utf16=codec)
+        out = t.feed(page.encode(codec)[:5]) + t.feed(page.encode(codec)[5:]) + t.finish()
+        assert out.decode(codec) == page.replace("</head>", HEAD.decode() + "</head>")
+    # A BOM wins over the header.
+    t = HtmlTransform("identity", HEAD, utf16="utf-16-be")
+    out = t.feed(("\ufeff" + page).encode("utf-16-le")) + t.finish()
+    assert out.decode("utf-16-le") == "\ufeff" + page.replace("</head>", HEAD.decode() + "</head>")

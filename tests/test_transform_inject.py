@@ -302,3 +302,8 @@ def test_meta_hook_rewrites_only_head_metas() -> None:
     out = run(doc, [9, 20], body=b"", meta_hook=hook)
     assert out == b"<head><meta a><meta new>" + HEAD + b"</head><body><meta c='csp'>"
     assert seen == [b"<meta a>", b"<META b='csp'>"]
+
+
+def test_an_unclosed_comment_at_the_end_keeps_every_byte() -> None:
+    doc = b"<!--\x00"
+    assert run(doc).replace(HEAD, b"", 1).replace(BODY, b"", 1) == doc

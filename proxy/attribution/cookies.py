@@ -15,7 +15,8 @@ import base64
 import binascii
 import hmac
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -89,21 +90,32 @@ def _b64d(text: bytes) -> bytes:
                                strict_mode=True)
 
 
+class Opened(NamedTuple):
+    """A verified attribution cookie; `stale` when a previous secret signed it."""
+
+    visitor_id: str
+    click_ids: dict[str, ClickId]
+    stale: bool
+
+
 class AttrCodec:
-    """Signs and verifies the attribution cookie with one secret.
+    """Signs the attribution cookie with `secret`; verifies it with `secret` or any
+    of `previous` (`[proxy] previous_secrets`), so rotating the key keeps visitors'
+    attribution. A cookie a previous secret signed is `stale`: the caller re-signs it.
 
     A repeat visitor sends the same cookie on every request, so verified values
     are remembered (bounded); only a value that verified is ever remembered.
     """
 
-    def __init__(self, secret: bytes) -> None:
-        if not secret:
-            raise ValueError("the attribution cookie needs a non-empty secret")
+    def __init__(self, secret: bytes, previous: Sequence[bytes] = ()) -> None:
+        if not secret or not all(previous):
+            raise ValueError("the attribution cookie needs non-empty secrets")
         self._secret = bytes(secret)
-        self._verified: dict[str, tuple[str, dict[str, ClickId]]] = {}
+        self._previous = tuple(bytes(p) for p in previous if p != secret)
+        self._verified: dict[str, Opened] = {}
 
-    def _sign(self, payload: bytes) -> bytes:
-        return hmac.digest(self._secret, _MAC_LABEL + payload, "sha256")[:MAC_BYTES]
+    def _sign(self, payload: bytes, secret: bytes | None = None) -> bytes:
+        return hmac.digest(secret or self._secret, _MAC_LABEL + payload, "sha256")[:MAC_BYTES]
 
     def encode(self, visitor_id: str, click_ids: dict[str, ClickId]) -> str:
         """The cookie value; the oldest click ids are dropped if it would not fit."""
@@ -121,6 +133,11 @@ class AttrCodec:
 
     def decode(self, value: str) -> tuple[str, dict[str, ClickId]] | None:
         """(linksClickedId, click ids) from a verified cookie, else None."""
+        opened = self.open(value)
+        return None if opened is None else (opened.visitor_id, opened.click_ids)
+
+    def open(self, value: str) -> Opened | None:
+        """The verified cookie, else None."""
         hit = self._verified.get(value)
         if hit is not None:
             return hit
@@ -131,18 +148,24 @@ class AttrCodec:
         except UnicodeEncodeError:
             return None
         # Compare the text form: one canonical encoding of the MAC, no malleable tail bits.
+        stale = False
         if not hmac.compare_digest(mac_text, _b64e(self._sign(payload)).encode("ascii")):
-            return None
+            if not any(hmac.compare_digest(mac_text, _b64e(self._sign(payload, old)).encode())
+                       for old in self._previous):
+                return None
+            stale = True
         try:
             body = orjson.loads(_b64d(payload))
         except (binascii.Error, ValueError, orjson.JSONDecodeError):
             return None
         decoded = _from_body(body)
-        if decoded is not None:
-            if len(self._verified) >= _VERIFIED_CACHE:
-                self._verified.clear()
-            self._verified[value] = decoded
-        return decoded
+        if decoded is None:
+            return None
+        opened = Opened(*decoded, stale)
+        if len(self._verified) >= _VERIFIED_CACHE:
+            self._verified.clear()
+        self._verified[value] = opened
+        return opened
 
 
 def _from_body(body: Any) -> tuple[str, dict[str, ClickId]] | None:

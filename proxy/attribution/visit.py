@@ -14,7 +14,8 @@ Pure (no I/O) and cheap; it runs on every proxied request. Decisions:
   when a conversion is sent. A click id older than `cookie_days` is dropped.
   Reloading a landing URL keeps the first capture's time; a new value for a param
   replaces the old one.
-- A refused attribution cookie is deleted (Max-Age=0) unless replaced.
+- A refused attribution cookie is deleted (Max-Age=0) unless replaced. One signed
+  with a previous secret (`previous_secrets`) is trusted and re-signed with `secret`.
 - With `[consent] tcf` and a TC string without purpose-1 consent (or one that cannot
   be read), no cookie of ours but `linksClickedId` is set or read: the attribution
   cookie is neither read nor written (one already held is expired), so click ids of
@@ -89,11 +90,11 @@ def _ttp(value: str | None) -> str | None:
 
 class Attribution:
     def __init__(self, attribution: AttributionSection, consent: ConsentSection,
-                 secret: bytes) -> None:
+                 secret: bytes, previous_secrets: tuple[bytes, ...] = ()) -> None:
         self._params = frozenset(attribution.params)
         self._strip = attribution.strip
         self._max_age = max_age_for(attribution.cookie_days)
-        self._codec = AttrCodec(secret)
+        self._codec = AttrCodec(secret, previous_secrets)
         self._consent = Consent(consent)
         self._fb = FbParams()
         self._wanted = frozenset(
@@ -114,20 +115,22 @@ class Attribution:
         held: dict[str, ClickId] = {}
         cookie_rejected = False
         set_visitor = False
+        resign = False
         attr_raw = cookies.get(ATTR_COOKIE)
         if attr_raw and not state.storage:
             set_cookies.append(set_cookie(ATTR_COOKIE, "", max_age=0, secure=secure,
                                           http_only=True))
         elif attr_raw:
-            decoded = self._codec.decode(attr_raw)
-            if decoded is None or (visitor_id is not None and decoded[0] != visitor_id):
+            opened = self._codec.open(attr_raw)
+            if opened is None or (visitor_id is not None and opened.visitor_id != visitor_id):
                 cookie_rejected = True
             else:
                 if visitor_id is None:
-                    visitor_id, set_visitor = decoded[0], True
+                    visitor_id, set_visitor = opened.visitor_id, True
                 oldest = now - self._max_age
-                held = {p: c for p, c in decoded[1].items()
+                held = {p: c for p, c in opened.click_ids.items()
                         if p in self._params and c.seen_at >= oldest}
+                resign = opened.stale
         new_visitor = visitor_id is None
         if visitor_id is None:
             visitor_id, set_visitor = secrets.token_hex(16), True
@@ -143,7 +146,7 @@ class Attribution:
             if old is None or old.value != value:
                 click_ids[param] = ClickId(value, int(now * 1000) / 1000)   # as the cookie keeps it
                 new_clicks.append(param)
-        changed = bool(new_clicks) and state.storage
+        changed = (bool(new_clicks) or resign) and state.storage
         if changed:
             set_cookies.append(set_cookie(ATTR_COOKIE, self._codec.encode(visitor_id, click_ids),
                                           max_age=self._max_age, secure=secure, http_only=True))

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 from proxy.config import routes_section, rules_section, sections, tables
 from proxy.config.env import Overrides
 from proxy.config.errors import ConfigError, ConfigErrors, LineIndex, toml_syntax_error
+from proxy.config.log_section import log_section
 from proxy.config.model import (
     AdminSection,
     ApiSection,
@@ -45,6 +46,7 @@ from proxy.config.schema import (
     Table,
     at_least,
     cidr,
+    describe,
     http_url,
     listen_address,
     positive,
@@ -165,11 +167,12 @@ def _build(ctx: Ctx, raw: dict[str, Any], over: Overrides,
                   "operators and visitors need two ports")
     routes = routes_section.routes(ctx, raw.get("routes", []),
                                    proxy.prefix if proxy is not None else _P.prefix)
+    log = log_section(ctx, raw.get("log", {}), proxy.access_log if proxy else None)
     _report_unset(ctx)
     if ctx.errors or proxy is None or not top.ok:
         return None
     return Config(proxy, attribution, consent, pixels, rules, sinks, api, redirect, feed,
-                  admin, routes=routes)
+                  admin, routes=routes, log=log)
 
 
 def _nonempty(v: str) -> str | None:
@@ -229,6 +232,7 @@ def _proxy(ctx: Ctx, raw: Any, over: Overrides, allow_missing_upstream: bool
         "prefix": t.get("prefix", str, _P.prefix, check=_prefix),
         "state": t.get("state", str, _P.state, check=_state),
         "secret": t.get("secret", str, None, unset_ok=True, check=_nonempty),
+        "previous_secrets": _previous_secrets(t),
         "timeout": t.get("timeout", float, _P.timeout, check=positive),
         "connect_timeout": t.get("connect_timeout", float, _P.connect_timeout,
                               check=positive),
@@ -236,7 +240,7 @@ def _proxy(ctx: Ctx, raw: Any, over: Overrides, allow_missing_upstream: bool
                               check=at_least(1)),
         "trusted_proxies": t.strings("trusted_proxies", check=cidr),
         "rewrite_links": t.get("rewrite_links", bool, True),
-        "access_log": t.get("access_log", bool, True),
+        "access_log": t.get("access_log", bool, None),
         "allow_paths": t.strings("allow_paths", check=rules_section.pattern_problem),
         "hosts": (hosts := t.strings("hosts", check=host_entry_problem)),
     }
@@ -253,6 +257,28 @@ def _proxy(ctx: Ctx, raw: Any, over: Overrides, allow_missing_upstream: bool
     if upstream is None:
         return None
     return ProxySection(**section, **values, upstream=upstream)  # type: ignore[arg-type]
+
+
+def _previous_secrets(t: Table) -> tuple[str, ...]:
+    """Old cookie keys; one whose `${VAR}` is unset is left out (a warning), as `secret`
+    counts as absent: a retired key's variable may well be gone."""
+    key, raw = ("proxy", "previous_secrets"), t.raw.get("previous_secrets", [])
+    if not isinstance(raw, list):
+        t.ctx.error(key, f"expected a list of strings, got {describe(raw)}")
+        return ()
+    out: list[str] = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, str):
+            t.ctx.error(key + (i,), f"expected a string, got {describe(item)}")
+            continue
+        text = t.ctx.text(key + (i,), item, unset_ok=True)
+        if text is not None:
+            problem = _nonempty(text)
+            if problem:
+                t.ctx.error(key + (i,), problem)
+            else:
+                out.append(text)
+    return tuple(out)
 
 
 def _attribution(ctx: Ctx, raw: Any) -> AttributionSection:

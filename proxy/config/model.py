@@ -36,13 +36,14 @@ class ProxySection:
     prefix: str = DEFAULT_PREFIX
     state: str = DEFAULT_STATE
     secret: str | None = None
+    previous_secrets: tuple[str, ...] = ()   # still verify cookies they signed
     workers: int = 1
     timeout: float = 30.0
     connect_timeout: float = 10.0
     max_connections: int = 256
     trusted_proxies: tuple[str, ...] = ()
     rewrite_links: bool = True
-    access_log: bool = True
+    access_log: bool | None = None       # deprecated: [log] access; None when not given
     allow_paths: tuple[str, ...] = ()    # empty: every path is proxied
     hosts: tuple[str, ...] = ()          # empty: public_url's host, else any (development)
 
@@ -209,6 +210,15 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True)
+class LogSection:
+    access: Literal["json", "combined", "off"] = "json"
+    format: Literal["text", "json"] = "text"     # app log lines
+    level: str = "info"                          # lower case; --log-level and env win
+    redact: bool = True
+    health: bool = False                         # log healthz/readyz/metrics requests
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     proxy: ProxySection
     attribution: AttributionSection = AttributionSection()
@@ -220,5 +230,6 @@ class Config:
     redirect: RedirectSection = RedirectSection()
     feed: FeedSection = FeedSection()
     admin: AdminSection = AdminSection()
+    log: LogSection = LogSection()
     source: Path | None = None
     routes: tuple[Route, ...] = ()

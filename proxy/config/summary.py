@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from urllib.parse import urlsplit
 
 from proxy.config.errors import ConfigError
-from proxy.config.model import Config, Pixel, Rule, Sink, StatusMatch
+from proxy.config.model import Config, LogSection, Pixel, Rule, Sink, StatusMatch
 from proxy.conversions.routing import missing_params
 
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
@@ -142,6 +142,13 @@ def edge_warnings(config: Config) -> list[ConfigError]:
                         "links, cookies and conversions (development only)")]
 
 
+def _logs(log: LogSection) -> str:
+    access = "no access log" if log.access == "off" else (
+        f"access {log.access}" + ("" if log.health else " (health checks left out)"))
+    return (f"{access}; app {log.format} at {log.level} (--log-level, "
+            f"CAREERS_EDGE_LOG_LEVEL win); {'redacted' if log.redact else 'NOT redacted'}")
+
+
 def summary(config: Config, warnings: Sequence[ConfigError] = ()) -> str:
     p, a, c = config.proxy, config.attribution, config.consent
     name = str(config.source) if config.source else "rules"
@@ -167,10 +174,13 @@ def summary(config: Config, warnings: Sequence[ConfigError] = ()) -> str:
             "  (bearer token)" if config.admin.token and config.admin.listen else "")),
         ("prefix", p.prefix),
         ("state", _state(p.state)),
-        ("cookie key", "set" if p.secret else "generated once, kept in the state"),
+        ("cookie key", ("set" if p.secret else "generated once, kept in the state")
+         + (f"; {len(p.previous_secrets)} previous still verified"
+            if p.previous_secrets else "")),
         ("click ids", (f"{', '.join(a.params)}  ({'stripped' if a.strip else 'kept'} "
                        f"upstream; cookies {a.cookie_days} days)")),
         ("consent", consent),
+        ("logs", _logs(config.log)),
     ])
     if config.routes:
         out.append(f"routes ({len(config.routes)}; longest prefix first, the rest: upstream)")

@@ -27,6 +27,7 @@ from proxy.config.model import (
     AttributionSection,
     ConsentSection,
     FeedSection,
+    LogSection,
     Pixel,
     ProxySection,
     RedirectSection,
@@ -71,6 +72,8 @@ PROXY = Section("proxy", "[proxy]", "Where the proxy listens, what it fronts, an
         "sqlite:///var/lib/careers-edge/state.db"),
     Key("secret", STRING, "HMAC key for signed cookies (the same on every host)",
         "${CAREERS_EDGE_SECRET}", default=Described("generated once and kept in the state")),
+    Key("previous_secrets", STRINGS, "earlier cookie keys: cookies they signed still verify "
+        "(and are re-signed with secret)", ["${CAREERS_EDGE_OLD_SECRET}"]),
     Key("workers", INTEGER, "worker processes on one port; `--workers` / CAREERS_EDGE_WORKERS",
         2, minimum=1, maximum=256),
     Key("timeout", NUMBER, "seconds to wait for the upstream's response headers, then 504",
@@ -82,7 +85,8 @@ PROXY = Section("proxy", "[proxy]", "Where the proxy listens, what it fronts, an
     Key("trusted_proxies", STRINGS, "CIDRs whose X-Forwarded-For / -Proto are believed",
         ["10.0.0.0/8"]),
     Key("rewrite_links", BOOLEAN, "rewrite absolute upstream-origin URLs in HTML", True),
-    Key("access_log", BOOLEAN, "write a JSON access log line per request to stdout", False),
+    Key("access_log", BOOLEAN, 'deprecated: `[log] access`; false means access = "off"', False,
+        default=Described("see [log] access")),
     Key("allow_paths", STRINGS, "only these path patterns are proxied; others get 404",
         ["/acme", "/acme/**"], default=Described("every path")),
     Key("hosts", STRINGS, "public hosts served (*.domain: its subdomains); others get 421",
@@ -333,5 +337,17 @@ ROUTES = Section("routes", "[[routes]]", "Other upstreams, each serving a public
 ), Route, many="array")
 
 # The top level, in the order the reference shows them.
+LOG = Section("log", "[log]", "The access log (stdout) and the proxy's own log lines (stderr).", (
+    Key("access", STRING, "one line per request: JSON, nginx's combined, or none", "combined",
+        choices=("json", "combined", "off")),
+    Key("format", STRING, "the proxy's own lines, one per record (tracebacks included)", "json",
+        choices=("text", "json")),
+    Key("level", STRING, "debug, info, warning, error or critical, any case; `--log-level`, "
+        "then CAREERS_EDGE_LOG_LEVEL win", "warning"),
+    Key("redact", BOOLEAN, "click-id values, e-mail addresses and tokens never reach a log",
+        False),
+    Key("health", BOOLEAN, "access-log healthz, readyz and metrics requests too", True),
+), LogSection)
+
 SECTIONS = (PROXY, ATTRIBUTION, CONSENT, PIXELS, RULES, SINKS, API, REDIRECT, FEED, ADMIN,
-            ROUTES)
+            ROUTES, LOG)

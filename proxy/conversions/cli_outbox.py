@@ -8,16 +8,20 @@ them up at its next poll.
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import time
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.exceptions import RedisError
 
 from proxy.config.model import Config
 from proxy.conversions.outbox import Outbox, OutboxRow
 from proxy.conversions.sqlite_outbox import SqliteOutbox
 from proxy.conversions.states import RowState
-from proxy.state import StateLocation, parse_state
+from proxy.state import StateLocation, StateMissing, parse_state
 
 ROW_LIMIT = 50
 BODY_HEAD = 200
@@ -63,23 +67,51 @@ async def report(outbox: Outbox, *, dead: bool, retry_dead: bool, out: TextIO) -
 
 
 async def open_outbox(location: StateLocation) -> Outbox:
+    """The state's outbox as it is: a SQLite state is never created here."""
     if location.kind == "redis":
         from proxy.conversions.redis_outbox import RedisOutbox
         return RedisOutbox(location.target)
-    return SqliteOutbox(location.sqlite_path)
+    return SqliteOutbox(location.sqlite_path, create=False)
+
+
+def _shown(state: str) -> str:
+    """The state URL without a password (a Redis URL may carry one)."""
+    parts = urlsplit(state)
+    if parts.password is None:
+        return state
+    netloc = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))
 
 
 async def outbox_command(config: Config, *, dead: bool = False, retry_dead: bool = False,
                          out: TextIO | None = None) -> int:
-    """`careers-edge outbox`: the exit status (0; 1 when the state cannot be opened)."""
+    """`careers-edge outbox`: the exit status (0; 1 when the state cannot be opened or
+    reached, with one line saying why)."""
     out = out or sys.stdout
+    state = _shown(config.proxy.state)
     try:
         location = parse_state(config.proxy.state, base=Path.cwd())
         outbox = await open_outbox(location)
+    except StateMissing:
+        print(f"outbox: cannot open the state {state!r}: no database at {location.target} "
+              "(is [proxy] state right? the proxy creates it when it first runs)",
+              file=sys.stderr)
+        return 1
     except Exception as e:
-        print(f"outbox: cannot open the state {config.proxy.state!r}: {e}", file=sys.stderr)
+        print(f"outbox: cannot open the state {state!r}: {e}", file=sys.stderr)
         return 1
     try:
         return await report(outbox, dead=dead, retry_dead=retry_dead, out=out)
+    except (RedisError, OSError, sqlite3.Error) as e:
+        print(f"outbox: cannot read the state {state!r}: {_one_line(e)}", file=sys.stderr)
+        return 1
     finally:
-        await outbox.close()
+        try:
+            await outbox.close()
+        except (RedisError, OSError):
+            pass
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__

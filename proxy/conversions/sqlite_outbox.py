@@ -68,15 +68,32 @@ def _init(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
 
 
+class NotAState(ValueError):
+    """The SQLite file holds no outbox: not the proxy's state."""
+
+
+def _existing(conn: sqlite3.Connection) -> None:
+    found = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'edge_outbox'").fetchone()
+    if found is None:
+        raise NotAState("the database holds no careers-edge outbox")
+
+
 class SqliteOutbox(OutboxBase):
-    """`Outbox` on a SQLite file; `clock` is injectable for tests."""
+    """`Outbox` on a SQLite file; `clock` is injectable for tests.
+
+    A submit is acknowledged (and the visitor's response finished) only after its
+    commit is synced to disk (`synchronous=FULL`): an acknowledged conversion
+    survives a power loss. Group commit keeps that to one sync per batch of submits.
+    `create=False` (the `outbox` command) opens an existing state only."""
 
     def __init__(self, path: str, *, metrics: Metrics | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, create: bool = True) -> None:
         super().__init__(metrics)
         self.path = path
         self.clock = clock
-        self.worker = SqliteWorker(path, _init, name="outbox-sqlite")
+        self.worker = SqliteWorker(path, _init if create else _existing, name="outbox-sqlite",
+                                   create=create, durable=True)
 
     # -- the request path ---------------------------------------------------------
 

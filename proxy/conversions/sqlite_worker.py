@@ -33,8 +33,10 @@ class WorkerClosed(RuntimeError):
 
 class SqliteWorker:
     def __init__(self, path: str, init: Callable[[sqlite3.Connection], None],
-                 name: str = "sqlite") -> None:
+                 name: str = "sqlite", *, create: bool = True, durable: bool = False) -> None:
+        """`create` and `durable` as `state.open_sqlite` takes them."""
         self.path = path
+        self._create, self._durable = create, durable
         self._init = init
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._ready = threading.Event()
@@ -63,7 +65,7 @@ class SqliteWorker:
 
     def _main(self) -> None:
         try:
-            conn = open_sqlite(self.path)
+            conn = open_sqlite(self.path, create=self._create, durable=self._durable)
             self._init(conn)
         except BaseException as e:      # surfaced to the constructor
             self._error = e

@@ -56,7 +56,8 @@ def admin_handler(edge: Edge) -> RequestHandler:
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         started = time.monotonic()
-        return edge.finish(request, await answer(request), started, count=False)
+        return edge.finish(request, await answer(request), started, count=False,
+                           quiet=edge.access_log.quiet(request.raw_path, edge.runtime.prefix))
 
     async def answer(request: web.BaseRequest) -> web.StreamResponse:
         rt = edge.runtime

@@ -27,11 +27,13 @@ FORWARDING = frozenset({
     b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port",
     b"forwarded", b"x-real-ip",
 })
+# The proxy's own: the request id it logs (a trusted front's kept, passed in by the caller).
+REQUEST_ID = b"x-request-id"
 # Framing is the server's own for the visitor's connection.
 RESPONSE_OWNED = frozenset({b"content-length"})
 VIA = b"1.1 careers-edge"
 VIA_TEXT = VIA.decode()
-_REQUEST_DROPPED = HOP_BY_HOP | REQUEST_OWNED | FORWARDING
+_REQUEST_DROPPED = HOP_BY_HOP | REQUEST_OWNED | FORWARDING | {REQUEST_ID}
 _RESPONSE_DROPPED = HOP_BY_HOP | RESPONSE_OWNED
 # Names seen on nearly every response, decoded once.
 _NAME_TEXT: dict[bytes, str] = {}
@@ -126,8 +128,10 @@ def client_view(raw: Sequence[tuple[bytes, bytes]], peer: str | None, host: str,
     return ClientView(ip, scheme, public, forwarded_for, refused)
 
 
-def request_headers(raw: Sequence[tuple[bytes, bytes]], client: ClientView) -> RawHeaders:
-    """The visitor's headers as sent upstream: end-to-end ones, then the proxy's own."""
+def request_headers(raw: Sequence[tuple[bytes, bytes]], client: ClientView,
+                    request_id: bytes = b"") -> RawHeaders:
+    """The visitor's headers as sent upstream: end-to-end ones, then the proxy's own
+    (with `request_id`, X-Request-ID: the visitor's own never passes as it is)."""
     named = _named_extra(raw)
     out: RawHeaders = []
     for name, value in raw:
@@ -139,6 +143,8 @@ def request_headers(raw: Sequence[tuple[bytes, bytes]], client: ClientView) -> R
     out.append((b"X-Forwarded-Proto", client.proto.encode()))
     out.append((b"X-Forwarded-Host", client.host.encode("latin-1", "replace")))
     out.append((b"Via", VIA))
+    if request_id:
+        out.append((b"X-Request-ID", request_id))
     return out
 
 

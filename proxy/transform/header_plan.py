@@ -24,7 +24,7 @@ from proxy.transform.csp import (
     hosts_key,
     script_hash,
 )
-from proxy.transform.headers import should_transform, transformed_headers
+from proxy.transform.headers import declared_utf16, should_transform, transformed_headers
 
 PLANS: Final = 256
 _SCRIPT: Final = b"\x00the inline script of this response\x00"
@@ -41,6 +41,7 @@ class HeaderPlan:
     coding: str                              # as `codecs.normalize` names it
     hashed: bool                             # a header holds the placeholder's hash
     script_hashes: bool = False              # the page's own CSP allows scripts by hash
+    utf16: str | None = None                 # the charset says UTF-16: its codec
 
     def headers_for(self, script: bytes) -> list[tuple[str, str]] | None:
         """The headers for this response's inline script; None when the policy
@@ -77,7 +78,8 @@ def plan_headers(method: str, status: int, headers: list[tuple[str, str]],
         decision = apply_csp(out, CspNeeds(inline_scripts=(_SCRIPT,), hosts=hosts))
         out, nonce = decision.headers, decision.nonce
     hashed = any(_SCRIPT_HASH in v for k, v in out if k.lower() in _CSP_NAMES)
-    return HeaderPlan(True, tuple(out), nonce, encoding, coding, hashed, by_hash)
+    return HeaderPlan(True, tuple(out), nonce, encoding, coding, hashed, by_hash,
+                      declared_utf16(headers))
 
 
 class HeaderPlans:

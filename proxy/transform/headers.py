@@ -28,6 +28,9 @@ DROPPED: Final = frozenset({
 NOT_ASCII_COMPATIBLE: Final = re.compile(
     r"^(utf-?16|utf-?32|ucs-?2|ucs-?4|utf-?7|iso-?2022|hz-gb|cp0?37|ibm0?37|cp500|ebcdic)",
     re.IGNORECASE)
+# UTF-16 labels (WHATWG: "utf-16" means little-endian): streamed as UTF-8 and back.
+_UTF16_LABELS: Final = {"utf-16": "utf-16-le", "utf16": "utf-16-le", "utf-16le": "utf-16-le",
+                        "utf16le": "utf-16-le", "utf-16be": "utf-16-be", "utf16be": "utf-16-be"}
 _ENTITY_TAG: Final = re.compile(r'(W/)?("[^"]*")')
 
 
@@ -87,7 +90,9 @@ def should_transform(method: str, status: int,
         return False
     for p in params:
         key, _, val = p.partition("=")
-        if key.strip().lower() == "charset" and NOT_ASCII_COMPATIBLE.match(val.strip(" \"'")):
+        charset = val.strip(" \"'")
+        if key.strip().lower() == "charset" and NOT_ASCII_COMPATIBLE.match(charset) \
+                and charset.lower() not in _UTF16_LABELS:
             return False
     if CACHE_CONTROL in h and any(t.split("=")[0].strip() == "no-transform"
                                   for t in _tokens(h[CACHE_CONTROL])):
@@ -97,6 +102,16 @@ def should_transform(method: str, status: int,
     if h.get(CONTENT_DISPOSITION, "").strip().lower().startswith("attachment"):
         return False
     return normalize(h.get(CONTENT_ENCODING)) is not None
+
+
+def declared_utf16(headers: Sequence[tuple[AnyStr, AnyStr]]) -> str | None:
+    """"utf-16-le" or "utf-16-be" when the Content-Type's charset is UTF-16, else None."""
+    ctype = _checked(headers).get(CONTENT_TYPE, "")
+    for p in ctype.split(";")[1:]:
+        key, _, val = p.partition("=")
+        if key.strip().lower() == "charset":
+            return _UTF16_LABELS.get(val.strip(" \"'").lower())
+    return None
 
 
 def weaken_etag(value: str) -> str:

@@ -1,5 +1,8 @@
 """The streaming HTML transform as one object: decode → rewrite links → inject → encode.
 
+A document that starts with a UTF-16 byte-order mark goes through the middle
+stages as UTF-8 and comes out as UTF-16 again (`charset.Utf16Bridge`).
+
 `HtmlTransform` is what the request path uses for a response `should_transform`
 accepted; it is pure (bytes in, bytes out). It also keeps the first
 `observe` decoded bytes (after link rewriting, before injection, so the
@@ -15,6 +18,7 @@ from __future__ import annotations
 from typing import Final
 
 from proxy.transform import codecs
+from proxy.transform.charset import Utf16Bridge
 from proxy.transform.csp import META_MARKER, CspNeeds, rewrite_meta_tag
 from proxy.transform.inject import Injector
 from proxy.transform.links import LinkRewrite, LinkRewriter
@@ -31,11 +35,12 @@ class HtmlTransform:
                  body_snippet: bytes = b"", rewrite: LinkRewrite | None = None,
                  max_decoded: int = codecs.DEFAULT_MAX_DECODED,
                  observe: int = DEFAULT_OBSERVE, meta_csp: CspNeeds | None = None,
-                 nonce: str | None = None) -> None:
+                 nonce: str | None = None, utf16: str | None = None) -> None:
         """`rewrite` is (upstream origin, public origin), e.g.
         (b"https://ats.example", b"https://careers.acme.example"). With
         `meta_csp`, a `<meta http-equiv="Content-Security-Policy">` in the head is
-        rewritten like the headers (`nonce` as chosen by `csp.apply_csp`)."""
+        rewritten like the headers (`nonce` as chosen by `csp.apply_csp`). `utf16`
+        ("utf-16-le" | "utf-16-be"): the Content-Type says UTF-16 (a BOM still wins)."""
         coding = codecs.normalize(content_encoding)
         if coding is None:
             raise NotTransformable(f"content-coding {content_encoding!r}")
@@ -50,6 +55,7 @@ class HtmlTransform:
             def hook(tag: bytes) -> bytes | None:
                 return rewrite_meta_tag(tag, needs, nonce)
         self._injector = Injector(head_snippet, body_snippet, hook, META_MARKER)
+        self._bridge: Utf16Bridge | None = Utf16Bridge(utf16)   # None: known ASCII-based
         self._observe = observe
         self._observed: list[bytes] = []
         self._observed_len = 0
@@ -64,9 +70,33 @@ class HtmlTransform:
             self._observed = [b"".join(self._observed)]
         return self._observed[0] if self._observed else b""
 
+    @property
+    def injected(self) -> bool:
+        """A snippet went into the document (False: none to insert, or the document
+        was not one they could go into)."""
+        return self._injector.inserted
+
+    @property
+    def skipped(self) -> bool:
+        """There were snippets, and the document could take none of them."""
+        return self._injector.gave_up
+
     def _update_passthrough(self) -> None:
         self._passthrough = (self.coding == "identity" and self._links is None
-                             and self.observed_complete and self._injector.passthrough)
+                             and self.observed_complete and self._injector.passthrough
+                             and (self._bridge is None or not self._bridge.holding))
+
+    def _to_utf8(self, data: bytes, final: bool = False) -> bytes:
+        bridge = self._bridge
+        if bridge is None:
+            return data
+        data = bridge.to_utf8(data, final)
+        if bridge.decided and bridge.codec is None:
+            self._bridge = None
+        return data
+
+    def _from_utf8(self, data: bytes) -> bytes:
+        return data if self._bridge is None else self._bridge.from_utf8(data)
 
     def _see(self, data: bytes) -> None:
         room = self._observe - self._observed_len
@@ -80,12 +110,12 @@ class HtmlTransform:
     def feed(self, chunk: bytes) -> bytes:
         if self._passthrough:
             return chunk
-        data = self._decoder.decode(chunk)
+        data = self._to_utf8(self._decoder.decode(chunk))
         if self._links is not None:
             data = self._links.feed(data)
         if not self.observed_complete:
             self._see(data)
-        data = self._injector.feed(data)
+        data = self._from_utf8(self._injector.feed(data))
         out = self._encoder.encode(data)
         if self._injector.passthrough:
             self._update_passthrough()
@@ -93,11 +123,13 @@ class HtmlTransform:
 
     def finish(self, tail: bytes = b"") -> bytes:
         """The rest of the document; `tail` (decoded bytes) goes at its very end."""
-        data = self._decoder.finish()
+        data = self._to_utf8(self._decoder.finish(), final=True)
         if self._links is not None:
             data = self._links.feed(data) + self._links.finish()
         if not self.observed_complete:
             self._see(data)
             self.observed_complete = True
-        data = self._injector.feed(data) + self._injector.finish() + tail
+        data = self._from_utf8(self._injector.feed(data) + self._injector.finish() + tail)
+        if self._bridge is not None:
+            data += self._bridge.finish()
         return self._encoder.encode(data) + self._encoder.finish()

@@ -54,6 +54,8 @@ class Injector:
         self.head_placed = self._locator is None
         self.body_placed = not body
         self.passthrough = self.head_placed and self.body_placed
+        self.inserted = False       # a snippet went in
+        self.gave_up = False        # there were snippets, and this document takes none
 
     def feed(self, chunk: bytes) -> bytes:
         if self.passthrough:
@@ -78,7 +80,7 @@ class Injector:
             out += self._head + self._body_feed(self._place_head())
         if self.body_placed:
             return out + self._tail
-        self.body_placed = self.passthrough = True
+        self.body_placed = self.passthrough = self.inserted = True
         tail, self._tail = self._tail, b""
         if self._cand >= 0:
             return out + tail[:self._cand] + self._body + tail[self._cand:]
@@ -89,12 +91,14 @@ class Injector:
         rest = self._locator.rest()
         self._locator = None
         self.head_placed = True
+        self.inserted = self.inserted or bool(self._head)
         self.passthrough = self.body_placed
         return rest
 
     def _give_up(self) -> None:
         """Not an ASCII-compatible document: insert nothing at all."""
         self._locator = None
+        self.gave_up = bool(self._head or self._body)
         self.head_placed = self.body_placed = self.passthrough = True
 
     def _body_feed(self, chunk: bytes) -> bytes:

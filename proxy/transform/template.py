@@ -10,7 +10,8 @@ bytes, so the same page from the upstream costs a dict lookup and a join.
 
 A page whose transform depends on the snippets themselves is not templated:
 one with a `<meta http-equiv="Content-Security-Policy">` (rewritten with the
-snippet's hashes), or one with a NUL byte (the placeholders' delimiter).
+snippet's hashes), one with a NUL byte (the placeholders' delimiter), or one in
+UTF-16 (streamed through `charset.Utf16Bridge`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from proxy.transform import codecs
 from proxy.transform.csp import META_MARKER, is_csp_meta
 from proxy.transform.inject import Injector
 from proxy.transform.links import LinkRewrite, LinkRewriter
+from proxy.transform.locator import UTF16_BOMS
 
 MAX_BODY: Final = 512 * 1024            # larger bodies stream through the transform
 CACHE_BYTES: Final = 16 * 1024 * 1024   # upstream bodies + templates kept, per process
@@ -52,8 +54,8 @@ class PageTemplate:
         """Raises NotTemplatable, or CodecError for a body that does not decode."""
         dec = codecs.decoder(coding, max_decoded)
         doc = dec.decode(raw) + dec.finish()
-        if b"\x00" in doc:
-            raise NotTemplatable("NUL in the document")
+        if b"\x00" in doc or doc[:2] in UTF16_BOMS:
+            raise NotTemplatable("NUL in the document, or UTF-16")
         if rewrite is not None:
             links = LinkRewriter(*rewrite)
             doc = links.feed(doc) + links.finish()
@@ -69,6 +71,11 @@ class PageTemplate:
         parts = tuple((pieces[i], _SLOTS[pieces[i + 1]] if i + 1 < len(pieces) else -1)
                       for i in range(0, len(pieces), 2))
         return cls(coding, parts, len(raw) + len(out))
+
+    @property
+    def injected(self) -> bool:
+        """The page has a place for a snippet (False: not one snippets can go into)."""
+        return any(slot >= 0 for _, slot in self.parts)
 
     def document(self, head: bytes, body: bytes, tail: bytes = b"") -> bytes:
         """The decoded document with this response's snippets."""

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import aiohttp
 from aiohttp import web
@@ -17,7 +18,7 @@ from aiohttp import web
 from proxy.app import admin_runner, build_app, edge_runner
 from proxy.config.load import load_config
 from proxy.demo.recorder import Recorder
-from proxy.edge import EDGE, AccessLog, Edge
+from proxy.edge import EDGE, Edge
 
 
 def free_port() -> int:
@@ -71,9 +72,9 @@ BASE_RULES = """
 upstream = "{upstream}"
 state = "sqlite:///{state}"
 timeout = {timeout}
-access_log = false
 {proxy_extra}
 """
+NO_ACCESS_LOG = '\n[log]\naccess = "off"\n'      # unless the test's rules have a [log]
 
 
 @asynccontextmanager
@@ -81,10 +82,11 @@ async def stack(upstream: web.Application | Callable[[str], web.Application],
                 rules: str = "", *, tmp: Path,
                 timeout: float = 5, env: dict[str, str] | None = None,
                 dispatch: bool = True, proxy_extra: str = "",
-                upstream_url: str | None = None, app_runner: bool = False
-                ) -> AsyncIterator[Stack]:
+                upstream_url: str | None = None, app_runner: bool = False,
+                access_stream: IO[bytes] | None = None) -> AsyncIterator[Stack]:
     """`upstream_url` points the proxy somewhere else than `upstream` (a dead port, say);
-    `app_runner` serves the proxy under a plain `web.AppRunner` (its catch-all route)."""
+    `app_runner` serves the proxy under a plain `web.AppRunner` (its catch-all route);
+    `access_stream` takes the access log lines (rules with a `[log]` section say how)."""
     if not isinstance(upstream, web.Application):
         port = free_port()   # the app wants its own base URL before it is built
         upstream = upstream(f"http://127.0.0.1:{port}")
@@ -98,13 +100,15 @@ async def stack(upstream: web.Application | Callable[[str], web.Application],
     text = BASE_RULES.format(upstream=upstream_url, state=tmp / "state.db", timeout=timeout,
                              proxy_extra=proxy_extra)
     text += textwrap.dedent(rules).replace("{recorder}", recorder_url)
+    if "[log]" not in rules:
+        text += NO_ACCESS_LOG
     path = tmp / "rules.toml"
     path.write_text(text)
     old = {k: os.environ.get(k) for k in (env or {})}
     os.environ.update(env or {})
     try:
         config = load_config(path)
-        app = build_app(config, access_log=AccessLog(enabled=False), dispatch=dispatch)
+        app = build_app(config, dispatch=dispatch, access_stream=access_stream)
         px_runner, px_port = await start(app, proxy=not app_runner)
         adm_runner = admin_runner(app, access_log=None)
         await adm_runner.setup()

@@ -39,8 +39,8 @@ RULES_HEAD = """
 upstream = "{upstream}"
 state = "sqlite:///{state}"
 timeout = 10
-access_log = false
 """
+NO_ACCESS_LOG = '\n[log]\naccess = "off"\n'      # unless the test's rules have a [log]
 # The rule the process tests fire on: the demo site's application form, answered 303.
 APPLY_RULE = """
 [[rules]]
@@ -70,7 +70,8 @@ def write_rules(tmp: Path, upstream: str, body: str = "", *, recorder: str = "",
     """A rules file for `upstream`; `{recorder}` in `body` becomes the recorder's URL."""
     path = tmp / name
     text = RULES_HEAD.format(upstream=upstream, state=tmp / state)
-    path.write_text(text + textwrap.dedent(body).replace("{recorder}", recorder))
+    text += textwrap.dedent(body).replace("{recorder}", recorder)
+    path.write_text(text if "[log]" in body else text + NO_ACCESS_LOG)
     return path
 
 

@@ -42,7 +42,9 @@ RULES = """
 upstream = "{upstream}"
 state = "{state}"
 timeout = 10
-access_log = false
+
+[log]
+access = "off"
 
 [api]
 token = "{token}"

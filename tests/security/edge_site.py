@@ -73,8 +73,10 @@ RULES = """
 upstream = "{upstream}"
 state = "sqlite:///{state}"
 timeout = 10
-access_log = true
 {proxy}
+
+[log]
+access = "json"
 
 [[rules]]
 name = "application completed"
