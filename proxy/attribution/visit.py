@@ -22,6 +22,8 @@ Pure (no I/O) and cheap; it runs on every proxied request. Decisions:
 - `_fbc`/`_fbp` need consent. The fbclid for `_fbc` comes from the URL, else the
   Referer's query (as Meta's builder does), else, when `_fbc` is missing, from the
   fbclid held in the attribution cookie (consent given after landing).
+- A valid preview cookie (`preview.py`, set by the operators' preview link) makes
+  the visit a test visit (`Visit.preview`): its events are test events.
 - With `strip`, every occurrence of a captured param is removed from the query
   sent upstream; `upstream_query == ""` means "no query at all".
 """
@@ -46,6 +48,7 @@ from proxy.attribution.cookies import (
     set_cookie,
 )
 from proxy.attribution.fbparams import FB_MAX_AGE, FbParams
+from proxy.attribution.preview import PREVIEW_COOKIE, PreviewCodec
 from proxy.config.model import AttributionSection, ConsentSection
 
 __all__ = ["Attribution", "ClickId", "Visit"]
@@ -69,6 +72,7 @@ class Visit:
     upstream_query: str | None
     new_clicks: list[str] = field(default_factory=list)   # captured ones not already held
     consent_state: ConsentState = field(default_factory=lambda: ConsentState(True))
+    preview: bool = False        # a valid `ce_preview` cookie: a test visitor
 
 
 def _referer_fbclid(referer: str | None) -> str | None:
@@ -87,8 +91,9 @@ class Attribution:
         self._codec = AttrCodec(secret)
         self._consent = Consent(consent)
         self._fb = FbParams()
+        self._preview = PreviewCodec(secret)
         self._wanted = frozenset(
-            {VISITOR_COOKIE, ATTR_COOKIE, FBC_COOKIE, FBP_COOKIE, consent.cookie}
+            {VISITOR_COOKIE, ATTR_COOKIE, FBC_COOKIE, FBP_COOKIE, PREVIEW_COOKIE, consent.cookie}
             | ({TCF_COOKIE} if consent.tcf else set()))
 
     def on_request(self, *, raw_query: str, cookie_header: str | None, host: str, secure: bool,
@@ -160,4 +165,5 @@ class Attribution:
             captured=list(scan.found), rejected=scan.rejected, cookie_rejected=cookie_rejected,
             consent=consent, fbc=fbc, fbp=fbp, set_cookies=set_cookies,
             upstream_query=scan.upstream_query, new_clicks=new_clicks, consent_state=state,
+            preview=self._preview.valid(cookies.get(PREVIEW_COOKIE), now),
         )
