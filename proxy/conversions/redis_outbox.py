@@ -202,6 +202,9 @@ class RedisOutbox(OutboxBase):
         (row,) = await self._rows([_member(row_id)])
         return row
 
+    async def get_many(self, row_ids: Sequence[int]) -> list[OutboxRow | None]:
+        return await self._rows([_member(i) for i in row_ids])
+
     async def _rows(self, members: Sequence[bytes | str]) -> list[OutboxRow | None]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for m in members:
