@@ -25,12 +25,15 @@ from proxy.conversions.tuning import dispatcher_options
 from proxy.edge import EDGE, AccessLog, Edge
 from proxy.endpoints.admin import admin_handler, admin_routes
 from proxy.endpoints.events_api import events_api_handler
+from proxy.endpoints.ops_api import OpsApi
 from proxy.endpoints.router import PublicEndpoints
 from proxy.feed.service import FeedService, feed_handler
 from proxy.http.response import strip_server_defaults
 from proxy.http.server import EdgeRunner
 from proxy.http.transport import UpstreamPool
 from proxy.metrics import Metrics
+from proxy.ops.reads import open_reads
+from proxy.ops.views import stream_delivery
 from proxy.pipeline import handle, serve_request
 from proxy.reload import RulesReloader
 from proxy.runtime import compile_runtime, public_origin_of
@@ -72,6 +75,8 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
                               "reason", lambda: feed.skipped)
     lookup = edge.journeys
     edge.admin = admin_routes(edge)
+    reads = open_reads(outbox)
+    OpsApi(edge, reads).mount()
     edge.endpoints = PublicEndpoints(
         edge,
         events_api_handler(lambda: edge.runtime.config, outbox, lookup),
@@ -99,9 +104,13 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
 
     app.cleanup_ctx.append(part(lambda: None, transport.close))
     app.cleanup_ctx.append(part(lambda: None, outbox.close))
+    app.cleanup_ctx.append(part(lambda: None, reads.close))
     app.cleanup_ctx.append(part(edge.journeys.start, edge.journeys.stop))
     if dispatch:
+        live = edge.live
         dispatcher = Dispatcher(outbox, config.sinks, metrics=metrics,
+                                observer=lambda row: live.publish("delivery",
+                                                                  stream_delivery(row)),
                                 **dispatcher_options(config.sinks))
         app.cleanup_ctx.append(part(dispatcher.start, dispatcher.stop))
     else:
@@ -153,5 +162,6 @@ def _background(run: Callable[[], Awaitable[None]]) -> Callable[[web.Application
 async def _drain(app: web.Application) -> None:
     edge = app[EDGE]
     edge.draining = True
+    edge.live.close()
     if edge._ws_session is not None:
         await edge._ws_session.close()

@@ -96,6 +96,11 @@ class Attribution:
             {VISITOR_COOKIE, ATTR_COOKIE, FBC_COOKIE, FBP_COOKIE, PREVIEW_COOKIE, consent.cookie}
             | ({TCF_COOKIE} if consent.tcf else set()))
 
+    @property
+    def preview(self) -> PreviewCodec:
+        """The preview cookie's codec (`endpoints/preview.py` sets the cookie)."""
+        return self._preview
+
     def on_request(self, *, raw_query: str, cookie_header: str | None, host: str, secure: bool,
                    gpc: bool, referer: str | None = None, now: float | None = None) -> Visit:
         now = time.time() if now is None else now

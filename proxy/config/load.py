@@ -303,7 +303,7 @@ def _admin_listen(v: str) -> str | None:
 
 
 def _admin(ctx: Ctx, raw: Any, over: Overrides) -> AdminSection:
-    t = Table(ctx, ("admin",), raw, ("listen", "token"))
+    t = Table(ctx, ("admin",), raw, ("listen", "token", "preview_token"))
     if over.admin_listen is not None:
         listen: str | None = over.admin_listen
         problem = _admin_listen(over.admin_listen)
@@ -313,7 +313,8 @@ def _admin(ctx: Ctx, raw: Any, over: Overrides) -> AdminSection:
         listen = t.get("listen", str, AdminSection().listen, check=_admin_listen)
     return AdminSection(
         listen=None if listen in ("", "off") else listen,
-        token=t.get("token", str, None, unset_ok=True, check=_nonempty))
+        token=t.get("token", str, None, unset_ok=True, check=_nonempty),
+        preview_token=t.get("preview_token", str, None, unset_ok=True, check=_nonempty))
 
 
 def _report_unset(ctx: Ctx) -> None:

@@ -33,7 +33,8 @@ SINK_TYPES = ("talroo", "meta", "http", "webhook")
 SINK_METHODS = ("GET", "POST", "PUT", "PATCH")
 SINK_KEYS = {
     "talroo": ("url", "events"),
-    "meta": ("pixel_id", "access_token", "api", "test_event_code", "event_names"),
+    "meta": ("pixel_id", "access_token", "api", "test_event_code", "preview_test_event_code",
+             "event_names"),
     "http": ("url", "method", "headers", "body", "event_names"),
     "webhook": ("url", "secret", "headers", "event_names"),
 }
@@ -234,6 +235,7 @@ def _sink(ctx: Ctx, key: tuple, name: str, body: Any, placeholders: set[str],
         access_token=t.get("access_token", str, None, check=nonempty),
         api=t.get("api", str, _SINK_DEFAULTS.api, check=http_url).rstrip("/"),
         test_event_code=t.get("test_event_code", str, ""),
+        preview_test_event_code=t.get("preview_test_event_code", str, ""),
         event_names=frozen_map(t.string_map("event_names", check_key=event_name,
                                             check=event_name)),
         requires=t.strings("requires", SINK_DEFAULT_REQUIRES.get(kind, ()),

@@ -48,13 +48,13 @@ class BadQuery(ValueError):
     pass
 
 
-def answer(data: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json",
+def answer(data: Any, code: int = 200) -> web.Response:
+    return web.Response(status=code, body=orjson.dumps(data), content_type="application/json",
                         headers={hdrs.CACHE_CONTROL: "no-store"})
 
 
-def problem(status: int, why: str, **extra: Any) -> web.Response:
-    return answer({"error": why, **extra}, status)
+def problem(code: int, why: str, **extra: Any) -> web.Response:
+    return answer({"error": why, **extra}, code)
 
 
 def number(request: web.BaseRequest, name: str, default: int, most: int) -> int:

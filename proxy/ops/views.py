@@ -52,7 +52,10 @@ def is_preview(event: Event) -> bool:
     return bool(getattr(event, "preview", False))
 
 
-def event_view(rec: EventRecord, *, visitor: bool = False) -> dict[str, Any]:
+def event_view(rec: EventRecord, *, visitor: bool = False,
+               unrecorded: str = RowState.SENT.value) -> dict[str, Any]:
+    """`unrecorded`: the status of a queued sink without its row (sent and purged,
+    or, as the event is fired, still pending)."""
     e = rec.event
     by_sink = {r.sink: r for r in rec.rows}
     deliveries = []
@@ -61,7 +64,7 @@ def event_view(rec: EventRecord, *, visitor: bool = False) -> dict[str, Any]:
         if row is not None:
             deliveries.append(delivery(row))
         else:
-            deliveries.append(_unqueued(sink, RowState.SENT.value
+            deliveries.append(_unqueued(sink, unrecorded
                                         if outcome == Outcome.QUEUED.value else outcome))
     out: dict[str, Any] = {
         "event_id": e.event_id, "event": e.name, "time": e.event_time,
@@ -75,6 +78,12 @@ def event_view(rec: EventRecord, *, visitor: bool = False) -> dict[str, Any]:
 def dead_view(row: OutboxRow) -> dict[str, Any]:
     return {**delivery(row), "event": row.event.name, "event_id": row.event.event_id,
             "linksClickedId": row.event.links_clicked_id}
+
+
+def fired_view(event: Event, outcomes: Mapping[str, str]) -> dict[str, Any]:
+    """An event as it is submitted (`event: conversion` on the live feed)."""
+    return event_view(EventRecord(event, outcomes), visitor=True,
+                      unrecorded=RowState.PENDING.value)
 
 
 def stream_delivery(row: OutboxRow) -> dict[str, Any]:

@@ -1,0 +1,304 @@
+"""The operators' JSON API over real sockets, once with SQLite and once with Redis state:
+the same visitors, the same answers. The demo site is the careers site, the recorder
+the networks (talroo, meta, a webhook)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+import redis
+
+from proxy.demo.site import build_site
+from proxy.endpoints import ops_stream
+from tests.integration.harness import Stack, stack
+
+pytest_plugins = ["redis_server"]
+REDIS_DB = 9                 # the proxy uses the production key prefix: a db of its own
+WAIT = 30.0                  # seconds a delivery gets to show up; not a timed assertion
+PIXEL = "123456789012345"
+RULES = """
+[[rules]]
+name = "apply form viewed"
+event = "ConversationStart"
+method = "GET"
+path = "/jobs/{job_id}/apply"
+status = [200]
+send_to = ["meta", "ats"]
+
+[[rules]]
+name = "application submitted"
+event = "ApplicationCompleted"
+method = "POST"
+path = "/jobs/{job_id}/apply"
+status = [303]
+job_name = "form:job_title"
+send_to = ["talroo", "meta", "ats"]
+
+[sinks.talroo]
+type = "talroo"
+url = "{recorder}/conversion2.php"
+
+[sinks.meta]
+type = "meta"
+pixel_id = "%(pixel)s"
+access_token = "tok-123"
+api = "{recorder}/v21.0"
+preview_test_event_code = "TEST4242"
+
+[sinks.ats]
+type = "webhook"
+url = "{recorder}/hooks/ats"
+secret = "whsec-1"
+
+[admin]
+preview_token = "${PREVIEW_TOKEN}"
+%(admin)s
+""".replace("%(pixel)s", PIXEL)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def state(request: pytest.FixtureRequest) -> str | None:
+    if request.param == "sqlite":
+        return None
+    url = request.getfixturevalue("redis_url").rsplit("/", 1)[0] + f"/{REDIS_DB}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    return url
+
+
+def rules(admin: str = "") -> str:
+    return RULES.replace("%(admin)s", admin)
+
+
+@pytest.fixture
+async def s(tmp_path, state) -> AsyncIterator[Stack]:
+    async with stack(build_site, rules(), tmp=tmp_path, state=state,
+                     env={"PREVIEW_TOKEN": "let-me-see"}) as st:
+        yield st
+
+
+async def api(st: Stack, path: str, method: str = "GET",
+              token: str | None = None) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with st.admin() as c, c.request(method, "/_edge" + path, headers=headers) as r:
+        body = await r.read()
+        if r.content_type == "application/json":
+            return r.status, orjson.loads(body)
+        return r.status, body
+
+
+async def until(check: Callable[[], Awaitable[Any]], what: str) -> Any:
+    """Poll `check` until it returns something truthy (the dispatcher works meanwhile)."""
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while True:
+        got = await check()
+        if got:
+            return got
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        await asyncio.sleep(0.1)
+
+
+def form(title: str) -> aiohttp.FormData:
+    data = aiohttp.FormData()
+    data.add_field("job_title", title)
+    data.add_field("name", "Ada Lovelace")
+    data.add_field("email", "ada@example.com")
+    return data
+
+
+async def visit(c: aiohttp.ClientSession, query: str = "", job: str = "2",
+                title: str = "Warehouse Associate", apply: bool = True) -> str:
+    """Land, open the application form, maybe apply; the visitor's linksClickedId."""
+    async with c.get(f"/jobs/{job}" + (f"?{query}" if query else "")) as r:
+        assert r.status == 200
+        await r.read()
+    async with c.get(f"/jobs/{job}/apply") as r:
+        assert r.status == 200
+        await r.read()
+    if apply:
+        async with c.post(f"/jobs/{job}/apply", data=form(title), allow_redirects=False) as r:
+            assert r.status == 303, await r.text()
+    return next(m.value for m in c.cookie_jar if m.key == "linksClickedId")
+
+
+def deliveries(journey: dict[str, Any], event: str) -> dict[str, dict[str, Any]]:
+    found = next(e for e in journey["events"] if e["event"] == event)
+    return {d["sink"]: d for d in found["deliveries"]}
+
+
+async def settled(st: Stack, vid: str, count: int = 2) -> dict[str, Any]:
+    """The journey once `count` events are in it and none of their deliveries is open."""
+    async def check() -> dict[str, Any] | None:
+        status, body = await api(st, f"/api/journeys/{vid}")
+        if status != 200 or len(body["events"]) < count:
+            return None
+        open_ = [d for e in body["events"] for d in e["deliveries"]
+                 if d["status"] in ("pending", "leased", "retry")]
+        return None if open_ else body
+    return await until(check, f"every delivery of {vid} final")
+
+
+async def test_a_journey_shows_click_ids_events_rules_and_deliveries(s: Stack) -> None:
+    tlr = str(uuid.uuid4())
+    async with s.session() as c:
+        vid = await visit(c, f"tlr_sid={tlr}&gclid=G-1")
+    journey = await settled(s, vid)
+    assert journey["linksClickedId"] == vid and journey["preview"] is False
+    assert journey["click_ids"] == {"tlr_sid": tlr, "gclid": "G-1"}
+    assert journey["first_seen"] > 0
+    completed = next(e for e in journey["events"] if e["event"] == "ApplicationCompleted")
+    assert completed["rule"] == "application submitted"
+    assert completed["job_name"] == "Warehouse Associate" and completed["job_id"] == "2"
+    assert completed["url"].endswith("/jobs/2/apply") and completed["preview"] is False
+    for sink in ("talroo", "meta", "ats"):
+        d = deliveries(journey, "ApplicationCompleted")[sink]
+        assert d["status"] == "sent" and d["attempts"] == 1 and d["last_code"] == 200, d
+        assert d["id"].isdigit() and d["updated_at"] >= completed["time"]
+    assert set(deliveries(journey, "ConversationStart")) == {"meta", "ats"}
+    assert [e["event"] for e in journey["events"]] == ["ApplicationCompleted",
+                                                       "ConversationStart"]   # newest first
+
+    assert (await api(s, f"/api/journeys?click={tlr}")) == (200, {"journeys": [vid]})
+    assert (await api(s, "/api/journeys?click=G-1")) == (200, {"journeys": [vid]})
+    assert (await api(s, "/api/journeys?click=nobody")) == (200, {"journeys": []})
+
+    status, events = await api(s, "/api/events?limit=1")
+    assert status == 200 and len(events["events"]) == 1
+    assert events["events"][0]["event_id"] == completed["event_id"]
+    assert events["events"][0]["linksClickedId"] == vid
+
+    status, body = await api(s, "/api/rules")
+    by_name = {r["name"]: r for r in body["rules"]}
+    assert by_name["application submitted"]["hits"] == 1
+    assert by_name["application submitted"]["event"] == "ApplicationCompleted"
+    assert by_name["application submitted"]["last_fired"] >= completed["time"] - 1
+    assert by_name["apply form viewed"]["hits"] == 1
+
+    status, body = await api(s, "/api/sinks?hours=2")
+    sent = {}
+    for row in body["rows"]:
+        assert row["hour"] % 3600 == 0
+        sent[row["sink"]] = sent.get(row["sink"], 0) + row["sent"]
+    assert body["hours"] == 2 and sent == {"talroo": 1, "meta": 2, "ats": 2}
+
+
+async def test_a_rejected_delivery_is_a_dead_letter_and_a_retry_sends_it(s: Stack) -> None:
+    s.recorder.fail_next("/hooks/ats", 400, times=1, body='{"error": "bad payload: ' +
+                         "x" * 900 + '"}')
+    async with s.session() as c:
+        vid = await visit(c, f"tlr_sid={uuid.uuid4()}", apply=False)
+    journey = await settled(s, vid, count=1)
+    dead = deliveries(journey, "ConversationStart")["ats"]
+    assert dead["status"] == "dead" and dead["last_code"] == 400 and dead["attempts"] == 1
+    assert dead["last_body"].startswith('{"error": "bad payload: xxx') and \
+        len(dead["last_body"]) == 500
+
+    status, body = await api(s, "/api/dead")
+    assert status == 200 and [d["id"] for d in body["dead"]] == [dead["id"]]
+    letter = body["dead"][0]
+    assert letter["event"] == "ConversationStart" and letter["linksClickedId"] == vid
+    assert letter["sink"] == "ats" and letter["last_body"] == dead["last_body"]
+
+    sent = deliveries(journey, "ConversationStart")["meta"]
+    assert await api(s, f"/api/outbox/{sent['id']}/retry", "POST") == (
+        409, {"error": "only a dead letter can be retried", "status": "sent"})
+    assert (await api(s, "/api/outbox/999999/retry", "POST"))[0] == 404
+
+    assert await api(s, f"/api/outbox/{dead['id']}/retry", "POST") == (
+        200, {"id": dead["id"], "status": "pending"})
+    journey = await settled(s, vid, count=1)
+    again = deliveries(journey, "ConversationStart")["ats"]
+    assert again["status"] == "sent" and again["last_code"] == 200 and again["id"] == dead["id"]
+    assert (await api(s, "/api/dead"))[1] == {"dead": []}
+    status, body = await api(s, "/api/sinks")
+    ats = [r for r in body["rows"] if r["sink"] == "ats"]
+    assert sum(r["dead"] for r in ats) == 1 and sum(r["sent"] for r in ats) == 1
+
+
+async def test_the_funnel_counts_by_source_and_by_job(s: Stack) -> None:
+    async with s.session() as c:          # talroo, applies to job 2
+        await visit(c, f"tlr_sid={uuid.uuid4()}", "2", "Warehouse Associate")
+    async with s.session() as c:          # talroo, only opens job 3's form
+        await visit(c, f"tlr_sid={uuid.uuid4()}", "3", "Registered Nurse", apply=False)
+    async with s.session() as c:          # google, applies to job 3
+        await visit(c, "gclid=G-1", "3", "Registered Nurse")
+    async with s.session() as c:          # a preview visitor: counts nowhere
+        async with c.get("/_edge/preview?token=let-me-see") as r:
+            assert r.status == 200
+        await visit(c, f"tlr_sid={uuid.uuid4()}", "2", "Warehouse Associate")
+    await s.edge.journeys.flush()
+
+    status, body = await api(s, "/api/funnel?days=2")
+    assert status == 200 and body["by"] == "source" and body["days"] == 2
+    assert body["steps"] == ["clicks", "ConversationStart", "ApplicationCompleted", "Hire"]
+    rows = {r["key"]: r for r in body["rows"]}
+    day = body["rows"][0]["day"]
+    assert rows == {
+        "tlr_sid": {"day": day, "key": "tlr_sid", "clicks": 2, "ConversationStart": 2,
+                    "ApplicationCompleted": 1, "Hire": 0},
+        "gclid": {"day": day, "key": "gclid", "clicks": 1, "ConversationStart": 1,
+                  "ApplicationCompleted": 1, "Hire": 0}}
+
+    status, body = await api(s, "/api/funnel?by=job")
+    rows = {r["key"]: r for r in body["rows"]}
+    assert body["days"] == 30
+    # the form's job_title names the job; opening a form names none (no job_name rule)
+    assert rows["Warehouse Associate"]["ApplicationCompleted"] == 1
+    assert rows["Registered Nurse"]["ApplicationCompleted"] == 1
+    assert sum(r["ConversationStart"] for r in rows.values()) == 3
+
+
+async def test_the_stream_carries_the_conversion_and_its_deliveries(s: Stack) -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+    lines: list[str] = []
+    async with s.admin() as c, c.get("/_edge/api/stream") as r:
+        assert r.status == 200 and r.content_type == "text/event-stream"
+
+        async def read_until(done: Callable[[], bool]) -> None:
+            kind = ""
+            while not done():
+                line = (await r.content.readline()).decode().rstrip("\n")
+                lines.append(line)
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: "):
+                    seen.append((kind, orjson.loads(line[6:])))
+
+        async with s.session() as c2:
+            vid = await visit(c2, f"tlr_sid={uuid.uuid4()}")
+
+        def complete() -> bool:
+            sent = {d["sink"] for k, d in seen if k == "delivery" and d["status"] == "sent"}
+            return any(k == "conversion" and d["event"] == "ApplicationCompleted"
+                       for k, d in seen) and {"talroo", "meta", "ats"} <= sent
+
+        await asyncio.wait_for(read_until(complete), WAIT)
+    assert lines[0] == "retry: 2000"
+    conv = next(d for k, d in seen if k == "conversion" and d["event"] == "ApplicationCompleted")
+    assert conv["linksClickedId"] == vid and conv["rule"] == "application submitted"
+    assert {d["sink"]: d["status"] for d in conv["deliveries"]} == {
+        "talroo": "pending", "meta": "pending", "ats": "pending"}
+    talroo = next(d for k, d in seen if k == "delivery" and d["sink"] == "talroo")
+    assert talroo["event_id"] == conv["event_id"] and talroo["last_code"] == 200
+    async def let_go() -> bool:
+        return s.edge.live.subscribers == 0
+    await until(let_go, "the closed stream let go")
+
+
+async def test_the_stream_pings_and_ends_when_the_proxy_shuts_down(
+        s: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ops_stream, "PING_SECONDS", 0.05)
+    async with s.admin() as c, c.get("/_edge/api/stream") as r:
+        assert await r.content.readline() == b"retry: 2000\n"
+        assert await r.content.readline() == b"\n"
+        assert await r.content.readline() == b": ping\n"
+        s.edge.live.close()
+        assert await asyncio.wait_for(r.content.read(), WAIT) in (b"\n", b"")
