@@ -1,4 +1,8 @@
-"""Which sinks an event goes to: consent and `requires`, decided without I/O.
+"""Which sinks an event goes to: consent, `requires` and preview, decided without I/O.
+
+A preview visitor's event (`Event.preview`) goes only to sinks that can mark it as a
+test: Meta with a `preview_test_event_code` (or a `test_event_code`: every event is a
+test there) and Indeed (testFire). Every other sink skips it, counted as skipped.
 
 Dedupe is not decided here: it needs the stored keys, so the outbox applies it in the
 same transaction that inserts the rows.
@@ -15,6 +19,13 @@ from proxy.conversions.states import Outcome
 
 # Click params a sink type cannot work without, on top of the sink's own `requires`.
 IMPLICIT_REQUIRES: Mapping[str, tuple[str, ...]] = {"talroo": ("tlr_sid",)}
+
+
+def takes_preview(sink: Sink) -> bool:
+    """Whether `sink` can receive a preview visitor's events as test events."""
+    if sink.type == "meta":
+        return bool(sink.preview_test_event_code or sink.test_event_code)
+    return sink.type == "indeed"
 
 
 def required_params(sink: Sink) -> tuple[str, ...]:
@@ -44,7 +55,8 @@ def route(event: Event, sinks: Iterable[Sink], *, consent: Consent) -> dict[str,
     for sink in sinks:
         if not _allowed(sink, consent):
             plan[sink.name] = Outcome.SUPPRESSED
-        elif any(not event.click_ids.get(p) for p in required_params(sink)):
+        elif any(not event.click_ids.get(p) for p in required_params(sink)) or (
+                event.preview and not takes_preview(sink)):
             plan[sink.name] = Outcome.SKIPPED
         else:
             plan[sink.name] = Outcome.QUEUED

@@ -16,7 +16,7 @@ import redis
 
 from proxy.demo.site import build_site
 from proxy.endpoints import ops_stream
-from tests.integration.harness import Stack, stack
+from tests.integration.harness import Stack, raw_exchange, stack
 
 pytest_plugins = ["redis_server"]
 REDIS_DB = 9                 # the proxy uses the production key prefix: a db of its own
@@ -57,7 +57,6 @@ url = "{recorder}/hooks/ats"
 secret = "whsec-1"
 
 [admin]
-preview_token = "${PREVIEW_TOKEN}"
 %(admin)s
 """.replace("%(pixel)s", PIXEL)
 
@@ -73,7 +72,7 @@ def state(request: pytest.FixtureRequest) -> str | None:
     return url
 
 
-def rules(admin: str = "") -> str:
+def rules(admin: str = 'preview_token = "${PREVIEW_TOKEN}"') -> str:
     return RULES.replace("%(admin)s", admin)
 
 
@@ -302,3 +301,112 @@ async def test_the_stream_pings_and_ends_when_the_proxy_shuts_down(
         assert await r.content.readline() == b": ping\n"
         s.edge.live.close()
         assert await asyncio.wait_for(r.content.read(), WAIT) in (b"\n", b"")
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{want}}} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_preview_visitors_send_test_events_only(s: Stack) -> None:
+    async with s.session() as c:
+        for query in ("", "?token=", "?token=let-me-se", "?token=let-me-see-x"):
+            async with c.get("/_edge/preview" + query) as r:
+                assert r.status == 403 and "set-cookie" not in r.headers
+        async with c.get("/_edge/preview?token=let-me-see") as r:
+            assert r.status == 200 and "Preview is on" in await r.text()
+            cookie = r.headers["Set-Cookie"]
+            assert r.headers["Referrer-Policy"] == "no-referrer"
+        assert cookie.startswith("ce_preview=") and "Max-Age=3600" in cookie
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+        vid = await visit(c, f"tlr_sid={uuid.uuid4()}")
+    async with s.session() as c:           # a forged preview cookie is no preview
+        c.cookie_jar.update_cookies({"ce_preview": "9999999999.AAAAAAAAAAAAAAAAAAAAAA"})
+        plain = await visit(c, f"tlr_sid={uuid.uuid4()}")
+
+    journey = await settled(s, vid)
+    assert journey["preview"] is True and all(e["preview"] for e in journey["events"])
+    got = deliveries(journey, "ApplicationCompleted")
+    assert {k: d["status"] for k, d in got.items()} == {
+        "talroo": "skipped", "meta": "sent", "ats": "skipped"}
+    assert got["talroo"]["id"] is None
+    other = await settled(s, plain)
+    assert other["preview"] is False
+    assert {d["status"] for d in deliveries(other, "ApplicationCompleted").values()} == {"sent"}
+
+    meta = [r.json() for r in s.recorder.of("meta")]
+    tests = [e["event_name"] for m in meta if m.get("test_event_code") == "TEST4242"
+             for e in m["data"]]
+    plain_events = [e["event_name"] for m in meta if "test_event_code" not in m
+                    for e in m["data"]]
+    assert sorted(tests) == ["ApplicationCompleted", "ConversationStart"]
+    assert sorted(plain_events) == ["ApplicationCompleted", "ConversationStart"]
+    assert len(s.recorder.of("talroo")) == 1           # the plain visitor's only
+    text = await s.metrics()
+    assert metric(text, "edge_conversions_total", sink="talroo", outcome="skipped") == 1
+    assert metric(text, "edge_conversions_total", sink="ats", outcome="skipped") == 2
+
+    await s.edge.journeys.flush()
+    status, body = await api(s, "/api/funnel")
+    assert [(r["key"], r["clicks"], r["ApplicationCompleted"]) for r in body["rows"]] == [
+        ("tlr_sid", 1, 1)]
+
+
+async def test_without_a_preview_token_there_is_no_preview_link(tmp_path) -> None:
+    async with stack(build_site, rules(admin=""), tmp=tmp_path) as st, st.session() as c:
+        async with c.get("/_edge/preview?token=anything") as r:
+            assert r.status == 404 and "set-cookie" not in r.headers
+
+
+ADMIN_PATHS = ("/api/journeys/" + "a" * 32, "/api/journeys?click=x", "/api/events",
+               "/api/funnel", "/api/sinks", "/api/dead", "/api/rules", "/api/stream")
+
+
+async def test_the_admin_token_guards_every_endpoint(tmp_path) -> None:
+    admin = 'token = "ops-secret"'
+    async with stack(build_site, rules(admin=admin), tmp=tmp_path) as st:
+        for path in ADMIN_PATHS:
+            assert (await api(st, path))[0] == 401, path
+            assert (await api(st, path, token="wrong"))[0] == 401, path
+        assert (await api(st, "/api/outbox/1/retry", "POST"))[0] == 401
+        for path in ADMIN_PATHS[1:-1]:
+            assert (await api(st, path, token="ops-secret"))[0] == 200, path
+        assert (await api(st, ADMIN_PATHS[0], token="ops-secret"))[0] == 404
+        assert (await api(st, "/api/outbox/1/retry", "POST", token="ops-secret"))[0] == 404
+        async with st.admin() as c, c.get("/_edge/api/stream",
+                                          headers={"Authorization": "Bearer ops-secret"}) as r:
+            assert r.status == 200 and await r.content.readline() == b"retry: 2000\n"
+        async with st.session() as c:           # and none of it on the public listener
+            for path in ADMIN_PATHS[:-1]:
+                async with c.get("/_edge" + path) as r:
+                    assert r.status in (404, 405), path
+
+
+HOSTILE = (
+    ("GET", "/api/journeys/", 404), ("GET", "/api/journeys/..%2F..%2Fetc%2Fpasswd", 404),
+    ("GET", "/api/journeys/%00", 404), ("GET", "/api/journeys/" + "a" * 65, 404),
+    ("GET", "/api/journeys/%3Cscript%3E", 404), ("GET", "/api/journeys/a'--" + "b" * 20, 404),
+    ("GET", "/api/journeys/" + "a" * 32, 404), ("POST", "/api/journeys/" + "a" * 32, 405),
+    ("GET", "/api/journeys?click=", 400), ("GET", "/api/journeys?click=" + "x" * 600, 400),
+    ("GET", "/api/events?limit=-1", 400), ("GET", "/api/events?limit=abc", 400),
+    ("GET", "/api/events?limit=%00", 400), ("GET", "/api/events?limit=99999999999", 400),
+    ("GET", "/api/events?limit=%EF%BC%91", 400), ("GET", "/api/funnel?by=x", 400),
+    ("GET", "/api/funnel?days=0", 400), ("GET", "/api/sinks?hours=1e3", 400),
+    ("GET", "/api/dead?limit=0", 400), ("POST", "/api/outbox/abc/retry", 404),
+    ("GET", "/api/outbox/1/retry", 405), ("POST", "/api/outbox/99999999999999999999/retry", 404),
+    ("POST", "/api/outbox/-1/retry", 404), ("POST", "/api/outbox/1/retry/x", 404),
+    ("POST", "/api/outbox/%31/retry", 404), ("POST", "/api/outbox/", 404),
+)
+
+
+async def test_hostile_ids_and_queries_are_refused_plainly(s: Stack) -> None:
+    for method, path, expected in HOSTILE:
+        raw = await raw_exchange(s.admin_url, (
+            f"{method} /_edge{path} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\n"
+            "Connection: close\r\n\r\n").encode())
+        assert raw.split(b" ", 2)[1] == str(expected).encode(), (path, raw[:200])
+        if expected != 405:
+            assert b'{"error":' in raw, path
