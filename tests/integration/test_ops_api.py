@@ -8,11 +8,14 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import orjson
 import pytest
 import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from proxy.demo.site import build_site
 from proxy.endpoints import ops_stream
@@ -410,3 +413,30 @@ async def test_hostile_ids_and_queries_are_refused_plainly(s: Stack) -> None:
         assert raw.split(b" ", 2)[1] == str(expected).encode(), (path, raw[:200])
         if expected != 405:
             assert b'{"error":' in raw, path
+
+
+SEGMENT = st.lists(st.sampled_from(list("abcXYZ019-._~!$&'()*+,;=:@") + [
+    "%27", "%2F", "%00", "%0d%0a", "%2e%2e", "%25", "%ff", "%C3%A9", "/", "//"]),
+    max_size=40).map("".join)
+QUERY_VALUE = st.one_of(st.text(max_size=20), st.integers(-10, 10**12).map(str))
+
+
+@settings(deadline=None, max_examples=40,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(segment=SEGMENT, value=QUERY_VALUE,
+       endpoint=st.sampled_from(["GET /api/journeys/{s}", "POST /api/outbox/{s}/retry",
+                                 "POST /api/outbox/1{s}", "GET /api/events?limit={v}",
+                                 "GET /api/funnel?days={v}&by={s}", "GET /api/sinks?hours={v}",
+                                 "GET /api/dead?limit={v}", "GET /api/journeys?click={s}"]))
+async def test_any_id_or_query_gets_an_answer_never_a_server_error(
+        tmp_path_factory: pytest.TempPathFactory, segment: str, value: str,
+        endpoint: str) -> None:
+    method, path = endpoint.split(" ")
+    path = path.format(s=segment, v=quote(value, safe=""))
+    async with stack(build_site, rules(), tmp=tmp_path_factory.mktemp("h"),
+                     env={"PREVIEW_TOKEN": "t"}) as st_:
+        raw = await raw_exchange(st_.admin_url, (
+            f"{method} /_edge{path} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\n"
+            "Connection: close\r\n\r\n").encode())
+    code = int(raw.split(b" ", 2)[1])
+    assert code in (200, 400, 404, 405), raw[:300]
