@@ -21,6 +21,7 @@ from aiohttp import web
 from proxy.config.env import Overrides
 from proxy.config.model import Config
 from proxy.conversions.dispatcher import Dispatcher
+from proxy.conversions.outbox import OutboxRow
 from proxy.conversions.tuning import dispatcher_options
 from proxy.edge import EDGE, AccessLog, Edge
 from proxy.endpoints.admin import admin_handler, admin_routes
@@ -32,6 +33,7 @@ from proxy.http.response import strip_server_defaults
 from proxy.http.server import EdgeRunner
 from proxy.http.transport import UpstreamPool
 from proxy.metrics import Metrics
+from proxy.ops.live import Live
 from proxy.ops.reads import open_reads
 from proxy.ops.views import stream_delivery
 from proxy.pipeline import handle, serve_request
@@ -107,10 +109,8 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
     app.cleanup_ctx.append(part(lambda: None, reads.close))
     app.cleanup_ctx.append(part(edge.journeys.start, edge.journeys.stop))
     if dispatch:
-        live = edge.live
         dispatcher = Dispatcher(outbox, config.sinks, metrics=metrics,
-                                observer=lambda row: live.publish("delivery",
-                                                                  stream_delivery(row)),
+                                observer=_deliveries_to(edge.live),
                                 **dispatcher_options(config.sinks))
         app.cleanup_ctx.append(part(dispatcher.start, dispatcher.stop))
     else:
@@ -142,6 +142,14 @@ def admin_runner(app: web.Application, **kwargs: Any) -> web.ServerRunner:
     return web.ServerRunner(web.Server(admin_handler(app[EDGE]),
                                        max_field_size=HANDLER_ARGS["max_field_size"]),
                             **kwargs)
+
+
+def _deliveries_to(live: Live) -> Callable[[OutboxRow], None]:
+    """The dispatcher's observer: each recorded delivery onto the live feed."""
+    def observe(row: OutboxRow) -> None:
+        if live.subscribers:
+            live.publish("delivery", stream_delivery(row))
+    return observe
 
 
 def _background(run: Callable[[], Awaitable[None]]) -> Callable[[web.Application],

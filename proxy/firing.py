@@ -93,7 +93,8 @@ async def fire(edge: Edge, rt: Runtime, fired: Sequence[Fired], visit: Visit,
             log.exception("outbox submit failed for %s (%s)", event.name, event.event_id)
             edge.metrics.conversions.labels("*", "error").inc()
             continue
-        edge.live.publish("conversion", fired_view(event, result.outcomes))
+        if edge.live.subscribers:          # an operator watches: shape it for them
+            edge.live.publish("conversion", fired_view(event, result.outcomes))
         if result.deduped or not visit.consent:
             continue
         browser.append(BrowserEvent(event.name, event.event_id, browser_data(event)))
