@@ -32,7 +32,7 @@ from proxy.endpoints.ops_stream import stream
 from proxy.endpoints.router import below
 from proxy.ops import funnel
 from proxy.ops.reads import OpsReads
-from proxy.ops.views import dead_view, event_view, is_preview, stream_delivery
+from proxy.ops.views import dead_view, event_view, stream_delivery
 
 if TYPE_CHECKING:
     from proxy.edge import Edge
@@ -112,7 +112,7 @@ class OpsApi:
             clicks = dict(records[-1].event.click_ids)
             first, preview = min(r.event.event_time for r in records), False
         return answer({"linksClickedId": vid, "first_seen": first,
-                       "preview": preview or any(is_preview(r.event) for r in records),
+                       "preview": preview or any(r.event.preview for r in records),
                        "click_ids": clicks, "events": events})
 
     async def journeys(self, request: web.BaseRequest, target: str) -> web.StreamResponse:

@@ -51,7 +51,7 @@ def first_day(days: int, now: float) -> str:
 
 
 def event_cells(event: Event, at: float) -> list[Cell]:
-    if getattr(event, "preview", False) or event.name not in EVENT_STEPS:
+    if event.preview or event.name not in EVENT_STEPS:
         return []
     day = day_of(at)
     sources = sorted(p for p, v in event.click_ids.items() if v) or [DIRECT]

@@ -48,10 +48,6 @@ def _unqueued(sink: str, status: str) -> dict[str, Any]:
             "last_body": None, "next_attempt_at": None, "updated_at": None}
 
 
-def is_preview(event: Event) -> bool:
-    return bool(getattr(event, "preview", False))
-
-
 def event_view(rec: EventRecord, *, visitor: bool = False,
                unrecorded: str = RowState.SENT.value) -> dict[str, Any]:
     """`unrecorded`: the status of a queued sink without its row (sent and purged,
@@ -69,7 +65,7 @@ def event_view(rec: EventRecord, *, visitor: bool = False,
     out: dict[str, Any] = {
         "event_id": e.event_id, "event": e.name, "time": e.event_time,
         "job_name": e.job_name, "job_id": e.job_id, "url": e.url, "rule": e.rule,
-        "preview": is_preview(e), "deliveries": deliveries}
+        "preview": e.preview, "deliveries": deliveries}
     if visitor:
         out["linksClickedId"] = e.links_clicked_id
     return out
