@@ -81,7 +81,7 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
     OpsApi(edge, reads).mount()
     edge.endpoints = PublicEndpoints(
         edge,
-        events_api_handler(lambda: edge.runtime.config, outbox, lookup),
+        events_api_handler(lambda: edge.runtime.config, outbox, lookup, live=edge.live),
         feed_handler(edge.feed, lambda request: public_origin_of(edge.runtime, request))
         if edge.feed is not None else None)
 

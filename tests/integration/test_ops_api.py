@@ -59,6 +59,10 @@ type = "webhook"
 url = "{recorder}/hooks/ats"
 secret = "whsec-1"
 
+[api]
+token = "api-secret"
+send_to = ["ats"]
+
 [admin]
 %(admin)s
 """.replace("%(pixel)s", PIXEL)
@@ -225,9 +229,17 @@ async def test_a_rejected_delivery_is_a_dead_letter_and_a_retry_sends_it(s: Stac
     assert sum(r["dead"] for r in ats) == 1 and sum(r["sent"] for r in ats) == 1
 
 
+async def hire(st: Stack, vid: str, job: str) -> None:
+    """The ATS reports a hire through the events API."""
+    async with st.session() as c, c.post("/_edge/api/events", json={
+            "event": "Hire", "linksClickedId": vid, "jobName": job},
+            headers={"Authorization": "Bearer api-secret"}) as r:
+        assert r.status == 202, await r.text()
+
+
 async def test_the_funnel_counts_by_source_and_by_job(s: Stack) -> None:
-    async with s.session() as c:          # talroo, applies to job 2
-        await visit(c, f"tlr_sid={uuid.uuid4()}", "2", "Warehouse Associate")
+    async with s.session() as c:          # talroo, applies to job 2, is hired
+        hired = await visit(c, f"tlr_sid={uuid.uuid4()}", "2", "Warehouse Associate")
     async with s.session() as c:          # talroo, only opens job 3's form
         await visit(c, f"tlr_sid={uuid.uuid4()}", "3", "Registered Nurse", apply=False)
     async with s.session() as c:          # google, applies to job 3
@@ -235,8 +247,10 @@ async def test_the_funnel_counts_by_source_and_by_job(s: Stack) -> None:
     async with s.session() as c:          # a preview visitor: counts nowhere
         async with c.get("/_edge/preview?token=let-me-see") as r:
             assert r.status == 200
-        await visit(c, f"tlr_sid={uuid.uuid4()}", "2", "Warehouse Associate")
+        tester = await visit(c, f"tlr_sid={uuid.uuid4()}", "2", "Warehouse Associate")
     await s.edge.journeys.flush()
+    await hire(s, hired, "Warehouse Associate")
+    await hire(s, tester, "Warehouse Associate")      # a tester's hire is a test too
 
     status, body = await api(s, "/api/funnel?days=2")
     assert status == 200 and body["by"] == "source" and body["days"] == 2
@@ -245,7 +259,7 @@ async def test_the_funnel_counts_by_source_and_by_job(s: Stack) -> None:
     day = body["rows"][0]["day"]
     assert rows == {
         "tlr_sid": {"day": day, "key": "tlr_sid", "clicks": 2, "ConversationStart": 2,
-                    "ApplicationCompleted": 1, "Hire": 0},
+                    "ApplicationCompleted": 1, "Hire": 1},
         "gclid": {"day": day, "key": "gclid", "clicks": 1, "ConversationStart": 1,
                   "ApplicationCompleted": 1, "Hire": 0}}
 
@@ -254,8 +268,12 @@ async def test_the_funnel_counts_by_source_and_by_job(s: Stack) -> None:
     assert body["days"] == 30
     # the form's job_title names the job; opening a form names none (no job_name rule)
     assert rows["Warehouse Associate"]["ApplicationCompleted"] == 1
+    assert rows["Warehouse Associate"]["Hire"] == 1
     assert rows["Registered Nurse"]["ApplicationCompleted"] == 1
     assert sum(r["ConversationStart"] for r in rows.values()) == 3
+    status, journey = await api(s, f"/api/journeys/{tester}")
+    assert [(e["event"], e["preview"]) for e in journey["events"]][0] == ("Hire", True)
+    assert journey["events"][0]["deliveries"][0]["status"] == "skipped"    # the webhook
 
 
 async def test_the_stream_carries_the_conversion_and_its_deliveries(s: Stack) -> None:
