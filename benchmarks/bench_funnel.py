@@ -41,6 +41,7 @@ PARAMS = ("tlr_sid", "gclid", "fbclid", "ittk")
 JOBS = ("Nurse", "Driver", "Engineer", "Designer", "Associate")
 STEPS = ("ConversationStart", "ApplicationCompleted", "Hire")
 BATCH = 10_000          # the journey buffer's bound (write_behind.MAX_PENDING)
+IN_FLIGHT = 64          # submits at once (visitors' confirmation pages)
 RULES = """
 [proxy]
 upstream = "http://127.0.0.1:9"
@@ -70,11 +71,11 @@ async def fill(config_path: Path, journeys: int, share: float) -> tuple[float, f
     journeys_s = time.perf_counter() - started
     started = time.perf_counter()
     picked = [i for i in range(journeys) if rng.random() < share]
-    for start in range(0, len(picked), 1000):
+    for start in range(0, len(picked), IN_FLIGHT):
         await asyncio.gather(*(stores.outbox.submit(Event(
             rng.choice(STEPS), links_clicked_id=f"{i:032x}",
             click_ids={rng.choice(PARAMS): f"v{i}"}, job_name=rng.choice(JOBS), rule="bench"),
-            [], consent=True) for i in picked[start:start + 1000]))
+            [], consent=True) for i in picked[start:start + IN_FLIGHT]))
     events_s = time.perf_counter() - started
     await store.stop()
     await stores.outbox.close()
