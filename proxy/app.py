@@ -32,6 +32,7 @@ from proxy.feed.service import FeedService, feed_handler
 from proxy.http.response import strip_server_defaults
 from proxy.http.server import EdgeRunner
 from proxy.http.transport import UpstreamPool
+from proxy.http.upstreams import Upstreams
 from proxy.metrics import Metrics
 from proxy.ops.live import Live
 from proxy.ops.reads import open_reads
@@ -52,12 +53,17 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
     stores = open_stores(config, metrics)
     secret = stores.secret
     runtime = compile_runtime(config, secret)
-    transport = UpstreamPool(runtime.upstream_origin,
-                             max_connections=config.proxy.max_connections,
-                             connect_timeout=config.proxy.connect_timeout)
+
+    def make_pool(origin: str) -> UpstreamPool:
+        return UpstreamPool(origin, max_connections=config.proxy.max_connections,
+                            connect_timeout=config.proxy.connect_timeout)
+
+    transport = make_pool(runtime.upstream_origin)
+    upstreams = Upstreams(transport, runtime.upstream_origin, make_pool)
+    upstreams.sync(runtime.routes.origins)
     outbox = stores.outbox
-    edge = Edge(runtime=runtime, transport=transport, metrics=metrics, outbox=outbox,
-                journeys=stores.journeys,
+    edge = Edge(runtime=runtime, transport=transport, upstreams=upstreams, metrics=metrics,
+                outbox=outbox, journeys=stores.journeys,
                 access_log=access_log or AccessLog(enabled=config.proxy.access_log))
     journeys = stores.journeys
     metrics.export_gauge("edge_journeys_pending", "Visitor journeys waiting to be written.",
@@ -104,7 +110,7 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
                     await r
         return ctx
 
-    app.cleanup_ctx.append(part(lambda: None, transport.close))
+    app.cleanup_ctx.append(part(lambda: None, upstreams.close))
     app.cleanup_ctx.append(part(lambda: None, outbox.close))
     app.cleanup_ctx.append(part(lambda: None, reads.close))
     app.cleanup_ctx.append(part(edge.journeys.start, edge.journeys.stop))

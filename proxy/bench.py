@@ -183,9 +183,11 @@ async def warm(url: str, count: int = WARMUP_REQUESTS) -> None:
 # --- conversions -----------------------------------------------------------------------
 
 async def apply_once(proxy_url: str) -> None:
-    """A paid click that lands, opens the form and applies: 5 conversions in rules/demo.toml."""
+    """A paid click that lands, opens the form and applies: 9 conversions in rules/demo.toml."""
+    tag = uuid.uuid4().hex
     landing = (f"{proxy_url}{PAGE_PATH}?tlr_sid={uuid.uuid4()}"
-               f"&fbclid=IwAR-bench-{uuid.uuid4().hex[:12]}&ccuid=bench-{uuid.uuid4().hex[:8]}")
+               f"&fbclid=IwAR-bench-{tag[:12]}&ccuid=bench-{tag[12:20]}&ittk=bench{tag[20:28]}"
+               f"&gclid=bench-{tag[:10]}&li_fat_id=bench-{tag[10:20]}&ttclid=bench-{tag[20:]}")
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
         for url in (landing, proxy_url + APPLY_PATH):
             async with s.get(url) as resp:
@@ -218,12 +220,9 @@ async def conversion_counts(admin_url: str) -> dict[str, int]:
 
 
 def received(recorder) -> int:
-    """Conversions the recorder answered with 2xx (a Meta batch counts its events)."""
-    total = 0
-    for rec in recorder.requests:
-        if rec.is_conversion and 200 <= rec.status < 300:
-            total += len(rec.json().get("data", [])) if rec.network == "meta" else 1
-    return total
+    """Conversions the recorder answered with 2xx (a batch counts its events)."""
+    return sum(rec.events for rec in recorder.requests
+               if rec.is_conversion and 200 <= rec.status < 300)
 
 
 async def settle(admin_url: str, recorder) -> tuple[dict[str, int], int]:

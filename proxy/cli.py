@@ -1,4 +1,5 @@
-"""`careers-edge` commands: run, check, explain, demo, bench, outbox (SPEC section 2)."""
+"""`careers-edge` commands: run, check, explain, demo, bench, outbox (SPEC section 2),
+and for operators: healthcheck, config-reference."""
 
 from __future__ import annotations
 
@@ -57,8 +58,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     body = Path(args.body).read_bytes() if args.body else None
+    json_body = Path(args.json).read_bytes() if args.json else None
+    request_json = Path(args.request_json).read_bytes() if args.request_json else None
     print(explain(config, args.method, args.url, status=args.status, location=args.location,
-                  body=body, form=dict(args.form or []), cookie=args.cookie))
+                  body=body, form=dict(args.form or []), cookie=args.cookie,
+                  json_body=json_body, request_json=request_json))
     return 0
 
 
@@ -78,6 +82,19 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     return asyncio.run(outbox_command(config, dead=args.dead, retry_dead=args.retry_dead))
+
+
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    from proxy.healthcheck import healthcheck
+    config = _load(args.config, Overrides.resolve(os.environ))
+    if config is None:
+        return 1
+    return healthcheck(config, args.timeout)
+
+
+def cmd_config_reference(args: argparse.Namespace) -> int:
+    from proxy.config.reference import run
+    return run(args)
 
 
 def _form_pair(text: str) -> tuple[str, str]:
@@ -120,6 +137,9 @@ def parser() -> argparse.ArgumentParser:
                     help="a form field of the request body (repeatable)")
     ex.add_argument("--cookie", metavar="HEADER",
                     help="the visitor's Cookie header, e.g. 'euconsent-v2=CP...'")
+    ex.add_argument("--json", metavar="FILE",
+                    help="the JSON response body (the response is then JSON, not HTML)")
+    ex.add_argument("--request-json", metavar="FILE", help="the JSON request body")
     ex.set_defaults(func=cmd_explain)
 
     demo = sub.add_parser("demo", help="demo careers site + proxy + ad-network recorder")
@@ -141,6 +161,17 @@ def parser() -> argparse.ArgumentParser:
     ob.add_argument("--dead", action="store_true", help="list dead letters")
     ob.add_argument("--retry-dead", action="store_true", help="re-queue dead letters")
     ob.set_defaults(func=cmd_outbox)
+
+    hc = sub.add_parser("healthcheck", help="exit 0 when the proxy on this host answers healthz")
+    hc.add_argument("-c", "--config", required=True, metavar="RULES.toml")
+    hc.add_argument("--timeout", type=float, default=3.0, metavar="S")
+    hc.set_defaults(func=cmd_healthcheck)
+
+    from proxy.config.reference import add_arguments
+    ref = sub.add_parser("config-reference",
+                         help="write docs/configuration.md and docs/rules.schema.json")
+    add_arguments(ref)
+    ref.set_defaults(func=cmd_config_reference)
     return p
 
 

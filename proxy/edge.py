@@ -29,6 +29,7 @@ from proxy.transform.template import TemplateCache
 if TYPE_CHECKING:
     from proxy.attribution.visit import Visit
     from proxy.endpoints.router import PublicEndpoints, Routes
+    from proxy.http.upstreams import Upstreams
     from proxy.runtime import Runtime
 
 log = logging.getLogger("careers_edge")
@@ -68,9 +69,10 @@ class AccessLog:
 @dataclass(eq=False)
 class Edge:
     runtime: Runtime
-    transport: Any                      # UpstreamPool
+    transport: Any                      # UpstreamPool: the main upstream's
     metrics: Metrics
     outbox: Any = None                  # conversions.outbox.Outbox
+    upstreams: Upstreams = None         # type: ignore[assignment]  # every upstream's pool
     journeys: Any = None                # attribution.journeys.JourneyStore
     feed: Any = None                    # feed.service.FeedService
     access_log: AccessLog = field(default_factory=AccessLog)
@@ -100,11 +102,13 @@ class Edge:
         requests are no visitors') and access-log it with the visitor's IP (`ip`, else
         found here by the realip walk)."""
         code = resp.status
+        seconds = time.monotonic() - started
         if count:
             counter = self._codes.get(code)
             if counter is None:
                 counter = self._codes[code] = self.metrics.requests.labels(str(code))
             counter.inc()
+            self.metrics.request_seconds.observe(seconds)
         if self.access_log.enabled:
             if ip is None:
                 ip = real_ip(request.remote or "", xff_values(request.raw_headers),
@@ -115,7 +119,7 @@ class Edge:
                 "m": request.method,
                 "path": request.raw_path[:2048],
                 "status": code,
-                "ms": round((time.monotonic() - started) * 1000, 2),
+                "ms": round(seconds * 1000, 2),
                 "ua": request.headers.get("User-Agent", "")[:256],
             })
         return resp

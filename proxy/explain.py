@@ -4,7 +4,8 @@ No network and no state: the rules are compiled exactly as `run` compiles them
 (`compile_runtime`, with a throw-away cookie key), and the same stages the request
 path calls (attribution, candidates/classify, pixels, routing, the sinks' request
 builders) are called with the values given on the command line. The response is
-assumed to be `200 text/html` unless `--status` says otherwise. Values that differ
+assumed to be `200 text/html` unless `--status` says otherwise, or JSON when `--json`
+gives its body (`explain_json` shows what each JSON expression yields). Values that differ
 per visitor are shown as placeholders (`<new>` for a minted visitor id, `<tlr_sid>`
 for a click id the visitor lacks). Secrets are masked; anything the user typed is
 escaped before it reaches the terminal.
@@ -24,18 +25,23 @@ from proxy.attribution.cookies import ATTR_COOKIE, VISITOR_COOKIE
 from proxy.attribution.visit import Visit
 from proxy.config.model import Config, Rule, Sink, StatusMatch
 from proxy.conversions.events import Event
-from proxy.conversions.routing import required_params, route
-from proxy.conversions.sinks.base import IDEMPOTENCY_HEADER
+from proxy.conversions.routing import missing_params, route, uncarried
+from proxy.conversions.sinks import build_sink
+from proxy.conversions.sinks.base import IDEMPOTENCY_HEADER, Prepared
 from proxy.conversions.sinks.http import HttpSink
 from proxy.conversions.sinks.meta import MetaSink, request_body
 from proxy.conversions.sinks.talroo import TalrooSink
 from proxy.conversions.sinks.webhook import SIGNATURE_HEADER, signature, webhook_body
 from proxy.conversions.states import Outcome
 from proxy.detect.extractors import BODY_KINDS
+from proxy.detect.jsonexpr import JsonDoc
 from proxy.detect.matchers import status_matches
 from proxy.detect.rules import CompiledRule, Fired, RequestFacts, ResponseFacts
+from proxy.explain_json import condition_lines, request_doc, response_doc, why_not
 from proxy.firing import CARRY_COOKIE
+from proxy.http.headers import OriginRewriter
 from proxy.http.hosts import split_host
+from proxy.http.route_table import PathEscapes, UpstreamRoute
 from proxy.http.target import BadTarget, origin_form, split_target
 from proxy.runtime import Runtime, compile_runtime
 from proxy.transform.headers import should_transform
@@ -55,6 +61,7 @@ EXPAND_DEPTH = 3                # Meta's body: top level, the data list, each ev
 # Header and query names whose values are never printed (matched as substrings).
 SECRET_NAMES = ("token", "secret", "key", "password", "auth", "sig")
 HTML_TYPE = "text/html; charset=utf-8"
+JSON_TYPE = "application/json"
 MAX_SHOWN = 120                 # characters of a user-typed value shown at most
 URL_SHOWN = 400
 INDENT = "  "
@@ -63,8 +70,12 @@ PLAIN_PARAM = "gclid"           # a param with the plain "URL-safe text" shape
 
 def explain(config: Config, method: str, url: str, *, status: int | None = 200,
             location: str | None = None, body: bytes | None = None,
-            form: Mapping[str, str] | None = None, cookie: str | None = None) -> str:
-    """A readable report of what the proxy would do with `METHOD URL` (no I/O)."""
+            form: Mapping[str, str] | None = None, cookie: str | None = None,
+            json_body: bytes | None = None, request_json: bytes | None = None) -> str:
+    """A readable report of what the proxy would do with `METHOD URL` (no I/O).
+
+    `json_body` is the JSON answer (then the response is JSON, not HTML),
+    `request_json` the JSON request body."""
     rt = compile_runtime(config, secrets.token_bytes(32))
     method, status, form = method.upper(), 200 if status is None else status, form or {}
     out: list[str] = []
@@ -73,6 +84,7 @@ def explain(config: Config, method: str, url: str, *, status: int | None = 200,
     except BadTarget as e:
         return f"careers-edge explain: {e}"
     out.append(f"{method} {safe(origin + target, URL_SHOWN)}  →  assumed response {status}"
+               + (" (JSON, the --json body)" if json_body is not None else "")
                + (f", Location {safe(location)}" if location else ""))
     refused = _host_refused(rt, origin, target) if "://" in url else None
     if refused:
@@ -88,20 +100,38 @@ def explain(config: Config, method: str, url: str, *, status: int | None = 200,
         out.append(f"{safe(path)} is not in [proxy] allow_paths: answered 404 by the proxy, "
                    "never forwarded; no click ids, pixels or rules.")
         return "\n".join(safe(line, limit=None) for line in out)
+    try:
+        route = rt.routes.match(path)
+    except PathEscapes as e:
+        out.append(f"{safe(path)}: {e}: answered 400 by the proxy, never forwarded.")
+        return "\n".join(safe(line, limit=None) for line in out)
+    if route is None and (slashed := rt.routes.slash_redirect(path)) is not None:
+        out.append(f"{safe(path)} is a route's prefix without its slash: answered 301 to "
+                   f"{slashed} by the proxy, never forwarded.")
+        return "\n".join(safe(line, limit=None) for line in out)
     visit = rt.attribution.on_request(
         raw_query=query, cookie_header=cookie, host=urlsplit(origin).netloc,
         secure=origin.startswith("https:"), gpc=False)
     if visit.new_visitor:
         visit.links_clicked_id = NEW_VISITOR
-    _section(out, "Click ids", _click_lines(rt, visit, path, query))
+    _section(out, "Upstream", _upstream_lines(rt, route))
+    _section(out, "Click ids", _click_lines(rt, visit, path, query, route))
     _section(out, "Cookies set", _cookie_lines(visit) or ["(none)"])
     _section(out, "Consent", [_consent_line(config, visit)])
-    headers = [("Content-Type", HTML_TYPE)] + ([("Location", location)] if location else [])
+    ctype = JSON_TYPE if json_body is not None else HTML_TYPE
+    headers = [("Content-Type", ctype)] + ([("Location", location)] if location else [])
     transformed = should_transform(method, status, headers)
     _section(out, f"Pixels on {safe(path)}", _pixel_lines(rt, visit, path, method, status,
                                                           transformed))
+    docs = (request_doc(request_json), response_doc(json_body))
+    transformed_body: bytes | None
+    if json_body is not None:
+        body, transformed_body = json_body, json_body
+    else:
+        transformed_body = body if transformed else None
     fired, lines = _rules(rt, method, path, query, status, location, origin, headers,
-                          body if transformed else None, body is not None, form)
+                          transformed_body, body is not None, form, docs,
+                          route.rewriter if route is not None else rt.rewriter)
     _section(out, "Rules", lines)
     page_url = origin + path + ("?" + query if query else "")
     browser = None
@@ -161,7 +191,18 @@ def _why_rejected(param: str, query: str) -> str:
     return f"{param}  (invalid value)"
 
 
-def _click_lines(rt: Runtime, visit: Visit, path: str, query: str) -> list[str]:
+def _upstream_lines(rt: Runtime, route: UpstreamRoute | None) -> list[str]:
+    if route is None:
+        upstream = rt.upstream_origin if rt.config.proxy.upstream else "<upstream>"
+        why = f"[proxy] upstream {upstream}" + ("  (no [[routes]] prefix matches)"
+                                                if rt.routes else "")
+        return [why]
+    return [f"[[routes]] prefix {route.prefix} → {route.upstream}  (Host: {route.host})",
+            "links to it in pages, Location and cookies are rewritten to the prefix"]
+
+
+def _click_lines(rt: Runtime, visit: Visit, path: str, query: str,
+                 route: UpstreamRoute | None = None) -> list[str]:
     lines = [f"captured  {p} = {safe(visit.click_ids[p].value)}" for p in visit.captured]
     lines += [f"rejected  {_why_rejected(p, query)}: ignored" for p in visit.rejected]
     if not lines:
@@ -170,8 +211,11 @@ def _click_lines(rt: Runtime, visit: Visit, path: str, query: str) -> list[str]:
     if visit.cookie_rejected:
         lines.append(f"{ATTR_COOKIE} cookie refused: tampered, foreign or signed with another key")
     forwarded = query if visit.upstream_query is None else visit.upstream_query
-    upstream = rt.upstream_origin if rt.config.proxy.upstream else "<upstream>"
-    url = upstream + path + ("?" + forwarded if forwarded else "")
+    target = path + ("?" + forwarded if forwarded else "")
+    if route is not None:
+        url = route.url(target)
+    else:
+        url = (rt.upstream_origin if rt.config.proxy.upstream else "<upstream>") + target
     lines.append(f"forwarded upstream: {safe(url, URL_SHOWN)}"
                  + ("  (captured params stripped)" if visit.upstream_query is not None else ""))
     return lines
@@ -240,7 +284,8 @@ def _pixel_lines(rt: Runtime, visit: Visit, path: str, method: str, status: int,
     elif transformed:
         lines.append("response: passes through untouched (nothing to inject or rewrite)")
     else:
-        why = "a HEAD request" if method == "HEAD" else f"status {status}"
+        why = "a HEAD request" if method == "HEAD" else \
+            f"status {status}" if status != 200 else "not HTML"
         lines.append(f"response: passes through untouched ({why}; only 200 text/html is "
                      "transformed)")
     return lines
@@ -254,7 +299,7 @@ def _statuses(status: Sequence[StatusMatch]) -> str:
 
 
 def _why_not(crule: CompiledRule, resp: ResponseFacts, path: str, body: bytes | None,
-             body_given: bool) -> str | None:
+             body_given: bool, docs: tuple[JsonDoc | None, JsonDoc | None]) -> str | None:
     rule = crule.rule
     where = rule.location.source if rule.location is not None else ""
     if not status_matches(resp.status, rule.status):
@@ -271,17 +316,19 @@ def _why_not(crule: CompiledRule, resp: ResponseFacts, path: str, body: bytes | 
                     else f"needs the response body for body {rule.body!r} (pass --body FILE)")
         if not crule.body(body.decode("utf-8", "replace")):
             return f"body has no {rule.body!r}"
-    return None
+    return why_not(rule, *docs)
 
 
 def _rules(rt: Runtime, method: str, path: str, query: str, status: int,
            location: str | None, origin: str, headers: list[tuple[str, str]],
-           body: bytes | None, body_given: bool,
-           form: Mapping[str, str]) -> tuple[list[Fired], list[str]]:
+           body: bytes | None, body_given: bool, form: Mapping[str, str],
+           docs: tuple[JsonDoc | None, JsonDoc | None] = (None, None),
+           rewriter: OriginRewriter | None = None,
+           ) -> tuple[list[Fired], list[str]]:
     candidates = rt.rules.candidates(method, path, query)
     lines = ["candidates (request side matches): "
              + (", ".join(repr(r.name) for r in candidates.rules) or "none")]
-    public_location = rt.rewriter.url(location, origin) if location else None
+    public_location = (rewriter or rt.rewriter).url(location, origin) if location else None
     resp = ResponseFacts(status, dict(headers), public_location)
     sniffed = {k: v for k, v in form.items() if k in candidates.form_fields}
     if unread := sorted(set(form) - set(sniffed)):
@@ -290,21 +337,27 @@ def _rules(rt: Runtime, method: str, path: str, query: str, status: int,
     if body is not None and len(body) > DEFAULT_OBSERVE:
         lines.append(f"body: only its first {DEFAULT_OBSERVE} bytes are looked at")
         body = body[:DEFAULT_OBSERVE]
-    seen = body if candidates.needs_body else None
-    fired = candidates.classify(RequestFacts(method, path, query, sniffed), resp, seen)
+    seen = body if candidates.needs_body or candidates.needs_json else None
+    req_doc, resp_doc = docs
+    fired = candidates.classify(RequestFacts(method, path, query, sniffed, req_doc), resp, seen,
+                                resp_doc)
     by_rule = {id(f.rule): f for f in fired}
     stopped: Rule | None = None
     for rule in candidates.rules:
         f = by_rule.get(id(rule))
         if f is not None:
             lines.append(f"FIRES  {rule.name!r} → {rule.event}")
+            lines.extend(INDENT * 3 + s for s in condition_lines(rule, req_doc, resp_doc, safe,
+                                                                 extractors=False))
             lines.extend(INDENT * 3 + s for s in _fired_values(f, seen, body_given))
             stopped = None if rule.continue_ else rule
             continue
-        why = _why_not(CompiledRule.compile(rule), resp, path, seen, body_given)
+        why = _why_not(CompiledRule.compile(rule), resp, path, seen, body_given, docs)
         if stopped is not None:
             why = f"not tried: {stopped.name!r} fired first (no continue = true)"
         lines.append(f"no     {rule.name!r}: {why or 'could not be evaluated (see the log)'}")
+        if stopped is None:
+            lines.extend(INDENT * 3 + s for s in condition_lines(rule, req_doc, resp_doc, safe))
     tried = {id(r) for r in candidates.rules}
     for rule in rt.rules.rules:
         if id(rule) not in tried:
@@ -327,6 +380,9 @@ def _fired_values(f: Fired, body: bytes | None, body_given: bool) -> list[str]:
         lines.append("job_name: (no job_name in this rule)")
     elif ex.kind == "form":
         lines.append(f"job_name: (none: pass --form {ex.arg}=VALUE)")
+    elif ex.kind in ("json", "request_json"):
+        flag = "--request-json" if ex.kind == "request_json" else "--json"
+        lines.append(f"job_name: (none: {ex.source} found nothing in the {flag} body)")
     elif ex.kind in BODY_KINDS and body is None:
         hint = "not read on this response" if body_given else "pass --body FILE"
         lines.append(f"job_name: (none: {ex.source} reads the response body; {hint})")
@@ -346,8 +402,9 @@ def _sink_lines(rt: Runtime, f: Fired, visit: Visit, page_url: str,
     event = Event(name=f.event, links_clicked_id=visit.links_clicked_id,
                   click_ids={k: c.value for k, c in visit.click_ids.items()},
                   job_id=f.job_id, job_name=f.job_name, url=page_url, client_ip=CLIENT_IP,
-                  user_agent=USER_AGENT, fbc=visit.fbc, fbp=visit.fbp, fields=dict(f.fields),
-                  rule=f.rule.name, dedupe_hours=f.rule.dedupe_hours)
+                  user_agent=USER_AGENT, fbc=visit.fbc, fbp=visit.fbp, ttp=visit.ttp,
+                  consent_mode=visit.consent_state.event_signals(),
+                  fields=dict(f.fields), rule=f.rule.name, dedupe_hours=f.rule.dedupe_hours)
     sinks = [rt.sinks[n] for n in f.rule.send_to if n in rt.sinks]
     plan = route(event, sinks, consent=visit.consent_state)
     lines = [f"event_id {event.event_id} (new per event; the browser pixel shares it)"]
@@ -366,11 +423,16 @@ def _sink_lines(rt: Runtime, f: Fired, visit: Visit, page_url: str,
                 f"no consent for TCF vendor {sink.tcf_vendor} (vendor consent, purposes 1 "
                 "and 7)" if vendor else "no consent"))
             continue
-        missing = [p for p in required_params(sink) if not event.click_ids.get(p)]
+        missing = [p.partition("|")[0] for p in missing_params(sink, event.click_ids)]
         shown = event
+        cannot = uncarried(sink, event)
+        if outcome == Outcome.SKIPPED and cannot:
+            lines.append(head + f"skipped: {cannot}")
+            continue
         if outcome == Outcome.SKIPPED:
-            lines.append(head + "skipped: requires " + ", ".join(missing)
-                         + "; a visitor who has it would get:")
+            lines.append(head + "skipped: requires " + ", ".join(
+                m.replace("|", " or ") for m in missing_params(sink, event.click_ids))
+                + "; a visitor who has it would get:")
             shown = replace(event, click_ids={**event.click_ids,
                                               **{p: f"<{p}>" for p in missing}})
         elif outcome == Outcome.QUEUED:
@@ -394,6 +456,9 @@ def _payload(sink: Sink, event: Event, placeholders: Sequence[str]) -> list[str]
             body["access_token"] = MASK
         return [f"POST {mask_url(MetaSink(sink).url)}", "Content-Type: application/json",
                 *json_lines(body, EXPAND_DEPTH).splitlines()]
+    prepare = getattr(build_sink(sink), "prepare", None)
+    if prepare is not None:                 # indeed, google_ads, linkedin, tiktok
+        return _prepared(sink, prepare([event], MASK))
     if sink.type == "http":
         try:
             url, headers, data = HttpSink(sink).build(event)
@@ -411,6 +476,15 @@ def _payload(sink: Sink, event: Event, placeholders: Sequence[str]) -> list[str]
         headers[SIGNATURE_HEADER] = signature(sink.secret, body)
     return [f"POST {mask_url(sink.url or '')}",
             *(f"{k}: {mask_header(k, v)}" for k, v in headers.items()), body.decode()]
+
+
+def _prepared(sink: Sink, req: Prepared) -> list[str]:
+    lines = []
+    if sink.token_url:
+        lines.append(f"(access token: POST {mask_url(sink.token_url)}, cached until it expires)")
+    lines.append(f"{req.method} {mask_url(req.url)}")
+    lines += [f"{k}: {mask_header(k, v)}" for k, v in req.headers.items()]
+    return lines + json_lines(orjson.loads(req.body), EXPAND_DEPTH).splitlines()
 
 
 # --- display -----------------------------------------------------------------

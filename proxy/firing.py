@@ -63,6 +63,7 @@ def make_event(fired: Fired, visit: Visit, request: web.BaseRequest, client: Cli
         user_agent=request.headers.get(hdrs.USER_AGENT),
         fbc=visit.fbc,
         fbp=visit.fbp,
+        ttp=visit.ttp,
         fields=dict(fired.fields),
         rule=fired.rule.name,
         dedupe_hours=fired.rule.dedupe_hours,

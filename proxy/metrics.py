@@ -3,14 +3,20 @@
 Each app owns a private registry so tests and several apps in one process do not
 collide; `/_edge/metrics` renders it with prometheus-client. With `--workers N` the
 supervisor calls `enable_multiprocess` before forking: every worker then writes its
-samples to a shared directory and any worker's scrape adds them all up.
+samples to a shared directory and any worker's scrape adds them all up. Process
+metrics (`process_*`, prometheus-client's collector) cannot be added up that way:
+with workers, a scrape reports each live worker's, labelled `pid`.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import platform
+import re
 from collections.abc import Callable, Iterable, Mapping
 
+import aiohttp
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -21,9 +27,12 @@ from prometheus_client import (
     multiprocess,
     values,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
+
+from proxy import __version__
 
 # `*_created` series double the output and no dashboard reads them.
 disable_created_metrics()
@@ -63,6 +72,44 @@ class _GaugeCollector(Collector):
         yield GaugeMetricFamily(self.name, self.doc, value=self.value())
 
 
+class _BuildInfo(Collector):
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily("edge_build_info", "The running version (always 1).",
+                                   labels=["version", "python", "aiohttp"])
+        family.add_metric([__version__, platform.python_version(), aiohttp.__version__], 1)
+        yield family
+
+
+# The files a live worker's gauges write to; `multiprocess.mark_process_dead` removes
+# them when the supervisor reaps the worker.
+_LIVE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
+
+
+def live_workers(directory: str) -> list[int]:
+    """The pids of the workers writing samples to the multiprocess `directory`."""
+    found = (_LIVE_FILE.fullmatch(name) for name in os.listdir(directory))
+    return sorted({int(m.group(1)) for m in found if m})
+
+
+class _Processes(Collector):
+    def collect(self) -> Iterable[Metric]:
+        directory = os.environ.get(MULTIPROC_ENV)
+        if not directory:
+            yield from ProcessCollector(registry=None).collect()
+            return
+        families: dict[str, Metric] = {}
+        for pid in live_workers(directory):
+            one = ProcessCollector(pid=functools.partial(int, pid), registry=None)
+            for metric in one.collect():
+                family = families.setdefault(
+                    metric.name, Metric(metric.name, metric.documentation, metric.type))
+                for sample in metric.samples:
+                    family.add_sample(sample.name, {**sample.labels, "pid": str(pid)},
+                                      sample.value)
+        yield from families.values()
+
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 CONVERSION_OUTCOMES = (
     "queued", "sent", "retried", "dead", "deduped", "skipped", "suppressed", "error")
 
@@ -73,11 +120,16 @@ class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
         self.tallies = CollectorRegistry()    # read from components at scrape time
+        self.tallies.register(_BuildInfo())
+        self.tallies.register(_Processes())
         self.requests = Counter(
             "edge_requests", "Responses sent to visitors, by status code.", ["code"], registry=r)
+        self.request_seconds = Histogram(
+            "edge_request_duration_seconds", "Whole requests: from the request head read to "
+            "the response's last byte written.", registry=r, buckets=LATENCY_BUCKETS)
         self.upstream_seconds = Histogram(
             "edge_upstream_seconds", "Time to the upstream's response headers.", registry=r,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+            buckets=LATENCY_BUCKETS)
         self.upstream_errors = Counter(
             "edge_upstream_errors", "Upstream failures, by kind.", ["kind"], registry=r)
         self.injections = Counter(
@@ -101,10 +153,17 @@ class Metrics:
         self.outbox_pending = Gauge(
             "edge_outbox_pending", "Conversions waiting in the outbox.", registry=r,
             multiprocess_mode="livemax")   # every worker sees the same shared outbox
+        self.outbox_oldest = Gauge(
+            "edge_outbox_oldest_seconds", "Age of the oldest conversion waiting in the outbox "
+            "(0 when none waits).", registry=r, multiprocess_mode="livemax")
         self.rules_reload = Counter(
             "edge_rules_reload", "Rules file reloads, by result.", ["result"], registry=r)
         self.rules_fired = Counter(
             "edge_rules_fired", "Rule matches, by rule name.", ["rule"], registry=r)
+        self.rule_json_skipped = Counter(
+            "edge_rule_json_skipped", "JSON bodies a rule asked for but could not read "
+            "(too_large, invalid, too_deep, not_json), by body (request, response).",
+            ["body", "reason"], registry=r)
 
     def export_counts(self, name: str, doc: str, label: str,
                       counts: Callable[[], Mapping[str, int]]) -> None:

@@ -20,6 +20,7 @@ from proxy.pixels import BrowserEvent, browser_events, tail_events, tail_id
 from proxy.transform.csp import CspNeeds, apply_csp
 from proxy.transform.headers import transformed_headers, weaken_etag
 from proxy.transform.html import DEFAULT_OBSERVE, HtmlTransform
+from proxy.transform.links import LinkRewrite
 from proxy.transform.template import PageTemplate, TemplateCache
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ class PageTransform:
     templates when the page has one, else through the streaming `HtmlTransform`."""
 
     def __init__(self, encoding: str | None, coding: str, head: bytes, body: bytes,
-                 rewrite: tuple[bytes, bytes] | None, needs: CspNeeds | None,
+                 rewrite: LinkRewrite | None, needs: CspNeeds | None,
                  nonce: str | None, templates: TemplateCache, tail_element: str | None) -> None:
         self._encoding = encoding
         self._coding = coding
@@ -110,9 +111,12 @@ def plan_page(rt: Runtime, edge: Edge, request: web.BaseRequest, up, out_headers
     # The cheap questions first: most responses need no transform whatever they are.
     pixels = rt.pixels.allowed(path, visit.consent_state) if visit.consent and rt.pixels \
         else ()
-    rewrite = None
+    rewrite: LinkRewrite | None = None
     if rt.config.proxy.rewrite_links:
         rewrite = (rt.link_origins[0], public_origin.encode())
+        if rt.route_links:      # a route's own page also moves its path-absolute links
+            route = rt.routes.match(path)
+            rewrite += (route.page_links if route is not None else rt.route_links,)
     if not pixels and rewrite is None and not wants_body and not (
             up.status == 200 and edge.feed_wants(public_origin + path)):
         return passthrough(request, up.status, out_headers)

@@ -19,14 +19,23 @@ import time
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
+from proxy.detect.json_body import JsonCollector
+from proxy.detect.jsonexpr import JsonDoc
 from proxy.detect.rules import RequestFacts, ResponseFacts
 from proxy.edge import EDGE, Edge
 from proxy.firing import carried_events, carry_cookie, fire, has_carry
 from proxy.http.body import request_body
 from proxy.http.errors import error_response
-from proxy.http.headers import client_view, header_value, request_headers, response_headers
+from proxy.http.headers import (
+    OriginRewriter,
+    client_view,
+    header_value,
+    request_headers,
+    response_headers,
+)
 from proxy.http.hosts import MISDIRECTED
 from proxy.http.response import ProxyResponse
+from proxy.http.route_table import PathEscapes
 from proxy.http.target import BadTarget, origin_form, split_target
 from proxy.http.upstream_errors import UpstreamError, UpstreamTimeout
 from proxy.http.websocket import is_websocket, relay_websocket
@@ -93,8 +102,22 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
     if rt.allowed is not None and path not in rt.allowed:
         return edge.finish(request, not_found(request, "There is no such page on this site."),
                            started, client.ip)
+    route = None
+    if rt.routes:               # [[routes]]: another upstream serves this prefix
+        try:
+            route = rt.routes.match(path)
+        except PathEscapes as exc:
+            return edge.finish(request, error_response(
+                400, str(exc), request.headers.get(hdrs.ACCEPT)), started, client.ip)
+        slashed = rt.routes.slash_redirect(path) if route is None else None
+        if slashed is not None:
+            return edge.finish(request, web.Response(status=301, headers={
+                hdrs.LOCATION: slashed + ("?" + query if query else "")}), started, client.ip)
     public_origin = rt.public_origin or f"{client.proto}://{client.host}"
     if is_websocket(request):
+        if route is not None:
+            return await relay_websocket(request, edge, route.target(target),
+                                         request_headers(raw, client), origin=route.origin)
         return await relay_websocket(request, edge, target, request_headers(raw, client))
 
     # -- attribution
@@ -109,14 +132,18 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
 
     # -- upstream
     candidates = rt.rules.candidates(request.method, path, query)
-    body, sniffer = request_body(request, candidates.form_fields)
+    body, sniffer = request_body(request, candidates.form_fields, candidates.request_json)
     headers = request_headers(raw, client)
     if request.headers.get(hdrs.IF_NONE_MATCH, "").find("W/") >= 0:
         headers = [(n, unweaken_if_none_match(v.decode("latin-1")).encode("latin-1"))
                    if n.lower() == b"if-none-match" else (n, v) for n, v in headers]
+    transport, rewriter = edge.transport, rt.rewriter
+    if route is not None:
+        transport, rewriter = edge.upstreams.pool(route.origin), route.rewriter
+        target = route.target(target)
     t0 = time.monotonic()
     try:
-        up = await edge.transport.request(
+        up = await transport.request(
             request.method, target.encode("utf-8", "surrogateescape"), headers, body,
             body_length=request.content_length if body is not None else None,
             header_timeout=rt.timeout)
@@ -135,28 +162,43 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
 
     try:
         return await respond(request, edge, rt, up, visit, candidates, sniffer, path, query,
-                             public_origin, client, started)
+                             public_origin, client, started, rewriter)
     finally:
         up.release()
 
 
+def count_json_skipped(edge: Edge, request_doc: JsonDoc | None,
+                       response_doc: JsonDoc | None) -> None:
+    """Count each JSON body a rule asked for and could not read, with why."""
+    for side, doc in (("request", request_doc), ("response", response_doc)):
+        if doc is not None and doc.problem is not None:
+            edge.metrics.rule_json_skipped.labels(side, doc.problem).inc()
+
+
 async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniffer, path: str,
-                  query: str, public_origin: str, client, started: float) -> web.StreamResponse:
-    out_headers = response_headers(up.headers, rt.rewriter, public_origin, client.host)
+                  query: str, public_origin: str, client, started: float,
+                  rewriter: OriginRewriter) -> web.StreamResponse:
+    out_headers = response_headers(up.headers, rewriter, public_origin, client.host)
     page_url = public_origin + path + ("?" + query if query else "")
     if candidates:              # facts for the rules; most pages have no candidate rule
         loc = header_value(up.headers, b"location")
-        location = rt.rewriter.url(loc.decode("latin-1"), public_origin) if loc else None
-        req_facts = RequestFacts(request.method, path, query, sniffer.fields if sniffer else {})
+        location = rewriter.url(loc.decode("latin-1"), public_origin) if loc else None
+        req_facts = RequestFacts(request.method, path, query,
+                                 sniffer.fields if sniffer else {},
+                                 sniffer.json if sniffer else None)
         resp_facts = ResponseFacts(up.status, CIMultiDict(out_headers), location)
 
     # -- classify now when the body is not needed; events are durable before we answer
     # Without consent a carried event is neither tracked nor carried on.
     browser_events = carried_events(request) if visit.consent else []
-    fired_early = not candidates.needs_body or not up.has_body()
+    fired_early = not (candidates.needs_body or candidates.needs_json) or not up.has_body()
     if candidates and fired_early:
-        browser_events += await fire(edge, rt, candidates.classify(req_facts, resp_facts, None),
-                                     visit, request, client, page_url)
+        fired = candidates.classify(req_facts, resp_facts, None)
+        count_json_skipped(edge, req_facts.json, None)
+        browser_events += await fire(edge, rt, fired, visit, request, client, page_url)
+    # A JSON answer is watched as it streams past, unchanged; a bounded copy is kept.
+    watch = JsonCollector.for_response(up.headers, up.content_length) \
+        if candidates.needs_json and not fired_early else None
 
     # -- plan the page: pixels, CSP, transform (or plain pass-through)
     page = plan_page(rt, edge, request, up, out_headers, visit, path, public_origin,
@@ -169,8 +211,13 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
         if not candidates or fired_early:
             return []
         body = transform.observed() if transform is not None else None
-        return await fire(edge, rt, candidates.classify(req_facts, resp_facts, body),
-                          visit, request, client, page_url)
+        doc = None
+        if watch is not None:
+            doc = watch.document()
+            body = body if body is not None else doc.raw   # `body` conditions read it too
+        fired = candidates.classify(req_facts, resp_facts, body, doc)
+        count_json_skipped(edge, req_facts.json, doc)
+        return await fire(edge, rt, fired, visit, request, client, page_url)
 
     # A whole page is transformed before answering, so it goes out with its length.
     document: bytes | None = None
@@ -209,6 +256,8 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
     elif up.has_body():
         try:
             async for chunk in up:
+                if watch is not None and watch.active:
+                    watch.feed(chunk)
                 if transform is not None:
                     chunk = transform.feed(chunk)
                     if not chunk:

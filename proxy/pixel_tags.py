@@ -23,6 +23,7 @@ from html import escape
 import orjson
 
 from proxy.config.model import Pixel
+from proxy.conversions.sinks.tiktok import DEFAULT_EVENT_NAMES as TIKTOK_EVENT_NAMES
 
 
 def js(value: object) -> str:
@@ -109,10 +110,12 @@ def tiktok_init(pixels: Sequence[Pixel]) -> str:
     for p in pixels:
         code = js(p.pixel_code)
         # One pixel: ttq.track as TikTok documents; several: each its own instance,
-        # so a pixel's events go to it alone under its own names.
+        # so a pixel's events go to it alone under its own names. The default names are
+        # the tiktok sink's: TikTok pairs the browser and server events by name and id.
         target = "ttq" if len(pixels) == 1 else f"ttq.instance({code})"
+        names = {**TIKTOK_EVENT_NAMES, **p.event_names}
         out.append(f"ttq.load({code});{target}.page();" + _handler(
-            f"var d=e.data||{{}};{target}.track({js(dict(p.event_names))}[e.event]||e.event,"
+            f"var d=e.data||{{}};{target}.track({js(names)}[e.event]||e.event,"
             "d.jobName?{content_name:d.jobName}:{},{event_id:e.event_id})"))
     return "".join(out)
 

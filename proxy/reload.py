@@ -80,6 +80,7 @@ class RulesReloader:
             edge.metrics.rules_reload.labels("error").inc()
             return False
         edge.runtime = runtime
+        edge.upstreams.sync(runtime.routes.origins)
         if self.dispatcher is not None:
             self.dispatcher.reconfigure(new.sinks)
         edge.metrics.rules_reload.labels("ok").inc()

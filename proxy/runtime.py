@@ -18,6 +18,7 @@ from proxy.detect.patterns import GlobPattern, PathPattern
 from proxy.detect.rules import RuleSet
 from proxy.http.headers import ClientView, OriginRewriter, TrustedProxies, client_view
 from proxy.http.hosts import HostPolicy
+from proxy.http.route_table import RouteTable, upstream_origins
 from proxy.pixels import PixelSet
 
 
@@ -40,19 +41,8 @@ class Runtime:
     redirect_allow: tuple[GlobPattern, ...]
     timeout: float
     allowed: AllowedPaths | None       # None: every path is proxied
-
-
-def upstream_origins(upstream: str) -> tuple[str, str, tuple[str, ...]]:
-    parts = urlsplit(upstream)
-    host = parts.netloc.lower()
-    bare = parts.hostname or host
-    default = (parts.scheme == "https" and parts.port in (None, 443)) or (
-        parts.scheme == "http" and parts.port in (None, 80))
-    names = {host}
-    if default:
-        names.add(bare)
-    origins = tuple(f"{scheme}://{name}" for name in names for scheme in ("https", "http"))
-    return f"{parts.scheme}://{host}", host, origins
+    routes: RouteTable                 # [[routes]]: other upstreams by public prefix
+    route_links: tuple[tuple[bytes, bytes], ...]   # (upstream URL, prefix) for page links
 
 
 def visitor(rt: Runtime, request: web.BaseRequest) -> ClientView:
@@ -86,6 +76,7 @@ def compile_runtime(config: Config, secret: bytes) -> Runtime:
     p = config.proxy
     origin, host, origins = upstream_origins(p.upstream)
     public = p.public_url.rstrip("/") if p.public_url else None
+    routes = RouteTable(config.routes, host, origins)
     return Runtime(
         config=config,
         prefix=p.prefix,
@@ -93,7 +84,7 @@ def compile_runtime(config: Config, secret: bytes) -> Runtime:
         public_origin=public,
         upstream_origin=origin,
         upstream_host=host,
-        rewriter=OriginRewriter(host, origins),
+        rewriter=routes.main_rewriter,
         link_origins=tuple(o.encode() for o in origins),
         trusted=TrustedProxies(p.trusted_proxies),
         hosts=served_hosts(config),
@@ -104,6 +95,8 @@ def compile_runtime(config: Config, secret: bytes) -> Runtime:
         redirect_allow=tuple(GlobPattern.compile(a, url=True) for a in config.redirect.allow),
         timeout=p.timeout,
         allowed=AllowedPaths(p.allow_paths) if p.allow_paths else None,
+        routes=routes,
+        route_links=routes.page_links,
     )
 
 

@@ -30,6 +30,7 @@ from proxy.config.env import Overrides
 from proxy.config.errors import ConfigErrors
 from proxy.config.load import load_config
 from proxy.config.model import Config
+from proxy.config.schema import parse_listen
 from proxy.edge import EDGE
 from proxy.metrics import enable_multiprocess, worker_exited
 
@@ -42,11 +43,6 @@ MAX_QUICK_DEATHS = 5       # ... and this many such deaths in a row stop the pro
 PR_SET_PDEATHSIG = 1       # linux/prctl.h: a signal for a worker whose parent dies
 
 # Delivery tuning from the environment, not the rules file (operators and tests):
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 def bind(listen: str, reuse_port: bool, *, listen_now: bool = True) -> socket.socket:

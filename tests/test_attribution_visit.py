@@ -362,3 +362,17 @@ def test_cookie_value_holds_more_than_one_source_under_4kb():
     assert len(value) <= 4096
     decoded = AttrCodec(KEY).decode(value.partition("=")[2])
     assert decoded is not None and len(decoded[1]) >= 4
+
+
+@pytest.mark.parametrize("cookie, ttp", [
+    ("_ttp=2F7h37YkS1j57AYSKTI7IHhJPYH", "2F7h37YkS1j57AYSKTI7IHhJPYH"),
+    ("_ttp=01JAB.c_d-e~f", "01JAB.c_d-e~f"),
+    ("_ttp=bad%0d%0avalue", None),
+    ("_ttp=" + "a" * 600, None),
+    ("_ttp=", None),
+    ("other=1", None),
+])
+def test_the_tiktok_pixels_ttp_cookie_is_read_when_well_formed(cookie: str, ttp: str | None):
+    v = visit(make(), cookie=cookie)
+    assert v.ttp == ttp
+    assert not any(c.startswith("_ttp=") for c in v.set_cookies)     # read, never written

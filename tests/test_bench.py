@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+from pathlib import Path
 
 from aiohttp import web
 
@@ -60,7 +62,11 @@ async def test_builtin_generator_counts_requests_and_errors(aiohttp_server) -> N
     assert 0 < load.p50_ms <= load.p99_ms
 
 
-def test_bench_runs_end_to_end_and_loses_no_conversion(capsys) -> None:
+def test_bench_runs_end_to_end_and_loses_no_conversion(capsys, monkeypatch) -> None:
+    # The bench's proxy and site are child processes: they run this checkout's code.
+    repo = str(Path(__file__).resolve().parent.parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        p for p in (repo, os.environ.get("PYTHONPATH")) if p))
     policy = asyncio.get_event_loop_policy()
     try:
         status = run_bench(duration=1, connections=4)
@@ -73,7 +79,7 @@ def test_bench_runs_end_to_end_and_loses_no_conversion(capsys) -> None:
     through = next(line for line in lines if line.startswith("through proxy"))
     assert through.rstrip().endswith("MB")
     conversions = next(line for line in lines if line.startswith("conversions:"))
-    # One visitor applies: ConversationStart to meta, ApplicationCompleted to four sinks.
-    assert "fired 5 (queued)" in conversions
-    assert "received by the recorder 5" in conversions
+    # One visitor applies: ConversationStart to meta, ApplicationCompleted to eight sinks.
+    assert "fired 9 (queued)" in conversions
+    assert "received by the recorder 9" in conversions
     assert conversions.endswith("missing 0")

@@ -18,7 +18,7 @@ import pytest
 
 from proxy.config.model import Sink
 from proxy.conversions.events import Event
-from proxy.conversions.outbox import MAX_EVENT_AGE, Outbox
+from proxy.conversions.outbox import MAX_EVENT_AGE, Outbox, observe_backlog
 from proxy.conversions.redis_outbox import RedisOutbox
 from proxy.conversions.sqlite_outbox import SqliteOutbox
 from proxy.conversions.states import (
@@ -280,6 +280,28 @@ async def test_list_rows_shows_what_is_still_owed(box):
     assert [(r.sink, r.state) for r in rows] == [("talroo", RowState.LEASED),
                                                  ("meta", RowState.PENDING)]
     assert len(await box.list_rows(limit=1)) == 1
+
+
+async def test_oldest_pending_age_follows_the_oldest_row_still_owed(box):
+    assert await box.oldest_pending_age() == 0
+    await box.submit(ev(), [TALROO], consent=True)
+    box.clock_.t += 100
+    await box.submit(ev(links_clicked_id="v2", event_time=box.clock_.t), [META], consent=True)
+    box.clock_.t += 20
+    assert await box.oldest_pending_age() == 120
+    (row,) = await box.lease("talroo", "A", 10, 60)       # leased is still owed
+    assert await box.oldest_pending_age() == 120
+    await box.mark_sent([row.id], "A")
+    assert await box.oldest_pending_age() == 20
+    (mrow,) = await box.lease("meta", "A", 10, 60)
+    await box.mark_dead([mrow.id], "A", "HTTP 400")        # a dead letter is owed nothing
+    assert await box.oldest_pending_age() == 0
+    await box.retry_dead()
+    assert await box.oldest_pending_age() == 20
+    metrics = box.metrics
+    await observe_backlog(box, metrics)
+    assert metrics.registry.get_sample_value("edge_outbox_oldest_seconds") == 20
+    assert metrics.registry.get_sample_value("edge_outbox_pending") == 1
 
 
 async def test_purge_forgets_expired_dedupe_keys_and_old_sent_rows(box):

@@ -302,7 +302,8 @@ EXAMPLE_ENV = {"CAREERS_EDGE_SECRET": "s", "META_ACCESS_TOKEN": "t", "WEBHOOK_SE
 def test_rules_files_load(name: str, env: dict[str, str]) -> None:
     config = load_config(RULES / name, env=env)
     assert [r.event for r in config.rules] == ["ConversationStart", "ApplicationCompleted"]
-    assert set(config.sinks) == {"talroo", "meta", "appcast", "ats"}
+    networks = {"indeed", "google_ads", "linkedin", "tiktok"} if name == "demo.toml" else set()
+    assert set(config.sinks) == {"talroo", "meta", "appcast", "ats"} | networks
     if name == "demo.toml":
         assert config.proxy.upstream == DEMO_ENV["CAREERS_EDGE_DEMO_UPSTREAM"]
         assert config.sinks["meta"].api == "http://127.0.0.1:9002/v21.0"

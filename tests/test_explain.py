@@ -376,3 +376,40 @@ def test_cli_explain_refuses_an_invalid_rules_file(tmp_path, capsys) -> None:
     assert code == 1
     assert captured.out == ""
     assert "bogus" in captured.err and "nowhere" in captured.err
+
+
+def test_network_sinks_show_their_requests_with_credentials_masked(demo) -> None:
+    url = "/jobs/3/apply?ittk=it-1&gclid=gc-1&li_fat_id=li-1&ttclid=tt-1"
+    report = apply(demo, url=url)
+    indeed = sink_block(report, "indeed")
+    assert indeed[:4] == [
+        "  indeed (indeed): queued (durable outbox), then:",
+        f"(access token: POST {RECORDER}/oauth/v2/tokens, cached until it expires)",
+        f"POST {RECORDER}/enterprise/conversions/v1/events", "Authorization: ***"]
+    (sent,) = json.loads("\n".join(indeed[5:]))
+    assert (sent["event"], sent["ittk"], sent["guid"]) == ("APPLY_COMPLETE", "it-1",
+                                                           "demo-partner-guid")
+    google = sink_block(report, "google_ads")
+    assert google[2] == f"POST {RECORDER}/v25/customers/1234567890:uploadClickConversions"
+    assert "developer-token: ***" in google
+    body = json.loads("\n".join(line for line in google[3:] if not re.match(r"[\w-]+: ", line)))
+    (conversion,) = body["conversions"]
+    assert conversion["gclid"] == "gc-1" and conversion["orderId"]
+    assert conversion["conversionAction"] == "customers/1234567890/conversionActions/555"
+    linkedin = sink_block(report, "linkedin")
+    assert linkedin[1] == f"POST {RECORDER}/rest/conversionEvents"
+    assert "Authorization: ***" in linkedin and "LinkedIn-Version: 202603" in linkedin
+    tiktok = sink_block(report, "tiktok")
+    assert "Access-Token: ***" in tiktok and '"ttclid":"tt-1"' in "\n".join(tiktok)
+    for secret in ("demo-indeed-secret", "demo-developer-token", "demo-refresh-token",
+                   "demo-linkedin-token", "demo-tiktok-token", "demo-google-secret"):
+        assert secret not in report
+
+
+def test_network_sinks_say_which_click_id_a_visitor_lacks(demo) -> None:
+    report = apply(demo)
+    assert "skipped: requires ittk;" in sink_block(report, "indeed")[0]
+    assert "skipped: requires gclid or gbraid or wbraid;" in sink_block(report, "google_ads")[0]
+    assert '"gclid": "<gclid>"' in "\n".join(sink_block(report, "google_ads"))
+    assert "skipped: requires li_fat_id;" in sink_block(report, "linkedin")[0]
+    assert "queued" in sink_block(report, "tiktok")[0]

@@ -166,7 +166,8 @@ def test_parser_never_raises_on_junk_in_any_chunking(junk: bytes, size: int) -> 
 
 
 async def test_requests_are_spaced_by_the_rate() -> None:
-    """A lower bound only: a slow machine widens the gaps, it cannot narrow them."""
+    """A lower bound only, over all the gaps: a busy machine can delay one arrival (and
+    narrow one gap) but not the crawl as a whole; unpaced, the five gaps take ~1 ms."""
     arrivals: list[float] = []
 
     async def handle(request: web.Request) -> web.Response:
@@ -183,4 +184,4 @@ async def test_requests_are_spaced_by_the_rate() -> None:
                                  rate=40, interval=3600)
         assert await crawler.crawl_once() == 5
     gaps = [b - a for a, b in itertools.pairwise(arrivals)]
-    assert len(gaps) == 5 and min(gaps) >= 1 / 40 - 0.002
+    assert len(gaps) == 5 and sum(gaps) >= 4 / 40

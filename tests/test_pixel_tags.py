@@ -4,6 +4,7 @@ allowing the injected script and the hosts each network loads from."""
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 
@@ -12,6 +13,8 @@ import pytest
 from proxy.config.errors import ConfigErrors
 from proxy.config.load import load_config_text
 from proxy.config.summary import summary
+from proxy.conversions.events import Event
+from proxy.conversions.sinks.tiktok import event_name as tiktok_event_name
 from proxy.explain import explain
 from proxy.pixel_tags import GOOGLE_CSP, LINKEDIN_CSP, TIKTOK_CSP
 from proxy.pixels import BrowserEvent, PixelSet
@@ -228,3 +231,25 @@ def test_explain_says_which_pixels_and_sinks_consent_lets_through() -> None:
     out = explain(config, "GET", "/thanks", cookie=f"euconsent-v2={full}")
     assert re.search(r"gads +google +head: gtag.js", out)
     assert "ads (http): queued" in out
+
+
+def test_tiktok_pixel_and_sink_default_to_the_same_event_name() -> None:
+    """TikTok pairs the pixel's and the Events API's event by name and event id, so
+    without event_names on either both must call ApplicationCompleted the same."""
+    config = load_config_text(textwrap.dedent("""\
+        [proxy]
+        upstream = "http://127.0.0.1:9"
+        [pixels.tt]
+        type = "tiktok"
+        pixel_code = "CJMB7ERC77U2JVNG7RF0"
+        [sinks.tt]
+        type = "tiktok"
+        access_token = "t"
+        pixel_code = "CJMB7ERC77U2JVNG7RF0"
+        """), "rules.toml", {})
+    ps = PixelSet(config.pixels, config.sinks)
+    script = ps.render(ps.pixels, page_event_id="p", links_clicked_id="v",
+                       events=[EVENT]).head_script
+    names = json.loads(re.search(r"\.track\((\{.*?\})\[e\.event\]", script).group(1))
+    server = tiktok_event_name(config.sinks["tt"], Event("ApplicationCompleted"))
+    assert names["ApplicationCompleted"] == server == "SubmitApplication"

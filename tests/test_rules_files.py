@@ -107,7 +107,7 @@ def load(ats: Ats):
 def test_there_is_a_file_per_ats() -> None:
     names = {p.name for p in ALL_FILES}
     assert {a.file for a in ATS.values()} <= names
-    assert {"example.toml", "demo.toml"} <= names
+    assert {"example.toml", "demo.toml", "ashby.toml", "workday.toml", "pinpoint.toml"} <= names
 
 
 @pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: p.name)
@@ -147,6 +147,17 @@ def test_check_command_accepts_each_ats_file(name: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "valid" in done.stdout
     assert ats.upstream in done.stdout
+
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: p.name)
+def test_check_command_accepts_every_file(path: Path) -> None:
+    """`careers-edge check` itself, as DevOps run it, on every shipped file."""
+    env = {**os.environ, **env_for(path)}
+    env.pop("CAREERS_EDGE_UPSTREAM", None)
+    done = subprocess.run([sys.executable, "-m", "proxy", "check", "-c", str(path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith(f"{path}: valid")
 
 
 def test_check_command_refuses_an_ats_file_without_its_secrets() -> None:

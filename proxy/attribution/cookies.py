@@ -25,6 +25,7 @@ VISITOR_COOKIE = "linksClickedId"
 ATTR_COOKIE = "ce_attr"
 FBC_COOKIE = "_fbc"
 FBP_COOKIE = "_fbp"
+TTP_COOKIE = "_ttp"                # set by the TikTok pixel; read, never written
 
 MAX_AGE_CAP = 400 * 86400          # Chrome caps every cookie at 400 days
 MAX_COOKIE_VALUE = 4000            # browsers drop a cookie past ~4096 bytes with its name

@@ -24,6 +24,8 @@ Pure (no I/O) and cheap; it runs on every proxied request. Decisions:
   fbclid held in the attribution cookie (consent given after landing).
 - A valid preview cookie (`preview.py`, set by the operators' preview link) makes
   the visit a test visit (`Visit.preview`): its events are test events.
+- The TikTok pixel's `_ttp` cookie is read (never set) when it is plain URL-safe
+  text, for the TikTok sink's `user.ttp`; not without purpose-1 consent (`storage`).
 - With `strip`, every occurrence of a captured param is removed from the query
   sent upstream; `upstream_query == ""` means "no query at all".
 """
@@ -34,12 +36,13 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from proxy.attribution.clickids import ClickId, scan_query
+from proxy.attribution.clickids import ClickId, scan_query, valid_value
 from proxy.attribution.consent import TCF_COOKIE, Consent, ConsentState
 from proxy.attribution.cookies import (
     ATTR_COOKIE,
     FBC_COOKIE,
     FBP_COOKIE,
+    TTP_COOKIE,
     VISITOR_COOKIE,
     VISITOR_ID,
     AttrCodec,
@@ -71,6 +74,7 @@ class Visit:
     set_cookies: list[str]
     upstream_query: str | None
     new_clicks: list[str] = field(default_factory=list)   # captured ones not already held
+    ttp: str | None = None       # the TikTok pixel's _ttp cookie, when well-formed
     consent_state: ConsentState = field(default_factory=lambda: ConsentState(True))
     preview: bool = False        # a valid `ce_preview` cookie: a test visitor
 
@@ -80,6 +84,11 @@ def _referer_fbclid(referer: str | None) -> str | None:
         return None
     query = referer.partition("#")[0].partition("?")[2]
     return scan_query(query, _FBCLID, False).found.get("fbclid")
+
+
+def _ttp(value: str | None) -> str | None:
+    """`_ttp` as TikTok's pixel writes it; anything else is not passed on."""
+    return value if value and valid_value(TTP_COOKIE, value) else None
 
 
 class Attribution:
@@ -93,7 +102,8 @@ class Attribution:
         self._fb = FbParams()
         self._preview = PreviewCodec(secret)
         self._wanted = frozenset(
-            {VISITOR_COOKIE, ATTR_COOKIE, FBC_COOKIE, FBP_COOKIE, PREVIEW_COOKIE, consent.cookie}
+            {VISITOR_COOKIE, ATTR_COOKIE, FBC_COOKIE, FBP_COOKIE, TTP_COOKIE, PREVIEW_COOKIE,
+             consent.cookie}
             | ({TCF_COOKIE} if consent.tcf else set()))
 
     @property
@@ -170,5 +180,6 @@ class Attribution:
             captured=list(scan.found), rejected=scan.rejected, cookie_rejected=cookie_rejected,
             consent=consent, fbc=fbc, fbp=fbp, set_cookies=set_cookies,
             upstream_query=scan.upstream_query, new_clicks=new_clicks, consent_state=state,
+            ttp=_ttp(cookies.get(TTP_COOKIE)) if state.storage else None,
             preview=self._preview.valid(cookies.get(PREVIEW_COOKIE), now),
         )

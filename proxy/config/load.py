@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from proxy.config import rules_section, sections
+from proxy.config import routes_section, rules_section, sections, tables
 from proxy.config.env import Overrides
 from proxy.config.errors import ConfigError, ConfigErrors, LineIndex, toml_syntax_error
 from proxy.config.model import (
@@ -54,11 +54,8 @@ from proxy.detect.patterns import GlobPattern, PatternError
 from proxy.http.hosts import HostPolicy, host_entry_problem, split_host
 from proxy.state import StateURLError, parse_state
 
-TOP_KEYS = ("proxy", "attribution", "consent", "pixels", "rules", "sinks", "api",
-            "redirect", "feed", "admin")
-PROXY_KEYS = ("listen", "upstream", "public_url", "prefix", "state", "secret", "workers",
-              "timeout", "connect_timeout", "max_connections", "trusted_proxies",
-              "rewrite_links", "access_log", "allow_paths", "hosts")
+TOP_KEYS = tuple(section.name for section in tables.SECTIONS)
+PROXY_KEYS = tables.PROXY.names
 OVERRIDABLE = ("listen", "upstream", "workers")
 _P = ProxySection(upstream="")    # the defaults, for reading
 _WORKERS = at_least(1, 256)
@@ -152,11 +149,11 @@ def _build(ctx: Ctx, raw: dict[str, Any], over: Overrides,
             return None
         return f"no sink named {name!r} (defined: {', '.join(sink_names) or 'none'})"
 
-    api_t = Table(ctx, ("api",), raw.get("api", {}), ("token", "send_to"))
+    api_t = Table(ctx, ("api",), raw.get("api", {}), tables.API.names)
     api = ApiSection(api_t.get("token", str, None, unset_ok=True, check=_nonempty),
                      api_t.strings("send_to", check=known_sink) if "send_to" in api_t.raw
                      else None)
-    redirect_t = Table(ctx, ("redirect",), raw.get("redirect", {}), ("allow", "send_to"))
+    redirect_t = Table(ctx, ("redirect",), raw.get("redirect", {}), tables.REDIRECT.names)
     redirect = RedirectSection(redirect_t.strings("allow", check=_redirect_target),
                                redirect_t.strings("send_to", check=known_sink))
     feed = _feed(ctx, raw.get("feed", {}))
@@ -166,11 +163,13 @@ def _build(ctx: Ctx, raw: dict[str, Any], over: Overrides,
             over.origin_of("admin_listen"),)
         ctx.error(key, f"{admin.listen!r} overlaps the public listener {proxy.listen!r}: "
                   "operators and visitors need two ports")
+    routes = routes_section.routes(ctx, raw.get("routes", []),
+                                   proxy.prefix if proxy is not None else _P.prefix)
     _report_unset(ctx)
     if ctx.errors or proxy is None or not top.ok:
         return None
     return Config(proxy, attribution, consent, pixels, rules, sinks, api, redirect, feed,
-                  admin)
+                  admin, routes=routes)
 
 
 def _nonempty(v: str) -> str | None:
@@ -257,7 +256,7 @@ def _proxy(ctx: Ctx, raw: Any, over: Overrides, allow_missing_upstream: bool
 
 
 def _attribution(ctx: Ctx, raw: Any) -> AttributionSection:
-    t = Table(ctx, ("attribution",), raw, ("params", "strip", "cookie_days"))
+    t = Table(ctx, ("attribution",), raw, tables.ATTRIBUTION.names)
     params = t.strings("params", AttributionSection().params, check=token)
     if len(set(params)) != len(params):
         ctx.error(("attribution", "params"), "lists a parameter twice")
@@ -267,7 +266,7 @@ def _attribution(ctx: Ctx, raw: Any) -> AttributionSection:
 
 
 def _consent(ctx: Ctx, raw: Any) -> ConsentSection:
-    t = Table(ctx, ("consent",), raw, ("required", "cookie", "granted", "honor_gpc", "tcf"))
+    t = Table(ctx, ("consent",), raw, tables.CONSENT.names)
     return ConsentSection(
         required=t.get("required", bool, False),
         cookie=t.get("cookie", str, ConsentSection().cookie, check=token),
@@ -277,7 +276,7 @@ def _consent(ctx: Ctx, raw: Any) -> ConsentSection:
 
 
 def _feed(ctx: Ctx, raw: Any) -> FeedSection:
-    t = Table(ctx, ("feed",), raw, [f.name for f in dataclasses.fields(FeedSection)])
+    t = Table(ctx, ("feed",), raw, tables.FEED.names)
     d = FeedSection()
     return FeedSection(
         enabled=t.get("enabled", bool, d.enabled),
@@ -303,7 +302,7 @@ def _admin_listen(v: str) -> str | None:
 
 
 def _admin(ctx: Ctx, raw: Any, over: Overrides) -> AdminSection:
-    t = Table(ctx, ("admin",), raw, ("listen", "token", "preview_token"))
+    t = Table(ctx, ("admin",), raw, tables.ADMIN.names)
     if over.admin_listen is not None:
         listen: str | None = over.admin_listen
         problem = _admin_listen(over.admin_listen)

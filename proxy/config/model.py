@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from proxy.detect.jsonexpr import JsonExpr
     from proxy.detect.patterns import PathPattern
 
 DEFAULT_PARAMS = (
@@ -84,9 +85,10 @@ class Pixel:
 class Extractor:
     """`kind:arg` from the rules file, e.g. css:h1 -> Extractor("css", "h1")."""
 
-    kind: Literal["path", "query", "form", "css", "regex", "jsonld"]
+    kind: Literal["path", "query", "form", "css", "regex", "jsonld", "json", "request_json"]
     arg: str
     source: str
+    expr: JsonExpr | None = field(default=None, compare=False)   # json:, request_json:
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,8 @@ class Rule:
     header: tuple[tuple[str, str], ...] = ()           # (name, glob)
     query: tuple[tuple[str, str], ...] = ()            # (param, glob) on the request URL
     body: str | None = None                            # substring or "regex:..."
+    json: tuple[tuple[JsonExpr, str], ...] = ()         # (expression, glob) on the JSON answer
+    request_json: tuple[tuple[JsonExpr, str], ...] = ()  # ... on the JSON request body
     job_name: Extractor | None = None
     extract: Mapping[str, Extractor] = field(default_factory=frozen_map)
     send_to: tuple[str, ...] = ()
@@ -122,7 +126,8 @@ class Rule:
 @dataclass(frozen=True, slots=True)
 class Sink:
     name: str
-    type: Literal["talroo", "meta", "http", "webhook"]
+    type: Literal["talroo", "meta", "http", "webhook", "indeed", "google_ads", "linkedin",
+                  "tiktok"]
     url: str | None = None
     method: str = "GET"
     events: Mapping[str, str] = field(default_factory=frozen_map)       # talroo: event -> url
@@ -140,6 +145,22 @@ class Sink:
     concurrency: int = 4
     marketing: bool = True                  # consent applies to it
     tcf_vendor: int | None = None           # IAB vendor id whose consent it needs
+    # indeed, google_ads: OAuth 2 (client credentials; Google adds a refresh token)
+    client_id: str | None = None
+    client_secret: str | None = None
+    refresh_token: str | None = None
+    token_url: str | None = None
+    scope: str | None = None
+    api_version: str | None = None          # google_ads "v25", linkedin "202603"
+    guid: str | None = None                 # indeed: partner GUID
+    test_fire: bool = False                 # indeed: every event a test event (onboarding)
+    customer_id: str | None = None          # google_ads: digits only
+    login_customer_id: str | None = None    # google_ads: the manager account, digits only
+    developer_token: str | None = None
+    conversion_action: str | None = None    # google_ads: resource name
+    time_zone: str = "UTC"                  # google_ads: conversion_date_time's zone
+    conversion: str | None = None           # linkedin: conversion rule URN
+    pixel_code: str | None = None           # tiktok
 
     def event_name(self, event: str) -> str:
         return self.event_names.get(event, event)
@@ -180,6 +201,16 @@ class AdminSection:
 
 
 @dataclass(frozen=True, slots=True)
+class Route:
+    """`[[routes]]`: public paths under `prefix` are served by `upstream`, whose URL path
+    replaces the prefix (nginx `proxy_pass` with a URI)."""
+
+    prefix: str                             # "/apply/"
+    upstream: str                           # "https://boards.greenhouse.io/embed/"
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     proxy: ProxySection
     attribution: AttributionSection = AttributionSection()
@@ -192,3 +223,4 @@ class Config:
     feed: FeedSection = FeedSection()
     admin: AdminSection = AdminSection()
     source: Path | None = None
+    routes: tuple[Route, ...] = ()

@@ -12,10 +12,13 @@ from typing import Any
 
 from proxy.config.model import Extractor, Rule, StatusMatch, frozen_map
 from proxy.config.schema import Ctx, Table, describe, one_of, token
+from proxy.config.tables import RULES
+from proxy.detect.jsonexpr import JsonExpr, JsonExprError
 from proxy.detect.patterns import GlobPattern, PathPattern, PatternError
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-EXTRACTOR_KINDS = ("path", "query", "form", "css", "regex", "jsonld")
+EXTRACTOR_KINDS = ("path", "query", "form", "css", "regex", "jsonld", "json", "request_json")
+JSON_KINDS = ("json", "request_json")
 # schema.org JobPosting properties a `jsonld:` extractor may name (dotted below them)
 JSONLD_FIELDS = (
     "title", "identifier", "description", "datePosted", "validThrough", "employmentType",
@@ -23,8 +26,7 @@ JSONLD_FIELDS = (
     "url", "directApply", "jobLocationType", "educationRequirements",
     "experienceRequirements", "skills", "qualifications", "workHours", "totalJobOpenings",
 )
-RULE_KEYS = ("name", "event", "method", "path", "status", "location", "header", "query", "body",
-             "job_name", "extract", "send_to", "continue", "dedupe_hours")
+RULE_KEYS = RULES.names
 
 _EVENT = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,49}")
 _STATUS_CLASS = re.compile(r"[1-5][xX][xX]")
@@ -87,7 +89,10 @@ def _rule(ctx: Ctx, key: tuple, body: Any, sink_names: Sequence[str]
         "header": tuple(t.string_map("header", check_key=token, check=_header_glob).items()),
         "query": tuple(t.string_map("query", check_key=_nonempty,
                                     check=_query_glob).items()),
-        "body": t.get("body", str, None, check=_body), "job_name": job_name,
+        "body": t.get("body", str, None, check=_body),
+        "json": _json_conditions(t, "json"),
+        "request_json": _json_conditions(t, "request_json"),
+        "job_name": job_name,
         "extract": frozen_map(extract),
         "send_to": t.strings("send_to", scalar_ok=True,
                              check=lambda s: _sink_ref(s, sink_names)),
@@ -145,6 +150,21 @@ def _query_glob(v: str) -> str | None:
     return None
 
 
+def _json_conditions(t: Table, name: str) -> tuple[tuple[JsonExpr, str], ...]:
+    """`name = { "EXPR" = "glob" }`: each expression compiled once, here."""
+    compiled: dict[str, JsonExpr] = {}
+
+    def check_key(src: str) -> str | None:
+        try:
+            compiled[src] = JsonExpr.compile(src)
+        except JsonExprError as e:
+            return str(e)
+        return None
+
+    spec = t.string_map(name, check_key=check_key, check=_query_glob)
+    return tuple((compiled[expr], glob) for expr, glob in spec.items())
+
+
 def _body(v: str) -> str | None:
     if not v:
         return "must not be empty"
@@ -199,10 +219,16 @@ def _extractor(ctx: Ctx, key: tuple, src: Any, captures: Sequence[str] | None
             problem = f"bad regex {src!r}: {e}"
     elif kind == "jsonld" and arg.split(".")[0] not in JSONLD_FIELDS:
         problem = f"{src!r}: {arg!r} is not a JobPosting field; e.g. {', '.join(JSONLD_FIELDS[:6])}"
+    expr = None
+    if kind in JSON_KINDS and not problem:
+        try:
+            expr = JsonExpr.compile(arg)
+        except JsonExprError as e:
+            problem = str(e)
     if problem:
         ctx.error(key, problem)
         return None
-    return Extractor(kind, arg, src)  # type: ignore[arg-type]
+    return Extractor(kind, arg, src, expr)  # type: ignore[arg-type]
 
 
 def _css(selector: str) -> str | None:

@@ -256,6 +256,12 @@ def listen_address(v: str) -> str | None:
     return None
 
 
+def parse_listen(listen: str) -> tuple[str, int]:
+    """A valid listen address as (host, port); an empty host is every IPv4 address."""
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
 def cidr(v: str) -> str | None:
     try:
         ipaddress.ip_network(v, strict=False)

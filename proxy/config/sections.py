@@ -9,39 +9,35 @@ when a rule sends to the sink, else the sink is left out with a warning.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from proxy.config.model import Pixel, Rule, Sink, frozen_map
 from proxy.config.rules_section import event_name, pattern_problem
 from proxy.config.schema import Ctx, Table, at_least, describe, http_url, one_of, positive, token
+from proxy.config.tables import CSP_DIRECTIVES, PIXELS, POSITIONS, SINK_METHODS, SINKS
+from proxy.conversions.routing import IMPLICIT_ANY, IMPLICIT_REQUIRES
+from proxy.conversions.sinks import google_ads, indeed, linkedin, tiktok
 from proxy.detect.patterns import PathPattern
 
-PIXEL_TYPES = ("meta", "html", "tiktok", "linkedin", "google")
-POSITIONS = ("head", "body")
-PIXEL_KEYS = {"meta": ("pixel_id",), "html": ("html", "position"),
-              "tiktok": ("pixel_code", "event_names"),
-              "linkedin": ("partner_id", "conversion_ids"),
-              "google": ("tag_id", "send_to")}
-PIXEL_COMMON = ("type", "paths", "csp", "tcf_vendor")
-CSP_DIRECTIVES = (
-    "default-src", "script-src", "script-src-elem", "style-src", "style-src-elem",
-    "img-src", "connect-src", "frame-src", "child-src", "font-src", "media-src",
-    "worker-src", "manifest-src", "object-src", "form-action",
-)
-SINK_TYPES = ("talroo", "meta", "http", "webhook")
-SINK_METHODS = ("GET", "POST", "PUT", "PATCH")
-SINK_KEYS = {
-    "talroo": ("url", "events"),
-    "meta": ("pixel_id", "access_token", "api", "test_event_code", "preview_test_event_code",
-             "event_names"),
-    "http": ("url", "method", "headers", "body", "event_names"),
-    "webhook": ("url", "secret", "headers", "event_names"),
-}
-SINK_REQUIRED = {"talroo": ("url",), "meta": ("pixel_id", "access_token"),
-                 "http": ("url",), "webhook": ("url", "secret")}
-SINK_COMMON = ("type", "requires", "timeout", "concurrency", "marketing", "tcf_vendor")
-SINK_DEFAULT_REQUIRES = {"talroo": ("tlr_sid",)}
+PIXEL_TYPES = tuple(PIXELS.variants)
+PIXEL_KEYS = PIXELS.variant_names()
+PIXEL_COMMON = PIXELS.common
+SINK_TYPES = tuple(SINKS.variants)
+SINK_KEYS = SINKS.variant_names()
+SINK_REQUIRED = {kind: SINKS.required(kind) for kind in SINKS.variants}
+SINK_COMMON = SINKS.common
+SINK_DEFAULT_REQUIRES = {"talroo": ("tlr_sid",), "indeed": ("ittk",)}
+SINK_DEFAULT_API = {"indeed": indeed.DEFAULT_API, "google_ads": google_ads.DEFAULT_API,
+                    "linkedin": linkedin.DEFAULT_API, "tiktok": tiktok.DEFAULT_API}
+SINK_DEFAULT_TOKEN_URL = {"indeed": indeed.DEFAULT_TOKEN_URL,
+                          "google_ads": google_ads.DEFAULT_TOKEN_URL}
+# What a sink's event_names map to: the network's event, or its conversion.
+SINK_EVENT_VALUE = {"indeed": one_of(*indeed.EVENTS), "google_ads": google_ads.action_problem,
+                    "linkedin": linkedin.conversion_problem}
+# One of these must say where a conversion goes.
+SINK_TARGET = {"google_ads": "conversion_action", "linkedin": "conversion"}
 # http sink placeholders every event has (SPEC section 4); rules add their captures
 PLACEHOLDERS = ("event", "event_id", "event_time", "event_time_ms", "linksClickedId",
                 "job_id", "jobName")
@@ -214,6 +210,14 @@ def _sink(ctx: Ctx, key: tuple, name: str, body: Any, placeholders: set[str],
     for req in SINK_REQUIRED[kind]:
         if not t.has(req):
             ctx.error(key + (req,), f"is required for a {kind} sink")
+    needs = IMPLICIT_REQUIRES.get(kind, ()) + IMPLICIT_ANY.get(kind, ())
+    if needs and not any(p in params for p in needs):
+        ctx.error(key + ("type",), f"a {kind} sink needs {' or '.join(needs)}, which is never "
+                  "captured: add it to [attribution] params")
+    target = SINK_TARGET.get(kind)
+    if target and not t.has(target) and not t.has("event_names"):
+        ctx.error(key + (target,), f"is required for a {kind} sink (or event_names for "
+                  "every event sent to it)")
 
     def template(v: str, *, url: bool) -> str | None:
         for ph in _PLACEHOLDER.findall(v):
@@ -233,11 +237,12 @@ def _sink(ctx: Ctx, key: tuple, name: str, body: Any, placeholders: set[str],
         events=frozen_map(t.string_map("events", check_key=event_name, check=http_url)),
         pixel_id=t.get("pixel_id", str, None, check=_pixel_id),
         access_token=t.get("access_token", str, None, check=nonempty),
-        api=t.get("api", str, _SINK_DEFAULTS.api, check=http_url).rstrip("/"),
+        api=t.get("api", str, SINK_DEFAULT_API.get(kind, _SINK_DEFAULTS.api),
+                  check=http_url).rstrip("/"),
         test_event_code=t.get("test_event_code", str, ""),
         preview_test_event_code=t.get("preview_test_event_code", str, ""),
         event_names=frozen_map(t.string_map("event_names", check_key=event_name,
-                                            check=event_name)),
+                                            check=SINK_EVENT_VALUE.get(kind, event_name))),
         requires=t.strings("requires", SINK_DEFAULT_REQUIRES.get(kind, ()),
                            check=lambda p: None if p in params else
                            f"{p!r} is never captured: add it to [attribution] params"),
@@ -249,7 +254,59 @@ def _sink(ctx: Ctx, key: tuple, name: str, body: Any, placeholders: set[str],
                           check=at_least(1, 64)),
         marketing=t.get("marketing", bool, kind != "webhook"),
         tcf_vendor=_tcf_vendor(t),
+        **_network_keys(t, kind, nonempty),
     )
+
+
+def _network_keys(t: Table, kind: str, nonempty: Callable[[str], str | None]) -> dict[str, Any]:
+    """The keys of the indeed, google_ads, linkedin and tiktok sinks."""
+    version = {"google_ads": _google_version, "linkedin": _linkedin_version}.get(kind)
+    return dict(
+        client_id=t.get("client_id", str, None, check=nonempty),
+        client_secret=t.get("client_secret", str, None, check=nonempty),
+        refresh_token=t.get("refresh_token", str, None, check=nonempty),
+        token_url=t.get("token_url", str, SINK_DEFAULT_TOKEN_URL.get(kind), check=http_url),
+        scope=t.get("scope", str, None),
+        api_version=t.get("api_version", str, None, check=version),
+        guid=t.get("guid", str, None, check=nonempty),
+        test_fire=t.get("test_fire", bool, False),
+        customer_id=_undashed(t.get("customer_id", str, None, check=_customer_id)),
+        login_customer_id=_undashed(t.get("login_customer_id", str, None,
+                                          check=_customer_id)),
+        developer_token=t.get("developer_token", str, None, check=nonempty),
+        conversion_action=t.get("conversion_action", str, None,
+                                check=google_ads.action_problem),
+        time_zone=t.get("time_zone", str, "UTC", check=_time_zone),
+        conversion=t.get("conversion", str, None, check=linkedin.conversion_problem),
+        pixel_code=t.get("pixel_code", str, None, check=_tiktok_code),
+    )
+
+
+def _customer_id(v: str) -> str | None:
+    if re.fullmatch(r"\d{3}-?\d{3}-?\d{4}", v):
+        return None
+    return f"{v!r} is not a Google Ads customer id (10 digits, e.g. 123-456-7890)"
+
+
+def _undashed(v: str | None) -> str | None:
+    return v.replace("-", "") if v else v
+
+
+def _google_version(v: str) -> str | None:
+    return None if re.fullmatch(r"v\d{1,3}", v) else f"{v!r} must be a version like v25"
+
+
+def _linkedin_version(v: str) -> str | None:
+    return None if re.fullmatch(r"20\d\d(0[1-9]|1[0-2])", v) else \
+        f"{v!r} must be a version YYYYMM like 202603"
+
+
+def _time_zone(v: str) -> str | None:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"{v!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)"
+    return None
 
 
 _SINK_DEFAULTS = Sink(name="", type="http")

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from proxy.config.errors import ConfigError
 from proxy.config.model import Config, Pixel, Rule, Sink, StatusMatch
+from proxy.conversions.routing import missing_params
 
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 
@@ -37,6 +38,12 @@ def _state(state: str) -> str:
     return state
 
 
+def _route_upstream(url: str) -> str:
+    """A route's upstream without credentials (the loader refuses them anyway)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+
+
 def _status(status: Sequence[StatusMatch]) -> str:
     if not status:
         return "any"
@@ -45,13 +52,18 @@ def _status(status: Sequence[StatusMatch]) -> str:
 
 def rule_line(rule: Rule) -> str:
     """`METHOD PATH status [location …] → EVENT → sinks` for one rule."""
-    parts = [rule.method or "*", rule.path.source, _status(rule.status)]
+    parts = [rule.method or "*", rule.path.source
+             + ("?" + "&".join(f"{k}={v}" for k, v in rule.query) if rule.query else ""),
+             _status(rule.status)]
     if rule.location is not None:
         parts.append(f"location {rule.location.source}")
     if rule.header:
         parts.append(" ".join(f"{k}: {v}" for k, v in rule.header))
     if rule.body is not None:
         parts.append("body " + (rule.body if len(rule.body) <= 30 else rule.body[:29] + "…"))
+    for label, conditions in (("request_json", rule.request_json), ("json", rule.json)):
+        if conditions:
+            parts.append(label + " " + ", ".join(f"{e.source} = {g}" for e, g in conditions))
     sinks = ", ".join(rule.send_to) or "(browser pixel only)"
     more = []
     if rule.job_name is not None:
@@ -62,8 +74,24 @@ def rule_line(rule: Rule) -> str:
     return f"{' '.join(parts)} → {rule.event} → {sinks}{tail}"
 
 
+def _network_where(sink: Sink) -> str | None:
+    """Where an indeed, google_ads, linkedin or tiktok sink sends: host and account."""
+    account = {
+        "indeed": f"guid {sink.guid}" + (" (testFire)" if sink.test_fire else ""),
+        "google_ads": f"customer {sink.customer_id}" + (
+            f" action {sink.conversion_action.rpartition('/')[2]}"
+            if sink.conversion_action else ""),
+        "linkedin": f"conversion {sink.conversion or '(per event)'}",
+        "tiktok": f"pixel {sink.pixel_code}" + (" (test events)" if sink.test_event_code else ""),
+    }.get(sink.type)
+    return f"{_host(sink.api)} {account}" if account else None
+
+
 def sink_line(sink: Sink) -> str:
-    if sink.type == "meta":
+    network = _network_where(sink)
+    if network:
+        where = network
+    elif sink.type == "meta":
         where = f"{_host(sink.api)} pixel {sink.pixel_id}"
         if sink.test_event_code:
             where += " (test events)"
@@ -74,8 +102,9 @@ def sink_line(sink: Sink) -> str:
         if sink.events:
             where += " + " + ", ".join(f"{e}→{_host(u)}" for e, u in sink.events.items())
     extras = []
-    if sink.requires:
-        extras.append(f"requires {', '.join(sink.requires)}")
+    needs = missing_params(sink, {})
+    if needs:
+        extras.append(f"requires {', '.join(n.replace('|', ' or ') for n in needs)}")
     if not sink.marketing:
         extras.append("not marketing")
     if sink.tcf_vendor is not None:
@@ -146,6 +175,10 @@ def summary(config: Config, warnings: Sequence[ConfigError] = ()) -> str:
                        f"upstream; cookies {a.cookie_days} days)")),
         ("consent", consent),
     ])
+    if config.routes:
+        out.append(f"routes ({len(config.routes)}; longest prefix first, the rest: upstream)")
+        out += _table((r.prefix, f"→ {_route_upstream(r.upstream)}") for r in sorted(
+            config.routes, key=lambda r: len(r.prefix), reverse=True))
     out.append(f"pixels ({len(config.pixels)})")
     out += _table((px.name, pixel_line(px)) for px in config.pixels)
     out.append(f"rules ({len(config.rules)})")

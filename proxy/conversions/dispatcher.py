@@ -28,7 +28,7 @@ from aiohttp import web
 
 from proxy.config.model import Sink
 from proxy.conversions.backoff import DEFAULT_POLICY, BackoffPolicy, GiveUp, Retry, Sent, next_delay
-from proxy.conversions.outbox import LAST_BODY, Outbox, OutboxRow
+from proxy.conversions.outbox import LAST_BODY, Outbox, OutboxRow, observe_backlog
 from proxy.conversions.sinks import SinkClient, build_sink
 from proxy.conversions.states import RowState
 from proxy.metrics import Metrics
@@ -232,7 +232,7 @@ class Dispatcher:
         while True:
             try:
                 if self.metrics is not None:
-                    self.metrics.outbox_pending.set(await self.outbox.pending_count())
+                    await observe_backlog(self.outbox, self.metrics)
                 if ticks % 60 == 0:
                     await self.outbox.purge()
             except Exception:

@@ -39,6 +39,7 @@ class Event:
     user_agent: str | None = None
     fbc: str | None = None
     fbp: str | None = None
+    ttp: str | None = None                     # TikTok's _ttp cookie
     preview: bool = False                      # a test visitor: networks get a test event
     fields: Mapping[str, str] = field(default_factory=dict)      # extra extracted values
     rule: str | None = None
@@ -55,8 +56,8 @@ class Event:
             "links_clicked_id": self.links_clicked_id, "click_ids": dict(self.click_ids),
             "job_id": self.job_id, "job_name": self.job_name, "url": self.url,
             "client_ip": self.client_ip, "user_agent": self.user_agent,
-            "fbc": self.fbc, "fbp": self.fbp, "preview": self.preview,
-            "fields": dict(self.fields),
+            "fbc": self.fbc, "fbp": self.fbp, "ttp": self.ttp,
+            "preview": self.preview, "fields": dict(self.fields),
             "rule": self.rule, "dedupe_hours": self.dedupe_hours,
             "consent_mode": dict(self.consent_mode),
         }

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
 from proxy.config.model import Sink
 from proxy.conversions.events import Event
-from proxy.conversions.routing import Consent
 from proxy.conversions.states import Outcome, RowState
 from proxy.metrics import Metrics
+
+if TYPE_CHECKING:   # routing imports the sinks, and a sink (meta) imports this module
+    from proxy.conversions.routing import Consent
 
 MAX_EVENT_AGE = 7 * 24 * 3600.0      # Meta rejects events older than this: given up
 SENT_KEEP = 7 * 24 * 3600.0          # sent rows kept this long for `outbox` inspection
@@ -150,6 +152,12 @@ class OutboxBase:
             self.metrics.conversions.labels(sink, RowState.DEAD.value).inc(count)
 
 
+async def observe_backlog(outbox: Outbox, metrics: Metrics) -> None:
+    """Set the outbox gauges: rows owed a delivery and the age of the oldest."""
+    metrics.outbox_pending.set(await outbox.pending_count())
+    metrics.outbox_oldest.set(await outbox.oldest_pending_age())
+
+
 class Outbox(Protocol):
     async def submit(self, event: Event, sinks: Sequence[Sink], *,
                      consent: Consent) -> SubmitResult:
@@ -173,6 +181,9 @@ class Outbox(Protocol):
         """Return the owner's unfinished leases to the queue (a clean stop)."""
 
     async def pending_count(self) -> int: ...
+
+    async def oldest_pending_age(self) -> float:
+        """Seconds since the oldest row still owed a delivery was queued; 0 when none."""
 
     async def counts(self) -> dict[str, dict[str, int]]:
         """Rows per sink and state."""

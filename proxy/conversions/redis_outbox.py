@@ -45,7 +45,16 @@ from proxy.conversions.outbox import (
     as_text,
     decode_row,
 )
-from proxy.conversions.redis_scripts import FIELDS, LEASE, MOVE, PURGE, RELEASE, REQUEUE, SUBMIT
+from proxy.conversions.redis_scripts import (
+    FIELDS,
+    LEASE,
+    MOVE,
+    OLDEST,
+    PURGE,
+    RELEASE,
+    REQUEUE,
+    SUBMIT,
+)
 from proxy.conversions.routing import Consent, route
 from proxy.conversions.states import Action, Outcome, RowState
 from proxy.metrics import Metrics
@@ -85,6 +94,7 @@ class RedisOutbox(OutboxBase):
         s = self.redis.register_script
         self._submit, self._lease, self._move = s(SUBMIT), s(LEASE), s(MOVE)
         self._release, self._requeue, self._purge = s(RELEASE), s(REQUEUE), s(PURGE)
+        self._oldest = s(OLDEST)
 
     def _now(self) -> str:
         return "" if self.clock is None else repr(self.clock())
@@ -177,6 +187,9 @@ class RedisOutbox(OutboxBase):
 
     async def pending_count(self) -> int:
         return int(await self.redis.zcard(self.prefix + "open"))
+
+    async def oldest_pending_age(self) -> float:
+        return float(await self._oldest(args=[self.prefix, self._now()]))
 
     async def counts(self) -> dict[str, dict[str, int]]:
         found_sinks = await self.redis.smembers(self.prefix + "sinks")  # type: ignore[misc]

@@ -252,3 +252,12 @@ for _, m in ipairs(old) do
 end
 return #old
 """
+
+# ARGV: P now. The age of the oldest open row, by its own clock ("0" when none). Ids
+# grow with submit time, so the lowest id in `open` is the oldest.
+OLDEST = PRELUDE + r"""
+local first = redis.call('ZRANGE', P .. 'open', 0, 0)
+if #first == 0 then return '0' end
+local created = tonumber(redis.call('HGET', rk(first[1]), 'created_at'))
+return tostring(math.max(now - created, 0))
+"""

@@ -192,6 +192,11 @@ class SqliteOutbox(OutboxBase):
         sql = f"SELECT COUNT(*) FROM edge_outbox WHERE state IN {_OPEN}"
         return await self.worker.run(lambda c: c.execute(sql).fetchone()[0])
 
+    async def oldest_pending_age(self) -> float:
+        sql = f"SELECT MIN(created_at) FROM edge_outbox WHERE state IN {_OPEN}"
+        oldest = await self.worker.run(lambda c: c.execute(sql).fetchone()[0])
+        return 0.0 if oldest is None else max(self.clock() - oldest, 0.0)
+
     async def counts(self) -> dict[str, dict[str, int]]:
         def q(c: sqlite3.Connection) -> dict[str, dict[str, int]]:
             out: dict[str, dict[str, int]] = {}

@@ -6,6 +6,7 @@ Routes (any host; point the sinks' URLs at the recorder's base URL):
     POST /v21.0/{pixel_id}/events   JSON {"data": [...], "access_token": ...}           Meta CAPI
     *    /hooks/{name}              any body; headers recorded, nothing verified        webhook
     *    /appcast/{tail}            GET pixels and templated events; *.js gets a script Appcast
+    Indeed, Google Ads, LinkedIn, TikTok and their OAuth token endpoints: see `networks`
 
 Everything received is kept as a `RecordedRequest` in `Recorder.requests`, in order.
 Tests script outages with `fail_next(...)` and await deliveries with `wait_for(...)`;
@@ -27,6 +28,8 @@ from typing import Any
 
 from aiohttp import hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
+
+from proxy.demo.networks import AdNetworks, describe_body, events_in, network_of
 
 TALROO_PATHS = ("/conversion.php", "/conversion2.php", "/conversion3.php")
 META_MAX_EVENTS = 1000
@@ -54,14 +57,24 @@ class RecordedRequest:
     body: bytes
     time: float
     status: int
-    network: str                    # talroo | meta | webhook | appcast | other
+    network: str      # talroo | meta | webhook | appcast | indeed | google_ads | linkedin
+                      # | tiktok | oauth | other
 
     @property
     def is_conversion(self) -> bool:
         """A server-side conversion, not a browser loading a pixel script or image."""
         if self.network == "appcast":
             return not self.path.endswith(PIXEL_SUFFIXES)
-        return self.network != "other"
+        return self.network not in ("other", "oauth")
+
+    @property
+    def events(self) -> int:
+        """Conversions this request carried: a batch counts its events."""
+        if self.network == "meta":
+            return len(self.json().get("data", []))
+        if self.network in ("indeed", "google_ads", "linkedin", "tiktok"):
+            return events_in(self.network, self.json())
+        return 1
 
     @property
     def text(self) -> str:
@@ -94,6 +107,7 @@ class Recorder:
     on_request: OnRequest | None = None
     strict: bool = True
     requests: list[RecordedRequest] = field(default_factory=list)
+    ads: AdNetworks = field(default_factory=AdNetworks)
     _failures: list[_Failure] = field(default_factory=list, init=False, repr=False)
     _changed: asyncio.Event | None = field(default=None, init=False, repr=False)
 
@@ -105,6 +119,7 @@ class Recorder:
         app.router.add_post("/{version:v[0-9.]+}/{pixel_id}/events", self._meta)
         app.router.add_route("*", "/hooks/{name:.*}", self._webhook)
         app.router.add_route("*", "/appcast/{tail:.*}", self._appcast)
+        self.ads.add_routes(app)
         return app
 
     # --- scripting and waiting ------------------------------------------------------
@@ -235,6 +250,9 @@ class Recorder:
 
 
 def _network(path: str) -> str:
+    ad = network_of(path)
+    if ad is not None:
+        return ad
     if path in TALROO_PATHS:
         return "talroo"
     if path.startswith("/v") and path.endswith("/events"):
@@ -281,6 +299,11 @@ def describe(rec: RecordedRequest) -> str:
             detail = f"{rec.path}  {doc.get('event')}  jobName={doc.get('jobName')!r}"
         except (ValueError, AttributeError):
             detail = f"{rec.path}  {len(rec.body)} bytes"
+    elif rec.network in ("indeed", "google_ads", "linkedin", "tiktok"):
+        try:
+            detail = describe_body(rec.network, rec.json()) or f"{len(rec.body)} bytes"
+        except ValueError:
+            detail = f"{len(rec.body)} bytes"
     else:
         detail = rec.path + (f"?{rec.query_string}" if rec.query_string else "")
     return f"{mark} {rec.network:<8} {detail}"

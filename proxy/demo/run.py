@@ -36,8 +36,10 @@ def demo_rules() -> Path:
 
 
 def banner(proxy_url: str, site_url: str, recorder_url: str, admin_url: str) -> str:
-    landing = (f"{proxy_url}/jobs/1?tlr_sid={uuid.uuid4()}&fbclid=IwAR-demo-{uuid.uuid4().hex[:8]}"
-               f"&ccuid=demo-{uuid.uuid4().hex[:6]}")
+    tag = uuid.uuid4().hex
+    landing = (f"{proxy_url}/jobs/1?tlr_sid={uuid.uuid4()}&fbclid=IwAR-demo-{tag[:8]}"
+               f"&ccuid=demo-{tag[8:14]}&ittk=demo{tag[14:22]}&gclid=Cj0demo-{tag[22:30]}"
+               f"&li_fat_id=demo-{tag[:6]}-{tag[6:12]}&ttclid=E.C.P.demo-{tag[12:20]}")
     return "\n".join([
         "careers-edge demo",
         f"  careers site (the unmodified upstream)  {site_url}",
@@ -45,7 +47,8 @@ def banner(proxy_url: str, site_url: str, recorder_url: str, admin_url: str) -> 
         f"  careers-edge proxy                      {proxy_url}",
         f"  its admin listener (operators only)     {admin_url}",
         "",
-        "Open this landing link, as a paid click from Talroo and Meta would arrive:",
+        "Open this landing link, as a paid click would arrive (it carries the click ids of",
+        "Talroo, Meta, Appcast, Indeed, Google Ads, LinkedIn and TikTok at once):",
         f"  {landing}",
         "then press 'Apply', fill in the form and send it. Each conversion the proxy",
         "delivers to an ad network is printed below as it arrives.",

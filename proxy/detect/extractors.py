@@ -1,4 +1,4 @@
-"""Extractors: `path:` `query:` `form:` `css:` `regex:` `jsonld:` values for events.
+"""Extractors: `path:` `query:` `form:` `css:` `regex:` `jsonld:` `json:` `request_json:`.
 
 An `Extractor` from the rules file is compiled once (`compile_extractor`, which
 refuses a bad regex or CSS selector with ValueError) and then run against one
@@ -11,6 +11,12 @@ jsonld:KEY reads the first schema.org JobPosting in the page's JSON-LD, whether
 the script holds an object, an array or an `@graph`; KEY may be dotted
 (`hiringOrganization.name`). A value that is an object yields its `name`, a list
 its first usable item.
+
+json:EXPR and request_json:EXPR run a JMESPath expression (compiled when the rules
+load) on the JSON response body and the JSON request body (`jsonexpr.JsonDoc`,
+parsed at most once however many ask). A string is the value as it is, a number
+its digits, anything else (a list, an object, true) its compact JSON; null, or a
+body that is not usable JSON, yields None.
 """
 
 from __future__ import annotations
@@ -26,13 +32,16 @@ from urllib.parse import parse_qsl
 from selectolax.lexbor import LexborHTMLParser, SelectolaxError
 
 from proxy.config.model import Extractor
+from proxy.detect.jsonexpr import JsonDoc, JsonExpr, as_text
 
 log = logging.getLogger(__name__)
 
 MAX_VALUE_CHARS = 512
 MAX_JSONLD_DEPTH = 8
 BODY_KINDS = frozenset({"css", "regex", "jsonld"})
-KINDS = frozenset({"path", "query", "form"}) | BODY_KINDS
+JSON_KIND = "json"
+REQUEST_JSON_KIND = "request_json"
+KINDS = frozenset({"path", "query", "form", JSON_KIND, REQUEST_JSON_KIND}) | BODY_KINDS
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 _SPACE = re.compile(r"\s+")
@@ -54,10 +63,11 @@ def clean(value: object) -> str | None:
 class Page:
     """One response body, decoded and parsed lazily and at most once."""
 
-    __slots__ = ("_posting", "_posting_done", "_raw", "_text", "_tree", "_tree_done")
+    __slots__ = ("_posting", "_posting_done", "_raw", "_text", "_tree", "_tree_done", "json")
 
-    def __init__(self, body: bytes | None) -> None:
+    def __init__(self, body: bytes | None, json: JsonDoc | None = None) -> None:
         self._raw = body
+        self.json = json
         self._text: str | None = None
         self._tree: LexborHTMLParser | None = None
         self._tree_done = False
@@ -95,11 +105,12 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class Facts:
-    """What the request side offers to `path:`, `query:` and `form:`."""
+    """What the request side offers to `path:`, `query:`, `form:` and `request_json:`."""
 
     path_params: Mapping[str, str]
     query: str
     form: Mapping[str, str]
+    json: JsonDoc | None = None
 
 
 Run = Callable[[Facts, Page], str | None]
@@ -111,6 +122,8 @@ class CompiledExtractor:
     needs_body: bool
     form_field: str | None
     run: Run
+    needs_json: bool = False          # reads the JSON response body
+    request_json: bool = False        # reads the JSON request body
 
     def __call__(self, facts: Facts, page: Page) -> str | None:
         try:
@@ -128,6 +141,14 @@ def compile_extractor(ex: Extractor) -> CompiledExtractor:
     if not arg:
         raise ValueError(f"extractor {ex.source!r} needs an argument after '{kind}:'")
     run: Run
+    if kind in (JSON_KIND, REQUEST_JSON_KIND):
+        expr = ex.expr or JsonExpr.compile(arg)   # raises JsonExprError, a ValueError
+        if kind == JSON_KIND:
+            run = lambda facts, page: json_value(expr, page.json)
+        else:
+            run = lambda facts, page: json_value(expr, facts.json)
+        return CompiledExtractor(ex, False, None, run, needs_json=kind == JSON_KIND,
+                                 request_json=kind == REQUEST_JSON_KIND)
     if kind == "path":
         run = lambda facts, page: facts.path_params.get(arg)
     elif kind == "query":
@@ -159,6 +180,13 @@ def _check_selector(selector: str, source: str) -> None:
 
 
 # --- the individual kinds ----------------------------------------------------
+
+
+def json_value(expr: JsonExpr, doc: JsonDoc | None) -> str | None:
+    if doc is None or not doc.ok:
+        return None
+    found = expr.search(doc.value)
+    return None if found is None else as_text(found)
 
 
 def first_query_value(query: str, name: str) -> str | None:

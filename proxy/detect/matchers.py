@@ -1,4 +1,4 @@
-"""Response-side matchers of a rule: status, Location, headers, body.
+"""Response-side matchers of a rule: status, Location, headers, body, JSON.
 
 Each matcher is compiled once from the rule (`compile_*`) and then only called per
 response. None of them does I/O or raises on odd input: a response that cannot be
@@ -15,6 +15,11 @@ Header globs are `GlobPattern`s ("*" matches anything, or `regex:`), matched
 against the whole value case-insensitively; names are case-insensitive. A header
 sent several times matches when any of its values does; a missing header never
 matches.
+
+JSON conditions (`json`, `request_json`) are (expression, glob) pairs: every
+expression's result, as `JsonExpr.text` writes it (a string as is, anything else
+as compact JSON), must match its glob, case-sensitively. A body that is absent
+or not usable JSON matches no condition, not even `"null"`.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import parse_qsl, urljoin
 
 from proxy.config.model import StatusMatch
+from proxy.detect.jsonexpr import JsonDoc, JsonExpr
 from proxy.detect.patterns import REGEX_PREFIX, GlobPattern, PathPattern
 
 TextMatcher = Callable[[str], bool]
@@ -121,6 +127,33 @@ def compile_query(spec: Sequence[tuple[str, str]]) -> Callable[[str], bool] | No
         for name, value in parse_qsl(query, keep_blank_values=True):
             values.setdefault(name, []).append(value)
         return all(any(glob.match(v) for v in values.get(name, ())) for name, glob in compiled)
+
+    return match
+
+
+# --- JSON ------------------------------------------------------------------
+
+JsonMatcher = Callable[[JsonDoc | None], bool]
+
+
+def compile_json(spec: Sequence[tuple[JsonExpr, str]]) -> JsonMatcher | None:
+    """Every (expression, glob) must match; None when the rule has no such condition.
+
+    Raises PatternError (a ValueError) for a bad `regex:` glob.
+    """
+    if not spec:
+        return None
+    compiled = [(expr, GlobPattern.compile(glob)) for expr, glob in spec]
+
+    def match(doc: JsonDoc | None) -> bool:
+        if doc is None or not doc.ok:
+            return False
+        value = doc.value
+        for expr, glob in compiled:
+            text = expr.text(value)
+            if text is None or not glob.match(text):
+                return False
+        return True
 
     return match
 

@@ -5,15 +5,17 @@ Two steps, both pure:
 1. `RuleSet.candidates(method, path, query)` at request time, before the upstream
    is called: the rules whose request side (method, path, `query` condition)
    matches, with their path captures. It
-   tells the request path whether to sniff form fields from the request body
-   (`form_fields`) and whether the response body will be wanted (`needs_body`).
+   tells the request path whether to sniff form fields or JSON from the request
+   body (`form_fields`, `request_json`) and whether the response body will be
+   wanted, as HTML (`needs_body`) or as JSON (`needs_json`).
    Most pages match no rule, so this is made cheap: rules are grouped by method
    and one alternation of the rules' literal path prefixes rejects most paths
    before any pattern runs.
 2. `Candidates.classify(request, response, body)` once the response is known:
    rules are tried in file order, the first match fires, and `continue = true`
-   lets later rules fire too. `body` is a bounded prefix of the decoded HTML, or
-   None when there is none. It never raises into the request path.
+   lets later rules fire too. `body` is a bounded prefix of the decoded HTML (or
+   the JSON text seen), or None when there is none; `json` the response's JSON
+   document, parsed only if a rule asks. It never raises into the request path.
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ from dataclasses import dataclass, field
 
 from proxy.config.model import Rule
 from proxy.detect.extractors import CompiledExtractor, Facts, Page, compile_extractor
+from proxy.detect.jsonexpr import JsonDoc
 from proxy.detect.matchers import (
     REGEX_PREFIX,
+    JsonMatcher,
     TextMatcher,
     compile_body,
     compile_headers,
+    compile_json,
     compile_location,
     compile_query,
     status_matches,
@@ -48,6 +53,7 @@ class RequestFacts:
     path: str
     query: str = ""                                   # raw, as sent
     form: Mapping[str, str] = field(default_factory=dict)   # sniffed from the body
+    json: JsonDoc | None = None                       # a JSON body, sniffed likewise
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +99,14 @@ class CompiledRule:
     headers: Callable[[Mapping[str, str]], bool] | None
     query: Callable[[str], bool] | None
     body: TextMatcher | None
+    json: JsonMatcher | None
+    request_json: JsonMatcher | None
     job_name: CompiledExtractor | None
     extract: tuple[tuple[str, CompiledExtractor], ...]
     form_fields: frozenset[str]
     extract_needs_body: bool
+    needs_json: bool                  # the JSON response body: a condition or extractor
+    wants_request_json: bool          # the JSON request body, likewise
 
     @classmethod
     def compile(cls, rule: Rule) -> CompiledRule:
@@ -107,6 +117,8 @@ class CompiledRule:
             body = compile_body(rule.body) if rule.body is not None else None
             headers = compile_headers(rule.header)
             query = compile_query(rule.query)
+            json = compile_json(rule.json)
+            request_json = compile_json(rule.request_json)
         except ValueError as e:
             raise ValueError(f"rule {rule.name!r}: {e}") from None
         extractors = [x for _, x in extract] + ([job_name] if job_name else [])
@@ -117,10 +129,15 @@ class CompiledRule:
             headers=headers,
             query=query,
             body=body,
+            json=json,
+            request_json=request_json,
             job_name=job_name,
             extract=extract,
             form_fields=frozenset(x.form_field for x in extractors if x.form_field),
             extract_needs_body=any(x.needs_body for x in extractors),
+            needs_json=json is not None or any(x.needs_json for x in extractors),
+            wants_request_json=request_json is not None
+            or any(x.request_json for x in extractors),
         )
 
     @property
@@ -128,7 +145,7 @@ class CompiledRule:
         return self.body is not None or self.extract_needs_body
 
     def matches_head(self, resp: ResponseFacts, request_path: str) -> bool:
-        """Everything but the body condition (method and path already matched)."""
+        """Everything but the response body's conditions (method and path already matched)."""
         rule = self.rule
         if not status_matches(resp.status, rule.status):
             return False
@@ -136,8 +153,16 @@ class CompiledRule:
             return False
         return self.headers is None or self.headers(resp.headers)
 
+    def matches_body(self, req: RequestFacts, page: Page) -> bool:
+        """The `body`, `json` and `request_json` conditions."""
+        if self.request_json is not None and not self.request_json(req.json):
+            return False
+        if self.body is not None and (not page.present or not self.body(page.text)):
+            return False
+        return self.json is None or self.json(page.json)
+
     def fire(self, req: RequestFacts, params: dict[str, str], page: Page) -> Fired:
-        facts = Facts(params, req.query, req.form)
+        facts = Facts(params, req.query, req.form, req.json)
         fields: dict[str, str] = {}
         for name, extractor in self.extract:
             value = extractor(facts, page)
@@ -151,13 +176,15 @@ class CompiledRule:
 class Candidates:
     """The rules whose method and path match one request, in file order."""
 
-    __slots__ = ("_items", "_path", "form_fields", "needs_body")
+    __slots__ = ("_items", "_path", "form_fields", "needs_body", "needs_json", "request_json")
 
     def __init__(self, items: tuple[tuple[CompiledRule, dict[str, str]], ...], path: str):
         self._items = items
         self._path = path
         self.form_fields = frozenset().union(*(c.form_fields for c, _ in items))
         self.needs_body = any(c.needs_body for c, _ in items)
+        self.needs_json = any(c.needs_json for c, _ in items)
+        self.request_json = any(c.wants_request_json for c, _ in items)
 
     def __bool__(self) -> bool:
         return bool(self._items)
@@ -177,17 +204,16 @@ class Candidates:
         return tuple(dict(p) for _, p in self._items)
 
     def classify(
-        self, req: RequestFacts, resp: ResponseFacts, body: bytes | None
+        self, req: RequestFacts, resp: ResponseFacts, body: bytes | None,
+        json: JsonDoc | None = None,
     ) -> list[Fired]:
         fired: list[Fired] = []
         if not self._items:
             return fired
-        page = Page(body)
+        page = Page(body, json)
         for crule, params in self._items:
             try:
-                if not crule.matches_head(resp, req.path):
-                    continue
-                if crule.body is not None and (body is None or not crule.body(page.text)):
+                if not crule.matches_head(resp, req.path) or not crule.matches_body(req, page):
                     continue
                 fired.append(crule.fire(req, params, page))
             except Exception:  # a rule that cannot be evaluated does not fire
@@ -209,7 +235,7 @@ class Candidates:
             except Exception:  # classify() skips and reports this rule
                 log.debug("rule %r could not be evaluated", crule.rule.name, exc_info=True)
                 continue
-            if crule.needs_body:
+            if crule.needs_body or crule.needs_json:
                 return False
             if not crule.rule.continue_:
                 return True

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import hdrs, web
 
+from proxy.conversions.outbox import observe_backlog
 from proxy.endpoints.events_api import authorized
 from proxy.endpoints.health import healthz, readyz
 from proxy.endpoints.router import HEALTHZ, RequestHandler, Routes, below
@@ -42,7 +43,7 @@ def admin_routes(edge: Edge) -> Routes:
 async def metrics(edge: Edge) -> web.Response:
     if edge.outbox is not None:
         try:
-            edge.metrics.outbox_pending.set(await edge.outbox.pending_count())
+            await observe_backlog(edge.outbox, edge.metrics)
         except Exception:
             pass
     body, content_type = edge.metrics.render()

@@ -70,6 +70,7 @@ async def go(request: web.BaseRequest, edge: Edge, target: str) -> web.StreamRes
         click_ids={k: c.value for k, c in visit.click_ids.items()},
         url=public_origin(rt, client) + target, client_ip=client.ip,
         user_agent=request.headers.get(hdrs.USER_AGENT), fbc=visit.fbc, fbp=visit.fbp,
+        ttp=visit.ttp,
         fields={"to": to[:512]}, rule="redirect", dedupe_hours=0,
         consent_mode=visit.consent_state.event_signals(), preview=visit.preview)
     sinks = [rt.sinks[n] for n in rt.config.redirect.send_to if n in rt.sinks]

@@ -33,15 +33,24 @@ async def healthz(edge: Edge) -> web.Response:
 
 
 async def _upstream_answers(edge: Edge) -> str | None:
+    """None when every upstream (the main one and each route's) answers a HEAD."""
     rt = edge.runtime
-    try:
-        resp = await asyncio.wait_for(edge.transport.request(
-            "HEAD", b"/", [(b"User-Agent", b"careers-edge-readyz")], None,
-            header_timeout=READY_TIMEOUT), READY_TIMEOUT + 1)
-    except Exception as exc:   # any failure is "not ready", with its reason
-        return f"upstream {rt.upstream_origin}: {type(exc).__name__}: {exc}"
-    resp.release()
-    return None
+    probes = {rt.upstream_origin: (edge.transport, b"/")}
+    for route in rt.routes:                 # one probe per origin, at a routed path
+        if route.origin not in probes:
+            probes[route.origin] = (edge.upstreams.pool(route.origin), route.path.encode())
+
+    async def probe(origin: str, pool, target: bytes) -> str | None:
+        try:
+            resp = await asyncio.wait_for(pool.request(
+                "HEAD", target, [(b"User-Agent", b"careers-edge-readyz")], None,
+                header_timeout=READY_TIMEOUT), READY_TIMEOUT + 1)
+        except Exception as exc:   # any failure is "not ready", with its reason
+            return f"upstream {origin}: {type(exc).__name__}: {exc}"
+        resp.release()
+        return None
+    found = await asyncio.gather(*(probe(o, p, t) for o, (p, t) in probes.items()))
+    return "; ".join(p for p in found if p) or None
 
 
 async def _state_answers(edge: Edge) -> str | None:

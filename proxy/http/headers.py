@@ -142,18 +142,61 @@ def request_headers(raw: Sequence[tuple[bytes, bytes]], client: ClientView) -> R
     return out
 
 
-class OriginRewriter:
-    """Rewrites references to the upstream's origin into the public one in headers."""
+@dataclass(frozen=True, slots=True)
+class LinkRoute:
+    """A `[[routes]]` entry as the rewriters see it: its upstream's origin spellings,
+    its upstream path and the public prefix that replaces them."""
 
-    def __init__(self, upstream_host: str, upstream_origins: Sequence[str]) -> None:
+    origins: tuple[str, ...]
+    path: str
+    prefix: str
+
+
+class OriginRewriter:
+    """Rewrites references to an upstream's origin into the public one in headers.
+
+    `routes` are the `[[routes]]` upstreams: an absolute URL under one of them becomes
+    the public origin plus its prefix. `mount` is set for a route's own responses:
+    (upstream path, public prefix), so a path-absolute Location (or Refresh URL) and a
+    cookie's Path move under the prefix.
+    """
+
+    def __init__(self, upstream_host: str, upstream_origins: Sequence[str],
+                 routes: Sequence[LinkRoute] = (), mount: tuple[str, str] | None = None) -> None:
         # upstream_origins: e.g. ("https://ats.example", "http://ats.example")
         self.upstream_host = upstream_host.lower()
         alts = "|".join(re.escape(o) for o in sorted(upstream_origins, key=len, reverse=True))
-        self._url = re.compile(rf"(?i)(?:{alts})(?=[/?#;,\s]|$)")
+        self._prefixes = tuple(r.prefix for r in routes)
+        # One pass: a route's URL (origin case-insensitive, path exact) before the origin.
+        branches = [rf"(?i:{'|'.join(re.escape(o) for o in r.origins)}){re.escape(r.path)}"
+                    for r in routes]
+        if branches:
+            self._url = re.compile("|".join(f"({b})" for b in branches)
+                                   + rf"|(?i:{alts})(?=[/?#;,\s]|$)")
+        else:
+            self._url = re.compile(rf"(?i)(?:{alts})(?=[/?#;,\s]|$)")
+        self._mount = mount
+        if mount is not None:
+            self._refresh = re.compile(r"(?i)^(\s*\d*\s*;\s*url\s*=\s*['\"]?)"
+                                       + re.escape(mount[0]))
         self._domain = re.compile(r"(?i)(;\s*domain\s*=\s*)\.?([^;]*)")
+        self._path = re.compile(r"(?i)(;\s*path\s*=\s*)([^;]*)")
 
     def url(self, value: str, public_origin: str) -> str:
-        return self._url.sub(public_origin, value)
+        mount = self._mount
+        if mount is not None:               # path-absolute, from this upstream
+            if value.startswith(mount[0]):
+                return mount[1] + value[len(mount[0]):]
+            if mount[0] in value:           # Refresh: "5; url=/embed/next"
+                value = self._refresh.sub(lambda m: m.group(1) + mount[1], value)
+        if not self._prefixes:
+            return self._url.sub(public_origin, value)
+        prefixes = self._prefixes
+
+        def swap(m: re.Match[str]) -> str:
+            i = m.lastindex
+            return public_origin + prefixes[i - 1] if i else public_origin
+        return self._url.sub(swap, value)
 
     def set_cookie(self, value: str, public_host: str) -> str:
         host_only = public_host.rsplit(":", 1)[0] if not public_host.startswith("[") else \
@@ -165,7 +208,21 @@ class OriginRewriter:
             if domain == up or up.endswith("." + domain) or domain.endswith("." + up):
                 return m.group(1) + host_only
             return m.group(0)
-        return self._domain.sub(swap, value)
+        value = self._domain.sub(swap, value)
+        if self._mount is not None:
+            value = self._path.sub(self._cookie_path, value)
+        return value
+
+    def _cookie_path(self, m: re.Match[str]) -> str:
+        """A Path under the upstream path moves under the prefix; one above it (`/`)
+        becomes the prefix, since only the prefix reaches this upstream."""
+        path = m.group(2).strip()
+        up_path, prefix = self._mount  # type: ignore[misc]
+        if path.startswith(up_path):
+            return m.group(1) + prefix + path[len(up_path):]
+        if up_path.startswith(path) and (path.endswith("/") or up_path[len(path)] == "/"):
+            return m.group(1) + prefix
+        return m.group(0)
 
 
 REWRITE_URL_HEADERS = frozenset({b"location", b"content-location", b"refresh"})

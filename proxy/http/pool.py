@@ -115,6 +115,21 @@ class UpstreamPool:
             conn.abort()
         await asyncio.sleep(0)          # let connection_lost callbacks run
 
+    def retire(self) -> None:
+        """Take no new request; close idle connections now and busy ones once released."""
+        self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(UpstreamConnectError("upstream pool closed"))
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.idle = False
+            conn.close()
+
     # -- one exchange -------------------------------------------------------------------
 
     async def _exchange(self, conn: UpstreamConnection, head: bytes, body: Body,

@@ -48,13 +48,15 @@ async def _pump(src: aiohttp.ClientWebSocketResponse | web.WebSocketResponse,
 
 
 async def relay_websocket(request: web.BaseRequest, edge: Edge, target: str,
-                          headers: list[tuple[bytes, bytes]]) -> web.StreamResponse:
+                          headers: list[tuple[bytes, bytes]],
+                          origin: str | None = None) -> web.StreamResponse:
+    """Relay to `origin` (a route's upstream; default the main upstream) + `target`."""
     rt = edge.runtime
     protocols = [p.strip() for v in request.headers.getall(hdrs.SEC_WEBSOCKET_PROTOCOL, [])
                  for p in v.split(",") if p.strip()]
     fwd = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers
            if n.lower() not in _WS_OWNED]
-    url = rt.upstream_origin.replace("http", "ws", 1) + target
+    url = (origin or rt.upstream_origin).replace("http", "ws", 1) + target
     try:
         upstream = await edge.ws_session().ws_connect(
             aiohttp.client.URL(url, encoded=True), protocols=protocols, headers=fwd,

@@ -17,7 +17,7 @@ from typing import Final
 from proxy.transform import codecs
 from proxy.transform.csp import META_MARKER, CspNeeds, rewrite_meta_tag
 from proxy.transform.inject import Injector
-from proxy.transform.links import LinkRewriter
+from proxy.transform.links import LinkRewrite, LinkRewriter
 
 DEFAULT_OBSERVE: Final = 256 * 1024
 
@@ -28,7 +28,7 @@ class NotTransformable(ValueError):
 
 class HtmlTransform:
     def __init__(self, content_encoding: str | None, head_snippet: bytes,
-                 body_snippet: bytes = b"", rewrite: tuple[bytes, bytes] | None = None,
+                 body_snippet: bytes = b"", rewrite: LinkRewrite | None = None,
                  max_decoded: int = codecs.DEFAULT_MAX_DECODED,
                  observe: int = DEFAULT_OBSERVE, meta_csp: CspNeeds | None = None,
                  nonce: str | None = None) -> None:

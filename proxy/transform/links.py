@@ -11,6 +11,12 @@ alone. Percent-encoded URLs (`https%3A%2F%2F…`) are not rewritten.
 Every form is replaced by the public origin itself (`https://careers…`): valid
 in attributes, CSS, JavaScript and JSON strings alike.
 
+`[[routes]]` upstreams (`routes`: (upstream URL, public prefix) pairs) are
+rewritten first, in the same forms, to the public origin plus the prefix:
+`https://boards.greenhouse.io/embed/job_app?…` → `https://careers…/apply/job_app?…`.
+The upstream's path is matched case-sensitively and as a whole (it ends with "/"),
+so `/embedded/…` or another path on that host is left alone.
+
 Speed (Python's regex engine only searches quickly for a pattern that starts
 with a case-exact literal): when every occurrence of the host is lowercase and
 no default port follows it — nearly every page — one substitution runs over the
@@ -43,6 +49,11 @@ _DELIMITERS: Final = b'<>"\' \t\n\r,;()'
 _LAST_DELIMITER: Final = re.compile(rb"(?s:.*)[" + re.escape(_DELIMITERS) + rb"]")
 _NEAR_END: Final = 512              # look for the last delimiter here first
 MAX_CARRY: Final = 64 * 1024       # a run without any delimiter is cut anyway past this
+
+RouteLinks = tuple[tuple[bytes, bytes], ...]    # (upstream URL, public path prefix)
+# (upstream origin, public origin[, routes]): what a page's links are rewritten with;
+# hashable, so it is part of the page-template cache key.
+LinkRewrite = tuple[bytes, bytes] | tuple[bytes, bytes, RouteLinks]
 
 
 def _origin_parts(origin: bytes) -> tuple[bytes, bytes, int | None]:
@@ -117,6 +128,53 @@ def rewrite(spec: _Spec, data: bytes) -> bytes:
     return b"".join(parts)
 
 
+@dataclass(frozen=True, slots=True)
+class _RouteSpec:
+    needle: bytes                       # absent, nothing to do
+    pattern: re.Pattern[bytes]
+    public: bytes
+    hold: int
+    exact: bool = False                 # the needle is a case-sensitive path, not a host
+
+
+@lru_cache(maxsize=64)
+def _route_spec(upstream_url: bytes, public_origin: bytes, prefix: bytes) -> _RouteSpec:
+    if upstream_url.startswith(b"/"):   # a mount: path-absolute references in its pages
+        return _RouteSpec(upstream_url, re.compile(
+            rb"(?<=[\"'=(])" + re.escape(upstream_url) + rb"(?!/)"), prefix,
+            hold=len(upstream_url) + 2, exact=True)
+    u = urlsplit(upstream_url.decode("ascii"))
+    _, host, port = _origin_parts(f"{u.scheme}://{u.netloc}".encode())
+    scheme, pub_host, pub_port = _origin_parts(public_origin)
+    path = (u.path or "/").encode()
+    auth = re.escape(host.lower()) + (b":%d" % port if port else rb"(?::(?:80|443))?")
+    forms = []
+    for slash in (b"/", b"\\/"):          # plain, and JSON-escaped ("\/")
+        s = re.escape(slash)
+        forms.append(rb"(?i:https?:)?" + s + s + rb"(?i:" + auth + rb")"
+                     + re.escape(path).replace(rb"/", s))
+    pattern = re.compile(rb"(?<!" + _LEFT + rb")(?:" + b"|".join(forms) + rb")")
+    public = scheme + b"://" + pub_host + (b":%d" % pub_port if pub_port else b"") + prefix
+    return _RouteSpec(host.lower(), pattern, public,
+                      hold=len(b"https:\\/\\/") + len(host) + 6 + 2 * len(path) + 2)
+
+
+def _rewrite_routes(specs: tuple[_RouteSpec, ...], data: bytes) -> bytes:
+    low: bytes | None = None
+    for spec in specs:
+        if spec.exact:
+            if spec.needle in data:
+                data = spec.pattern.sub(spec.public, data)
+                low = None
+            continue
+        if low is None:
+            low = data.lower()
+        if spec.needle in low:
+            data = spec.pattern.sub(spec.public, data)
+            low = None
+    return data
+
+
 def _last_delimiter(data: bytes) -> int:
     near = max(0, len(data) - _NEAR_END)
     m = _LAST_DELIMITER.match(data, near) or (near and _LAST_DELIMITER.match(data))
@@ -126,9 +184,17 @@ def _last_delimiter(data: bytes) -> int:
 class LinkRewriter:
     """`feed(chunk) -> bytes`, `finish() -> bytes`: the same output for any chunking."""
 
-    def __init__(self, upstream_origin: bytes, public_origin: bytes) -> None:
+    def __init__(self, upstream_origin: bytes, public_origin: bytes,
+                 routes: RouteLinks = ()) -> None:
         self._spec = _spec(upstream_origin, public_origin)
+        self._routes = tuple(_route_spec(url, public_origin, prefix) for url, prefix in routes)
+        self._hold = max([self._spec.hold, *(r.hold for r in self._routes)])
         self._carry = b""
+
+    def _rewrite(self, data: bytes) -> bytes:
+        if self._routes:
+            data = _rewrite_routes(self._routes, data)
+        return rewrite(self._spec, data)
 
     def feed(self, chunk: bytes) -> bytes:
         data = self._carry + chunk if self._carry else chunk
@@ -137,10 +203,10 @@ class LinkRewriter:
             if len(data) <= MAX_CARRY:
                 self._carry = data
                 return b""
-            cut = len(data) - self._spec.hold
+            cut = len(data) - self._hold
         self._carry = data[cut:]
-        return rewrite(self._spec, data[:cut])
+        return self._rewrite(data[:cut])
 
     def finish(self) -> bytes:
         data, self._carry = self._carry, b""
-        return rewrite(self._spec, data)
+        return self._rewrite(data)

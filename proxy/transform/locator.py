@@ -96,8 +96,11 @@ class HeadLocator:
         if not (self.found or self.gave_up):
             out = self._scan(final=True)
             if not self.found:
+                # EOF in a comment or raw text: what the scan held back (a possible
+                # `--!>` or end tag) is text of the document, before the insertion point.
                 self.found = True
-                self._tok = len(self._buf)
+                out, self._buf = out + self._buf, b""
+                self._tok = self._pos = 0
             return out
         return b""
 

@@ -23,7 +23,7 @@ from cachetools import LRUCache
 from proxy.transform import codecs
 from proxy.transform.csp import META_MARKER, is_csp_meta
 from proxy.transform.inject import Injector
-from proxy.transform.links import LinkRewriter
+from proxy.transform.links import LinkRewrite, LinkRewriter
 
 MAX_BODY: Final = 512 * 1024            # larger bodies stream through the transform
 CACHE_BYTES: Final = 16 * 1024 * 1024   # upstream bodies + templates kept, per process
@@ -47,7 +47,7 @@ class PageTemplate:
 
     @classmethod
     def build(cls, raw: bytes, coding: str, *, head: bool, body: bool,
-              rewrite: tuple[bytes, bytes] | None, meta_csp: bool,
+              rewrite: LinkRewrite | None, meta_csp: bool,
               max_decoded: int = codecs.DEFAULT_MAX_DECODED) -> PageTemplate:
         """Raises NotTemplatable, or CodecError for a body that does not decode."""
         dec = codecs.decoder(coding, max_decoded)
@@ -91,7 +91,7 @@ class PageTemplate:
         return self.observed
 
 
-_Key = tuple[str, bool, bool, bool, "tuple[bytes, bytes] | None", bytes]
+_Key = tuple[str, bool, bool, bool, "LinkRewrite | None", bytes]
 
 
 class TemplateCache:
@@ -108,7 +108,7 @@ class TemplateCache:
         self.hits = self.misses = 0
 
     def get(self, raw: bytes, coding: str, *, head: bool, body: bool,
-            rewrite: tuple[bytes, bytes] | None, meta_csp: bool) -> PageTemplate | None:
+            rewrite: LinkRewrite | None, meta_csp: bool) -> PageTemplate | None:
         """The template for this page; None when it cannot have one (transform it as a
         stream). CodecError propagates."""
         if len(raw) > MAX_BODY:

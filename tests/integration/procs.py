@@ -116,6 +116,11 @@ class ProxyProcess:
         return f"http://127.0.0.1:{self.admin_port}"
 
     @property
+    def metrics_url(self) -> str:
+        """Where the process serves its metrics: the one place tests take it from."""
+        return f"{self.admin_url}{self.prefix}/metrics"
+
+    @property
     def pid(self) -> int:
         return self.proc.pid
 
@@ -182,7 +187,7 @@ class ProxyProcess:
 
     async def metrics(self) -> str:
         async with aiohttp.ClientSession() as session, \
-                session.get(f"{self.admin_url}{self.prefix}/metrics") as r:
+                session.get(self.metrics_url) as r:
             assert r.status == 200
             return await r.text()
 

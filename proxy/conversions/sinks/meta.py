@@ -12,7 +12,6 @@ A preview visitor's events are sent in requests of their own, with the sink's
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -26,15 +25,12 @@ from proxy.conversions.backoff import Decision, GiveUp
 from proxy.conversions.events import Event
 from proxy.conversions.outbox import MAX_EVENT_AGE
 from proxy.conversions.sinks.base import compact, deliver, timeout_for
+from proxy.conversions.sinks.hashing import sha256_hex
 
 MAX_BATCH = 1000
 WEBSITE = "website"
 SERVER_SIDE = "system_generated"
 CONNECT_TIMEOUT = 1.5       # Meta answers most requests within 600 ms
-
-
-def sha256_hex(value: str) -> str:
-    return hashlib.sha256(value.strip().lower().encode()).hexdigest()
 
 
 def event_payload(sink: Sink, event: Event) -> dict[str, Any]:
