@@ -1,11 +1,11 @@
 """The outbox in SQLite (WAL): one file shared by the workers of one host.
 
 Tables: `edge_outbox` (one row per event and sink, with the network's last answer),
-`edge_dedupe` (visitor, event, job → expiry) and `edge_event_ids` (event_id → the
-event, its visitor and the first submit's result). For the operators, in the same
-writes: `edge_sink_hours` (marks per sink and hour), `edge_rule_hits` and the funnel's
-counters (`ops.funnel`). All SQL runs in the `SqliteWorker` thread; state moves
-follow `states.TRANSITIONS`.
+`edge_dedupe` (visitor, event, job → expiry) and `edge_event_ids` (event_id → its
+visitor, the first submit's result, and the event unless its rows hold it). For the
+operators, in the same writes: `edge_sink_hours` (marks per sink and hour),
+`edge_rule_hits` and the funnel's counters (`ops.funnel`). All SQL runs in the
+`SqliteWorker` thread; state moves follow `states.TRANSITIONS`.
 """
 
 from __future__ import annotations
@@ -58,7 +58,6 @@ CREATE TABLE IF NOT EXISTS edge_outbox (
     dead_body TEXT
 );
 CREATE INDEX IF NOT EXISTS edge_outbox_due ON edge_outbox (sink, state, next_attempt_at);
-CREATE INDEX IF NOT EXISTS edge_outbox_event ON edge_outbox (event_id);
 CREATE TABLE IF NOT EXISTS edge_dedupe (
     visitor TEXT NOT NULL, event TEXT NOT NULL, job TEXT NOT NULL,
     expires_at REAL NOT NULL, event_id TEXT NOT NULL,
@@ -280,9 +279,12 @@ def _submit(c: sqlite3.Connection, event: Event, plan: dict[str, Outcome],
         c.execute(_SUBMIT_ROWS, (event.event_id, event.to_json(), RowState.PENDING.value, now,
                                  now, expires, now, rows))
     result = SubmitResult(event.event_id, plan)
+    # The event itself only when no row carries it (b"": see its rows), so a submit
+    # writes it once.
     c.execute("INSERT INTO edge_event_ids (event_id, result, created_at, visitor, event)"
               " VALUES (?, ?, ?, ?, ?)", (event.event_id, result.to_json(), now,
-                                          event.links_clicked_id, event.to_json()))
+                                          event.links_clicked_id,
+                                          b"" if queued else event.to_json()))
     if event.rule:
         c.execute(_RULE_HIT, (event.rule, event.name, now))
     cells = [] if result.deduped else event_cells(event, now)

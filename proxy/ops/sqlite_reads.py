@@ -1,5 +1,5 @@
 """The operators' reads from the SQLite state: `edge_event_ids` (events by visitor
-and by time), `edge_outbox` (their deliveries, by `event_id`), `edge_funnel`,
+and by time), `edge_outbox` (their deliveries, and the event when a row holds it), `edge_funnel`,
 `edge_sink_hours` and `edge_rule_hits`.
 
 Reads only, on their own connection in one executor thread (as the journey store
@@ -21,8 +21,11 @@ from proxy.state import json_param, open_sqlite
 T = TypeVar("T")
 _EVENTS = ("SELECT event_id, event, result FROM edge_event_ids WHERE event IS NOT NULL {}"
            " ORDER BY created_at DESC LIMIT ?")
-_ROWS = (f"SELECT {', '.join(ROW_FIELDS)} FROM edge_outbox"
-         " WHERE event_id IN (SELECT value FROM json_each(?)) ORDER BY id")
+# By the idempotency key's unique index ("<event_id>:<sink>"): no index of its own to
+# keep up on every submit.
+_ROWS = (f"SELECT {', '.join('o.' + f for f in ROW_FIELDS)} FROM json_each(?) AS e"
+         " JOIN edge_outbox AS o ON o.idempotency_key > e.value || ':'"
+         " AND o.idempotency_key < e.value || ';' ORDER BY o.id")
 
 
 class SqliteReads:
@@ -74,4 +77,6 @@ def _records(c: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[E
     for values in c.execute(_ROWS, (json_param([f[0] for f in found]),)):
         row = decode_row(values)
         rows.setdefault(row.event.event_id, []).append(row)
-    return [record_from(event, result, rows.get(eid, [])) for eid, event, result in found]
+    # An event that went to a sink is kept in its rows only; gone with them (sent, purged).
+    return [record_from(event, result, rows.get(eid, []))
+            for eid, event, result in found if event or eid in rows]

@@ -30,8 +30,9 @@ class EventRecord:
 
 def record_from(event: bytes | str, result: bytes | str,
                 rows: Sequence[OutboxRow]) -> EventRecord:
+    """`event` empty: the rows hold it (they were stored with it)."""
     outcomes = orjson.loads(result).get("outcomes") or {}
-    return EventRecord(Event.from_json(event), outcomes, rows)
+    return EventRecord(Event.from_json(event) if event else rows[0].event, outcomes, rows)
 
 
 def delivery(row: OutboxRow) -> dict[str, Any]:
