@@ -204,7 +204,7 @@ class JourneyStore(WriteBehind):
             if clicks:
                 conn.execute(_UPSERT_CLICK, (json_param(clicks),))
             if cells:
-                conn.execute(SQL_ADD, (json_param(cells),))
+                conn.execute(SQL_ADD, (json_param(cells), time.time()))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

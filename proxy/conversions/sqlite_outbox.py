@@ -3,8 +3,8 @@
 Tables: `edge_outbox` (one row per event and sink, with the network's last answer),
 `edge_dedupe` (visitor, event, job → expiry) and `edge_event_ids` (event_id → its
 visitor, the first submit's result, and the event unless its rows hold it). For the
-operators, in the same writes: `edge_sink_hours` (marks per sink and hour),
-`edge_rule_hits` and the funnel's counters (`ops.funnel`). All SQL runs in the
+operators, in the same writes: `edge_sink_hours` (marks per sink and hour) and
+`edge_counts` (the funnel's counters and the rules' hits, `ops.funnel`). All SQL runs in the
 `SqliteWorker` thread; state moves follow `states.TRANSITIONS`.
 """
 
@@ -36,7 +36,15 @@ from proxy.conversions.routing import Consent, route
 from proxy.conversions.sqlite_worker import SqliteWorker
 from proxy.conversions.states import OPEN_STATES, Action, Outcome, RowState, sources, sql_in, target
 from proxy.metrics import Metrics
-from proxy.ops.funnel import KEEP_SECONDS, SQL_ADD, SQL_PURGE, SQL_SCHEMA, day_of, event_cells
+from proxy.ops.funnel import (
+    KEEP_SECONDS,
+    SQL_ADD,
+    SQL_PURGE,
+    SQL_SCHEMA,
+    day_of,
+    event_cells,
+    rule_cell,
+)
 from proxy.state import json_param
 
 SCHEMA = """
@@ -71,9 +79,6 @@ CREATE TABLE IF NOT EXISTS edge_sink_hours (
     retried INTEGER NOT NULL DEFAULT 0, dead INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (hour, sink)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS edge_rule_hits (
-    rule TEXT PRIMARY KEY, event TEXT NOT NULL, hits INTEGER NOT NULL, last_fired REAL NOT NULL
-) WITHOUT ROWID;
 """
 # Columns added since 0.1, for files an older version created.
 _ADDED = (("edge_outbox", "last_code", "INTEGER"), ("edge_outbox", "last_body", "TEXT"),
@@ -103,9 +108,6 @@ def _init(conn: sqlite3.Connection) -> None:
 
 _ADD_HOURS = ("INSERT INTO edge_sink_hours (sink, hour, {0}) VALUES (?, ?, ?)"
               " ON CONFLICT (hour, sink) DO UPDATE SET {0} = {0} + excluded.{0}")
-_RULE_HIT = ("INSERT INTO edge_rule_hits (rule, event, hits, last_fired) VALUES (?, ?, 1, ?)"
-             " ON CONFLICT (rule) DO UPDATE SET hits = hits + 1, event = excluded.event,"
-             " last_fired = max(last_fired, excluded.last_fired)")
 
 
 def _count_hour(c: sqlite3.Connection, sink: str, action: Action, n: int, now: float) -> None:
@@ -285,11 +287,9 @@ def _submit(c: sqlite3.Connection, event: Event, plan: dict[str, Outcome],
               " VALUES (?, ?, ?, ?, ?)", (event.event_id, result.to_json(), now,
                                           event.links_clicked_id,
                                           b"" if queued else event.to_json()))
-    if event.rule:
-        c.execute(_RULE_HIT, (event.rule, event.name, now))
-    cells = [] if result.deduped else event_cells(event, now)
+    cells = rule_cell(event) + ([] if result.deduped else event_cells(event, now))
     if cells:
-        c.execute(SQL_ADD, (json_param(cells),))
+        c.execute(SQL_ADD, (json_param(cells), now))
     return result
 
 

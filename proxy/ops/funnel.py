@@ -7,8 +7,8 @@ carries a param (a journey without any: "direct"), once, when it is first stored
 steps when an event is submitted and not deduped. Preview visitors count nowhere.
 
 Pure: the stores add the cells in the transaction that records the journey or the
-event (`SQL_*` for SQLite, `redis_field` for a `funnel:<day>` hash in Redis), so the
-API reads a few hundred counters whatever the number of journeys.
+event (`SQL_*` for SQLite's `edge_counts`, `redis_field` for a `funnel:<day>` hash in
+Redis), so the API reads a few hundred counters whatever the number of journeys.
 """
 
 from __future__ import annotations
@@ -29,16 +29,20 @@ KEEP_SECONDS = (KEEP_DAYS + 1) * 86400
 
 Cell = tuple[str, str, str, str]     # by, day, key, step
 
-SQL_SCHEMA = """CREATE TABLE IF NOT EXISTS edge_funnel (
+# SQLite: one table for the funnel's cells and the rules' hits (by = "rule", day "",
+# key the rule, step its event; `last` when it last fired), so a submit adds both in
+# one statement.
+RULE = "rule"
+SQL_SCHEMA = """CREATE TABLE IF NOT EXISTS edge_counts (
     by TEXT NOT NULL, day TEXT NOT NULL, key TEXT NOT NULL, step TEXT NOT NULL,
-    n INTEGER NOT NULL, PRIMARY KEY (by, day, key, step)) WITHOUT ROWID"""
-# One statement per batch of cells (a JSON parameter): a cell twice adds two.
-SQL_ADD = """INSERT INTO edge_funnel (by, day, key, step, n)
+    n INTEGER NOT NULL, last REAL NOT NULL, PRIMARY KEY (by, day, key, step)) WITHOUT ROWID"""
+# One statement per batch of cells (a JSON parameter, then the time): a cell twice adds two.
+SQL_ADD = """INSERT INTO edge_counts (by, day, key, step, n, last)
     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
-           json_extract(value, '$[2]'), json_extract(value, '$[3]'), 1
-    FROM json_each(?) WHERE true
-    ON CONFLICT (by, day, key, step) DO UPDATE SET n = n + 1"""
-SQL_PURGE = "DELETE FROM edge_funnel WHERE day < ?"
+           json_extract(value, '$[2]'), json_extract(value, '$[3]'), 1, ?2
+    FROM json_each(?1) WHERE true
+    ON CONFLICT (by, day, key, step) DO UPDATE SET n = n + 1, last = max(last, excluded.last)"""
+SQL_PURGE = "DELETE FROM edge_counts WHERE by <> 'rule' AND day < ?"
 
 
 def day_of(t: float) -> str:
@@ -58,6 +62,11 @@ def event_cells(event: Event, at: float) -> list[Cell]:
     cells = [("source", day, p, event.name) for p in sources]
     cells.append(("job", day, event.job_name or event.job_id or NO_JOB, event.name))
     return cells
+
+
+def rule_cell(event: Event) -> list[Cell]:
+    """The hit of the rule that fired `event` (SQLite's `edge_counts`)."""
+    return [(RULE, "", event.rule, event.name)] if event.rule else []
 
 
 def click_cells(new_params: Mapping[str, float], first_stored: bool, first_seen: float,

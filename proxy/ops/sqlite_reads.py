@@ -1,6 +1,6 @@
 """The operators' reads from the SQLite state: `edge_event_ids` (events by visitor
-and by time), `edge_outbox` (their deliveries, and the event when a row holds it), `edge_funnel`,
-`edge_sink_hours` and `edge_rule_hits`.
+and by time), `edge_outbox` (their deliveries, and the event when a row holds it),
+`edge_counts` (the funnel; the rules' hits) and `edge_sink_hours`.
 
 Reads only, on their own connection in one executor thread (as the journey store
 does): WAL readers never wait for the outbox's writer, and it never waits for them.
@@ -50,7 +50,7 @@ class SqliteReads:
         return await self._run(lambda c: _records(c, _EVENTS.format(""), (limit,)))
 
     async def funnel(self, by: str, since_day: str) -> list[tuple[str, str, str, int]]:
-        sql = "SELECT day, key, step, n FROM edge_funnel WHERE by = ? AND day >= ?"
+        sql = "SELECT day, key, step, n FROM edge_counts WHERE by = ? AND day >= ?"
         return await self._run(lambda c: [tuple(r) for r in c.execute(sql, (by, since_day))])
 
     async def sink_hours(self, since_hour: int) -> list[tuple[str, int, int, int, int]]:
@@ -59,7 +59,7 @@ class SqliteReads:
         return await self._run(lambda c: [tuple(r) for r in c.execute(sql, (since_hour,))])
 
     async def rule_hits(self) -> dict[str, tuple[str, int, float]]:
-        sql = "SELECT rule, event, hits, last_fired FROM edge_rule_hits"
+        sql = "SELECT key, step, n, last FROM edge_counts WHERE by = 'rule' AND day = ''"
         return await self._run(lambda c: {r[0]: (r[1], r[2], r[3]) for r in c.execute(sql)})
 
     async def close(self) -> None:
