@@ -120,6 +120,7 @@ redis.call('ZADD', P .. 'events', now, ARGV[3])
 if ARGV[14] ~= '' then
   local vkey = P .. 'vev:' .. ARGV[14]
   redis.call('ZADD', vkey, now, ARGV[3])
+  redis.call('ZREMRANGEBYSCORE', vkey, '-inf', now - tonumber(ARGV[9]) / 1000)
   redis.call('PEXPIRE', vkey, ARGV[9])
 end
 if ARGV[15] ~= '' then
