@@ -21,10 +21,12 @@ from aiohttp import web
 from proxy.config.env import Overrides
 from proxy.config.model import Config
 from proxy.conversions.dispatcher import Dispatcher
+from proxy.conversions.outbox import OutboxRow
 from proxy.conversions.tuning import dispatcher_options
 from proxy.edge import EDGE, AccessLog, Edge
 from proxy.endpoints.admin import admin_handler, admin_routes
 from proxy.endpoints.events_api import events_api_handler
+from proxy.endpoints.ops_api import OpsApi
 from proxy.endpoints.router import PublicEndpoints
 from proxy.feed.service import FeedService, feed_handler
 from proxy.http.response import strip_server_defaults
@@ -32,6 +34,9 @@ from proxy.http.server import EdgeRunner
 from proxy.http.transport import UpstreamPool
 from proxy.http.upstreams import Upstreams
 from proxy.metrics import Metrics
+from proxy.ops.live import Live
+from proxy.ops.reads import open_reads
+from proxy.ops.views import stream_delivery
 from proxy.pipeline import handle, serve_request
 from proxy.reload import RulesReloader
 from proxy.runtime import compile_runtime, public_origin_of
@@ -84,9 +89,11 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
                               "reason", lambda: feed.skipped)
     lookup = edge.journeys
     edge.admin = admin_routes(edge)
+    reads = open_reads(outbox)
+    OpsApi(edge, reads).mount()
     edge.endpoints = PublicEndpoints(
         edge,
-        events_api_handler(lambda: edge.runtime.config, outbox, lookup),
+        events_api_handler(lambda: edge.runtime.config, outbox, lookup, live=edge.live),
         feed_handler(edge.feed, lambda request: public_origin_of(edge.runtime, request))
         if edge.feed is not None else None)
 
@@ -111,9 +118,11 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
 
     app.cleanup_ctx.append(part(lambda: None, upstreams.close))
     app.cleanup_ctx.append(part(lambda: None, outbox.close))
+    app.cleanup_ctx.append(part(lambda: None, reads.close))
     app.cleanup_ctx.append(part(edge.journeys.start, edge.journeys.stop))
     if dispatch:
         dispatcher = Dispatcher(outbox, config.sinks, metrics=metrics,
+                                observer=_deliveries_to(edge.live),
                                 **dispatcher_options(config.sinks))
         app.cleanup_ctx.append(part(dispatcher.start, dispatcher.stop))
     else:
@@ -149,6 +158,14 @@ def admin_runner(app: web.Application, *, access_log: logging.Logger | None = No
                             **kwargs)
 
 
+def _deliveries_to(live: Live) -> Callable[[OutboxRow], None]:
+    """The dispatcher's observer: each recorded delivery onto the live feed."""
+    def observe(row: OutboxRow) -> None:
+        if live.subscribers:
+            live.publish("delivery", stream_delivery(row))
+    return observe
+
+
 def _background(run: Callable[[], Awaitable[None]]) -> Callable[[web.Application],
                                                                AsyncIterator[None]]:
     async def ctx(_app: web.Application) -> AsyncIterator[None]:
@@ -167,5 +184,6 @@ def _background(run: Callable[[], Awaitable[None]]) -> Callable[[web.Application
 async def _drain(app: web.Application) -> None:
     edge = app[EDGE]
     edge.draining = True
+    edge.live.close()
     if edge._ws_session is not None:
         await edge._ws_session.close()

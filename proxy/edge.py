@@ -20,6 +20,7 @@ from proxy.access_log import AccessLog, RequestIds
 from proxy.endpoints.health import Readiness
 from proxy.http.realip import real_ip, xff_values
 from proxy.metrics import Metrics
+from proxy.ops.live import Live
 from proxy.transform.header_plan import HeaderPlans
 from proxy.transform.template import TemplateCache
 
@@ -52,6 +53,7 @@ class Edge:
     endpoints: PublicEndpoints = None   # type: ignore[assignment]  # set by build_app
     admin: Routes = None                # type: ignore[assignment]  # the operators' routes
     readiness: Readiness = field(default_factory=Readiness)
+    live: Live = field(default_factory=Live)     # the operators' live feed (this process's)
     started_at: float = field(default_factory=time.time)
     draining: bool = False
     _ws_session: aiohttp.ClientSession | None = None

@@ -18,6 +18,7 @@ from aiohttp import hdrs, web
 
 from proxy.conversions.events import Event, new_event_id
 from proxy.detect.rules import Fired
+from proxy.ops.views import fired_view
 from proxy.pixels import BrowserEvent
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ def make_event(fired: Fired, visit: Visit, request: web.BaseRequest, client: Cli
         rule=fired.rule.name,
         dedupe_hours=fired.rule.dedupe_hours,
         consent_mode=visit.consent_state.event_signals(),
+        preview=visit.preview,
     )
 
 
@@ -92,6 +94,8 @@ async def fire(edge: Edge, rt: Runtime, fired: Sequence[Fired], visit: Visit,
             log.exception("outbox submit failed for %s (%s)", event.name, event.event_id)
             edge.metrics.conversions.labels("*", "error").inc()
             continue
+        if edge.live.subscribers:          # an operator watches: shape it for them
+            edge.live.publish("conversion", fired_view(event, result.outcomes))
         if result.deduped or not visit.consent:
             continue
         browser.append(BrowserEvent(event.name, event.event_id, browser_data(event)))

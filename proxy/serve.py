@@ -31,6 +31,7 @@ from proxy.config.errors import ConfigErrors
 from proxy.config.load import load_config
 from proxy.config.model import Config
 from proxy.config.schema import parse_listen
+from proxy.edge import EDGE
 from proxy.metrics import enable_multiprocess, worker_exited
 
 log = logging.getLogger("careers_edge")
@@ -97,6 +98,7 @@ async def serve(config: Config, sock: socket.socket, *, worker: int = 0,
              config.proxy.upstream)
     await stop.wait()
     log.info("worker %d draining", worker)
+    app[EDGE].live.close()     # live streams end now rather than hold the admin listener
     if admin is not None:      # it shares the application's parts: stop it first
         await admin.cleanup()
     await runner.cleanup()

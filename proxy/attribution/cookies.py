@@ -184,3 +184,8 @@ def _from_body(body: Any) -> tuple[str, dict[str, ClickId]] | None:
                 and type(entry[1]) is int and valid_value(param, entry[0])):
             click_ids[param] = ClickId(entry[0], entry[1] / 1000)
     return visitor_id, click_ids
+
+
+def sign(secret: bytes, label: bytes, payload: bytes) -> str:
+    """The MAC of `payload` under `label` (one label per cookie), as cookies carry it."""
+    return _b64e(hmac.digest(secret, label + payload, "sha256")[:MAC_BYTES])

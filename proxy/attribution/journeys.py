@@ -6,11 +6,15 @@ touches memory (the buffer of `write_behind.WriteBehind`); batches are written i
 one thread that owns the connection. Several processes may share the file: each
 batch is one IMMEDIATE transaction that reads the stored rows and merges (per param
 the newest capture wins). `Journey` is defined in `write_behind` and exported here.
+The same transaction adds the funnel's click counters (`ops.funnel`) for journeys
+and params stored for the first time; `journey_clicks_value` finds journeys by a
+click-id value whatever its param (the operators' search).
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +24,7 @@ import orjson
 
 from proxy.attribution.clickids import ClickId
 from proxy.attribution.write_behind import MAX_PENDING, Journey, Pending, WriteBehind
+from proxy.ops.funnel import SQL_ADD, SQL_SCHEMA, Cell, click_cells
 from proxy.state import json_param, open_sqlite
 
 __all__ = ["Journey", "JourneyStore"]
@@ -33,7 +38,10 @@ _SCHEMA = (
         first_seen REAL NOT NULL,
         last_seen REAL NOT NULL,
         fbc TEXT,
-        fbp TEXT)""",
+        fbp TEXT,
+        preview INTEGER NOT NULL DEFAULT 0)""",
+    # Added since 0.1: for an older file (on a new one, a duplicate column, ignored).
+    "ALTER TABLE journeys ADD COLUMN preview INTEGER NOT NULL DEFAULT 0",
     """CREATE TABLE IF NOT EXISTS journey_clicks (
         param TEXT NOT NULL,
         value TEXT NOT NULL,
@@ -42,40 +50,44 @@ _SCHEMA = (
         PRIMARY KEY (param, value, links_clicked_id)) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS journey_clicks_visitor ON journey_clicks (links_clicked_id)",
     "CREATE INDEX IF NOT EXISTS journeys_last_seen ON journeys (last_seen)",
+    "CREATE INDEX IF NOT EXISTS journey_clicks_value ON journey_clicks (value, seen_at)",
+    SQL_SCHEMA,
 )
 # A batch is one JSON parameter and one statement per table: each sqlite3 step lets
 # go of the GIL, and a writer thread that takes it back once per row waits behind
 # a busy event loop for every row.
 _UPSERT = """INSERT INTO journeys
+    (links_clicked_id, click_ids, first_seen, last_seen, fbc, fbp, preview)
     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
            json_extract(value, '$[2]'), json_extract(value, '$[3]'),
-           json_extract(value, '$[4]'), json_extract(value, '$[5]')
+           json_extract(value, '$[4]'), json_extract(value, '$[5]'),
+           json_extract(value, '$[6]')
     FROM json_each(?) WHERE true
     ON CONFLICT (links_clicked_id) DO UPDATE SET click_ids = excluded.click_ids,
     first_seen = excluded.first_seen, last_seen = excluded.last_seen,
-    fbc = excluded.fbc, fbp = excluded.fbp"""
+    fbc = excluded.fbc, fbp = excluded.fbp, preview = excluded.preview"""
 _UPSERT_CLICK = """INSERT INTO journey_clicks
     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
            json_extract(value, '$[2]'), json_extract(value, '$[3]')
     FROM json_each(?) WHERE true
     ON CONFLICT DO UPDATE SET seen_at = max(seen_at, excluded.seen_at)"""
-_SELECT_BATCH = """SELECT json_group_array(json_array(links_clicked_id, click_ids, first_seen,
-    last_seen, fbc, fbp)) FROM journeys
+_COLUMNS = "links_clicked_id, click_ids, first_seen, last_seen, fbc, fbp, preview"
+_SELECT_BATCH = f"""SELECT json_group_array(json_array({_COLUMNS})) FROM journeys
     WHERE links_clicked_id IN (SELECT value FROM json_each(?))"""
-_SELECT = "SELECT * FROM journeys WHERE links_clicked_id IN ({})"
+_SELECT = f"SELECT {_COLUMNS} FROM journeys WHERE links_clicked_id IN ({{}})"
 _SQL_CHUNK = 500             # bound on "IN (?, ...)" parameters
 
 
 def _row_to_journey(row: tuple[Any, ...]) -> Journey:
     raw = orjson.loads(row[1])
     clicks = {p: ClickId(str(c["value"]), float(c["seen_at"])) for p, c in raw.items()}
-    return Journey(row[0], clicks, row[2], row[3], row[4], row[5])
+    return Journey(row[0], clicks, row[2], row[3], row[4], row[5], bool(row[6]))
 
 
 def _journey_to_row(j: Journey) -> tuple[Any, ...]:
     clicks = {p: {"value": c.value, "seen_at": c.seen_at} for p, c in j.click_ids.items()}
     return (j.links_clicked_id, orjson.dumps(clicks).decode(), j.first_seen, j.last_seen,
-            j.fbc, j.fbp)
+            j.fbc, j.fbp, int(j.preview))
 
 
 class JourneyStore(WriteBehind):
@@ -124,11 +136,18 @@ class JourneyStore(WriteBehind):
     def _run(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    async def _ids_stored(self, value: str, limit: int) -> list[str]:
+        return await self._run(self._by_value, value, limit)
+
     def _db(self) -> Any:
         if self._conn is None:
             conn = open_sqlite(self._path)
             for statement in _SCHEMA:
-                conn.execute(statement)
+                try:
+                    conn.execute(statement)
+                except sqlite3.OperationalError as e:
+                    if "duplicate column" not in str(e):    # added before
+                        raise
             self._conn = conn
         return self._conn
 
@@ -151,6 +170,12 @@ class JourneyStore(WriteBehind):
             " ORDER BY seen_at DESC LIMIT 1", (param, value)).fetchone()
         return row[0] if row else None
 
+    def _by_value(self, value: str, limit: int) -> list[str]:
+        rows = self._db().execute(
+            "SELECT links_clicked_id, max(seen_at) AS t FROM journey_clicks WHERE value = ?"
+            " GROUP BY links_clicked_id ORDER BY t DESC LIMIT ?", (value, limit))
+        return [r[0] for r in rows]
+
     def _write(self, entries: list[Pending]) -> None:
         conn = self._db()
         conn.execute("BEGIN IMMEDIATE")      # the merge reads what other processes wrote
@@ -160,19 +185,26 @@ class JourneyStore(WriteBehind):
             stored = {row[0]: _row_to_journey(row) for row in found}
             rows: list[tuple[Any, ...]] = []
             clicks: list[tuple[str, str, str, float]] = []
+            cells: list[Cell] = []
             for entry in entries:
                 journey = entry.journey
                 merged = stored.get(journey.links_clicked_id)
+                held = set() if merged is None else set(merged.click_ids)
                 if merged is None:
                     merged = journey
                 else:
                     merged.merge(journey)
+                cells += click_cells(
+                    {p: c.seen_at for p, c in journey.click_ids.items() if p not in held},
+                    journey.links_clicked_id not in stored, merged.first_seen, merged.preview)
                 rows.append(_journey_to_row(merged))
                 clicks.extend((p, v, journey.links_clicked_id, t)
                               for (p, v), t in entry.seen.items())
             conn.execute(_UPSERT, (json_param(rows),))
             if clicks:
                 conn.execute(_UPSERT_CLICK, (json_param(clicks),))
+            if cells:
+                conn.execute(SQL_ADD, (json_param(cells), time.time()))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

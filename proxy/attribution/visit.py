@@ -23,6 +23,8 @@ Pure (no I/O) and cheap; it runs on every proxied request. Decisions:
 - `_fbc`/`_fbp` need consent. The fbclid for `_fbc` comes from the URL, else the
   Referer's query (as Meta's builder does), else, when `_fbc` is missing, from the
   fbclid held in the attribution cookie (consent given after landing).
+- A valid preview cookie (`preview.py`, set by the operators' preview link) makes
+  the visit a test visit (`Visit.preview`): its events are test events.
 - The TikTok pixel's `_ttp` cookie is read (never set) when it is plain URL-safe
   text, for the TikTok sink's `user.ttp`; not without purpose-1 consent (`storage`).
 - With `strip`, every occurrence of a captured param is removed from the query
@@ -50,6 +52,7 @@ from proxy.attribution.cookies import (
     set_cookie,
 )
 from proxy.attribution.fbparams import FB_MAX_AGE, FbParams
+from proxy.attribution.preview import PREVIEW_COOKIE, PreviewCodec
 from proxy.config.model import AttributionSection, ConsentSection
 
 __all__ = ["Attribution", "ClickId", "Visit"]
@@ -74,6 +77,7 @@ class Visit:
     new_clicks: list[str] = field(default_factory=list)   # captured ones not already held
     ttp: str | None = None       # the TikTok pixel's _ttp cookie, when well-formed
     consent_state: ConsentState = field(default_factory=lambda: ConsentState(True))
+    preview: bool = False        # a valid `ce_preview` cookie: a test visitor
 
 
 def _referer_fbclid(referer: str | None) -> str | None:
@@ -97,9 +101,16 @@ class Attribution:
         self._codec = AttrCodec(secret, previous_secrets)
         self._consent = Consent(consent)
         self._fb = FbParams()
+        self._preview = PreviewCodec(secret, previous_secrets)
         self._wanted = frozenset(
-            {VISITOR_COOKIE, ATTR_COOKIE, FBC_COOKIE, FBP_COOKIE, TTP_COOKIE, consent.cookie}
+            {VISITOR_COOKIE, ATTR_COOKIE, FBC_COOKIE, FBP_COOKIE, TTP_COOKIE, PREVIEW_COOKIE,
+             consent.cookie}
             | ({TCF_COOKIE} if consent.tcf else set()))
+
+    @property
+    def preview(self) -> PreviewCodec:
+        """The preview cookie's codec (`endpoints/preview.py` sets the cookie)."""
+        return self._preview
 
     def on_request(self, *, raw_query: str, cookie_header: str | None, host: str, secure: bool,
                    gpc: bool, referer: str | None = None, now: float | None = None) -> Visit:
@@ -173,4 +184,5 @@ class Attribution:
             consent=consent, fbc=fbc, fbp=fbp, set_cookies=set_cookies,
             upstream_query=scan.upstream_query, new_clicks=new_clicks, consent_state=state,
             ttp=_ttp(cookies.get(TTP_COOKIE)) if state.storage else None,
+            preview=self._preview.valid(cookies.get(PREVIEW_COOKIE), now),
         )

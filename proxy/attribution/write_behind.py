@@ -46,6 +46,7 @@ class Journey:
     last_seen: float = 0.0
     fbc: str | None = None
     fbp: str | None = None
+    preview: bool = False            # a test visitor's (once, always: kept out of the funnel)
 
     def merge(self, other: Journey) -> None:
         """Fold `other` (same id) into this one; the newest capture of a param wins."""
@@ -58,6 +59,7 @@ class Journey:
         self.fbp = (other.fbp or self.fbp) if newer else (self.fbp or other.fbp)
         self.first_seen = min(self.first_seen, other.first_seen)
         self.last_seen = max(self.last_seen, other.last_seen)
+        self.preview = self.preview or other.preview
 
 
 @dataclass(slots=True)
@@ -109,6 +111,11 @@ class WriteBehind(ABC):
         """The journey (through `get`) that most recently carried this click id, by
         what is stored: none in the buffer carries it."""
 
+    @abstractmethod
+    async def _ids_stored(self, value: str, limit: int) -> list[str]:
+        """Ids of stored journeys that carried this click-id value (any param),
+        most recent first."""
+
     async def _open(self) -> None:
         """Before the flush task starts."""
 
@@ -126,12 +133,13 @@ class WriteBehind(ABC):
         vid = visit.links_clicked_id
         # A hash, not the tuple itself: the cache holds tens of thousands of these.
         fingerprint = hash((tuple(sorted((p, c.value) for p, c in visit.click_ids.items())),
-                            visit.fbc, visit.fbp))
+                            visit.fbc, visit.fbp, visit.preview))
         if self._recent.get(vid) == fingerprint:
             return
         now = time.time() if now is None else now
         first = min([now, *(c.seen_at for c in visit.click_ids.values())])
-        journey = Journey(vid, dict(visit.click_ids), first, now, visit.fbc, visit.fbp)
+        journey = Journey(vid, dict(visit.click_ids), first, now, visit.fbc, visit.fbp,
+                          visit.preview)
         pending = self._pending.get(vid)
         if pending is not None:
             pending.add(journey)
@@ -210,6 +218,17 @@ class WriteBehind(ABC):
             return await self.get(best[1])
         return await self._find_stored(param, value)
 
+    async def ids_by_click_value(self, value: str, limit: int = 50) -> list[str]:
+        """Journeys that carried this click-id value under any param, most recent
+        first (the operators' search)."""
+        found = sorted(((t, vid) for vid, entry in self._pending.items()
+                        for (_, v), t in entry.seen.items() if v == value), reverse=True)
+        ids = list(dict.fromkeys(vid for _, vid in found))
+        for vid in await self._ids_stored(value, limit):
+            if vid not in ids:
+                ids.append(vid)
+        return ids[:limit]
+
     def _with_pending(self, vid: str, stored: Journey | None) -> Journey | None:
         entry = self._pending.get(vid)
         if entry is None:
@@ -217,6 +236,6 @@ class WriteBehind(ABC):
         pending = entry.journey
         if stored is None:
             return Journey(vid, dict(pending.click_ids), pending.first_seen,
-                           pending.last_seen, pending.fbc, pending.fbp)
+                           pending.last_seen, pending.fbc, pending.fbp, pending.preview)
         stored.merge(pending)
         return stored

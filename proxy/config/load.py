@@ -338,7 +338,8 @@ def _admin(ctx: Ctx, raw: Any, over: Overrides) -> AdminSection:
         listen = t.get("listen", str, AdminSection().listen, check=_admin_listen)
     return AdminSection(
         listen=None if listen in ("", "off") else listen,
-        token=t.get("token", str, None, unset_ok=True, check=_nonempty))
+        token=t.get("token", str, None, unset_ok=True, check=_nonempty),
+        preview_token=t.get("preview_token", str, None, unset_ok=True, check=_nonempty))
 
 
 def _report_unset(ctx: Ctx) -> None:

@@ -136,6 +136,7 @@ class Sink:
     access_token: str | None = None
     api: str = "https://graph.facebook.com/v21.0"
     test_event_code: str = ""
+    preview_test_event_code: str = ""       # meta: a preview visitor's events carry it
     event_names: Mapping[str, str] = field(default_factory=frozen_map)  # our event -> sink's name
     requires: tuple[str, ...] = ()
     secret: str | None = None
@@ -197,6 +198,7 @@ DEFAULT_ADMIN_LISTEN = "127.0.0.1:9180"
 class AdminSection:
     listen: str | None = DEFAULT_ADMIN_LISTEN    # None: no admin listener
     token: str | None = None                     # bearer token for all but healthz
+    preview_token: str | None = None             # {prefix}/preview?token=T on the public side
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,6 +95,8 @@ def sink_line(sink: Sink) -> str:
         where = f"{_host(sink.api)} pixel {sink.pixel_id}"
         if sink.test_event_code:
             where += " (test events)"
+        elif sink.preview_test_event_code:
+            where += " (preview visitors: test events)"
     else:
         where = _host(sink.url)
         if sink.events:
@@ -171,7 +173,8 @@ def summary(config: Config, warnings: Sequence[ConfigError] = ()) -> str:
         ("trusted", " ".join(p.trusted_proxies) + "  (X-Forwarded-* believed, realip walk)"
          if p.trusted_proxies else "none  (X-Forwarded-* ignored)"),
         ("admin", (config.admin.listen or "off") + (
-            "  (bearer token)" if config.admin.token and config.admin.listen else "")),
+            "  (bearer token)" if config.admin.token and config.admin.listen else "") + (
+            f"  (preview link {p.prefix}/preview)" if config.admin.preview_token else "")),
         ("prefix", p.prefix),
         ("state", _state(p.state)),
         ("cookie key", ("set" if p.secret else "generated once, kept in the state")

@@ -195,6 +195,8 @@ SINKS = Section(
             Key("api", STRING, "Graph API base URL", "https://graph.facebook.com/v21.0"),
             Key("test_event_code", STRING, "sends events as test events (Events Manager)",
                 "TEST12345"),
+            Key("preview_test_event_code", STRING, "a preview visitor's events are sent as "
+                "test events with this code; without it they are not sent", "TEST67890"),
             _SINK_NAMES,
         ),
         "http": (
@@ -321,11 +323,15 @@ FEED = Section("feed", "[feed]", "The XML job feed {prefix}/feed.xml.", (
     Key("expire_days", INTEGER, "days a job stays after it was last seen", 14, minimum=1),
 ), FeedSection)
 
-ADMIN = Section("admin", "[admin]", "The operators' listener: healthz, readyz, metrics.", (
+ADMIN = Section("admin", "[admin]", "The operators' listener: healthz, readyz, metrics, "
+                "the operators' API; and the preview link.", (
     Key("listen", STRING, 'HOST:PORT, or "off"; `--admin-listen` / CAREERS_EDGE_ADMIN_LISTEN win',
         "0.0.0.0:9180"),
     Key("token", STRING, "bearer token every admin path but healthz asks for",
         "${CAREERS_EDGE_ADMIN_TOKEN}", default=Described("none: no token asked")),
+    Key("preview_token", STRING, "{prefix}/preview?token=… on the public listener makes a "
+        "browser a test visitor for an hour", "${CAREERS_EDGE_PREVIEW_TOKEN}",
+        default=Described("none: no preview link")),
 ), AdminSection)
 
 ROUTES = Section("routes", "[[routes]]", "Other upstreams, each serving a public path prefix "

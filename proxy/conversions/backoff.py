@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 
 import aiohttp
@@ -21,21 +21,27 @@ BASE_DELAY = 1.0           # seconds
 MAX_DELAY = 15 * 60.0      # seconds: no wait is longer, Retry-After included
 
 
+# `code` and `body` are the network's answer (status, head of the body) when there was
+# one: the outbox keeps them per row for the operators (`last_code`, `last_body`).
+# Not compared: a decision is the same decision whatever the network said with it.
 @dataclass(frozen=True, slots=True)
 class Sent:
-    pass
+    code: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Retry:
     error: str
     after: float | None = None      # the server's Retry-After, seconds
+    code: int | None = field(default=None, compare=False)
+    body: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class GiveUp:
     error: str
     body: str = ""
+    code: int | None = field(default=None, compare=False)
 
 
 Decision = Sent | Retry | GiveUp
@@ -91,7 +97,7 @@ def classify(outcome: int | BaseException, body: bytes | str = b"",
         return GiveUp(f"{type(outcome).__name__}: {outcome}"[:500])
     status = outcome
     if 200 <= status < 300:
-        return Sent()
+        return Sent(status)
     if status == 429 or status >= 500:
-        return Retry(f"HTTP {status}", retry_after)
-    return GiveUp(f"HTTP {status}", truncate_body(body))
+        return Retry(f"HTTP {status}", retry_after, status, truncate_body(body))
+    return GiveUp(f"HTTP {status}", truncate_body(body), status)

@@ -3,7 +3,9 @@
 Each sink has its own loop, concurrency (`Sink.concurrency` requests in flight) and
 queue position, so a slow or dead network never delays the others. A loop leases due
 rows under this process's owner id, sends them in batches of the sink's
-`batch_size`, and records each `Decision`. It wakes on a submit in this process, on
+`batch_size`, and records each `Decision` (with the network's status and the head of
+its answer); `observer`, if given, sees each recorded row as it now is (the operators'
+live feed). It wakes on a submit in this process, on
 a scheduled retry coming due, and otherwise polls (other processes share the file).
 Wire it with `app.cleanup_ctx.append(lifecycle(dispatcher))`.
 """
@@ -12,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import random
 import secrets
 import socket
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 
 import aiohttp
@@ -24,8 +28,9 @@ from aiohttp import web
 
 from proxy.config.model import Sink
 from proxy.conversions.backoff import DEFAULT_POLICY, BackoffPolicy, GiveUp, Retry, Sent, next_delay
-from proxy.conversions.outbox import Outbox, OutboxRow, observe_backlog
+from proxy.conversions.outbox import LAST_BODY, Outbox, OutboxRow, observe_backlog
 from proxy.conversions.sinks import SinkClient, build_sink
+from proxy.conversions.states import RowState
 from proxy.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -47,8 +52,10 @@ class Dispatcher:
                  poll_interval: float = POLL_INTERVAL, lease_seconds: float = LEASE_SECONDS,
                  policy: BackoffPolicy = DEFAULT_POLICY, rng: random.Random | None = None,
                  owner: str | None = None,
-                 client_factory: Callable[[Sink], SinkClient] = build_sink) -> None:
+                 client_factory: Callable[[Sink], SinkClient] = build_sink,
+                 observer: Callable[[OutboxRow], None] | None = None) -> None:
         self.outbox = outbox
+        self.observer = observer
         self.metrics = metrics
         self.owner = owner or owner_id()
         self.poll_interval = poll_interval
@@ -172,28 +179,49 @@ class Dispatcher:
             decisions = [GiveUp(f"{type(e).__name__}: {e}"[:500])] * len(rows)
         if len(decisions) != len(rows):
             decisions = [GiveUp("sink answered the wrong number of decisions")] * len(rows)
-        sent: list[int] = []
+        sent: dict[int | None, list[OutboxRow]] = {}
         for row, d in zip(rows, decisions):
             try:
                 if isinstance(d, Sent):
-                    sent.append(row.id)
+                    sent.setdefault(d.code, []).append(row)
                 elif isinstance(d, Retry):
                     delay = next_delay(row.attempts, d.after, self.rng, self.policy)
-                    await self.outbox.mark_retry([row.id], self.owner, delay, d.error)
+                    if await self.outbox.mark_retry([row.id], self.owner, delay, d.error,
+                                                    d.code, d.body):
+                        self._observe(row, RowState.RETRY, d.code, d.body,
+                                      time.time() + delay)
                     self._count(name, "retried")
                     asyncio.get_running_loop().call_later(delay, self._wake[name].set)
                 else:
                     log.warning("sink %s gave up on %s: %s", name, row.event.event_id, d.error)
-                    await self.outbox.mark_dead([row.id], self.owner, d.error, d.body)
+                    if await self.outbox.mark_dead([row.id], self.owner, d.error, d.body,
+                                                   d.code):
+                        self._observe(row, RowState.DEAD, d.code, d.body)
                     self._count(name, "dead")
             except Exception:
                 log.exception("recording a delivery for sink %s failed", name)
-        if sent:
+        for code, done in sent.items():
             try:
-                await self.outbox.mark_sent(sent, self.owner)
-                self._count(name, "sent", len(sent))
+                await self.outbox.mark_sent([r.id for r in done], self.owner, code)
+                self._count(name, "sent", len(done))
             except Exception:
                 log.exception("recording deliveries for sink %s failed", name)
+                continue
+            for row in done:
+                self._observe(row, RowState.SENT, code, "")
+
+    def _observe(self, row: OutboxRow, state: RowState, code: int | None, body: str,
+                 next_at: float | None = None) -> None:
+        if self.observer is None:
+            return
+        now = time.time()
+        try:
+            self.observer(dataclasses.replace(
+                row, state=state, last_code=code, last_body=body[:LAST_BODY],
+                updated_at=now, next_attempt_at=row.next_attempt_at if next_at is None
+                else next_at, lease_owner=None, lease_expires_at=None))
+        except Exception:
+            log.exception("delivery observer failed")
 
     def _count(self, sink: str, outcome: str, n: int = 1) -> None:
         if self.metrics is not None:

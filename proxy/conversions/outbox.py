@@ -25,7 +25,10 @@ if TYPE_CHECKING:   # routing imports the sinks, and a sink (meta) imports this 
 
 MAX_EVENT_AGE = 7 * 24 * 3600.0      # Meta rejects events older than this: given up
 SENT_KEEP = 7 * 24 * 3600.0          # sent rows kept this long for `outbox` inspection
-EVENT_ID_KEEP = 8 * 24 * 3600.0      # event ids remembered (API idempotency) this long
+EVENT_ID_KEEP = 8 * 24 * 3600.0      # event ids remembered (API idempotency) this long,
+                                     # and the events themselves, for the operators
+HOURS_KEEP = 30 * 24 * 3600.0        # per-hour delivery counts kept this long
+LAST_BODY = 500                      # characters of a network's answer kept per row
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,9 @@ class OutboxRow:
     lease_expires_at: float | None = None
     last_error: str | None = None
     dead_body: str | None = None
+    updated_at: float | None = None
+    last_code: int | None = None         # the network's last answer, if it answered
+    last_body: str | None = None
 
     @property
     def idempotency_key(self) -> str:
@@ -77,7 +83,10 @@ def idempotency_key(event_id: str, sink: str) -> str:
 
 # A row's stored fields, in `OutboxRow` order: the SQLite columns, the Redis hash fields.
 ROW_FIELDS = ("id", "sink", "event", "state", "attempts", "next_attempt_at", "created_at",
-              "lease_owner", "lease_expires_at", "last_error", "dead_body")
+              "lease_owner", "lease_expires_at", "last_error", "dead_body", "updated_at",
+              "last_code", "last_body")
+# What the dispatcher's marks count per sink and hour (`edge_sink_hours`, `sinkhours:`).
+HOUR_OUTCOMES = {"send": "sent", "retry": "retried", "give_up": "dead", "expire": "dead"}
 
 
 def as_text(v: bytes | str) -> str:
@@ -88,17 +97,28 @@ def _opt_text(v: bytes | str | None) -> str | None:
     return None if v is None else as_text(v)
 
 
+def _opt_float(v: Any) -> float | None:
+    return None if v is None or v == b"" or v == "" else float(v)
+
+
 def decode_row(values: Sequence[Any]) -> OutboxRow:
     """An `OutboxRow` from its `ROW_FIELDS` values, typed (SQLite) or as bytes (Redis)."""
     (row_id, sink, event, state, attempts, next_attempt_at, created_at, lease_owner,
-     lease_expires_at, last_error, dead_body) = values
+     lease_expires_at, last_error, dead_body, updated_at, last_code, last_body) = values
     return OutboxRow(
         id=int(row_id), sink=as_text(sink), event=Event.from_json(event),
         state=RowState(as_text(state)), attempts=int(attempts),
         next_attempt_at=float(next_attempt_at), created_at=float(created_at),
         lease_owner=_opt_text(lease_owner),
         lease_expires_at=None if lease_expires_at is None else float(lease_expires_at),
-        last_error=_opt_text(last_error), dead_body=_opt_text(dead_body))
+        last_error=_opt_text(last_error), dead_body=_opt_text(dead_body),
+        updated_at=_opt_float(updated_at),
+        last_code=None if (code := _opt_float(last_code)) is None else int(code),
+        last_body=_opt_text(last_body))
+
+
+def hour_of(t: float) -> int:
+    return int(t // 3600) * 3600
 
 
 SubmitListener = Callable[[Iterable[str]], None]
@@ -147,13 +167,15 @@ class Outbox(Protocol):
                     lease_seconds: float) -> list[OutboxRow]:
         """Claim up to `limit` due rows of `sink` for `owner`; gives up expired ones."""
 
-    async def mark_sent(self, ids: Sequence[int], owner: str) -> int: ...
+    # Marks keep the network's answer (`code`, head of `body`) and count the outcome
+    # per sink and hour, in the same write.
+    async def mark_sent(self, ids: Sequence[int], owner: str, code: int | None = None) -> int: ...
 
     async def mark_retry(self, ids: Sequence[int], owner: str, delay: float,
-                         error: str) -> int: ...
+                         error: str, code: int | None = None, body: str = "") -> int: ...
 
     async def mark_dead(self, ids: Sequence[int], owner: str, error: str,
-                        body: str = "") -> int: ...
+                        body: str = "", code: int | None = None) -> int: ...
 
     async def release(self, owner: str) -> int:
         """Return the owner's unfinished leases to the queue (a clean stop)."""
@@ -171,8 +193,9 @@ class Outbox(Protocol):
 
     async def get(self, row_id: int) -> OutboxRow | None: ...
 
-    async def retry_dead(self, sink: str | None = None) -> int:
-        """Re-queue dead letters (not those past the 7-day limit); how many."""
+    async def retry_dead(self, sink: str | None = None, row_id: int | None = None) -> int:
+        """Re-queue dead letters (not those past the 7-day limit), of one sink or the
+        one row `row_id`; how many."""
 
     async def purge(self) -> None:
         """Forget expired dedupe keys, old event ids and old sent rows."""

@@ -6,6 +6,9 @@ Keys (after the prefix): `row:<id>` a hash per (event, sink) delivery; `due:<sin
 and `sent` (by time) across sinks; `counts:<sink>` rows per state; `dedupe:<visitor,
 event, job>` (expires with the window) and `event:<event_id>` (the first submit's
 result). Row ids are zero-padded members, so equal scores still sort by id.
+For the operators, in the same scripts: `ev:<event_id>` (the event, its result and
+its rows), `events` and `vev:<visitor>` (event ids by time), `rulehits`, `rulelast`,
+`ruleevent` (per rule), `sinkhours:<hour>` (marks per sink) and `funnel:<day>`.
 
 Every change is one Lua script (`redis_scripts`), atomic on the server: submit
 (event-id idempotency, dedupe, rows, wake-up), lease (give up rows past 7 days, take
@@ -22,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -32,6 +36,7 @@ from proxy.config.model import Sink
 from proxy.conversions.events import Event
 from proxy.conversions.outbox import (
     EVENT_ID_KEEP,
+    LAST_BODY,
     MAX_EVENT_AGE,
     SENT_KEEP,
     OutboxBase,
@@ -53,6 +58,7 @@ from proxy.conversions.redis_scripts import (
 from proxy.conversions.routing import Consent, route
 from proxy.conversions.states import Action, Outcome, RowState
 from proxy.metrics import Metrics
+from proxy.ops.funnel import day_of, event_cells, redis_field
 from proxy.state_redis import KEY_PREFIX, connect
 
 log = logging.getLogger(__name__)
@@ -63,6 +69,10 @@ RESUBSCRIBE_DELAY = 1.0          # seconds before listening again after Redis we
 
 def _member(row_id: int) -> str:
     return f"{row_id:015d}"
+
+
+def _code(code: int | None) -> str:
+    return "" if code is None else str(code)
 
 
 class RedisOutbox(OutboxBase):
@@ -98,11 +108,16 @@ class RedisOutbox(OutboxBase):
         deduped = SubmitResult(event.event_id, {s: Outcome.DEDUPED for s in plan})
         dedupe = (orjson.dumps([event.links_clicked_id, event.name, event.job_id or ""])
                   if event.links_clicked_id else b"")
+        # The funnel's day is this host's: Redis's clock is read inside the script.
+        at = self.clock() if self.clock is not None else time.time()
+        cells = event_cells(event, at)
         new, data = await self._submit(args=[
             self.prefix, self._now(), event.event_id, dedupe, repr(event.dedupe_hours * 3600.0),
             event.to_json(), repr(event.event_time), repr(MAX_EVENT_AGE),
             int(EVENT_ID_KEEP * 1000), fresh.to_json(), deduped.to_json(), self._channel,
-            self._origin, *fresh.queued])
+            self._origin, event.links_clicked_id or "", event.rule or "", event.name,
+            day_of(at), len(cells), *(redis_field(by, key, step) for by, _, key, step in cells),
+            *fresh.queued])
         return self._submitted(SubmitResult.from_json(data, duplicate=not new))
 
     def _listen(self) -> None:
@@ -138,17 +153,21 @@ class RedisOutbox(OutboxBase):
         self._expired(sink, int(out[0]))
         return sorted(rows, key=lambda r: r.id)
 
-    async def mark_sent(self, ids: Sequence[int], owner: str) -> int:
-        return await self._mark(ids, owner, Action.SEND, {})
+    async def mark_sent(self, ids: Sequence[int], owner: str, code: int | None = None) -> int:
+        return await self._mark(ids, owner, Action.SEND,
+                                {"last_code": _code(code), "last_body": ""})
 
     async def mark_retry(self, ids: Sequence[int], owner: str, delay: float,
-                         error: str) -> int:
-        return await self._mark(ids, owner, Action.RETRY, {"last_error": error}, delay)
+                         error: str, code: int | None = None, body: str = "") -> int:
+        return await self._mark(ids, owner, Action.RETRY,
+                                {"last_error": error, "last_code": _code(code),
+                                 "last_body": body[:LAST_BODY]}, delay)
 
     async def mark_dead(self, ids: Sequence[int], owner: str, error: str,
-                        body: str = "") -> int:
+                        body: str = "", code: int | None = None) -> int:
         return await self._mark(ids, owner, Action.GIVE_UP,
-                                {"last_error": error, "dead_body": body})
+                                {"last_error": error, "dead_body": body,
+                                 "last_code": _code(code), "last_body": body[:LAST_BODY]})
 
     async def _mark(self, ids: Sequence[int], owner: str, action: Action,
                     values: dict[str, str], delay: float | None = None) -> int:
@@ -196,6 +215,9 @@ class RedisOutbox(OutboxBase):
         (row,) = await self._rows([_member(row_id)])
         return row
 
+    async def get_many(self, row_ids: Sequence[int]) -> list[OutboxRow | None]:
+        return await self._rows([_member(i) for i in row_ids])
+
     async def _rows(self, members: Sequence[bytes | str]) -> list[OutboxRow | None]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for m in members:
@@ -205,11 +227,12 @@ class RedisOutbox(OutboxBase):
         return [decode_row([m, *v]) if v[0] is not None else None
                 for m, v in zip(members, found)]
 
-    async def retry_dead(self, sink: str | None = None) -> int:
-        return int(await self._requeue(args=[self.prefix, self._now(), sink or ""]))
+    async def retry_dead(self, sink: str | None = None, row_id: int | None = None) -> int:
+        return int(await self._requeue(args=[
+            self.prefix, self._now(), sink or "", "" if row_id is None else _member(row_id)]))
 
     async def purge(self) -> None:
-        await self._purge(args=[self.prefix, self._now(), repr(SENT_KEEP)])
+        await self._purge(args=[self.prefix, self._now(), repr(SENT_KEEP), repr(EVENT_ID_KEEP)])
 
     async def close(self) -> None:
         if self._listening is not None:

@@ -9,8 +9,9 @@ the keys; the ARGV layout is written above each script.
 
 from __future__ import annotations
 
-from proxy.conversions.outbox import ROW_FIELDS
+from proxy.conversions.outbox import HOUR_OUTCOMES, HOURS_KEEP, ROW_FIELDS
 from proxy.conversions.states import OPEN_STATES, TRANSITIONS, RowState
+from proxy.ops.funnel import KEEP_SECONDS
 
 FIELDS = ROW_FIELDS[1:]          # a row hash's fields; the id is its key's member
 _S = RowState
@@ -31,6 +32,7 @@ _TABLES = "\n".join([
     f"local OPEN = {_lua_set(OPEN_STATES)}",
     "local INDEX = {" + ",".join(f"{s.value}={{'{k}','{f}'}}" for s, (k, f) in _INDEX.items())
     + "}",
+    "local HOUR_KIND = {" + ",".join(f"{a}='{k}'" for a, k in HOUR_OUTCOMES.items()) + "}",
 ])
 
 PRELUDE = _TABLES + r"""
@@ -39,6 +41,14 @@ local now
 if ARGV[2] ~= '' then now = tonumber(ARGV[2]) else
   local t = redis.call('TIME'); now = tonumber(t[1]) + tonumber(t[2]) / 1000000 end
 local function rk(m) return P .. 'row:' .. m end
+-- Count a mark per sink and hour for the operators; kept 30 days (HOURS_KEEP).
+local function hour_count(sink, kind, n)
+  if n > 0 then
+    local hk = P .. 'sinkhours:' .. tostring(math.floor(now / 3600) * 3600)
+    redis.call('HINCRBY', hk, sink .. '|' .. kind, n)
+    redis.call('EXPIRE', hk, """ + str(int(HOURS_KEEP)) + r""")
+  end
+end
 local function ik(state, sink)
   local kind = INDEX[state][1]
   if kind == 'due' or kind == 'leased' then return P .. kind .. ':' .. sink end
@@ -69,22 +79,29 @@ end
 _FIELD_LIST = ",".join(f"'{f}'" for f in FIELDS)
 
 # ARGV: P now event_id dedupe_key window event_json event_time max_age keep_ms
-#       result deduped_result channel origin sink...
+#       result deduped_result channel origin visitor rule event_name funnel_day
+#       n_cells cell_field * n_cells, sink...
+# Besides the rows: `ev:<event_id>` (the event, its result, its rows), `events` and
+# `vev:<visitor>` (event ids by time), rule hits, and the funnel's day hash.
 SUBMIT = PRELUDE + r"""
 local ekey = P .. 'event:' .. ARGV[3]
 local seen = redis.call('GET', ekey)
 if seen then return {0, seen} end
-local result, queued = ARGV[10], {}
-for i = 14, #ARGV do queued[#queued + 1] = ARGV[i] end
+local ncells = tonumber(ARGV[18])
+local result, queued, deduped = ARGV[10], {}, false
+for i = 19 + ncells, #ARGV do queued[#queued + 1] = ARGV[i] end
 if ARGV[4] ~= '' then
   local dkey = P .. 'dedupe:' .. ARGV[4]
-  if tonumber(redis.call('GET', dkey) or '0') > now then result = ARGV[11]; queued = {} end
+  if tonumber(redis.call('GET', dkey) or '0') > now then
+    result = ARGV[11]; queued = {}; deduped = true
+  end
   if #queued > 0 then   -- only a conversion that went somewhere counts as fired
     local window = tonumber(ARGV[5])
     redis.call('SET', dkey, now + window, 'PX', math.max(1, math.ceil(window * 1000)))
   end
 end
 local expires = math.min(tonumber(ARGV[7]), now) + tonumber(ARGV[8])
+local members = {}
 for _, sink in ipairs(queued) do
   local m = string.format('%015d', redis.call('INCR', P .. 'seq'))
   redis.call('HSET', rk(m), 'sink', sink, 'event_id', ARGV[3], 'event', ARGV[6],
@@ -92,8 +109,30 @@ for _, sink in ipairs(queued) do
     'expires_at', expires, 'updated_at', now)
   redis.call('SADD', P .. 'sinks', sink)
   place(m, sink, nil, 'pending')
+  members[#members + 1] = m
 end
 redis.call('SET', ekey, result, 'PX', ARGV[9])
+local evkey = P .. 'ev:' .. ARGV[3]
+redis.call('HSET', evkey, 'event', ARGV[6], 'result', result, 'created_at', now,
+           'rows', table.concat(members, ','))
+redis.call('PEXPIRE', evkey, ARGV[9])
+redis.call('ZADD', P .. 'events', now, ARGV[3])
+if ARGV[14] ~= '' then
+  local vkey = P .. 'vev:' .. ARGV[14]
+  redis.call('ZADD', vkey, now, ARGV[3])
+  redis.call('ZREMRANGEBYSCORE', vkey, '-inf', now - tonumber(ARGV[9]) / 1000)
+  redis.call('PEXPIRE', vkey, ARGV[9])
+end
+if ARGV[15] ~= '' then
+  redis.call('HINCRBY', P .. 'rulehits', ARGV[15], 1)
+  redis.call('HSET', P .. 'rulelast', ARGV[15], now)
+  redis.call('HSET', P .. 'ruleevent', ARGV[15], ARGV[16])
+end
+if ncells > 0 and not deduped then
+  local fkey = P .. 'funnel:' .. ARGV[17]
+  for i = 19, 18 + ncells do redis.call('HINCRBY', fkey, ARGV[i], 1) end
+  redis.call('EXPIRE', fkey, """ + str(int(KEEP_SECONDS)) + r""")
+end
 if #queued > 0 and ARGV[12] ~= '' then
   redis.call('PUBLISH', ARGV[12], ARGV[13] .. '\n' .. table.concat(queued, '\n'))
 end
@@ -113,6 +152,7 @@ for _, m in ipairs(redis.call('ZRANGEBYSCORE', P .. 'expiry:' .. sink, '-inf', n
     expired = expired + 1
   end
 end
+hour_count(sink, HOUR_KIND.expire, expired)
 local cands = {}
 local due = redis.call('ZRANGEBYSCORE', P .. 'due:' .. sink, '-inf', now, 'WITHSCORES',
                        'LIMIT', 0, limit)
@@ -157,6 +197,7 @@ for i = 7 + 2 * n, #ARGV do
     if ARGV[5] ~= '' then
       redis.call('HSET', rk(m), 'next_attempt_at', now + tonumber(ARGV[5])) end
     place(m, row[3], row[1], TGT[action])
+    hour_count(row[3], HOUR_KIND[action], 1)
     changed = changed + 1
   end
 end
@@ -181,10 +222,12 @@ end
 return changed
 """
 
-# ARGV: P now sink-or-empty
+# ARGV: P now sink-or-empty member-or-empty
 REQUEUE = PRELUDE + r"""
 local changed = 0
-for _, m in ipairs(redis.call('ZRANGE', P .. 'dead', 0, -1)) do
+local dead
+if ARGV[4] ~= '' then dead = {ARGV[4]} else dead = redis.call('ZRANGE', P .. 'dead', 0, -1) end
+for _, m in ipairs(dead) do
   local row = redis.call('HMGET', rk(m), 'state', 'sink', 'expires_at')
   if SRC.requeue[row[1]] and tonumber(row[3]) > now and (ARGV[3] == '' or ARGV[3] == row[2]) then
     redis.call('HSET', rk(m), 'state', TGT.requeue, 'attempts', 0, 'next_attempt_at', now,
@@ -197,8 +240,10 @@ end
 return changed
 """
 
-# ARGV: P now sent_keep. Dedupe keys and event ids expire by themselves (PX).
+# ARGV: P now sent_keep event_keep. Dedupe keys, event ids and events expire by
+# themselves (PX); the `events` index is trimmed here.
 PURGE = PRELUDE + r"""
+redis.call('ZREMRANGEBYSCORE', P .. 'events', '-inf', now - tonumber(ARGV[4]))
 local old = redis.call('ZRANGEBYSCORE', P .. 'sent', '-inf', now - tonumber(ARGV[3]))
 for _, m in ipairs(old) do
   local sink = redis.call('HGET', rk(m), 'sink')

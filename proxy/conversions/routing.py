@@ -1,5 +1,9 @@
-"""Which sinks an event goes to: consent, `requires` and what a network takes, decided
-without I/O.
+"""Which sinks an event goes to: consent, `requires`, what a network takes and
+preview, decided without I/O.
+
+A preview visitor's event (`Event.preview`) goes only to sinks that can mark it as a
+test: Meta with a `preview_test_event_code` (or a `test_event_code`: every event is a
+test there) and Indeed (testFire). Every other sink skips it, counted as skipped.
 
 Dedupe is not decided here: it needs the stored keys, so the outbox applies it in the
 same transaction that inserts the rows.
@@ -21,8 +25,13 @@ IMPLICIT_REQUIRES: Mapping[str, tuple[str, ...]] = {
     "talroo": ("tlr_sid",), "indeed": ("ittk",), "linkedin": ("li_fat_id",)}
 # ... and those of which it needs one at least.
 IMPLICIT_ANY: Mapping[str, tuple[str, ...]] = {"google_ads": ("gclid", "gbraid", "wbraid")}
-# Networks that get no preview visitor's events (Indeed marks them testFire instead).
-NO_TEST_EVENTS = frozenset({"google_ads", "linkedin", "tiktok"})
+
+
+def takes_preview(sink: Sink) -> bool:
+    """Whether `sink` can receive a preview visitor's events as test events."""
+    if sink.type == "meta":
+        return bool(sink.preview_test_event_code or sink.test_event_code)
+    return sink.type == "indeed"
 
 
 def required_params(sink: Sink) -> tuple[str, ...]:
@@ -61,7 +70,9 @@ def uncarried(sink: Sink, event: Event) -> str | None:
     if sink.type == "indeed" and indeed_event(sink, event) is None:
         return (f"Indeed takes only {' and '.join(INDEED_EVENTS)} (map {event.name} in "
                 "event_names)")
-    if event.preview and sink.type in NO_TEST_EVENTS:
+    if event.preview and not takes_preview(sink):
+        if sink.type == "meta":
+            return "a preview visitor's test event (no preview_test_event_code)"
         return "a preview visitor's test event (this network has no test flag for it)"
     return None
 

@@ -1,8 +1,11 @@
 """The outbox in SQLite (WAL): one file shared by the workers of one host.
 
-Tables: `edge_outbox` (one row per event and sink), `edge_dedupe` (visitor, event,
-job → expiry) and `edge_event_ids` (event_id → the first submit's result). All SQL
-runs in the `SqliteWorker` thread; state moves follow `states.TRANSITIONS`.
+Tables: `edge_outbox` (one row per event and sink, with the network's last answer),
+`edge_dedupe` (visitor, event, job → expiry) and `edge_event_ids` (event_id → its
+visitor, the first submit's result, and the event unless its rows hold it). For the
+operators, in the same writes: `edge_sink_hours` (marks per sink and hour) and
+`edge_counts` (the funnel's counters and the rules' hits, `ops.funnel`). All SQL runs in the
+`SqliteWorker` thread; state moves follow `states.TRANSITIONS`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from proxy.config.model import Sink
 from proxy.conversions.events import Event
 from proxy.conversions.outbox import (
     EVENT_ID_KEEP,
+    HOUR_OUTCOMES,
+    HOURS_KEEP,
+    LAST_BODY,
     MAX_EVENT_AGE,
     ROW_FIELDS,
     SENT_KEEP,
@@ -23,12 +29,22 @@ from proxy.conversions.outbox import (
     OutboxRow,
     SubmitResult,
     decode_row,
+    hour_of,
     idempotency_key,
 )
 from proxy.conversions.routing import Consent, route
 from proxy.conversions.sqlite_worker import SqliteWorker
 from proxy.conversions.states import OPEN_STATES, Action, Outcome, RowState, sources, sql_in, target
 from proxy.metrics import Metrics
+from proxy.ops.funnel import (
+    KEEP_SECONDS,
+    SQL_ADD,
+    SQL_PURGE,
+    SQL_SCHEMA,
+    day_of,
+    event_cells,
+    rule_cell,
+)
 from proxy.state import json_param
 
 SCHEMA = """
@@ -58,7 +74,19 @@ CREATE TABLE IF NOT EXISTS edge_dedupe (
 CREATE TABLE IF NOT EXISTS edge_event_ids (
     event_id TEXT PRIMARY KEY, result BLOB NOT NULL, created_at REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS edge_sink_hours (
+    sink TEXT NOT NULL, hour INTEGER NOT NULL, sent INTEGER NOT NULL DEFAULT 0,
+    retried INTEGER NOT NULL DEFAULT 0, dead INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (hour, sink)
+) WITHOUT ROWID;
 """
+# Columns added since 0.1, for files an older version created.
+_ADDED = (("edge_outbox", "last_code", "INTEGER"), ("edge_outbox", "last_body", "TEXT"),
+          ("edge_event_ids", "visitor", "TEXT"), ("edge_event_ids", "event", "BLOB"))
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS edge_event_ids_visitor ON edge_event_ids (visitor)",
+    "CREATE INDEX IF NOT EXISTS edge_event_ids_time ON edge_event_ids (created_at)",
+)
 
 _COLUMNS = ", ".join(ROW_FIELDS)
 _OPEN = sql_in(OPEN_STATES)
@@ -66,6 +94,25 @@ _OPEN = sql_in(OPEN_STATES)
 
 def _init(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
+    conn.execute(SQL_SCHEMA)
+    for table, column, kind in _ADDED:
+        if column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
+            try:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            except sqlite3.OperationalError as e:     # another process added it first
+                if "duplicate column" not in str(e):
+                    raise
+    for statement in _INDEXES:
+        conn.execute(statement)
+
+
+_ADD_HOURS = ("INSERT INTO edge_sink_hours (sink, hour, {0}) VALUES (?, ?, ?)"
+              " ON CONFLICT (hour, sink) DO UPDATE SET {0} = {0} + excluded.{0}")
+
+
+def _count_hour(c: sqlite3.Connection, sink: str, action: Action, n: int, now: float) -> None:
+    if n:
+        c.execute(_ADD_HOURS.format(HOUR_OUTCOMES[action.value]), (sink, hour_of(now), n))
 
 
 class NotAState(ValueError):
@@ -113,18 +160,20 @@ class SqliteOutbox(OutboxBase):
         self._expired(sink, expired)
         return rows
 
-    async def mark_sent(self, ids: Sequence[int], owner: str) -> int:
-        return await self._move(ids, owner, Action.SEND, {})
+    async def mark_sent(self, ids: Sequence[int], owner: str, code: int | None = None) -> int:
+        return await self._move(ids, owner, Action.SEND, {"last_code": code, "last_body": ""})
 
     async def mark_retry(self, ids: Sequence[int], owner: str, delay: float,
-                         error: str) -> int:
+                         error: str, code: int | None = None, body: str = "") -> int:
         return await self._move(ids, owner, Action.RETRY,
-                                {"next_attempt_at": self.clock() + delay, "last_error": error})
+                                {"next_attempt_at": self.clock() + delay, "last_error": error,
+                                 "last_code": code, "last_body": body[:LAST_BODY]})
 
     async def mark_dead(self, ids: Sequence[int], owner: str, error: str,
-                        body: str = "") -> int:
+                        body: str = "", code: int | None = None) -> int:
         return await self._move(ids, owner, Action.GIVE_UP,
-                                {"last_error": error, "dead_body": body})
+                                {"last_error": error, "dead_body": body, "last_code": code,
+                                 "last_body": body[:LAST_BODY]})
 
     async def release(self, owner: str) -> int:
         now = self.clock()
@@ -145,9 +194,15 @@ class SqliteOutbox(OutboxBase):
         marks = ",".join("?" * len(ids))
         sql = (f"UPDATE edge_outbox SET state = ?, lease_owner = NULL, lease_expires_at = NULL,"
                f" updated_at = ?{sets} WHERE id IN ({marks}) AND lease_owner = ? "
-               f"AND state IN {sql_in(sources(action))}")
+               f"AND state IN {sql_in(sources(action))} RETURNING sink")
         params = (target(action), now, *values.values(), *ids, owner)
-        return await self.worker.run(lambda c: c.execute(sql, params).rowcount)
+
+        def q(c: sqlite3.Connection) -> int:
+            moved = [r[0] for r in c.execute(sql, params).fetchall()]
+            for sink in set(moved):
+                _count_hour(c, sink, action, moved.count(sink), now)
+            return len(moved)
+        return await self.worker.run(q)
 
     # -- inspection and housekeeping ------------------------------------------------
 
@@ -180,7 +235,7 @@ class SqliteOutbox(OutboxBase):
         r = await self.worker.run(lambda c: c.execute(sql, (row_id,)).fetchone())
         return decode_row(r) if r else None
 
-    async def retry_dead(self, sink: str | None = None) -> int:
+    async def retry_dead(self, sink: str | None = None, row_id: int | None = None) -> int:
         now = self.clock()
         sql = (f"UPDATE edge_outbox SET state = ?, attempts = 0, next_attempt_at = ?, "
                f"dead_body = NULL, updated_at = ? "
@@ -189,6 +244,9 @@ class SqliteOutbox(OutboxBase):
         if sink is not None:
             sql += " AND sink = ?"
             params += (sink,)
+        if row_id is not None:
+            sql += " AND id = ?"
+            params += (row_id,)
         return await self.worker.run(lambda c: c.execute(sql, params).rowcount)
 
     async def purge(self) -> None:
@@ -199,6 +257,8 @@ class SqliteOutbox(OutboxBase):
             c.execute("DELETE FROM edge_event_ids WHERE created_at <= ?", (now - EVENT_ID_KEEP,))
             c.execute("DELETE FROM edge_outbox WHERE state = 'sent' AND updated_at <= ?",
                       (now - SENT_KEEP,))
+            c.execute("DELETE FROM edge_sink_hours WHERE hour < ?", (now - HOURS_KEEP,))
+            c.execute(SQL_PURGE, (day_of(now - KEEP_SECONDS),))
         await self.worker.run(q)
 
     async def close(self) -> None:
@@ -238,8 +298,15 @@ def _submit(c: sqlite3.Connection, event: Event, plan: dict[str, Outcome],
         c.execute(_SUBMIT_ROWS, (event.event_id, event.to_json(), RowState.PENDING.value, now,
                                  now, expires, now, rows))
     result = SubmitResult(event.event_id, plan)
-    c.execute("INSERT INTO edge_event_ids (event_id, result, created_at) VALUES (?, ?, ?)",
-              (event.event_id, result.to_json(), now))
+    # The event itself only when no row carries it (b"": see its rows), so a submit
+    # writes it once.
+    c.execute("INSERT INTO edge_event_ids (event_id, result, created_at, visitor, event)"
+              " VALUES (?, ?, ?, ?, ?)", (event.event_id, result.to_json(), now,
+                                          event.links_clicked_id,
+                                          b"" if queued else event.to_json()))
+    cells = rule_cell(event) + ([] if result.deduped else event_cells(event, now))
+    if cells:
+        c.execute(SQL_ADD, (json_param(cells), now))
     return result
 
 
@@ -251,6 +318,7 @@ def _lease(c: sqlite3.Connection, sink: str, owner: str, limit: int, lease_secon
         f" lease_expires_at = NULL, updated_at = ? WHERE sink = ? AND expires_at <= ?"
         f" AND state IN {sql_in(sources(Action.EXPIRE))}",
         (target(Action.EXPIRE), now, sink, now)).rowcount
+    _count_hour(c, sink, Action.EXPIRE, expired, now)
     rows = c.execute(
         f"UPDATE edge_outbox SET state = ?, lease_owner = ?, lease_expires_at = ?,"
         f" attempts = attempts + 1, updated_at = ? WHERE id IN ("

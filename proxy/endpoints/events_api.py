@@ -28,6 +28,8 @@ from aiohttp import hdrs, web
 from proxy.config.model import Config, Sink
 from proxy.conversions.events import Event, new_event_id
 from proxy.conversions.outbox import MAX_EVENT_AGE, Outbox
+from proxy.ops.live import Live
+from proxy.ops.views import fired_view
 
 log = logging.getLogger(__name__)
 
@@ -158,13 +160,15 @@ def build_event(body: Mapping[str, Any], journey: Journey) -> Event:
         or (f"fb.1.{int(fb.seen_at * 1000)}.{fb.value}" if fb else None),
         fbp=getattr(journey, "fbp", None),
         fields=body["fields"],
+        preview=getattr(journey, "preview", False),     # a tester's hire is a test too
     )
 
 
 def events_api_handler(config: Callable[[], Config], outbox: Outbox, journeys: JourneyLookup,
-                       *, clock: Callable[[], float] = time.time,
+                       *, clock: Callable[[], float] = time.time, live: Live | None = None,
                        ) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
-    """The handler; `config()` returns the rules in force (they may be reloaded)."""
+    """The handler; `config()` returns the rules in force (they may be reloaded);
+    `live` gets each new event for the operators' stream."""
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         cfg = config()
@@ -193,6 +197,8 @@ def events_api_handler(config: Callable[[], Config], outbox: Outbox, journeys: J
         except Exception:
             log.exception("events API: enqueue failed")
             return _json_error(503, "could not store the event; retry")
+        if live is not None and live.subscribers and not result.duplicate:
+            live.publish("conversion", fired_view(event, result.outcomes))
         return web.Response(status=202, body=orjson.dumps({"event_id": result.event_id}),
                             content_type="application/json")
 

@@ -72,7 +72,7 @@ async def go(request: web.BaseRequest, edge: Edge, target: str) -> web.StreamRes
         user_agent=request.headers.get(hdrs.USER_AGENT), fbc=visit.fbc, fbp=visit.fbp,
         ttp=visit.ttp,
         fields={"to": to[:512]}, rule="redirect", dedupe_hours=0,
-        consent_mode=visit.consent_state.event_signals())
+        consent_mode=visit.consent_state.event_signals(), preview=visit.preview)
     sinks = [rt.sinks[n] for n in rt.config.redirect.send_to if n in rt.sinks]
     if sinks:
         await edge.outbox.submit(event, sinks, consent=visit.consent_state)

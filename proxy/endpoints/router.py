@@ -1,7 +1,7 @@
 """The proxy's own endpoints under the reserved prefix (SPEC sections 5 and 7).
 
 Two doors, one `Routes` type. The public listener serves visitors and ad networks:
-`healthz`, `go`, `api/events`, `feed.xml`. The admin listener (`endpoints/admin.py`)
+`healthz`, `go`, `preview`, `api/events`, `feed.xml`. The admin listener (`endpoints/admin.py`)
 serves operators: `healthz`, `readyz`, `metrics`, and whatever is mounted on
 `edge.admin` later. On the public listener a path the admin routes own is answered
 404 and counted nowhere, as if it did not exist.
@@ -16,6 +16,7 @@ from aiohttp import hdrs, web
 
 from proxy.endpoints.go import go
 from proxy.endpoints.health import healthz
+from proxy.endpoints.preview import preview
 from proxy.http.errors import error_response
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ class PublicEndpoints:
         self.routes = Routes()
         self.routes.add_plain("GET", HEALTHZ, lambda r: healthz(edge))
         self.routes.add("GET", "/go", lambda r, target: go(r, edge, target))
+        self.routes.add("GET", "/preview", lambda r, target: preview(r, edge, target))
         if events_api is not None:
             self.routes.add_plain("POST", "/api/events", events_api)
         if feed is not None:

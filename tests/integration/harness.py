@@ -70,7 +70,7 @@ class Stack:
 BASE_RULES = """
 [proxy]
 upstream = "{upstream}"
-state = "sqlite:///{state}"
+state = "{state}"
 timeout = {timeout}
 {proxy_extra}
 """
@@ -83,10 +83,12 @@ async def stack(upstream: web.Application | Callable[[str], web.Application],
                 timeout: float = 5, env: dict[str, str] | None = None,
                 dispatch: bool = True, proxy_extra: str = "",
                 upstream_url: str | None = None, app_runner: bool = False,
-                access_stream: IO[bytes] | None = None) -> AsyncIterator[Stack]:
+                access_stream: IO[bytes] | None = None,
+                state: str | None = None) -> AsyncIterator[Stack]:
     """`upstream_url` points the proxy somewhere else than `upstream` (a dead port, say);
     `app_runner` serves the proxy under a plain `web.AppRunner` (its catch-all route);
-    `access_stream` takes the access log lines (rules with a `[log]` section say how)."""
+    `access_stream` takes the access log lines (rules with a `[log]` section say how);
+    `state` replaces the SQLite file in `tmp` (a Redis URL, say)."""
     if not isinstance(upstream, web.Application):
         port = free_port()   # the app wants its own base URL before it is built
         upstream = upstream(f"http://127.0.0.1:{port}")
@@ -97,7 +99,8 @@ async def stack(upstream: web.Application | Callable[[str], web.Application],
     rec_runner, rec_port = await start(recorder.build_app())
     upstream_url = upstream_url or f"http://127.0.0.1:{up_port}"
     recorder_url = f"http://127.0.0.1:{rec_port}"
-    text = BASE_RULES.format(upstream=upstream_url, state=tmp / "state.db", timeout=timeout,
+    state = state or f"sqlite:///{tmp / 'state.db'}"
+    text = BASE_RULES.format(upstream=upstream_url, state=state, timeout=timeout,
                              proxy_extra=proxy_extra)
     text += textwrap.dedent(rules).replace("{recorder}", recorder_url)
     if "[log]" not in rules:

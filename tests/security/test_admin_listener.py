@@ -78,5 +78,5 @@ async def test_scrapes_write_no_aiohttp_access_lines(tmp_path: Path) -> None:
         for path in OPERATOR_PATHS + ("/_edge/healthz",):
             assert status_of(await e.get(path, "Host: 127.0.0.1", admin=True)) == 200
         assert status_of(await e.get("/jobs", f"Host: {PUBLIC}")) == 200
-        await e.access_log(lambda r: r.get("path") == "/jobs")
+        await e.access_log(lambda r: r.get("uri") == "/jobs")
         assert "aiohttp.access" not in e.proxy.stderr() + e.proxy.stdout()

@@ -6,6 +6,8 @@ need `event_source_url` and `client_user_agent`; an event with no page behind it
 hire posted by the ATS to the events API) is sent as `system_generated`, which needs
 neither, rather than be rejected as an incomplete website event. `event_id` is
 Meta's deduplication key (with the browser pixel's eventID, and across retries).
+A preview visitor's events are sent in requests of their own, with the sink's
+`preview_test_event_code`: they show in Events Manager's Test events tab only.
 """
 
 from __future__ import annotations
@@ -53,10 +55,14 @@ def event_payload(sink: Sink, event: Event) -> dict[str, Any]:
 
 
 def request_body(sink: Sink, events: Sequence[Event]) -> bytes:
+    """One request's body; events of one kind (all preview or none: `send` splits)."""
     body: dict[str, Any] = {"data": [event_payload(sink, e) for e in events],
                             "access_token": sink.access_token or ""}
-    if sink.test_event_code:
-        body["test_event_code"] = sink.test_event_code
+    code = sink.test_event_code
+    if not code and events and events[0].preview:
+        code = sink.preview_test_event_code
+    if code:
+        body["test_event_code"] = code
     return orjson.dumps(body)
 
 
@@ -73,14 +79,16 @@ class MetaSink:
                    events: Sequence[Event]) -> list[Decision]:
         oldest = self.clock() - MAX_EVENT_AGE
         out: list[Decision | None] = [None] * len(events)
-        fresh: list[int] = []
+        # A test event code is per request: a preview visitor's events go in their own.
+        fresh: dict[bool, list[int]] = {False: [], True: []}
         for i, e in enumerate(events):
             if e.event_time < oldest:
                 out[i] = GiveUp("expired: older than 7 days")
             else:
-                fresh.append(i)
-        for start in range(0, len(fresh), MAX_BATCH):
-            chunk = fresh[start:start + MAX_BATCH]
+                fresh[e.preview].append(i)
+        chunks = [ids[start:start + MAX_BATCH] for ids in fresh.values()
+                  for start in range(0, len(ids), MAX_BATCH)]
+        for chunk in chunks:
             body = request_body(self.sink, [events[i] for i in chunk])
             decision = await deliver(session, "POST", self.url, timeout=self.timeout,
                                      headers={hdrs.CONTENT_TYPE: "application/json"},
