@@ -24,10 +24,12 @@ from proxy.detect.json_body import JsonCollector
 from proxy.detect.jsonexpr import JsonDoc
 from proxy.detect.rules import RequestFacts, ResponseFacts
 from proxy.edge import EDGE, Edge
-from proxy.firing import carried_events, carry_cookie, fire, has_carry
+from proxy.firing import fire
+from proxy.handoff import Incoming, events_header, from_script, plan_handoff
 from proxy.http.body import request_body
 from proxy.http.errors import error_response
 from proxy.http.headers import (
+    EVENTS_HEADER,
     OriginRewriter,
     client_view,
     header_value,
@@ -202,13 +204,16 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
         resp_facts = ResponseFacts(up.status, CIMultiDict(out_headers), location)
 
     # -- classify now when the body is not needed; events are durable before we answer
-    # Without consent a carried event is neither tracked nor carried on.
-    browser_events = carried_events(request) if visit.consent else []
+    incoming = Incoming.read(request.headers.get(hdrs.COOKIE))
+    if not visit.consent:       # a carried event is neither tracked nor carried on
+        incoming = incoming.dropped()
+    fired: list[BrowserEvent] = []
     fired_early = not (candidates.needs_body or candidates.needs_json) or not up.has_body()
     if candidates and fired_early:
-        fired = candidates.classify(req_facts, resp_facts, None)
+        classified = candidates.classify(req_facts, resp_facts, None)
         count_json_skipped(edge, req_facts.json, None)
-        browser_events += await fire(edge, rt, fired, visit, request, client, page_url)
+        fired = await fire(edge, rt, classified, visit, request, client, page_url)
+    browser_events = [*incoming.pending, *fired]
     # A JSON answer is watched as it streams past, unchanged; a bounded copy is kept.
     watch = JsonCollector.for_response(up.headers, up.content_length) \
         if candidates.needs_json and not fired_early else None
@@ -253,10 +258,19 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
                          headers=page.headers, hold_headers=whole)
     for cookie in visit.set_cookies:
         resp.headers.add(hdrs.SET_COOKIE, cookie)
-    if browser_events and page.transform is None and 300 <= up.status < 400:
-        resp.headers.add(hdrs.SET_COOKIE, carry_cookie(browser_events, client.proto == "https"))
-    elif (page.consumed_carry or not visit.consent_state.storage) and has_carry(request):
-        resp.headers.add(hdrs.SET_COOKIE, carry_cookie([], client.proto == "https"))
+    # -- events this response does not track itself: a header for the page's script,
+    #    a cookie for the next page; or the carry is spent (tracked here, or no consent
+    #    to keep it)
+    handoff = plan_handoff(incoming, fired, status=up.status,
+                           spends_carry=page.consumed_carry or not visit.consent_state.storage,
+                           script_request=from_script(request.headers),
+                           secure=client.proto == "https")
+    for cookie in handoff.set_cookies:
+        resp.headers.add(hdrs.SET_COOKIE, cookie)
+    if handoff.header and rt.pixels:
+        value = events_header(handoff.header)
+        if value:
+            resp.headers[EVENTS_HEADER] = value
     if document is not None:
         resp.content_length = len(document)
     elif page.transform is None and up.content_length is not None and up.status >= 200 \
