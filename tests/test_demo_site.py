@@ -301,7 +301,10 @@ EXAMPLE_ENV = {"CAREERS_EDGE_SECRET": "s", "META_ACCESS_TOKEN": "t", "WEBHOOK_SE
 @pytest.mark.parametrize("name, env", [("demo.toml", DEMO_ENV), ("example.toml", EXAMPLE_ENV)])
 def test_rules_files_load(name: str, env: dict[str, str]) -> None:
     config = load_config(RULES / name, env=env)
-    assert [r.event for r in config.rules] == ["ConversationStart", "ApplicationCompleted"]
+    assert [r.event for r in config.rules][:2] == ["ConversationStart", "ApplicationCompleted"]
+    if name == "demo.toml":     # the quick apply on a job page, beside the form post
+        assert [(r.event, r.path.source) for r in config.rules[2:]] == \
+            [("ApplicationCompleted", "/api/jobs/{job_id}/applications")]
     networks = {"indeed", "google_ads", "linkedin", "tiktok"} if name == "demo.toml" else set()
     assert set(config.sinks) == {"talroo", "meta", "appcast", "ats"} | networks
     if name == "demo.toml":
