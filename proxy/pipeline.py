@@ -258,19 +258,21 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
                          headers=page.headers, hold_headers=whole)
     for cookie in visit.set_cookies:
         resp.headers.add(hdrs.SET_COOKIE, cookie)
-    # -- events this response does not track itself: a header for the page's script,
-    #    a cookie for the next page; or the carry is spent (tracked here, or no consent
-    #    to keep it)
-    handoff = plan_handoff(incoming, fired, status=up.status,
-                           spends_carry=page.consumed_carry or not visit.consent_state.storage,
-                           script_request=from_script(request.headers),
-                           secure=client.proto == "https")
-    for cookie in handoff.set_cookies:
-        resp.headers.add(hdrs.SET_COOKIE, cookie)
-    if handoff.header and rt.pixels:
-        value = events_header(handoff.header)
-        if value:
-            resp.headers[EVENTS_HEADER] = value
+    if fired or incoming.had_carry:
+        # Events this response does not track itself: a header for the page's script,
+        # a cookie for the next page; or the carry is spent (tracked here, or no
+        # consent to keep it).
+        handoff = plan_handoff(incoming, fired, status=up.status,
+                               spends_carry=page.consumed_carry
+                               or not visit.consent_state.storage,
+                               script_request=from_script(request.headers),
+                               secure=client.proto == "https")
+        for cookie in handoff.set_cookies:
+            resp.headers.add(hdrs.SET_COOKIE, cookie)
+        if handoff.header and rt.pixels:
+            value = events_header(handoff.header)
+            if value:
+                resp.headers[EVENTS_HEADER] = value
     if document is not None:
         resp.content_length = len(document)
     elif page.transform is None and up.content_length is not None and up.status >= 200 \
