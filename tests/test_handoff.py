@@ -29,7 +29,6 @@ from proxy.handoff import (
     plan_handoff,
     read_carry,
     read_fired,
-    referring_path,
 )
 from proxy.page_script import BOOTSTRAP, FIRED_MAX
 from proxy.pixels import BrowserEvent
@@ -52,8 +51,8 @@ def cookie_header(*events: BrowserEvent, fired: str | None = None) -> str:
 
 
 def plan(incoming: Incoming = NOTHING, fired=(), *, status: int = 200,
-         tracked_here: bool = False, script_request: bool = True):
-    return plan_handoff(incoming, list(fired), status=status, tracked_here=tracked_here,
+         spends_carry: bool = False, script_request: bool = True):
+    return plan_handoff(incoming, list(fired), status=status, spends_carry=spends_carry,
                         script_request=script_request, secure=True)
 
 
@@ -151,13 +150,21 @@ def test_a_pending_carry_reaches_the_next_script_request_only() -> None:
 
 
 def test_the_page_that_tracks_the_events_clears_both_cookies() -> None:
-    h = plan(Incoming.read(cookie_header(A, fired=B.event_id)), [C], tracked_here=True)
+    h = plan(Incoming.read(cookie_header(A, fired=B.event_id)), [C], spends_carry=True)
     assert h.header == ()
     assert sorted(c.split("=", 1)[0] for c in h.set_cookies) == [CARRY_COOKIE, FIRED_COOKIE]
     assert all("Max-Age=0" in c for c in h.set_cookies)
     fired_clear = next(c for c in h.set_cookies if c.startswith(FIRED_COOKIE))
     assert "HttpOnly" not in fired_clear        # the script wrote it; same attributes
-    assert plan(tracked_here=True, fired=[C]).set_cookies == ()
+    assert plan(spends_carry=True, fired=[C]).set_cookies == ()
+
+
+def test_without_consent_the_carry_is_neither_tracked_nor_carried_on() -> None:
+    incoming = Incoming.read(cookie_header(A, B, fired=A.event_id)).dropped()
+    assert incoming.pending == () and incoming.had_carry and incoming.had_fired
+    assert plan(incoming) == plan(NOTHING)                  # a script's request: nothing
+    # Without consent to keep cookies, the response clears them.
+    assert all("Max-Age=0" in c for c in plan(incoming, spends_carry=True).set_cookies)
 
 
 def test_one_event_id_is_handed_over_once() -> None:
@@ -167,37 +174,35 @@ def test_one_event_id_is_handed_over_once() -> None:
 
 # --- the header -------------------------------------------------------------------------
 
-ITEM = st.fixed_dictionaries({
-    "event": st.text(max_size=40), "event_id": st.text(max_size=40),
-    "data": st.dictionaries(st.text(max_size=20), st.text(max_size=200), max_size=3)})
+EVENT = st.builds(BrowserEvent, st.text(max_size=40), st.text(max_size=40),
+                  st.dictionaries(st.text(max_size=20), st.text(max_size=200), max_size=3))
+
+
+def items(events: list[BrowserEvent]) -> list[dict]:
+    return [{"event": e.name, "event_id": e.event_id, "data": dict(e.data)} for e in events]
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(ITEM, max_size=CARRY_MAX))
-def test_the_header_is_printable_ascii_json_of_the_items(items: list[dict]) -> None:
-    value = events_header(items)
+@given(st.lists(EVENT, max_size=CARRY_MAX))
+def test_the_header_is_printable_ascii_json_of_the_items(events: list[BrowserEvent]) -> None:
+    value = events_header(events)
     if value is None:
-        assert items == []
+        assert events == []
         return
     assert re.fullmatch(r"[ -~]*", value) and len(value) <= HEADER_MAX
     back = json.loads(value)
-    assert back == items[:len(back)] and back
+    assert back and back == items(events)[:len(back)]
 
 
 def test_a_header_too_large_leaves_the_last_events_to_the_carry() -> None:
-    items = [{"event": "E", "event_id": str(i), "data": {"jobName": "ü" * 200}}
-             for i in range(8)]
-    back = json.loads(events_header(items) or "[]")
-    assert 0 < len(back) < 8 and back == items[:len(back)]
+    events = [BrowserEvent("E", str(i), {"jobName": "ü" * 200}) for i in range(8)]
+    back = json.loads(events_header(events) or "[]")
+    assert 0 < len(back) < 8 and back == items(events)[:len(back)]
 
 
-def test_requests_from_a_pages_script_and_the_page_they_came_from() -> None:
+def test_requests_from_a_pages_script() -> None:
     assert from_script({"Sec-Fetch-Dest": "empty"})
     assert not from_script({"Sec-Fetch-Dest": "document"}) and not from_script({})
-    origin = "https://careers.acme.example"
-    assert referring_path(origin + "/jobs/3?x=1#top", origin) == "/jobs/3"
-    assert referring_path("https://careers.acme.example.evil/jobs/3", origin) is None
-    assert referring_path(None, origin) is None and referring_path(origin, origin) is None
 
 
 def test_the_script_marks_as_the_server_reads() -> None:
