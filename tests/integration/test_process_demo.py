@@ -41,7 +41,8 @@ async def test_the_demo_prints_the_form_post_and_the_quick_apply(tmp_path) -> No
     port = free_port()
     out, err = tmp_path / "demo.stdout", tmp_path / "demo.stderr"
     files = [out.open("wb"), err.open("wb")]
-    popen = subprocess.Popen([sys.executable, "-m", "proxy", "demo", "--port", str(port)],
+    popen = subprocess.Popen([sys.executable, "-m", "proxy", "demo", "--port", str(port),
+                              "--admin-port", str(free_port())],
                              cwd=tmp_path, env=child_env(), stdin=subprocess.DEVNULL,
                              stdout=files[0], stderr=files[1], start_new_session=True)
     demo = ProxyProcess(popen, port, out, err, _files=files)

@@ -34,7 +34,7 @@ async def demo(tmp_path, monkeypatch) -> AsyncIterator[Demo]:
     monkeypatch.chdir(tmp_path)                      # the demo's state file lands here
     for var in (ENV_UPSTREAM, ENV_RECORDER):         # set by the demo; restored after
         monkeypatch.setenv(var, "")
-    async with running_demo(free_port(), "127.0.0.1") as d:
+    async with running_demo(free_port(), "127.0.0.1", free_port()) as d:
         yield d
 
 
