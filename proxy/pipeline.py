@@ -225,17 +225,39 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
     # The whole body already here (a small page, a 304): head and body leave in one send.
     whole = not up.has_body() or up.complete
 
+    classified = fired_early
+
     async def late_events() -> list[BrowserEvent]:
-        if not candidates or fired_early:
+        nonlocal classified
+        if not candidates or classified:
             return []
+        classified = True
         body = transform.observed() if transform is not None else None
         doc = None
         if watch is not None:
             doc = watch.document()
             body = body if body is not None else doc.raw   # `body` conditions read it too
-        fired = candidates.classify(req_facts, resp_facts, body, doc)
+        matched = candidates.classify(req_facts, resp_facts, body, doc)
         count_json_skipped(edge, req_facts.json, doc)
-        return await fire(edge, rt, fired, visit, request, client, page_url)
+        return await fire(edge, rt, matched, visit, request, client, page_url)
+
+    # A JSON answer a rule reads is read before the headers go out (up to the watch's
+    # limit; the rest streams): the events it fires are named in this response's
+    # headers, for the page's script, and carried for the next page.
+    early: list[bytes] = []
+    if watch is not None and transform is None:
+        try:
+            while watch.active and (chunk := await up.read_chunk()):
+                early.append(chunk)
+                watch.feed(chunk)
+        except UpstreamError as exc:
+            log.warning("upstream body cut %s %s: %s", request.method, path, exc)
+            edge.metrics.upstream_errors.labels("body").inc()
+            return edge.finish(request, error_response(
+                502, "The careers site could not be reached.",
+                request.headers.get(hdrs.ACCEPT)), started, client.ip)
+        fired = await late_events()
+        whole = up.complete
 
     # A whole page is transformed before answering, so it goes out with its length.
     document: bytes | None = None
@@ -287,6 +309,11 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
         held.append(document)
     elif up.has_body():
         try:
+            for chunk in early:          # read for the rules already: sent first
+                if whole:
+                    held.append(chunk)
+                else:
+                    await resp.write(chunk)
             async for chunk in up:
                 if watch is not None and watch.active:
                     watch.feed(chunk)
