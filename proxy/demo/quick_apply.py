@@ -4,8 +4,7 @@
 form post, when the page's script did not run) and answers JSON, 200 either way:
 `{"ok": true, "application": {"ref"}, "job": {"id", "title"}}` when the application
 is accepted, `{"ok": false, "errors": [...]}` when it is not. Only `ok` tells a
-success from a failure — the case rules on JSON responses are for. An accepted
-answer also names its reference in `X-Application-Ref`.
+success from a failure — the case rules on JSON answers are for.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from aiohttp import hdrs, web
 
 from proxy.demo.jobs import Job, job_by_id
 
-APPLICATION_HEADER = "X-Application-Ref"
 MAX_VALUE = 1024                # characters of a name or e-mail address kept
 
 Record = Callable[[web.Request, Job, str, str], str]    # stores one; returns its ref
@@ -48,8 +46,7 @@ def quick_apply_handler(record: Record) -> Handler:
             return answer(request, {"ok": False, "errors": errors})
         ref = record(request, job, name, email)
         return answer(request, {"ok": True, "application": {"ref": ref},
-                                "job": {"id": job.id, "title": job.title}},
-                      headers={APPLICATION_HEADER: ref})
+                                "job": {"id": job.id, "title": job.title}})
 
     return quick_apply
 
@@ -59,10 +56,8 @@ def _text(fields: object, key: str) -> str:
     return value.strip()[:MAX_VALUE] if isinstance(value, str) else ""
 
 
-def answer(request: web.Request, doc: dict[str, object], *, status: int = 200,
-           headers: dict[str, str] | None = None) -> web.Response:
-    """JSON, never cached, gzipped when the client takes gzip (as the pages are)."""
-    resp = web.json_response(doc, status=status,
-                             headers={hdrs.CACHE_CONTROL: "no-store", **(headers or {})})
+def answer(request: web.Request, doc: dict[str, object], *, status: int = 200) -> web.Response:
+    """JSON, never cached, compressed when the client takes it (as the pages are)."""
+    resp = web.json_response(doc, status=status, headers={hdrs.CACHE_CONTROL: "no-store"})
     resp.enable_compression()
     return resp

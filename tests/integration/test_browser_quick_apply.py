@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from selenium.webdriver.common.by import By
 
+from proxy.demo.jobs import job_by_id
 from proxy.demo.recorder import RecordedRequest
 from proxy.demo.run import ENV_RECORDER, ENV_UPSTREAM, Demo, running_demo
 from proxy.edge import EDGE
@@ -116,6 +117,7 @@ async def test_quick_apply_tracks_the_pixel_with_the_server_events_id(browser: B
     state = await submit(browser, "accepted")
     [server] = (await demo.recorder.wait_for(is_meta)).json()["data"]
     assert server["event_name"] == "SubmitApplication"
+    assert server["custom_data"]["jobName"] == job_by_id("3").title
     assert server["event_source_url"] == f"{demo.proxy_url}/jobs/3?fbclid=IwAR-quick"   # the page
     the_pixel_call(state["queue"], server, visitor)
     assert [e["event_id"] for e in state["events"]] == [server["event_id"]]

@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from proxy.demo.jobs import job_by_id
 from proxy.demo.run import ENV_RECORDER, ENV_UPSTREAM, Demo, running_demo
 from proxy.edge import EDGE
 from proxy.handoff import CARRY_COOKIE, FIRED_COOKIE, read_carry
@@ -26,6 +27,7 @@ from tests.integration.procs import metric_value
 
 SID = "6f1c2a9e-8d3b-4c1a-9f0e-2b7d5a4c3e10"
 QUICK_RULE = "quick apply accepted"
+TITLE = job_by_id("3").title          # not ASCII: the header escapes it
 FROM_SCRIPT = {"Sec-Fetch-Dest": "empty", "Accept": "application/json"}
 
 
@@ -84,7 +86,8 @@ async def test_accepted_quick_apply_hands_the_page_the_server_events_id(demo: De
     [server] = meta.json()["data"]
     # Our event name: the page's Meta handler maps it as the sink does (SubmitApplication).
     assert item == {"event": "ApplicationCompleted", "event_id": server["event_id"],
-                    "data": {"linksClickedId": visitor}}
+                    "data": {"linksClickedId": visitor, "jobName": TITLE}}
+    assert server["custom_data"]["jobName"] == TITLE           # json:job.title
     assert server["event_name"] == "SubmitApplication"
     assert server["event_source_url"] == f"{demo.proxy_url}/jobs/3"     # the page, not the API
     assert talroo.query["tlr_sid"] == SID
