@@ -9,6 +9,8 @@ upstream: a 303 followed by fetch, and a header of ours the upstream cannot forg
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import json
 from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
@@ -204,3 +206,79 @@ async def test_the_upstreams_own_events_header_is_dropped(tmp_path) -> None:
         async with st.session() as fresh:     # a new visitor: nothing fired, nothing carried
             other = await fresh.get("/api/forged", headers=FROM_SCRIPT)
             assert other.status == 200 and EVENTS_HEADER not in other.headers
+
+
+# --- a JSON answer read before its headers go out ------------------------------------------
+
+JSON_RULES = RULES + """
+[[rules]]
+name = "streamed"
+event = "ApplicationCompleted"
+method = "POST"
+path = "/api/stream/*"
+status = [200]
+json = { ok = "true" }
+job_name = "json:job"
+send_to = ["meta"]
+"""
+PADDING = "x" * 300_000
+
+
+def streaming_app() -> web.Application:
+    """JSON sent in several writes, gzipped or not; or cut off before its end."""
+    async def stream(request: web.Request) -> web.StreamResponse:
+        kind = request.match_info["kind"]
+        size = 7 if kind == "large" else 1             # 2.1 MB past the 1 MiB limit
+        doc = json.dumps({"ok": True, "job": "Welder – Köln", "pad": PADDING * size}).encode()
+        if kind == "gzip":
+            doc = gzip.compress(doc)
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if kind == "gzip":
+            resp.headers["Content-Encoding"] = "gzip"
+        if kind == "cut":
+            resp.content_length = len(doc)
+        await resp.prepare(request)
+        for i in range(0, len(doc) // 2 if kind == "cut" else len(doc), 65536):
+            await resp.write(doc[i:i + 65536])
+            await asyncio.sleep(0)
+        if kind == "cut":
+            assert request.transport is not None
+            request.transport.close()
+            return resp
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/api/stream/{kind}", stream)
+    return app
+
+
+@pytest.mark.parametrize("kind", ["plain", "gzip"])
+async def test_a_json_rule_names_its_events_in_the_answers_headers(tmp_path, kind) -> None:
+    async with stack(streaming_app(), JSON_RULES, tmp=tmp_path) as st:
+        async with st.session() as http:
+            resp = await http.post(f"/api/stream/{kind}", headers=FROM_SCRIPT)
+            raw = await resp.read()
+            [item] = json.loads(resp.headers[EVENTS_HEADER])
+            carry = read_carry(cookie_value(set_cookies(resp)[CARRY_COOKIE]))
+        sent = await st.recorder.wait_for(lambda r: r.network == "meta")
+    [server] = sent.json()["data"]
+    assert item["event_id"] == server["event_id"] == carry[0].event_id
+    assert item["data"]["jobName"] == "Welder – Köln"
+    body = gzip.decompress(raw) if kind == "gzip" else raw
+    assert json.loads(body)["pad"] == PADDING                  # the bytes, all of them
+
+
+async def test_a_json_answer_past_the_limit_streams_on_and_fires_nothing(tmp_path) -> None:
+    async with stack(streaming_app(), JSON_RULES, tmp=tmp_path) as st, st.session() as http:
+        resp = await http.post("/api/stream/large", headers=FROM_SCRIPT)
+        assert resp.status == 200 and EVENTS_HEADER not in resp.headers
+        assert json.loads(await resp.read())["pad"] == PADDING * 7   # the whole answer
+        text = st.edge.metrics.render()[0].decode()
+        assert metric_value(text, "edge_rules_fired_total", rule="streamed") == 0
+
+
+async def test_a_json_answer_cut_before_the_rules_read_it_is_a_502(tmp_path) -> None:
+    async with stack(streaming_app(), JSON_RULES, tmp=tmp_path) as st, st.session() as http:
+        resp = await http.post("/api/stream/cut", headers=FROM_SCRIPT)
+        assert resp.status == 502 and EVENTS_HEADER not in resp.headers
