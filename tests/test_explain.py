@@ -446,3 +446,14 @@ def test_an_event_on_a_response_that_is_no_page_goes_to_the_pages_script() -> No
     assert "FIRES  'api apply' → ApplicationCompleted" in section(report, "Rules")
     assert "browser: tracked by the page's script from the X-Careers-Edge-Events header " \
            "(a fetch or XHR), else on the next HTML page (ce_events cookie)" in report
+
+
+def test_the_demos_quick_apply_fires_on_ok_and_goes_to_the_pages_script(demo) -> None:
+    accepted = explain(demo, "POST", "/api/jobs/3/applications",
+                       json_body=b'{"ok": true, "job": {"id": "3", "title": "Nurse"}}')
+    assert "FIRES  'quick apply accepted' → ApplicationCompleted" in accepted
+    assert "job_name = Nurse  (json:job.title)" in accepted
+    assert "browser: tracked by the page's script from the X-Careers-Edge-Events" in accepted
+    rejected = explain(demo, "POST", "/api/jobs/3/applications",
+                       json_body=b'{"ok": false, "errors": ["Please enter your e-mail."]}')
+    assert "FIRES" not in rejected and "X-Careers-Edge-Events" not in rejected
