@@ -158,6 +158,14 @@ path = "/api/save"
 status = [200]
 send_to = ["meta"]
 
+[[rules]]
+name = "job viewed"
+event = "ViewContent"
+method = "GET"
+path = "/api/jobs/*"
+status = [200]
+send_to = ["meta"]
+
 [sinks.meta]
 type = "meta"
 pixel_id = "123456789012345"
@@ -182,6 +190,7 @@ def api_app() -> web.Application:
     app.router.add_get("/api/applications/1", application)
     app.router.add_post("/api/save", save)
     app.router.add_get("/api/forged", save)
+    app.router.add_get("/api/jobs/7", application)
     return app
 
 
@@ -195,6 +204,33 @@ async def test_fetch_following_a_redirect_gets_the_carry_in_the_header(tmp_path)
         # The same GET for anything but a script (an image, a stylesheet) leaves it be.
         plain = await http.get("/api/applications/1")
         assert EVENTS_HEADER not in plain.headers
+
+
+async def meta_events(recorder, count: int) -> list[dict]:
+    """The first `count` events the Conversions API got, however they were batched."""
+    requests = 1
+    while True:
+        sent = await recorder.wait_for_all(lambda r: r.network == "meta", count=requests)
+        events = [e for r in sent for e in r.json()["data"]]
+        if len(events) >= count:
+            return events
+        requests += 1
+
+
+async def test_a_get_from_a_pages_script_is_sent_as_that_page(tmp_path) -> None:
+    """Meta's event_source_url is the page the visitor saw, not the API it fetched."""
+    async with stack(api_app(), RULES, tmp=tmp_path) as st:
+        page = st.proxy_url + "/jobs/7?utm_source=x"
+        async with st.session() as http:          # the page's fetch
+            resp = await http.get("/api/jobs/7", headers={**FROM_SCRIPT, "Referer": page})
+            [item] = json.loads(resp.headers[EVENTS_HEADER])
+        async with st.session() as http:          # another visitor opens the address
+            await (await http.get("/api/jobs/7", headers={"Referer": page})).read()
+        events = await meta_events(st.recorder, 2)
+    [fetched] = [e for e in events if e["event_id"] == item["event_id"]]
+    [opened] = [e for e in events if e["event_id"] != item["event_id"]]
+    assert fetched["event_source_url"] == page
+    assert opened["event_source_url"] == st.proxy_url + "/api/jobs/7"
 
 
 async def test_the_upstreams_own_events_header_is_dropped(tmp_path) -> None:
