@@ -210,9 +210,9 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
     fired: list[BrowserEvent] = []
     fired_early = not (candidates.needs_body or candidates.needs_json) or not up.has_body()
     if candidates and fired_early:
-        classified = candidates.classify(req_facts, resp_facts, None)
+        matched = candidates.classify(req_facts, resp_facts, None)
         count_json_skipped(edge, req_facts.json, None)
-        fired = await fire(edge, rt, classified, visit, request, client, page_url)
+        fired = await fire(edge, rt, matched, visit, request, client, page_url)
     browser_events = [*incoming.pending, *fired]
     # A JSON answer is watched as it streams past, unchanged; a bounded copy is kept.
     watch = JsonCollector.for_response(up.headers, up.content_length) \
@@ -225,7 +225,7 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
     # The whole body already here (a small page, a 304): head and body leave in one send.
     whole = not up.has_body() or up.complete
 
-    classified = fired_early
+    classified = fired_early        # the late classification runs once, wherever first
 
     async def late_events() -> list[BrowserEvent]:
         nonlocal classified
