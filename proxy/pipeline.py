@@ -253,9 +253,8 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
         except UpstreamError as exc:
             log.warning("upstream body cut %s %s: %s", request.method, path, exc)
             edge.metrics.upstream_errors.labels("body").inc()
-            return edge.finish(request, error_response(
-                502, "The careers site could not be reached.",
-                request.headers.get(hdrs.ACCEPT)), started, client.ip)
+            return error_response(502, "The careers site could not be reached.",
+                                  request.headers.get(hdrs.ACCEPT)), 0
         fired = await late_events()
         whole = up.complete
 
@@ -314,6 +313,7 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
                     held.append(chunk)
                 else:
                     await resp.write(chunk)
+                    sent += len(chunk)
             async for chunk in up:
                 if watch is not None and watch.active:
                     watch.feed(chunk)
