@@ -38,8 +38,8 @@ from proxy.detect.jsonexpr import JsonDoc
 from proxy.detect.matchers import status_matches
 from proxy.detect.rules import CompiledRule, Fired, RequestFacts, ResponseFacts
 from proxy.explain_json import condition_lines, request_doc, response_doc, why_not
-from proxy.firing import CARRY_COOKIE
-from proxy.http.headers import OriginRewriter
+from proxy.handoff import CARRY_COOKIE
+from proxy.http.headers import EVENTS_HEADER, OriginRewriter
 from proxy.http.hosts import split_host
 from proxy.http.route_table import PathEscapes, UpstreamRoute
 from proxy.http.target import BadTarget, origin_form, split_target
@@ -140,6 +140,9 @@ def explain(config: Config, method: str, url: str, *, status: int | None = 200,
         browser = "browser: tracked on this page with the same event_id"
     elif visit.consent and 300 <= status < 400:
         browser = f"browser: tracked on the next HTML page (carried in the {CARRY_COOKIE} cookie)"
+    elif visit.consent and rt.pixels:
+        browser = (f"browser: tracked by the page's script from the {EVENTS_HEADER} header "
+                   f"(a fetch or XHR), else on the next HTML page ({CARRY_COOKIE} cookie)")
     for f in fired:
         _section(out, f"Sinks for {f.rule.name!r} ({f.event})",
                  _sink_lines(rt, f, visit, page_url, browser))

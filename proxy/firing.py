@@ -1,23 +1,22 @@
 """Rule matches become conversion events: written to the outbox, mirrored in the browser.
 
 The server-side send and the browser pixel share one `event_id`, so Meta counts the
-pair once. An event seen on a redirect has no page to track it on: it rides to the
-next HTML page in a short-lived cookie (`ce_events`).
+pair once. An event seen on a response that is no page of ours (a redirect, JSON)
+reaches the browser as proxy/handoff.py says.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import orjson
 from aiohttp import hdrs, web
 
 from proxy.conversions.events import Event, new_event_id
 from proxy.detect.rules import Fired
+from proxy.handoff import from_script
 from proxy.ops.views import fired_view
 from proxy.pixels import BrowserEvent
 
@@ -29,17 +28,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("careers_edge.firing")
 
-CARRY_COOKIE = "ce_events"
-CARRY_SECONDS = 300
-CARRY_MAX = 8                 # events one cookie carries at most
-CARRY_FIELD_MAX = 200
 MAX_URL = 2048
 
 
 def event_source_url(request: web.BaseRequest, page_url: str) -> str:
     """The page the visitor saw. A form POST or an XHR is answered at another URL than
     the page it was sent from; that page is the Referer when it is on our own origin."""
-    if request.method == "GET":
+    if request.method == "GET" and not from_script(request.headers):
         return page_url
     referer = request.headers.get(hdrs.REFERER, "")
     origin = page_url[:page_url.find("/", page_url.find("//") + 2)]
@@ -100,52 +95,3 @@ async def fire(edge: Edge, rt: Runtime, fired: Sequence[Fired], visit: Visit,
             continue
         browser.append(BrowserEvent(event.name, event.event_id, browser_data(event)))
     return browser
-
-
-def carry_cookie(events: Sequence[BrowserEvent], secure: bool) -> str:
-    """Set-Cookie carrying browser events to the next page ([] clears it)."""
-    if not events:
-        return f"{CARRY_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax" + \
-            ("; Secure" if secure else "")
-    payload = [[e.name, e.event_id, dict(e.data)] for e in events[:CARRY_MAX]]
-    value = base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
-    return (f"{CARRY_COOKIE}={value}; Max-Age={CARRY_SECONDS}; Path=/; HttpOnly; "
-            "SameSite=Lax" + ("; Secure" if secure else ""))
-
-
-def _short(v: object) -> str | None:
-    return v[:CARRY_FIELD_MAX] if isinstance(v, str) else None
-
-
-def read_carry(value: str | None) -> list[BrowserEvent]:
-    """Events from the carry cookie; anything malformed is dropped, never trusted further."""
-    if not value or len(value) > 4096:
-        return []
-    try:
-        raw = orjson.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-    except (ValueError, TypeError):
-        return []
-    out: list[BrowserEvent] = []
-    if not isinstance(raw, list):
-        return out
-    for item in raw[:CARRY_MAX]:
-        if not (isinstance(item, list) and len(item) == 3 and isinstance(item[2], dict)):
-            continue
-        name, event_id = _short(item[0]), _short(item[1])
-        if not name or not event_id:
-            continue
-        data = {k[:40]: s for k, v in item[2].items() if (s := _short(v)) is not None}
-        out.append(BrowserEvent(name, event_id, data))
-    return out
-
-
-def has_carry(request: web.BaseRequest) -> bool:
-    """The visitor sent a carry cookie: parse cookies only then (aiohttp's parser is slow)."""
-    return CARRY_COOKIE in request.headers.get(hdrs.COOKIE, "") and \
-        bool(request.cookies.get(CARRY_COOKIE))
-
-
-def carried_events(request: web.BaseRequest) -> list[BrowserEvent]:
-    if CARRY_COOKIE not in request.headers.get(hdrs.COOKIE, ""):
-        return []
-    return read_carry(request.cookies.get(CARRY_COOKIE))

@@ -24,10 +24,12 @@ from proxy.detect.json_body import JsonCollector
 from proxy.detect.jsonexpr import JsonDoc
 from proxy.detect.rules import RequestFacts, ResponseFacts
 from proxy.edge import EDGE, Edge
-from proxy.firing import carried_events, carry_cookie, fire, has_carry
+from proxy.firing import fire
+from proxy.handoff import Incoming, events_header, from_script, plan_handoff
 from proxy.http.body import request_body
 from proxy.http.errors import error_response
 from proxy.http.headers import (
+    EVENTS_HEADER,
     OriginRewriter,
     client_view,
     header_value,
@@ -202,13 +204,16 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
         resp_facts = ResponseFacts(up.status, CIMultiDict(out_headers), location)
 
     # -- classify now when the body is not needed; events are durable before we answer
-    # Without consent a carried event is neither tracked nor carried on.
-    browser_events = carried_events(request) if visit.consent else []
+    incoming = Incoming.read(request.headers.get(hdrs.COOKIE))
+    if not visit.consent:       # a carried event is neither tracked nor carried on
+        incoming = incoming.dropped()
+    fired: list[BrowserEvent] = []
     fired_early = not (candidates.needs_body or candidates.needs_json) or not up.has_body()
     if candidates and fired_early:
-        fired = candidates.classify(req_facts, resp_facts, None)
+        matched = candidates.classify(req_facts, resp_facts, None)
         count_json_skipped(edge, req_facts.json, None)
-        browser_events += await fire(edge, rt, fired, visit, request, client, page_url)
+        fired = await fire(edge, rt, matched, visit, request, client, page_url)
+    browser_events = [*incoming.pending, *fired]
     # A JSON answer is watched as it streams past, unchanged; a bounded copy is kept.
     watch = JsonCollector.for_response(up.headers, up.content_length) \
         if candidates.needs_json and not fired_early else None
@@ -220,17 +225,38 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
     # The whole body already here (a small page, a 304): head and body leave in one send.
     whole = not up.has_body() or up.complete
 
+    classified = fired_early        # the late classification runs once, wherever first
+
     async def late_events() -> list[BrowserEvent]:
-        if not candidates or fired_early:
+        nonlocal classified
+        if not candidates or classified:
             return []
+        classified = True
         body = transform.observed() if transform is not None else None
         doc = None
         if watch is not None:
             doc = watch.document()
             body = body if body is not None else doc.raw   # `body` conditions read it too
-        fired = candidates.classify(req_facts, resp_facts, body, doc)
+        matched = candidates.classify(req_facts, resp_facts, body, doc)
         count_json_skipped(edge, req_facts.json, doc)
-        return await fire(edge, rt, fired, visit, request, client, page_url)
+        return await fire(edge, rt, matched, visit, request, client, page_url)
+
+    # A JSON answer a rule reads is read before the headers go out (up to the watch's
+    # limit; the rest streams): the events it fires are named in this response's
+    # headers, for the page's script, and carried for the next page.
+    early: list[bytes] = []
+    if watch is not None and transform is None:
+        try:
+            while watch.active and (chunk := await up.read_chunk()):
+                early.append(chunk)
+                watch.feed(chunk)
+        except UpstreamError as exc:
+            log.warning("upstream body cut %s %s: %s", request.method, path, exc)
+            edge.metrics.upstream_errors.labels("body").inc()
+            return error_response(502, "The careers site could not be reached.",
+                                  request.headers.get(hdrs.ACCEPT)), 0
+        fired = await late_events()
+        whole = up.complete
 
     # A whole page is transformed before answering, so it goes out with its length.
     document: bytes | None = None
@@ -253,10 +279,21 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
                          headers=page.headers, hold_headers=whole)
     for cookie in visit.set_cookies:
         resp.headers.add(hdrs.SET_COOKIE, cookie)
-    if browser_events and page.transform is None and 300 <= up.status < 400:
-        resp.headers.add(hdrs.SET_COOKIE, carry_cookie(browser_events, client.proto == "https"))
-    elif (page.consumed_carry or not visit.consent_state.storage) and has_carry(request):
-        resp.headers.add(hdrs.SET_COOKIE, carry_cookie([], client.proto == "https"))
+    if fired or incoming.had_carry:
+        # Events this response does not track itself: a header for the page's script,
+        # a cookie for the next page; or the carry is spent (tracked here, or no
+        # consent to keep it).
+        handoff = plan_handoff(incoming, fired, status=up.status,
+                               spends_carry=page.consumed_carry
+                               or not visit.consent_state.storage,
+                               script_request=from_script(request.headers),
+                               secure=client.proto == "https")
+        for cookie in handoff.set_cookies:
+            resp.headers.add(hdrs.SET_COOKIE, cookie)
+        if handoff.header and rt.pixels:
+            value = events_header(handoff.header)
+            if value:
+                resp.headers[EVENTS_HEADER] = value
     if document is not None:
         resp.content_length = len(document)
     elif page.transform is None and up.content_length is not None and up.status >= 200 \
@@ -271,6 +308,12 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
         held.append(document)
     elif up.has_body():
         try:
+            for chunk in early:          # read for the rules already: sent first
+                if whole:
+                    held.append(chunk)
+                else:
+                    await resp.write(chunk)
+                    sent += len(chunk)
             async for chunk in up:
                 if watch is not None and watch.active:
                     watch.feed(chunk)

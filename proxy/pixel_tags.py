@@ -74,7 +74,7 @@ def meta_init(pixels: Sequence[Pixel], names: Mapping[str, str]) -> str:
 
 
 def meta_noscript(p: Pixel) -> str:
-    return ('<noscript><img height="1" width="1" style="display:none" alt="" '
+    return ('<noscript><img height="1" width="1" hidden alt="" '
             f'src="{META_IMG_HOST}/tr?id={escape(p.pixel_id or "")}'
             '&amp;ev=PageView&amp;noscript=1"></noscript>')
 
@@ -154,7 +154,7 @@ def linkedin_init(pixels: Sequence[Pixel]) -> str:
 
 
 def linkedin_noscript(p: Pixel) -> str:
-    return ('<noscript><img height="1" width="1" style="display:none" alt="" '
+    return ('<noscript><img height="1" width="1" hidden alt="" '
             f'src="{LINKEDIN_PX_HOST}/collect/?pid={escape(p.partner_id or "")}'
             '&amp;fmt=gif"></noscript>')
 

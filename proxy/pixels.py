@@ -1,10 +1,11 @@
 """Which pixels a page gets, and the markup for them.
 
 Compiled once per rules file: `PixelSet.for_path` picks the pixels whose `paths`
-match (cached, bounded); `render` builds the head script (the page's data layer,
-each network's base code from `pixel_tags`, PageView, and the events tracked in the
-browser with the same event id as the server-side send), the body part (noscript
-images, html snippets) and the CSP hosts they need.
+match (cached, bounded); `render` builds the head script (the page's data layer and
+dispatch from `page_script`, each network's base code and handler from `pixel_tags`,
+PageView, and the events tracked in the browser with the same event id as the
+server-side send), the body part (noscript images, html snippets) and the CSP hosts
+they need.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from cachetools import LRUCache
 
 from proxy.attribution.consent import ConsentState
 from proxy.config.model import Pixel, Sink
+from proxy.page_script import BOOTSTRAP
 from proxy.pixel_tags import (
     META_BASE,
     META_CSP,
@@ -56,16 +58,6 @@ class Markup:
         attr = f' nonce="{escape(nonce)}"' if nonce else ""
         script = f"<script{attr}>{self.head_script}</script>" if self.head_script else ""
         return (script + self.head_html).encode()
-
-
-# Every pixel's handler tracks each event once, whoever reports it (see pixel_tags).
-TRACK_FN = (
-    "(function(ce){ce.handlers=ce.handlers||[];ce.tracked=ce.tracked||{};"
-    "ce.track=function(es){(es||[]).forEach(function(e){"
-    "if(!e||!e.event_id||ce.tracked[e.event_id])return;ce.tracked[e.event_id]=1;"
-    "ce.events.push(e);ce.handlers.forEach(function(h){try{h(e)}catch(x){}})})}"
-    "})(careersEdge);"
-)
 
 
 def browser_events(events: Sequence[BrowserEvent]) -> list[dict[str, object]]:
@@ -138,7 +130,7 @@ class PixelSet:
         `consent_mode`: the visitor's Google Consent Mode signals (default: granted,
         as pixels are only rendered with consent)."""
         st = self._static_for(pixels)
-        script = [SCRIPT_START, js(links_clicked_id), ";", TRACK_FN]
+        script = [SCRIPT_START, js(links_clicked_id), ";", BOOTSTRAP]
         if st.has_google:
             script.append(google_consent(consent_mode or GRANTED_MODE))
         script.append(st.init)

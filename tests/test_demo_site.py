@@ -165,6 +165,59 @@ async def test_incomplete_application_is_refused(site) -> None:
     assert [s.resume_bytes for s in app[SUBMISSIONS]] == [0]
 
 
+async def quick_apply(client: TestClient, job: str = "2", headers: dict | None = None,
+                      **kw) -> tuple[int, dict]:
+    resp = await client.post(f"/api/jobs/{job}/applications",
+                             headers={"Accept-Encoding": "identity", **(headers or {})}, **kw)
+    return resp.status, json.loads(await resp.read())
+
+
+async def test_quick_apply_answers_json_ok_or_errors_both_with_200(site) -> None:
+    client, app, _ = site
+    resp = await client.post("/api/jobs/2/applications", json={"name": "A", "email": ""},
+                             headers={"Accept-Encoding": "gzip"})
+    assert resp.headers["Content-Encoding"] == "gzip"       # compressed, as the pages are
+    assert json.loads(gzip.decompress(await resp.read()))["ok"] is False
+    status, doc = await quick_apply(client, json={"name": "Ann", "email": ""})
+    assert (status, doc["ok"]) == (200, False)
+    assert doc["errors"] == ["Please enter your e-mail address."]
+    status, doc = await quick_apply(client, json={"name": " ", "email": "nope"})
+    assert (status, doc["ok"]) == (200, False) and len(doc["errors"]) == 2
+    status, doc = await quick_apply(client, json={"name": "Ann", "email": "ann@example.org"})
+    assert (status, doc["ok"]) == (200, True)
+    assert doc["job"] == {"id": "2", "title": JOBS[1].title}
+    [sub] = app[SUBMISSIONS]
+    assert (sub.ref, sub.job_id, sub.job_title, sub.email) == \
+        (doc["application"]["ref"], "2", JOBS[1].title, "ann@example.org")
+
+
+async def test_quick_apply_without_javascript_and_with_bad_input(site) -> None:
+    client, app, _ = site
+    status, doc = await quick_apply(client, data={"name": "Bo", "email": "bo@example.org"})
+    assert (status, doc["ok"]) == (200, True)          # the form posted by the browser
+    status, doc = await quick_apply(client, data=b"{not json",
+                                    headers={"Content-Type": "application/json"})
+    assert (status, doc["ok"]) == (400, False)
+    status, doc = await quick_apply(client, json=["a", "list"])
+    assert (status, doc["ok"]) == (200, False)
+    resp = await client.post("/api/jobs/2/applications", data=b"x",
+                             headers={"Content-Type": "text/plain"})
+    assert resp.status == 415
+    resp = await client.post("/api/jobs/nope/applications", json={})
+    assert resp.status == 404
+    assert len(app[SUBMISSIONS]) == 1
+
+
+async def test_the_job_page_quick_applies_with_its_own_script(site) -> None:
+    client, _, base = site
+    _, html = await get_html(client, "/jobs/2")
+    doc = HTMLParser(html)
+    form = doc.css_first("form#quick-apply")
+    assert form.attributes["action"] == f"{base}/api/jobs/2/applications"
+    scripts = [n.text() for n in doc.css("head script[nonce]")]
+    assert any("fetch(form.action" in t and "application/json" in t for t in scripts)
+
+
 @pytest.mark.parametrize("accept, gzipped", [
     ("gzip", True), ("gzip, deflate, br", True), ("br;q=1.0, gzip;q=0.5", True),
     ("GZIP", True), ("*", True), ("identity", False), ("gzip;q=0", False), ("", False),
@@ -301,7 +354,10 @@ EXAMPLE_ENV = {"CAREERS_EDGE_SECRET": "s", "META_ACCESS_TOKEN": "t", "WEBHOOK_SE
 @pytest.mark.parametrize("name, env", [("demo.toml", DEMO_ENV), ("example.toml", EXAMPLE_ENV)])
 def test_rules_files_load(name: str, env: dict[str, str]) -> None:
     config = load_config(RULES / name, env=env)
-    assert [r.event for r in config.rules] == ["ConversationStart", "ApplicationCompleted"]
+    assert [r.event for r in config.rules][:2] == ["ConversationStart", "ApplicationCompleted"]
+    if name == "demo.toml":     # the quick apply on a job page, beside the form post
+        assert [(r.event, r.path.source) for r in config.rules[2:]] == \
+            [("ApplicationCompleted", "/api/jobs/{job_id}/applications")]
     networks = {"indeed", "google_ads", "linkedin", "tiktok"} if name == "demo.toml" else set()
     assert set(config.sinks) == {"talroo", "meta", "appcast", "ats"} | networks
     if name == "demo.toml":

@@ -420,3 +420,40 @@ def test_the_access_log_line_shows_what_is_redacted(demo) -> None:
     line = section(explain(demo, "GET", url), "Access log")
     assert "GET /jobs/3?tlr_sid=[redacted]&email=[redacted]&p=2  (json, redacted)" in line
     assert SID not in line
+
+
+SCRIPT_RULES = """
+[proxy]
+upstream = "https://ats.example"
+
+[pixels.meta]
+type = "meta"
+pixel_id = "123456789012345"
+paths = ["/jobs/**"]
+
+[[rules]]
+name = "api apply"
+event = "ApplicationCompleted"
+method = "POST"
+path = "/api/jobs/{job_id}/applications"
+status = [201]
+"""
+
+
+def test_an_event_on_a_response_that_is_no_page_goes_to_the_pages_script() -> None:
+    report = explain(load_config_text(SCRIPT_RULES), "POST", "/api/jobs/3/applications",
+                     status=201)
+    assert "FIRES  'api apply' → ApplicationCompleted" in section(report, "Rules")
+    assert "browser: tracked by the page's script from the X-Careers-Edge-Events header " \
+           "(a fetch or XHR), else on the next HTML page (ce_events cookie)" in report
+
+
+def test_the_demos_quick_apply_fires_on_ok_and_goes_to_the_pages_script(demo) -> None:
+    accepted = explain(demo, "POST", "/api/jobs/3/applications",
+                       json_body=b'{"ok": true, "job": {"id": "3", "title": "Nurse"}}')
+    assert "FIRES  'quick apply accepted' → ApplicationCompleted" in accepted
+    assert "job_name = Nurse  (json:job.title)" in accepted
+    assert "browser: tracked by the page's script from the X-Careers-Edge-Events" in accepted
+    rejected = explain(demo, "POST", "/api/jobs/3/applications",
+                       json_body=b'{"ok": false, "errors": ["Please enter your e-mail."]}')
+    assert "FIRES" not in rejected and "X-Careers-Edge-Events" not in rejected

@@ -2,7 +2,9 @@
 
 Pure functions from values to text; `site.py` owns the HTTP side. The pages look
 like a hosted ATS's: absolute links to the site's own origin, a nonce'd inline
-script under a strict CSP, JSON-LD on job pages, a stylesheet under /static.
+script under a strict CSP, JSON-LD on job pages, a stylesheet under /static, and on
+each job page a "Quick apply" form that the page's own script sends to the site's
+JSON API with fetch.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ form.apply { background: #fff; border: 1px solid var(--line); border-radius: 10p
 form.apply label { display: grid; gap: 6px; font-weight: 600; }
 form.apply input { font: inherit; padding: 8px 10px; border: 1px solid var(--line);
                    border-radius: 6px; }
+.quick-apply { margin-top: 32px; }
+#quick-apply-status:empty { display: none; }
 .error { background: #fff1f0; border: 1px solid #ffccc7; padding: 10px 14px; border-radius: 8px; }
 .footer { border-top: 1px solid var(--line); background: #fff; color: var(--muted);
           font-size: .9rem; padding: 28px 0; }
@@ -157,10 +161,53 @@ def job_page(base_url: str, job: Job, nonce: str) -> str:
 <div class="description">{job.description_html}</div>
 <p><a class="btn" href="{base_url}/jobs/{job.id}/apply">Apply now</a></p>
 </article>
+{_quick_apply(base_url, job)}
 <aside><h2>More jobs</h2><ul>{others}</ul></aside>"""
     url = f"{base_url}/jobs/{job.id}"
     return layout(base_url, job.title, body, nonce, canonical=url,
-                  head_extra=_json_ld(job_posting(job, base_url)))
+                  head_extra=_json_ld(job_posting(job, base_url)) + _quick_apply_script(nonce))
+
+
+def _quick_apply(base_url: str, job: Job) -> str:
+    # No `required`: the site's API checks the fields and answers with its errors.
+    return f"""<section class="quick-apply"><h2>Quick apply</h2>
+<form class="apply" id="quick-apply" method="post" novalidate
+      action="{base_url}/api/jobs/{job.id}/applications">
+<label>Full name <input name="name" autocomplete="name"></label>
+<label>Email <input type="email" name="email" autocomplete="email"></label>
+<button class="btn" type="submit">Quick apply</button>
+<p id="quick-apply-status" role="status"></p>
+</form></section>"""
+
+
+def _quick_apply_script(nonce: str) -> str:
+    """The single-page way: the form goes to the site's API as JSON over fetch, and the
+    page shows the answer without leaving (without JavaScript the form posts as usual)."""
+    return (
+        f'<script nonce="{escape(nonce)}">'
+        'document.addEventListener("DOMContentLoaded", function () {'
+        ' var form = document.getElementById("quick-apply");'
+        ' if (!form) return;'
+        ' var status = document.getElementById("quick-apply-status");'
+        ' form.addEventListener("submit", function (ev) {'
+        '  ev.preventDefault();'
+        '  var f = form.elements;'
+        '  fetch(form.action, {method: "POST", headers: {"Content-Type": "application/json",'
+        '    "Accept": "application/json"},'
+        '    body: JSON.stringify({name: f.namedItem("name").value,'
+        '                          email: f.namedItem("email").value})})'
+        '   .then(function (r) { return r.json(); })'
+        '   .then(function (doc) {'
+        '     status.dataset.result = doc.ok ? "accepted" : "rejected";'
+        '     status.textContent = doc.ok ? "Thank you! Your application " +'
+        '       doc.application.ref + " has been received." : doc.errors.join(" ");'
+        '   }, function () {'
+        '     status.dataset.result = "error";'
+        '     status.textContent = "Something went wrong. Please try again.";'
+        '   });'
+        ' });'
+        '});</script>\n'
+    )
 
 
 def apply_page(base_url: str, job: Job, nonce: str, error: str | None = None) -> str:

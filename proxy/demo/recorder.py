@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
@@ -296,7 +297,8 @@ def describe(rec: RecordedRequest) -> str:
     elif rec.network == "webhook":
         try:
             doc = rec.json()
-            detail = f"{rec.path}  {doc.get('event')}  jobName={doc.get('jobName')!r}"
+            detail = (f"{rec.path}  {doc.get('event')}  jobName={doc.get('jobName')!r}"
+                      f"{_on_page(doc.get('url'))}")
         except (ValueError, AttributeError):
             detail = f"{rec.path}  {len(rec.body)} bytes"
     elif rec.network in ("indeed", "google_ads", "linkedin", "tiktok"):
@@ -313,7 +315,15 @@ def _describe_meta(rec: RecordedRequest) -> str:
     try:
         events = rec.json().get("data", [])
         parts = [f"{e.get('event_name')} event_id={e.get('event_id')} "
-                 f"jobName={(e.get('custom_data') or {}).get('jobName')!r}" for e in events]
+                 f"jobName={(e.get('custom_data') or {}).get('jobName')!r}"
+                 f"{_on_page(e.get('event_source_url'))}" for e in events]
         return "; ".join(parts) or "no events"
     except (ValueError, AttributeError):
         return f"{len(rec.body)} bytes"
+
+
+def _on_page(url: object) -> str:
+    """`  on /jobs/3`: the page the visitor was on (a form post and a quick apply differ)."""
+    if not isinstance(url, str) or "://" not in url:
+        return ""
+    return "  on " + (urlsplit(url).path or "/")

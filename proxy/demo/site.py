@@ -3,8 +3,11 @@
 It behaves the way real ATS pages do and so exercises the proxy's hard cases: absolute
 links and an absolute 303 `Location` naming its own origin, two `Set-Cookie` headers
 with a `Domain`, gzip bodies, a strict nonce-based CSP with a site inline script,
-schema.org JSON-LD, a multipart résumé upload read in chunks (never held), a sitemap,
-server-sent events and a WebSocket. `serve()` starts any of the demo apps on a port.
+schema.org JSON-LD, a multipart résumé upload read in chunks (never held), a JSON API
+for the job page's "Quick apply" (`POST /api/jobs/{id}/applications`: 200 with
+`{"ok": true, …}` when accepted, 200 with `{"ok": false, "errors": […]}` when not, as
+single-page ATS front ends do), a sitemap, server-sent events and a WebSocket.
+`serve()` starts any of the demo apps on a port.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from yarl import URL
 
 from proxy.demo import pages
 from proxy.demo.jobs import Job, job_by_id
+from proxy.demo.quick_apply import quick_apply_handler
 
 SESSION_COOKIE = "ats_session"
 LANG_COOKIE = "ats_lang"
@@ -64,6 +68,7 @@ def build_site(base_url: str) -> web.Application:
     app.router.add_get("/jobs/{job_id}/apply", _apply_form)
     app.router.add_post("/jobs/{job_id}/apply", _apply_submit)
     app.router.add_get("/jobs/{job_id}/thanks", _thanks)
+    app.router.add_post("/api/jobs/{job_id}/applications", quick_apply_handler(_record_quick))
     app.router.add_get("/static/site.css", _stylesheet)
     app.router.add_get("/sitemap.xml", _sitemap)
     app.router.add_get("/events", _events)
@@ -215,6 +220,12 @@ async def _apply_submit(request: web.Request) -> web.Response:
     request.app[SUBMISSIONS].append(sub)
     location = f"{base}/jobs/{job.id}/thanks?ref={sub.ref}"
     return web.Response(status=303, text="See Other", headers={hdrs.LOCATION: location})
+
+
+def _record_quick(request: web.Request, job: Job, name: str, email: str) -> str:
+    sub = Submission(secrets.token_hex(8), job.id, job.title, name, email, None, 0, 0)
+    request.app[SUBMISSIONS].append(sub)
+    return sub.ref
 
 
 async def _read_multipart(request: web.Request) -> tuple[dict[str, str], str | None, int, int]:

@@ -29,8 +29,10 @@ FORWARDING = frozenset({
 })
 # The proxy's own: the request id it logs (a trusted front's kept, passed in by the caller).
 REQUEST_ID = b"x-request-id"
-# Framing is the server's own for the visitor's connection.
-RESPONSE_OWNED = frozenset({b"content-length"})
+# The proxy's own response header: events for the page's script (see proxy/handoff.py).
+EVENTS_HEADER = "X-Careers-Edge-Events"
+# Framing is the server's own for the visitor's connection; the events header is ours.
+RESPONSE_OWNED = frozenset({b"content-length", EVENTS_HEADER.lower().encode()})
 VIA = b"1.1 careers-edge"
 VIA_TEXT = VIA.decode()
 _REQUEST_DROPPED = HOP_BY_HOP | REQUEST_OWNED | FORWARDING | {REQUEST_ID}

@@ -85,7 +85,7 @@ async def test_check_summarises_the_demo_rules(tmp_path: Path) -> None:
     out = done.stdout
     assert "valid" in out.splitlines()[0]
     assert "http://127.0.0.1:8081" in out
-    for section in ("pixels (3)", "rules (2)", "sinks (8)"):
+    for section in ("pixels (3)", "rules (3)", "sinks (8)"):
         assert section in out
     assert len(out.splitlines()) < 40          # one screen
 

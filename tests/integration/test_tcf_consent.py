@@ -10,7 +10,7 @@ import re
 import pytest
 
 from proxy.demo.site import build_site
-from proxy.firing import carry_cookie
+from proxy.handoff import carry_cookie
 from proxy.pixels import BrowserEvent
 from tests.integration.harness import Stack, stack
 from tests.tcf_strings import ALL_PURPOSES, GOOGLE, tc_string
