@@ -7,8 +7,10 @@ and behind the admin token, in one line:
     edge.admin.add("GET", "/api/funnel", handler)       # (request, target) -> response
     edge.admin.mount("/ui/", ui_handler)                 # a whole subtree
 
-With `[admin] token` set every path but healthz needs `Authorization: Bearer TOKEN`
-(compared in constant time); without it the answer is 401 with `WWW-Authenticate`.
+With `[admin] token` set every path but healthz and the UI's static shell (which
+holds no data; its page sends the token on every API call) needs
+`Authorization: Bearer TOKEN` (compared in constant time); without it the answer is
+401 with `WWW-Authenticate`.
 The token is read from the current rules, so a reload can rotate it. Requests here
 are access-logged but never counted as visitors' responses.
 """
@@ -24,6 +26,7 @@ from proxy.conversions.outbox import observe_backlog
 from proxy.endpoints.events_api import authorized
 from proxy.endpoints.health import healthz, readyz
 from proxy.endpoints.router import HEALTHZ, RequestHandler, Routes, below
+from proxy.endpoints.ui import UI, is_shell, ui_handler, ui_redirect
 from proxy.http.errors import error_response
 
 if TYPE_CHECKING:
@@ -37,6 +40,8 @@ def admin_routes(edge: Edge) -> Routes:
     routes.add_plain("GET", HEALTHZ, lambda r: healthz(edge))
     routes.add_plain("GET", "/readyz", lambda r: readyz(edge))
     routes.add_plain("GET", "/metrics", lambda r: metrics(edge))
+    routes.add("GET", UI.rstrip("/"), ui_redirect(edge))
+    routes.mount(UI, ui_handler(edge))
     return routes
 
 
@@ -67,8 +72,9 @@ def admin_handler(edge: Edge) -> RequestHandler:
             return error_response(404, "No such endpoint.", accept)
         sub = below(rt.prefix, target)
         token = rt.config.admin.token
-        if token and sub != HEALTHZ and not authorized(request.headers.get(hdrs.AUTHORIZATION),
-                                                       token):
+        open_path = sub == HEALTHZ or is_shell(sub)
+        if token and not open_path and not authorized(request.headers.get(hdrs.AUTHORIZATION),
+                                                      token):
             return error_response(401, "A bearer token is required.", accept,
                                   headers={hdrs.WWW_AUTHENTICATE: REALM})
         return await edge.admin.dispatch(request, sub, target)
