@@ -45,17 +45,17 @@ async def test_a_mounted_admin_endpoint_is_served_only_on_the_admin_listener(
         tmp_path: Path) -> None:
     app, seen = counting_site()
     async with stack(app, tmp=tmp_path) as st:
-        async def ui(request: web.BaseRequest, target: str) -> web.Response:
-            return web.Response(text=f"ui {request.method} {target}")
+        async def tools(request: web.BaseRequest, target: str) -> web.Response:
+            return web.Response(text=f"tools {request.method} {target}")
 
         async def funnel(request: web.BaseRequest) -> web.Response:
             return web.json_response({"days": 7})
 
-        st.edge.admin.mount("/ui/", ui)
+        st.edge.admin.mount("/tools/", tools)
         st.edge.admin.add_plain("GET", "/api/funnel", funnel)
         async with st.admin() as c:
-            async with c.get("/_edge/ui/events?x=1") as r:
-                assert await r.text() == "ui GET /_edge/ui/events?x=1"
+            async with c.get("/_edge/tools/events?x=1") as r:
+                assert await r.text() == "tools GET /_edge/tools/events?x=1"
             async with c.get("/_edge/api/funnel") as r:
                 assert (await r.json()) == {"days": 7}
             async with c.post("/_edge/api/funnel") as r:
@@ -63,10 +63,11 @@ async def test_a_mounted_admin_endpoint_is_served_only_on_the_admin_listener(
             async with c.get("/elsewhere") as r:
                 assert r.status == 404
         async with st.session() as c:
-            for path in ("/_edge/ui/", "/_edge/ui", "/_edge/ui/events", "/_edge/api/funnel"):
+            for path in ("/_edge/tools/", "/_edge/tools", "/_edge/tools/events",
+                         "/_edge/api/funnel"):
                 async with c.get(path) as r:
                     assert r.status == 404, path
-                    assert "ui GET" not in await r.text() and "days" not in await r.text()
+                    assert "tools GET" not in await r.text() and "days" not in await r.text()
             async with c.get("/_edge/healthz") as r:
                 assert r.status == 200                  # healthz is on both doors
         assert seen == []
