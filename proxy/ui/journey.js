@@ -42,7 +42,7 @@ function deliveriesTable(ev) {
 function eventCard(ev) {
   const meta = [fullTime(ev.time), ev.job_name || ev.job_id, ev.rule && `rule: ${ev.rule}`]
     .filter(Boolean).join(" · ");
-  return h("div", { class: "card event", dataset: { event: ev.event_id } },
+  return h("div", { class: "card event", dataset: { event: ev.event_id, kind: ev.event } },
     h("div", { class: "event-head" },
       h("h3", {}, ev.event),
       ev.preview ? chip("preview", "preview") : null,

@@ -1,0 +1,313 @@
+"""The operators' UI in headless Chromium against a real proxy process, the demo site
+as the careers site and the recorder as the networks.
+
+One story, in the order an operator lives it: the page asks for the admin token;
+visitors land and apply while it is open and their conversions and deliveries show
+up live; a visitor's journey lists every delivery; the webhook that answered 400
+left a dead letter whose Retry button re-queues it, and it is delivered once the
+webhook answers 200; a job title made of HTML stays text; the funnel and the rules
+draw. The console must hold no error once the token is given.
+
+With CAREERS_EDGE_SCREENSHOTS=DIR the views are saved as DIR/ui-live.png,
+DIR/ui-journey.png and DIR/ui-funnel.png (the README's pictures); otherwise to a
+temporary folder, so a test run never changes the checkout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from selenium.webdriver.common.by import By
+
+from proxy.demo.recorder import RecordedRequest, Recorder
+from proxy.demo.site import build_site, serve
+from tests.conftest import need_binary
+from tests.integration.browser import Browser, start_browser
+from tests.integration.harness import start
+from tests.integration.procs import REPO, ProxyProcess, running, write_rules
+
+pytestmark = pytest.mark.browser
+
+ADMIN_TOKEN = "ops-ui-admin-token"
+API_TOKEN = "ops-ui-api-token"
+HOSTILE = "<img src=x onerror=alert(1)>"
+TLR_SID = "7f3c2a10-5b2e-4c1d-9a8e-2f6b1c0d9e44"     # Talroo's ids are UUIDs
+ENV = {"CAREERS_EDGE_BACKOFF_CAP": "1"}
+RULES = f"""
+[attribution]
+params = ["tlr_sid", "fbclid", "gclid"]
+
+[admin]
+token = "{ADMIN_TOKEN}"
+
+[api]
+token = "{API_TOKEN}"
+
+[[rules]]
+name = "apply form viewed"
+event = "ConversationStart"
+method = "GET"
+path = "/jobs/{{job_id}}/apply"
+status = [200]
+job_name = "css:h1"
+send_to = ["meta"]
+
+[[rules]]
+name = "application submitted"
+event = "ApplicationCompleted"
+method = "POST"
+path = "/jobs/{{job_id}}/apply"
+status = [303]
+job_name = "form:job_title"
+send_to = ["talroo", "meta", "ats"]
+
+[sinks.talroo]
+type = "talroo"
+url = "{{recorder}}/conversion2.php"
+
+[sinks.meta]
+type = "meta"
+pixel_id = "123456789012345"
+access_token = "meta-test-token"
+api = "{{recorder}}/v21.0"
+
+[sinks.ats]
+type = "webhook"
+url = "{{recorder}}/hooks/ats"
+secret = "ops-ui-webhook-secret"
+"""
+WINDOW = (1360, 860)
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator:
+    with start_browser(need_binary("chromium"), need_binary("chromedriver")) as d:
+        d.set_window_size(*WINDOW)
+        yield d
+
+
+@pytest.fixture
+async def browser(driver) -> Browser:
+    b = Browser(driver)
+    await b.reset()
+    return b
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[tuple[ProxyProcess, Recorder]]:
+    site_runner, upstream = await serve(build_site)
+    recorder = Recorder()
+    rec_runner, rec_port = await start(recorder.build_app())
+    rules = write_rules(tmp_path, upstream, RULES, recorder=f"http://127.0.0.1:{rec_port}")
+    try:
+        async with running(rules, tmp=tmp_path, env=ENV) as proxy:
+            yield proxy, recorder
+    finally:
+        await rec_runner.cleanup()
+        await site_runner.cleanup()
+
+
+def shots_dir(tmp_path: Path) -> Path:
+    wanted = os.environ.get("CAREERS_EDGE_SCREENSHOTS")
+    folder = (REPO / wanted) if wanted and not os.path.isabs(wanted) else Path(wanted or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+async def visit(proxy: ProxyProcess, click: str, job_title: str | None = None) -> str:
+    """A visitor lands with `click` (param=value), opens the form and, given a job
+    title, applies; returns their linksClickedId."""
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(proxy.url, cookie_jar=jar) as c:
+        async with c.get(f"/jobs/4?{click}") as r:
+            assert r.status == 200
+        async with c.get("/jobs/4/apply") as r:
+            assert r.status == 200
+        if job_title is not None:
+            form = {"job_title": job_title, "name": "Ada", "email": "ada@example.com"}
+            async with c.post("/jobs/4/apply", data=form, allow_redirects=False) as r:
+                assert r.status == 303, await r.text()
+    return next(m.value for m in jar if m.key == "linksClickedId")
+
+
+async def hire(proxy: ProxyProcess, visitor: str) -> None:
+    async with aiohttp.ClientSession() as c, c.post(
+            f"{proxy.url}{proxy.prefix}/api/events", json={
+                "event": "Hire", "linksClickedId": visitor, "jobName": "Forklift Driver"},
+            headers={"Authorization": f"Bearer {API_TOKEN}"}) as r:
+        assert r.status == 202, await r.text()
+
+
+def webhook(status: int):
+    return lambda r: r.network == "webhook" and r.status == status
+
+
+def retried(r: RecordedRequest) -> bool:
+    return webhook(200)(r) and r.json()["event"] == "ApplicationCompleted"
+
+
+async def text_of(browser: Browser, css: str) -> str:
+    return await browser.js("const e = document.querySelector(arguments[0]);"
+                            "return e ? e.textContent : '';", css)
+
+
+async def wait_text(browser: Browser, css: str, *needles: str) -> str:
+    """The text of `css` once it holds every needle."""
+    found: list[str] = []
+
+    def holds(d) -> bool:
+        text = d.execute_script("const e = document.querySelector(arguments[0]);"
+                                "return e ? e.textContent : '';", css)
+        found[:] = [text]
+        return all(n in text for n in needles)
+
+    try:
+        await browser.wait_until(holds)
+    except Exception as err:
+        raise AssertionError(f"{css} never held {needles}: {found[0][:2000]!r}") from err
+    return found[0]
+
+
+async def until_shown(browser: Browser, css: str, needle: str) -> None:
+    """Reload the page until `css` holds `needle` (the state may lag the network)."""
+    for _ in range(60):
+        await browser.call(browser.driver.refresh)
+        await browser.wait_until(lambda d: d.execute_script(
+            "return document.querySelector(arguments[0]) !== null", css))
+        if needle in await text_of(browser, css):
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{css} never showed {needle!r}: {await text_of(browser, css)!r}")
+
+
+async def severe(browser: Browser) -> list[str]:
+    return [e["message"] for e in await browser.console() if e["level"] == "SEVERE"]
+
+
+async def give_token(browser: Browser, ui: str) -> None:
+    """The page asks for the token (every API answered 401) and keeps it for the tab."""
+    await browser.get(ui)
+    await browser.wait_until(lambda d: d.execute_script(
+        "return document.getElementById('token-dialog').open"))
+    field = await browser.call(browser.driver.find_element, By.ID, "token-input")
+    await browser.call(field.send_keys, ADMIN_TOKEN)
+    button = await browser.call(browser.driver.find_element, By.CSS_SELECTOR,
+                                "#token-form button")
+    await browser.call(button.click)
+    await browser.wait_until(lambda d: d.execute_script(
+        "return document.getElementById('conn').dataset.state === 'live'"))
+    assert await browser.js("return sessionStorage.getItem('careers-edge.admin-token')") \
+        == ADMIN_TOKEN
+    # Before the token, the browser reports each refused API call; nothing else.
+    for message in await severe(browser):
+        assert "/_edge/api/" in message and "401" in message, message
+
+
+async def shot(browser: Browser, folder: Path, name: str) -> None:
+    await browser.js("window.scrollTo(0, 0)")
+    path = folder / name
+    assert await browser.call(browser.driver.save_screenshot, str(path))
+    assert 0 < path.stat().st_size < 400_000
+
+
+async def click(browser: Browser, css: str) -> None:
+    element = await browser.call(browser.driver.find_element, By.CSS_SELECTOR, css)
+    await browser.call(element.click)
+
+
+async def test_operators_follow_conversions_from_landing_to_delivery(
+        world: tuple[ProxyProcess, Recorder], browser: Browser, tmp_path: Path) -> None:
+    proxy, recorder = world
+    folder = shots_dir(tmp_path)
+    ui = f"{proxy.admin_url}{proxy.prefix}/ui/"
+    await give_token(browser, ui)
+    await wait_text(browser, "#live-empty", "Nothing yet")
+
+    # While the page is open: one visitor's webhook is refused with 400 (dead).
+    recorder.fail_next("/hooks/ats", status=400, body='{"error": "unknown job"}')
+    first = await visit(proxy, f"tlr_sid={TLR_SID}", "Forklift Driver")
+    await recorder.wait_for(webhook(400), timeout=30)
+    row = f"#live-rows tr[data-kind=conversion] a[href='#journey/{first}']"
+    await browser.wait_until(lambda d: d.execute_script(
+        "return document.querySelectorAll(arguments[0]).length", row) == 2)
+    live = await wait_text(browser, "#live-rows", "ApplicationCompleted", "ConversationStart",
+                           "ats · dead 400", "talroo · sent 200", "meta · sent 200")
+    assert "Forklift Driver" in live
+    second = await visit(proxy, "gclid=gclid-live-2", HOSTILE)
+    third = await visit(proxy, "fbclid=fbclid-live-3")
+    await hire(proxy, first)
+    await wait_text(browser, "#live-rows", "Hire", HOSTILE, second)
+    await shot(browser, folder, "ui-live.png")
+
+    # The journey, found by its click id: every event and every delivery.
+    await browser.get(f"{ui}#journey")
+    field = await browser.call(browser.driver.find_element, By.ID, "journey-q")
+    await browser.call(field.send_keys, TLR_SID)
+    await click(browser, "#journey-form button")
+    journey = await wait_text(browser, "#journey-out", first, TLR_SID, "Hire",
+                              "unknown job")
+    sinks = await browser.js(
+        "return Array.from(document.querySelectorAll('#journey-out .event'), e => ["
+        " e.querySelector('h3').textContent,"
+        " Array.from(e.querySelectorAll('tbody tr[data-sink]'), r => r.dataset.sink).sort()])")
+    assert sorted(sinks) == [["ApplicationCompleted", ["ats", "meta", "talroo"]],
+                             ["ConversationStart", ["meta"]], ["Hire", ["ats", "meta", "talroo"]]]
+    dead = await text_of(browser, "#journey-out .event[data-kind=ApplicationCompleted] "
+                               "tr[data-sink=ats]")
+    assert "dead" in dead and "400" in dead and "Retry" in dead
+    assert "Forklift Driver" in journey
+    await shot(browser, folder, "ui-journey.png")
+
+    # The dead letter, re-queued from the Sinks view, is delivered once ats answers 200.
+    await browser.get(f"{ui}#sinks")
+    await wait_text(browser, "#dead-rows", "ats", "ApplicationCompleted", first)
+    await wait_text(browser, "#sinks-out", "talroo", "meta", "ats")
+    assert await browser.js("return document.querySelectorAll('#sinks-out svg rect').length") > 0
+    await click(browser, "#dead-rows tr[data-sink=ats] button.retry")
+    await wait_text(browser, "#dead-rows tr[data-sink=ats]", "Re-queued")
+    delivered = await recorder.wait_for(retried, timeout=30)
+    assert delivered.json()["linksClickedId"] == first
+    await browser.get(f"{ui}#journey/{first}")
+    await until_shown(browser, "#journey-out .event[data-kind=ApplicationCompleted] "
+                      "tr[data-sink=ats]", "ats · sent 200")
+
+    # Visitors' text is text: an HTML job title, and an HTML search.
+    await browser.get(f"{ui}#journey/{second}")
+    await wait_text(browser, "#journey-out", HOSTILE, "gclid-live-2")
+    await browser.get(f"{ui}#journey/{HOSTILE}")
+    await wait_text(browser, "#journey-out", f"No journey found for {HOSTILE}")
+    await browser.get(f"{ui}#live")
+    await wait_text(browser, "#live-rows", HOSTILE)
+    images = await browser.js("return Array.from(document.images, i => i.getAttribute('src'))")
+    assert images == ["icon.svg"]
+
+    # The funnel: clicks per source, the steps after them, per day and in a table.
+    await browser.get(f"{ui}#funnel")
+    table = await wait_text(browser, "#funnel-table", "tlr_sid", "gclid", "fbclid")
+    assert await browser.js("return document.querySelectorAll('#funnel-out svg rect').length") >= 4
+    rows = await browser.js(
+        "return Object.fromEntries(Array.from(document.querySelectorAll("
+        "'#funnel-table tbody tr'), r => [r.dataset.key,"
+        " Array.from(r.cells).slice(1, 5).map(c => parseInt(c.textContent.replace(/,/g, '')))]))")
+    assert rows["tlr_sid"] == [1, 1, 1, 1] and rows["gclid"] == [1, 1, 1, 0]
+    assert rows["fbclid"] == [1, 1, 0, 0], table
+    await shot(browser, folder, "ui-funnel.png")
+    assert third
+
+    # Rules: hits and when each last fired.
+    await browser.get(f"{ui}#rules")
+    await wait_text(browser, "#rules-rows", "application submitted", "apply form viewed")
+    hits = await browser.js(
+        "return Object.fromEntries(Array.from(document.querySelectorAll('#rules-rows tr'),"
+        " r => [r.dataset.rule, [r.cells[1].textContent, r.cells[2].textContent,"
+        " r.cells[4].textContent]]))")
+    assert hits["application submitted"][:2] == ["ApplicationCompleted", "2"]
+    assert hits["apply form viewed"][:2] == ["ConversationStart", "3"]
+    assert "ago" in hits["apply form viewed"][2]
+
+    assert await severe(browser) == []
