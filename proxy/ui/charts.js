@@ -7,11 +7,12 @@ import { num, pct, s } from "./dom.js";
 export const PALETTE = ["#3b78c3", "#e08a2c", "#3a9e6b", "#c8505a", "#8a63c6", "#3ea3b0",
   "#b5892a", "#7f8a96"];
 
+// The top of the axis: four gridline steps of 1, 2 or 5 × 10^k, so labels are round.
 function niceMax(v) {
-  if (v <= 5) return 5;
-  const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-  return 10 * p;
+  const raw = Math.max(1, v / 4);
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * p).find((x) => x >= raw);
+  return 4 * step;
 }
 
 // labels: x values (strings); series: [{name, values, cls?, color?}] stacked bottom-up.

@@ -40,17 +40,22 @@ export function clear(el) {
 const pad = (n) => String(n).padStart(2, "0");
 
 // "14:03:07" today, "12-01 14:03" before; the full local time in the tooltip.
+const today = () => new Date().toDateString();
 export function clock(t) {
   if (t === null || t === undefined) return "";
-  const d = new Date(t * 1000), now = new Date();
+  const d = new Date(t * 1000);
   const hms = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-  if (d.toDateString() === now.toDateString()) return hms;
+  if (d.toDateString() === today()) return hms;
   return `${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
+// One formatter: toLocaleString would build a new one per call, a cost per row.
+const FULL = new Intl.DateTimeFormat(undefined, {
+  year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+  second: "2-digit", hour12: false });
 export function fullTime(t) {
   if (t === null || t === undefined) return "";
-  return new Date(t * 1000).toLocaleString(undefined, { hour12: false });
+  return FULL.format(new Date(t * 1000));
 }
 
 // "in 42 s", "3 min ago"

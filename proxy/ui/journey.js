@@ -13,22 +13,38 @@ function notice(text, cls = "") {
   return h("p", { class: `notice ${cls}` }, text);
 }
 
-function deliveriesTable(ev) {
-  const body = h("tbody");
-  for (const d of ev.deliveries || []) {
-    const next = d.status === "retry" || d.status === "pending" ? d.next_attempt_at : null;
-    body.append(h("tr", { dataset: { id: d.id, sink: d.sink } },
-      h("td", {}, h("b", {}, d.sink)),
-      h("td", {}, deliveryChip(d)),
-      h("td", { class: "num" }, String(d.attempts ?? "")),
-      h("td", { class: "num" }, d.last_code ? String(d.last_code) : "–"),
-      h("td", { class: "wrap" }, d.last_body ? h("pre", { class: "body" }, d.last_body) : ""),
-      h("td", { title: fullTime(next) }, next ? relative(next) : ""),
-      timeCell(d.updated_at),
-      h("td", {}, d.status === "dead" ? retryButton(d) : "")));
+function deliveryRow(d) {
+  const next = d.status === "retry" || d.status === "pending" ? d.next_attempt_at : null;
+  return h("tr", { dataset: { id: d.id, sink: d.sink } },
+    h("td", {}, h("b", {}, d.sink)),
+    h("td", {}, deliveryChip(d)),
+    h("td", { class: "num" }, String(d.attempts ?? "")),
+    h("td", { class: "num" }, d.last_code ? String(d.last_code) : "–"),
+    h("td", { class: "wrap" }, d.last_body ? h("pre", { class: "body" }, d.last_body) : ""),
+    h("td", { title: fullTime(next) }, next ? relative(next) : ""),
+    timeCell(d.updated_at),
+    h("td", {}, d.status === "dead" ? retryButton(d) : ""));
+}
+
+// A delivery from the live stream: its row in the journey shown, if any, is redrawn.
+function onDelivery(d) {
+  const card = document.querySelector(`#journey-out .event[data-event="${CSS.escape(d.event_id || "")}"]`);
+  if (!card) return;
+  const row = card.querySelector(`tr[data-id="${CSS.escape(String(d.id))}"]`);
+  const fresh = deliveryRow(d);
+  fresh.classList.add("fresh");
+  if (row) row.replaceWith(fresh);
+  else {
+    card.querySelector("tr.none")?.remove();
+    card.querySelector("tbody").append(fresh);
   }
+}
+
+function deliveriesTable(ev) {
+  const body = h("tbody", {}, ...(ev.deliveries || []).map(deliveryRow));
   if (!body.childElementCount) {
-    body.append(h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No deliveries (no sink takes this event).")));
+    body.append(h("tr", { class: "none" },
+      h("td", { colspan: 8, class: "muted" }, "No deliveries (no sink takes this event).")));
   }
   return h("table", { class: "grid" },
     h("colgroup", {}, h("col", { width: "110" }), h("col", { width: "160" }), h("col", { width: "60" }),
@@ -108,6 +124,7 @@ export async function showJourney(q) {
 }
 
 export function startJourney(go) {
+  document.addEventListener("edge:delivery", (e) => onDelivery(e.detail));
   $("journey-form").addEventListener("submit", (e) => {
     e.preventDefault();
     go(`journey/${encodeURIComponent($("journey-q").value.trim())}`);

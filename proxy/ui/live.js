@@ -7,7 +7,7 @@ import { getJSON, stream } from "./api.js";
 import { $, cap, chip, deliveryChip, h, journeyLink, timeCell } from "./dom.js";
 
 const MAX_ROWS = 1000;
-const INITIAL = 200;
+const INITIAL = 500;
 const chipsByEvent = new Map();   // event_id -> the Deliveries cell of its row
 const names = new Map();          // event_id -> event name, for the delivery rows
 const seen = new Set();           // event ids already shown (stream and initial fill overlap)
@@ -103,17 +103,28 @@ function onStream(kind, data) {
     seen.add(item.event_id);
     push(conversionRow(item, true));
   } else if (kind === "delivery") {
+    document.dispatchEvent(new CustomEvent("edge:delivery", { detail: item }));
     updateChips(item);
     push(deliveryRow(item));
   }
 }
 
+let filtering = false;
 function applyFilter() {
-  for (const tr of $("live-rows").rows) tr.hidden = !matches(tr);
+  if (filtering) return;
+  filtering = true;
+  requestAnimationFrame(() => {      // one pass per frame however fast the typing
+    filtering = false;
+    for (const tr of $("live-rows").rows) {
+      const hide = !matches(tr);
+      if (tr.hidden !== hide) tr.hidden = hide;
+    }
+  });
 }
 
 async function initialFill() {
   const { events } = await getJSON(`events?limit=${INITIAL}`);
+  performance.mark("live-fill-start");
   const frag = document.createDocumentFragment();
   for (const ev of events) {                        // already newest first
     if (seen.has(ev.event_id)) continue;
@@ -123,6 +134,7 @@ async function initialFill() {
   $("live-rows").append(frag);
   cap($("live-rows"), MAX_ROWS);
   count();
+  performance.measure("live-fill", "live-fill-start");   // what a fill costs, in DevTools
 }
 
 export function startLive(setConn) {
