@@ -9,7 +9,9 @@ function fill(el, attrs, children) {
     if (k === "class") el.setAttribute("class", v);
     else if (k === "text") el.textContent = v;
     else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (k === "dataset") Object.assign(el.dataset, v);
+    else if (k === "dataset") {
+      for (const [dk, dv] of Object.entries(v)) if (dv !== null && dv !== undefined) el.dataset[dk] = dv;
+    }
     else el.setAttribute(k, v === true ? "" : String(v));
   }
   for (const c of children) {
