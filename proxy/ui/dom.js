@@ -94,7 +94,7 @@ export function deliveryChip(d) {
   const title = [`${d.sink}: ${d.status}`, d.attempts ? `${d.attempts} attempt(s)` : "",
     d.next_attempt_at && d.status === "retry" ? `next ${relative(d.next_attempt_at)}` : ""]
     .filter(Boolean).join(", ");
-  return h("span", { class: `chip ${d.status}`, title, dataset: { id: d.id } },
+  return h("span", { class: `chip ${d.status}`, title, dataset: { sink: d.sink } },
     `${d.sink} · ${d.status}${code}`);
 }
 

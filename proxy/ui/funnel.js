@@ -63,7 +63,7 @@ function keyTable(data) {
   for (const t of byKey.values()) for (const st of steps) all[st] += t[st];
   const row = (name, t, cls) => h("tr", { class: cls, dataset: { key: name } },
     h("td", { title: name }, name),
-    ...steps.map((st, i) => h("td", { class: "num" }, num(t[st]),
+    ...steps.map((st, i) => h("td", { class: "num" }, h("span", { class: "n" }, num(t[st])),
       i ? h("span", { class: "rate" }, pct(t[st], t[steps[i - 1]])) : null)),
     h("td", { class: "num" }, pct(t[steps[steps.length - 1]], t[steps[0]])));
   const body = h("tbody", {}, ...keys.map((k) => row(k, byKey.get(k))));

@@ -30,7 +30,7 @@ function deliveryRow(d) {
 function onDelivery(d) {
   const card = document.querySelector(`#journey-out .event[data-event="${CSS.escape(d.event_id || "")}"]`);
   if (!card) return;
-  const row = card.querySelector(`tr[data-id="${CSS.escape(String(d.id))}"]`);
+  const row = card.querySelector(`tr[data-sink="${CSS.escape(d.sink)}"]`);
   const fresh = deliveryRow(d);
   fresh.classList.add("fresh");
   if (row) row.replaceWith(fresh);

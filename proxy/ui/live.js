@@ -2,14 +2,19 @@
 //
 // Rows arriving from the stream are queued and written once per animation frame as
 // one DocumentFragment, so a burst costs one layout; the table keeps MAX_ROWS.
+// The stream carries what the worker it reached sees; with several workers the rest
+// arrives by polling /api/events every POLL_MS (new events inserted by time, known
+// ones get their deliveries' newest states).
 
 import { getJSON, stream } from "./api.js";
 import { $, cap, chip, deliveryChip, h, journeyLink, timeCell } from "./dom.js";
 
 const MAX_ROWS = 1000;
 const INITIAL = 500;
+const POLL = 50;
+const POLL_MS = 5000;
 const chipsByEvent = new Map();   // event_id -> the Deliveries cell of its row
-const names = new Map();          // event_id -> event name, for the delivery rows
+const known = new Map();          // event_id -> {event, visitor}, for the delivery rows
 const seen = new Set();           // event ids already shown (stream and initial fill overlap)
 let queue = [];
 let scheduled = false;
@@ -18,9 +23,10 @@ function conversionRow(ev, fresh) {
   const deliveries = h("td", { class: "wrap" });
   for (const d of ev.deliveries || []) deliveries.append(deliveryChip(d));
   chipsByEvent.set(ev.event_id, deliveries);
-  names.set(ev.event_id, ev.event);
+  known.set(ev.event_id, { event: ev.event, visitor: ev.linksClickedId });
   const job = [ev.job_name || ev.job_id, ev.rule].filter(Boolean).join(" · ");
-  return h("tr", { class: fresh ? "fresh" : null, dataset: { event: ev.event_id, kind: "conversion" } },
+  return h("tr", { class: fresh ? "fresh" : null,
+    dataset: { event: ev.event_id, kind: "conversion", time: ev.time } },
     timeCell(ev.time),
     h("td", {}, chip("conversion", "conversion"), ev.preview ? chip("preview", "preview") : null),
     h("td", { title: ev.event_id }, ev.event),
@@ -32,22 +38,28 @@ function conversionRow(ev, fresh) {
 function deliveryRow(d) {
   const tail = [d.attempts ? `attempt ${d.attempts}` : "",
     d.last_body ? d.last_body.slice(0, 160) : ""].filter(Boolean).join(" — ");
-  return h("tr", { class: "sub fresh", dataset: { event: d.event_id, kind: "delivery" } },
-    timeCell(d.updated_at || Date.now() / 1000),
+  const t = d.updated_at || Date.now() / 1000;
+  const ev = known.get(d.event_id) || {};
+  return h("tr", { class: "sub fresh", dataset: { event: d.event_id, kind: "delivery", time: t } },
+    timeCell(t),
     h("td", {}, "delivery"),
-    h("td", { title: d.event_id }, names.get(d.event_id) || d.event_id || ""),
-    h("td", {}, ""),
+    h("td", { title: d.event_id }, `↳ ${ev.event || `event ${(d.event_id || "").slice(0, 12)}`}`),
+    h("td", {}, ev.visitor ? journeyLink(ev.visitor) : ""),
     h("td", { title: tail }, tail),
     h("td", {}, deliveryChip(d)));
 }
 
-// Replace the sink's chip on the conversion row with the delivery's newest state.
+// Replace the sink's chip on the conversion row with the delivery's newest state
+// (an event has one delivery per sink).
 function updateChips(d) {
   const cell = chipsByEvent.get(d.event_id);
   if (!cell) return;
   const next = deliveryChip(d);
   for (const c of cell.children) {
-    if (c.dataset.id === String(d.id)) { c.replaceWith(next); return; }
+    if (c.dataset.sink === d.sink) {
+      if (c.textContent !== next.textContent) c.replaceWith(next);
+      return;
+    }
   }
   cell.append(next);
 }
@@ -79,7 +91,7 @@ function flush() {
 function forget() {
   if (chipsByEvent.size <= MAX_ROWS * 2) return;
   for (const [id, cell] of chipsByEvent) {
-    if (!cell.isConnected) { chipsByEvent.delete(id); names.delete(id); seen.delete(id); }
+    if (!cell.isConnected) { chipsByEvent.delete(id); known.delete(id); seen.delete(id); }
   }
 }
 
@@ -137,14 +149,41 @@ async function initialFill() {
   performance.measure("live-fill", "live-fill-start");   // what a fill costs, in DevTools
 }
 
+// Events the stream did not bring (another worker's), each placed by its time.
+async function poll() {
+  if (document.hidden || $("live-pause").checked) return;
+  const { events } = await getJSON(`events?limit=${POLL}`);
+  const body = $("live-rows");
+  let added = false;
+  for (const ev of events) {
+    if (seen.has(ev.event_id)) {
+      for (const d of ev.deliveries || []) updateChips({ ...d, event_id: ev.event_id });
+      continue;
+    }
+    seen.add(ev.event_id);
+    let at = body.firstElementChild;
+    while (at && Number(at.dataset.time) > ev.time) at = at.nextElementSibling;
+    const row = conversionRow(ev, true);
+    if (!matches(row)) row.hidden = true;
+    body.insertBefore(row, at);
+    added = true;
+  }
+  if (added) { cap(body, MAX_ROWS); count(); }
+}
+
 export function startLive(setConn) {
   $("live-filter").addEventListener("input", applyFilter);
+  $("live-deliveries").addEventListener("change", () => {
+    $("live-table").classList.toggle("hide-deliveries", !$("live-deliveries").checked);
+  });
   $("live-pause").addEventListener("change", () => {
     if (!$("live-pause").checked && queue.length) flush();
   });
   stream(onStream, setConn);
   initialFill().catch((err) => {
     $("live-empty").textContent = `Could not load events: ${err.message}`;
+  }).finally(() => {
+    setInterval(() => poll().catch((err) => console.warn("live poll:", err.message)), POLL_MS);
   });
   count();
 }

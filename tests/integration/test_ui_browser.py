@@ -23,6 +23,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
 
 from proxy.demo.recorder import RecordedRequest, Recorder
 from proxy.demo.site import build_site, serve
@@ -119,18 +120,19 @@ def shots_dir(tmp_path: Path) -> Path:
     return folder
 
 
-async def visit(proxy: ProxyProcess, click: str, job_title: str | None = None) -> str:
-    """A visitor lands with `click` (param=value), opens the form and, given a job
-    title, applies; returns their linksClickedId."""
+async def visit(proxy: ProxyProcess, click: str, job_title: str | None = None,
+                job: str = "4") -> str:
+    """A visitor lands on a job with `click` (param=value), opens its form and, given a
+    job title, applies; returns their linksClickedId."""
     jar = aiohttp.CookieJar(unsafe=True)
     async with aiohttp.ClientSession(proxy.url, cookie_jar=jar) as c:
-        async with c.get(f"/jobs/4?{click}") as r:
+        async with c.get(f"/jobs/{job}?{click}") as r:
             assert r.status == 200
-        async with c.get("/jobs/4/apply") as r:
+        async with c.get(f"/jobs/{job}/apply") as r:
             assert r.status == 200
         if job_title is not None:
             form = {"job_title": job_title, "name": "Ada", "email": "ada@example.com"}
-            async with c.post("/jobs/4/apply", data=form, allow_redirects=False) as r:
+            async with c.post(f"/jobs/{job}/apply", data=form, allow_redirects=False) as r:
                 assert r.status == 303, await r.text()
     return next(m.value for m in jar if m.key == "linksClickedId")
 
@@ -147,8 +149,10 @@ def webhook(status: int):
     return lambda r: r.network == "webhook" and r.status == status
 
 
-def retried(r: RecordedRequest) -> bool:
-    return webhook(200)(r) and r.json()["event"] == "ApplicationCompleted"
+def accepted(visitor: str):
+    """The webhook accepting `visitor`'s application."""
+    return lambda r: (webhook(200)(r) and r.json()["event"] == "ApplicationCompleted"
+                      and r.json()["linksClickedId"] == visitor)
 
 
 async def text_of(browser: Browser, css: str) -> str:
@@ -240,8 +244,12 @@ async def test_operators_follow_conversions_from_landing_to_delivery(
     assert "Forklift Driver" in live
     second = await visit(proxy, "gclid=gclid-live-2", HOSTILE)
     third = await visit(proxy, "fbclid=fbclid-live-3")
+    await asyncio.gather(visit(proxy, "gclid=gclid-live-4", "Warehouse Associate", job="2"),
+                         visit(proxy, "fbclid=fbclid-live-5", "Registered Nurse", job="3"),
+                         visit(proxy, "", "Customer Support Specialist", job="6"))
     await hire(proxy, first)
-    await wait_text(browser, "#live-rows", "Hire", HOSTILE, second)
+    await wait_text(browser, "#live-rows", "Hire", HOSTILE, second, third, "Registered Nurse",
+                    "Warehouse Associate", "Customer Support Specialist")
     await shot(browser, folder, "ui-live.png")
 
     # The journey, found by its click id: every event and every delivery.
@@ -270,8 +278,7 @@ async def test_operators_follow_conversions_from_landing_to_delivery(
     assert await browser.js("return document.querySelectorAll('#sinks-out svg rect').length") > 0
     await click(browser, "#dead-rows tr[data-sink=ats] button.retry")
     await wait_text(browser, "#dead-rows tr[data-sink=ats]", "Re-queued")
-    delivered = await recorder.wait_for(retried, timeout=30)
-    assert delivered.json()["linksClickedId"] == first
+    await recorder.wait_for(accepted(first), timeout=30)
     await browser.get(f"{ui}#journey/{first}")
     await until_shown(browser, "#journey-out .event[data-kind=ApplicationCompleted] "
                       "tr[data-sink=ats]", "ats · sent 200")
@@ -288,14 +295,17 @@ async def test_operators_follow_conversions_from_landing_to_delivery(
 
     # The funnel: clicks per source, the steps after them, per day and in a table.
     await browser.get(f"{ui}#funnel")
-    table = await wait_text(browser, "#funnel-table", "tlr_sid", "gclid", "fbclid")
+    await wait_text(browser, "#funnel-table", "tlr_sid", "gclid", "fbclid")
+    await browser.call(lambda: Select(browser.driver.find_element(By.ID, "funnel-days"))
+                       .select_by_visible_text("7"))
+    table = await wait_text(browser, "#funnel-out", "Last 7 days", "tlr_sid", "gclid", "fbclid")
     assert await browser.js("return document.querySelectorAll('#funnel-out svg rect').length") >= 4
     rows = await browser.js(
         "return Object.fromEntries(Array.from(document.querySelectorAll("
         "'#funnel-table tbody tr'), r => [r.dataset.key,"
-        " Array.from(r.cells).slice(1, 5).map(c => parseInt(c.textContent.replace(/,/g, '')))]))")
-    assert rows["tlr_sid"] == [1, 1, 1, 1] and rows["gclid"] == [1, 1, 1, 0]
-    assert rows["fbclid"] == [1, 1, 0, 0], table
+        " Array.from(r.querySelectorAll('.n'), c => parseInt(c.textContent.replace(/,/g, '')))]))")
+    assert rows["tlr_sid"] == [1, 1, 1, 1] and rows["gclid"] == [2, 2, 2, 0]
+    assert rows["fbclid"] == [2, 2, 1, 0], table
     await shot(browser, folder, "ui-funnel.png")
     assert third
 
@@ -306,8 +316,8 @@ async def test_operators_follow_conversions_from_landing_to_delivery(
         "return Object.fromEntries(Array.from(document.querySelectorAll('#rules-rows tr'),"
         " r => [r.dataset.rule, [r.cells[1].textContent, r.cells[2].textContent,"
         " r.cells[4].textContent]]))")
-    assert hits["application submitted"][:2] == ["ApplicationCompleted", "2"]
-    assert hits["apply form viewed"][:2] == ["ConversationStart", "3"]
+    assert hits["application submitted"][:2] == ["ApplicationCompleted", "5"]
+    assert hits["apply form viewed"][:2] == ["ConversationStart", "6"]
     assert "ago" in hits["apply form viewed"][2]
 
     assert await severe(browser) == []
