@@ -86,7 +86,9 @@ function render(data) {
   out.append(h("div", { class: "funnel-grid" },
     h("div", { class: "card" },
       h("div", { class: "card-head" }, h("h3", {}, `Last ${data.days} days`)),
-      funnel(data.steps.map((st) => ({ name: st, value: totals[st] })))),
+      funnel(data.steps.map((st) => ({ name: st, value: totals[st] }))),
+      h("p", { class: "muted" }, `${data.steps[data.steps.length - 1]} per ${data.steps[0]}: `,
+        h("b", {}, pct(totals[data.steps[data.steps.length - 1]], totals[data.steps[0]])))),
     perDayChart(data, step)));
   if (!data.rows.length) out.append(h("p", { class: "notice" }, "No clicks or events in this window."));
   else out.append(keyTable(data));
