@@ -25,7 +25,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from proxy.demo.recorder import RecordedRequest, Recorder
+from proxy.demo.recorder import Recorder
 from proxy.demo.site import build_site, serve
 from tests.conftest import need_binary
 from tests.integration.browser import Browser, start_browser
