@@ -5,8 +5,8 @@ One story, in the order an operator lives it: the page asks for the admin token;
 visitors land and apply while it is open and their conversions and deliveries show
 up live; a visitor's journey lists every delivery; the webhook that answered 400
 left a dead letter whose Retry button re-queues it, and it is delivered once the
-webhook answers 200; a job title made of HTML stays text; the funnel and the rules
-draw. The console must hold no error once the token is given.
+webhook answers 200; a preview visitor's events are marked and kept out of the
+funnel; a job title made of HTML stays text; the funnel and the rules draw. The console must hold no error once the token is given.
 
 With CAREERS_EDGE_SCREENSHOTS=DIR the views are saved as DIR/ui-live.png,
 DIR/ui-journey.png and DIR/ui-funnel.png (the README's pictures); otherwise to a
@@ -36,6 +36,7 @@ pytestmark = pytest.mark.browser
 
 ADMIN_TOKEN = "ops-ui-admin-token"
 API_TOKEN = "ops-ui-api-token"
+PREVIEW_TOKEN = "ops-ui-preview-token"
 HOSTILE = "<img src=x onerror=alert(1)>"
 TLR_SID = "7f3c2a10-5b2e-4c1d-9a8e-2f6b1c0d9e44"     # Talroo's ids are UUIDs
 ENV = {"CAREERS_EDGE_BACKOFF_CAP": "1"}
@@ -45,6 +46,7 @@ params = ["tlr_sid", "fbclid", "gclid"]
 
 [admin]
 token = "{ADMIN_TOKEN}"
+preview_token = "{PREVIEW_TOKEN}"
 
 [api]
 token = "{API_TOKEN}"
@@ -121,11 +123,15 @@ def shots_dir(tmp_path: Path) -> Path:
 
 
 async def visit(proxy: ProxyProcess, click: str, job_title: str | None = None,
-                job: str = "4") -> str:
+                job: str = "4", preview: bool = False) -> str:
     """A visitor lands on a job with `click` (param=value), opens its form and, given a
-    job title, applies; returns their linksClickedId."""
+    job title, applies; returns their linksClickedId. A `preview` visitor opens the
+    preview link first: their events are test events."""
     jar = aiohttp.CookieJar(unsafe=True)
     async with aiohttp.ClientSession(proxy.url, cookie_jar=jar) as c:
+        if preview:
+            async with c.get(f"{proxy.prefix}/preview?token={PREVIEW_TOKEN}") as r:
+                assert r.status == 200, await r.text()
         async with c.get(f"/jobs/{job}?{click}") as r:
             assert r.status == 200
         async with c.get(f"/jobs/{job}/apply") as r:
@@ -247,9 +253,14 @@ async def test_operators_follow_conversions_from_landing_to_delivery(
     await asyncio.gather(visit(proxy, "gclid=gclid-live-4", "Warehouse Associate", job="2"),
                          visit(proxy, "fbclid=fbclid-live-5", "Registered Nurse", job="3"),
                          visit(proxy, "", "Customer Support Specialist", job="6"))
+    tester = await visit(proxy, "gclid=gclid-preview", "Product Designer", job="5", preview=True)
     await hire(proxy, first)
     await wait_text(browser, "#live-rows", "Hire", HOSTILE, second, third, "Registered Nurse",
-                    "Warehouse Associate", "Customer Support Specialist")
+                    "Warehouse Associate", "Customer Support Specialist", "Product Designer")
+    marked = await browser.js(
+        "return Array.from(document.querySelectorAll('#live-rows tr[data-kind=conversion]'),"
+        " r => [r.cells[3].textContent, r.querySelector('.chip.preview') !== null])")
+    assert {visitor for visitor, preview in marked if preview} == {tester}
     await shot(browser, folder, "ui-live.png")
 
     # The journey, found by its click id: every event and every delivery.
@@ -283,6 +294,14 @@ async def test_operators_follow_conversions_from_landing_to_delivery(
     await until_shown(browser, "#journey-out .event[data-kind=ApplicationCompleted] "
                       "tr[data-sink=ats]", "ats · sent 200")
 
+    # A preview visitor's journey says so; none of its events reached a network.
+    await browser.get(f"{ui}#journey/{tester}")
+    await wait_text(browser, "#journey-out", "Mode", "preview", "Product Designer")
+    statuses = await browser.js(
+        "return Array.from(document.querySelectorAll('#journey-out tr[data-sink] .chip'),"
+        " c => c.className)")
+    assert statuses and all("skipped" in c for c in statuses), statuses
+
     # Visitors' text is text: an HTML job title, and an HTML search.
     await browser.get(f"{ui}#journey/{second}")
     await wait_text(browser, "#journey-out", HOSTILE, "gclid-live-2")
@@ -304,6 +323,7 @@ async def test_operators_follow_conversions_from_landing_to_delivery(
         "return Object.fromEntries(Array.from(document.querySelectorAll("
         "'#funnel-table tbody tr'), r => [r.dataset.key,"
         " Array.from(r.querySelectorAll('.n'), c => parseInt(c.textContent.replace(/,/g, '')))]))")
+    # (the preview visitor's gclid is not counted)
     assert rows["tlr_sid"] == [1, 1, 1, 1] and rows["gclid"] == [2, 2, 2, 0]
     assert rows["fbclid"] == [2, 2, 1, 0], table
     await shot(browser, folder, "ui-funnel.png")
@@ -316,8 +336,8 @@ async def test_operators_follow_conversions_from_landing_to_delivery(
         "return Object.fromEntries(Array.from(document.querySelectorAll('#rules-rows tr'),"
         " r => [r.dataset.rule, [r.cells[1].textContent, r.cells[2].textContent,"
         " r.cells[4].textContent]]))")
-    assert hits["application submitted"][:2] == ["ApplicationCompleted", "5"]
-    assert hits["apply form viewed"][:2] == ["ConversationStart", "6"]
+    assert hits["application submitted"][:2] == ["ApplicationCompleted", "6"]
+    assert hits["apply form viewed"][:2] == ["ConversationStart", "7"]
     assert "ago" in hits["apply form viewed"][2]
 
     assert await severe(browser) == []
