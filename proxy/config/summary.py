@@ -175,6 +175,8 @@ def summary(config: Config, warnings: Sequence[ConfigError] = ()) -> str:
         ("admin", (config.admin.listen or "off") + (
             "  (bearer token)" if config.admin.token and config.admin.listen else "") + (
             f"  (preview link {p.prefix}/preview)" if config.admin.preview_token else "")),
+        ("ui", f"http://{config.admin.listen}{p.prefix}/ui/  (operators, admin listener)"
+         if config.admin.listen else "off  (no admin listener)"),
         ("prefix", p.prefix),
         ("state", _state(p.state)),
         ("cookie key", ("set" if p.secret else "generated once, kept in the state")
