@@ -8,6 +8,7 @@
 // cannot send that header.
 
 import { $ } from "./dom.js";
+import { SseParser } from "./sse.js";
 
 const KEY = "careers-edge.admin-token";
 const BASE = new URL("../api/", document.baseURI);
@@ -87,8 +88,7 @@ export async function postJSON(path) {
   return parse(await request(path, { method: "POST" }));
 }
 
-// The server-sent events of /api/stream, parsed as the EventSource spec says, over a
-// fetch() that carries the token; reconnects after the server's `retry:` delay.
+// The server-sent events of /api/stream (sse.js) over a fetch() that carries the token; reconnects after the server's `retry:` delay.
 // `onState` hears "live", "retry" and "auth".
 export function stream(onEvent, onState) {
   let delay = 2000;
@@ -104,28 +104,11 @@ export function stream(onEvent, onState) {
       if (!r.ok || !r.body) throw new ApiError(r.status);
       onState("live");
       const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffer = "", event = "", data = [];
+      const parser = new SseParser(onEvent, (ms) => { delay = ms; });
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
-        buffer += value;
-        const lines = buffer.split(/\r\n|\r|\n/);
-        buffer = lines.pop();
-        for (const line of lines) {
-          if (line === "") {
-            if (data.length) onEvent(event || "message", data.join("\n"));
-            event = ""; data = [];
-            continue;
-          }
-          if (line.startsWith(":")) continue;
-          const colon = line.indexOf(":");
-          const field = colon < 0 ? line : line.slice(0, colon);
-          let val = colon < 0 ? "" : line.slice(colon + 1);
-          if (val.startsWith(" ")) val = val.slice(1);
-          if (field === "event") event = val;
-          else if (field === "data") data.push(val);
-          else if (field === "retry" && /^\d+$/.test(val)) delay = Number(val);
-        }
+        parser.push(value);
       }
     } catch (err) {
       console.warn("live stream:", err.message || err);
