@@ -17,11 +17,12 @@ function niceMax(v) {
 
 // labels: x values (strings); series: [{name, values, cls?, color?}] stacked bottom-up.
 export function stackedBars({ labels, series, width = 640, height = 160, tick = (l) => l,
-  ticks = 6 }) {
+  ticks = 6, label = "" }) {
   const left = 34, bottom = 18, top = 6, plotW = width - left - 4, plotH = height - top - bottom;
   const totals = labels.map((_, i) => series.reduce((a, se) => a + (se.values[i] || 0), 0));
   const max = niceMax(Math.max(0, ...totals));
-  const svg = s("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img" });
+  const svg = s("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-label": label || null });
   for (let k = 0; k <= 4; k++) {
     const y = top + plotH - (plotH * k) / 4;
     svg.append(s("line", { class: k ? "gridline" : "axis", x1: left, x2: width - 4, y1: y, y2: y }),
@@ -57,7 +58,8 @@ export function stackedBars({ labels, series, width = 640, height = 160, tick = 
 // rate from the step before and from the first.
 export function funnel(steps, width = 420) {
   const rowH = 30, labelW = 150, height = steps.length * rowH + 4;
-  const svg = s("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img" });
+  const svg = s("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-label": steps.map((st) => `${st.name} ${st.value}`).join(", ") });
   const first = steps[0] ? steps[0].value : 0;
   const plotW = width - labelW - 110;
   steps.forEach((st, i) => {

@@ -106,3 +106,15 @@ export function journeyLink(id) {
 export function cap(tbody, max) {
   while (tbody.childElementCount > max) tbody.lastElementChild.remove();
 }
+
+// Run a view's loader; a failure is shown under the view's toolbar, never thrown.
+export function guard(section, load) {
+  section.querySelector(".load-error")?.remove();
+  section.setAttribute("aria-busy", "true");
+  return Promise.resolve().then(load)
+    .catch((err) => {
+      section.querySelector(".toolbar").after(
+        h("p", { class: "notice error load-error" }, `Could not load: ${err.message}`));
+    })
+    .finally(() => section.removeAttribute("aria-busy"));
+}

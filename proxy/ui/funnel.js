@@ -4,7 +4,7 @@
 
 import { getJSON } from "./api.js";
 import { PALETTE, funnel, stackedBars } from "./charts.js";
-import { $, clear, h, num, pct } from "./dom.js";
+import { $, clear, guard, h, num, pct } from "./dom.js";
 
 const DAY = 86400;
 const TOP_KEYS = PALETTE.length - 1;    // the rest are drawn as "other"
@@ -50,7 +50,8 @@ function perDayChart(data, step) {
   return h("div", { class: "card" },
     h("div", { class: "card-head" }, h("h3", {}, `${step} per day`),
       h("span", { class: "totals" }, `by ${data.by === "job" ? "job" : "click-id source"}`)),
-    stackedBars({ labels, series, width: 760, height: 200, tick: (d) => d.slice(5) }),
+    stackedBars({ labels, series, width: 760, height: 200, tick: (d) => d.slice(5),
+      label: `${step} per day` }),
     legend);
 }
 
@@ -101,7 +102,9 @@ export async function showFunnel() {
 }
 
 export function startFunnel() {
-  $("funnel-by").addEventListener("change", () => showFunnel());
-  $("funnel-days").addEventListener("change", () => showFunnel());
+  const reload = () => guard($("view-funnel"), showFunnel);
+  $("funnel-by").addEventListener("change", reload);
+  $("funnel-days").addEventListener("change", reload);
   $("funnel-step").addEventListener("change", () => last && render(last));
+  $("funnel-refresh").addEventListener("click", reload);
 }

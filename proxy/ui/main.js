@@ -2,7 +2,7 @@
 // #rules, #funnel). The live stream runs from the start, whichever view is shown.
 
 import { forgetToken, hasToken } from "./api.js";
-import { $, h } from "./dom.js";
+import { $, guard } from "./dom.js";
 import { showFunnel, startFunnel } from "./funnel.js";
 import { showJourney, startJourney } from "./journey.js";
 import { startLive } from "./live.js";
@@ -34,17 +34,8 @@ function route() {
     if (a.dataset.view === view) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
-  const section = $(`view-${view}`);
-  section.querySelector(".load-error")?.remove();
   const show = VIEWS[view];
-  if (!show) return;
-  section.setAttribute("aria-busy", "true");
-  Promise.resolve(show(arg))
-    .catch((err) => {
-      section.querySelector(".toolbar").after(
-        h("p", { class: "notice error load-error" }, `Could not load: ${err.message}`));
-    })
-    .finally(() => section.removeAttribute("aria-busy"));
+  if (show) guard($(`view-${view}`), () => show(arg));
 }
 
 function setConn(state) {

@@ -1,7 +1,7 @@
 // Rules: how often each rule fired and when it last did.
 
 import { getJSON } from "./api.js";
-import { $, clear, fullTime, h, num, relative } from "./dom.js";
+import { $, clear, fullTime, guard, h, num, relative } from "./dom.js";
 
 export async function showRules() {
   const { rules } = await getJSON("rules");
@@ -23,5 +23,5 @@ export async function showRules() {
 }
 
 export function startRules() {
-  $("rules-refresh").addEventListener("click", () => showRules());
+  $("rules-refresh").addEventListener("click", () => guard($("view-rules"), showRules));
 }

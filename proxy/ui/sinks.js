@@ -2,7 +2,7 @@
 
 import { ApiError, getJSON, postJSON } from "./api.js";
 import { stackedBars } from "./charts.js";
-import { $, clear, deliveryChip, h, journeyLink, num, timeCell } from "./dom.js";
+import { $, clear, deliveryChip, guard, h, journeyLink, num, timeCell } from "./dom.js";
 
 const HOUR = 3600;
 const OUTCOMES = ["sent", "retried", "dead"];
@@ -44,7 +44,8 @@ function sinkCard(sink, rows, hours) {
     h("div", { class: "card-head" }, h("h3", {}, sink),
       h("span", { class: "totals" },
         ...OUTCOMES.flatMap((o) => [h("b", { class: `t-${o}` }, num(total(o))), ` ${o}  `]))),
-    stackedBars({ labels, series, width: 420, height: 110, tick: hourLabel, ticks: 8 }));
+    stackedBars({ labels, series, width: 420, height: 110, tick: hourLabel, ticks: 8,
+      label: `${sink}: deliveries per hour` }));
 }
 
 async function loadSinks() {
@@ -84,6 +85,6 @@ export async function showSinks() {
 }
 
 export function startSinks() {
-  $("sinks-hours").addEventListener("change", () => loadSinks());
-  $("sinks-refresh").addEventListener("click", () => showSinks());
+  $("sinks-hours").addEventListener("change", () => guard($("view-sinks"), loadSinks));
+  $("sinks-refresh").addEventListener("click", () => guard($("view-sinks"), showSinks));
 }
