@@ -328,6 +328,11 @@ async def test_operators_follow_conversions_from_landing_to_delivery(
     assert rows["fbclid"] == [2, 2, 1, 0], table
     await shot(browser, folder, "ui-funnel.png")
     assert third
+    await browser.call(lambda: Select(browser.driver.find_element(By.ID, "funnel-by"))
+                       .select_by_value("job"))
+    by_job = await wait_text(browser, "#funnel-table", "Job", "Forklift Driver", HOSTILE,
+                             "Warehouse Associate")
+    assert "Product Designer" not in by_job          # the preview visitor's job
 
     # Rules: hits and when each last fired.
     await browser.get(f"{ui}#rules")
