@@ -149,26 +149,33 @@ async function initialFill() {
   performance.measure("live-fill", "live-fill-start");   // what a fill costs, in DevTools
 }
 
-// Events the stream did not bring (another worker's), each placed by its time.
-async function poll() {
+// Events the stream did not bring (another worker's, or while it was reconnecting),
+// each placed by its time.
+async function poll(limit = POLL) {
   if (document.hidden || $("live-pause").checked) return;
-  const { events } = await getJSON(`events?limit=${POLL}`);
+  const { events } = await getJSON(`events?limit=${limit}`);
   const body = $("live-rows");
-  let added = false;
+  const fresh = [];
   for (const ev of events) {
     if (seen.has(ev.event_id)) {
       for (const d of ev.deliveries || []) updateChips({ ...d, event_id: ev.event_id });
       continue;
     }
     seen.add(ev.event_id);
-    let at = body.firstElementChild;
-    while (at && Number(at.dataset.time) > ev.time) at = at.nextElementSibling;
     const row = conversionRow(ev, true);
     if (!matches(row)) row.hidden = true;
-    body.insertBefore(row, at);
-    added = true;
+    fresh.push(row);
   }
-  if (added) { cap(body, MAX_ROWS); count(); }
+  if (!fresh.length) return;
+  // One walk down the table (newest first) places every new row.
+  fresh.sort((a, b) => Number(b.dataset.time) - Number(a.dataset.time));
+  let at = body.firstElementChild;
+  for (const row of fresh) {
+    while (at && Number(at.dataset.time) > Number(row.dataset.time)) at = at.nextElementSibling;
+    body.insertBefore(row, at);
+  }
+  cap(body, MAX_ROWS);
+  count();
 }
 
 export function startLive(setConn) {
@@ -179,7 +186,15 @@ export function startLive(setConn) {
   $("live-pause").addEventListener("change", () => {
     if (!$("live-pause").checked && queue.length) flush();
   });
-  stream(onStream, setConn);
+  let dropped = false;
+  stream(onStream, (state) => {
+    setConn(state);
+    if (state === "retry") dropped = true;
+    else if (state === "live" && dropped) {     // back after a gap: catch up
+      dropped = false;
+      poll(INITIAL).catch((err) => console.warn("live catch-up:", err.message));
+    }
+  });
   initialFill().catch((err) => {
     $("live-empty").textContent = `Could not load events: ${err.message}`;
   }).finally(() => {

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 
 import aiohttp
@@ -101,18 +102,26 @@ async def browser(driver) -> Browser:
     return b
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[tuple[ProxyProcess, Recorder]]:
+@asynccontextmanager
+async def proxy_world(tmp_path: Path, rules_text: str
+                      ) -> AsyncIterator[tuple[ProxyProcess, Recorder]]:
+    """The demo site, the recorder and a proxy process running `rules_text`."""
     site_runner, upstream = await serve(build_site)
     recorder = Recorder()
     rec_runner, rec_port = await start(recorder.build_app())
-    rules = write_rules(tmp_path, upstream, RULES, recorder=f"http://127.0.0.1:{rec_port}")
+    rules = write_rules(tmp_path, upstream, rules_text, recorder=f"http://127.0.0.1:{rec_port}")
     try:
         async with running(rules, tmp=tmp_path, env=ENV) as proxy:
             yield proxy, recorder
     finally:
         await rec_runner.cleanup()
         await site_runner.cleanup()
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[tuple[ProxyProcess, Recorder]]:
+    async with proxy_world(tmp_path, RULES) as w:
+        yield w
 
 
 def shots_dir(tmp_path: Path) -> Path:
@@ -143,11 +152,12 @@ async def visit(proxy: ProxyProcess, click: str, job_title: str | None = None,
     return next(m.value for m in jar if m.key == "linksClickedId")
 
 
-async def hire(proxy: ProxyProcess, visitor: str) -> None:
-    async with aiohttp.ClientSession() as c, c.post(
-            f"{proxy.url}{proxy.prefix}/api/events", json={
-                "event": "Hire", "linksClickedId": visitor, "jobName": "Forklift Driver"},
-            headers={"Authorization": f"Bearer {API_TOKEN}"}) as r:
+async def hire(proxy: ProxyProcess, visitor: str, job: str = "Forklift Driver",
+               session: aiohttp.ClientSession | None = None) -> None:
+    async with aiohttp.ClientSession() if session is None else nullcontext(session) as c, \
+            c.post(f"{proxy.url}{proxy.prefix}/api/events", json={
+                "event": "Hire", "linksClickedId": visitor, "jobName": job},
+                headers={"Authorization": f"Bearer {API_TOKEN}"}) as r:
         assert r.status == 202, await r.text()
 
 
@@ -346,3 +356,46 @@ async def test_operators_follow_conversions_from_landing_to_delivery(
     assert "ago" in hits["apply form viewed"][2]
 
     assert await severe(browser) == []
+
+
+# No sink: the events are only recorded, so a thousand of them cost the machine little.
+BULK_RULES = f"""
+[admin]
+token = "{ADMIN_TOKEN}"
+
+[api]
+token = "{API_TOKEN}"
+send_to = []
+"""
+BULK = 1100
+LIVE_CAP = 1000
+JOURNEY_FLUSH = 1.0       # s between two writes of the journeys waiting in memory
+
+
+async def test_the_live_view_keeps_a_thousand_rows_newest_on_top(
+        browser: Browser, tmp_path: Path) -> None:
+    async with proxy_world(tmp_path, BULK_RULES) as (proxy, _):
+        ui = f"{proxy.admin_url}{proxy.prefix}/ui/"
+        await give_token(browser, ui)
+        visitor = await visit(proxy, "gclid=gclid-bulk")
+        # Let the journey reach the state first: while the write-behind writes a batch,
+        # the journeys in it are neither in its buffer nor stored yet, and the events
+        # API answers 404 for them.
+        await asyncio.sleep(JOURNEY_FLUSH * 2.5)
+        async with aiohttp.ClientSession() as c:
+            for first in range(0, BULK, 25):
+                await asyncio.gather(*(hire(proxy, visitor, f"Job {n}", c)
+                                       for n in range(first, min(first + 25, BULK))))
+            await hire(proxy, visitor, "The last hire", c)
+        await browser.wait_until(lambda d: d.execute_script(
+            "const top = document.querySelector('#live-rows tr');"
+            "return top !== null && top.textContent.includes('The last hire')"))
+        await wait_text(browser, "#live-count", f"{LIVE_CAP} rows")
+        rows = await browser.js("return document.querySelectorAll('#live-rows tr').length")
+        assert rows == LIVE_CAP
+        # The filter reaches every row kept, and only those.
+        field = await browser.call(browser.driver.find_element, By.ID, "live-filter")
+        await browser.call(field.send_keys, "The last hire")
+        await browser.wait_until(lambda d: d.execute_script(
+            "return document.querySelectorAll('#live-rows tr:not([hidden])').length") == 1)
+        assert await severe(browser) == []
