@@ -25,10 +25,11 @@ function conversionRow(ev, fresh) {
   chipsByEvent.set(ev.event_id, deliveries);
   known.set(ev.event_id, { event: ev.event, visitor: ev.linksClickedId });
   const job = [ev.job_name || ev.job_id, ev.rule].filter(Boolean).join(" · ");
-  return h("tr", { class: fresh ? "fresh" : null,
+  const cls = [fresh ? "fresh" : "", ev.preview ? "is-preview" : ""].join(" ").trim();
+  return h("tr", { class: cls || null,
     dataset: { event: ev.event_id, kind: "conversion", time: ev.time } },
     timeCell(ev.time),
-    h("td", {}, chip("conversion", "conversion"), ev.preview ? chip("preview", "preview") : null),
+    h("td", {}, ev.preview ? chip("preview", "preview") : chip("conversion", "conversion")),
     h("td", { title: ev.event_id }, ev.event),
     h("td", {}, ev.linksClickedId ? journeyLink(ev.linksClickedId) : ""),
     h("td", { title: job }, job),

@@ -229,7 +229,8 @@ async def give_token(browser: Browser, ui: str) -> None:
 
 
 async def shot(browser: Browser, folder: Path, name: str) -> None:
-    await browser.js("window.scrollTo(0, 0); document.activeElement.blur()")
+    await browser.js("window.scrollTo(0, 0); document.activeElement.blur();"
+                     "document.getAnimations().forEach(a => a.finish())")
     path = folder / name
     assert await browser.call(browser.driver.save_screenshot, str(path))
     assert 0 < path.stat().st_size < 400_000
