@@ -42,14 +42,21 @@ export function askToken(error) {
   message.textContent = error || "";
   input.value = "";
   asking = new Promise((resolve) => {
-    form.addEventListener("submit", (e) => {
+    const done = () => {
+      form.removeEventListener("submit", submit);
+      dialog.removeEventListener("close", done);
+      asking = null;
+      resolve();
+    };
+    const submit = (e) => {
       e.preventDefault();
       sessionStorage.setItem(KEY, input.value.trim());
-      dialog.close();
-      asking = null;
       $("forget-token").hidden = false;
-      resolve();
-    }, { once: true });
+      dialog.close();       // "close" runs done()
+    };
+    form.addEventListener("submit", submit);
+    // Closed without a token (Escape): the request that asked tries again, and asks again.
+    dialog.addEventListener("close", done);
   });
   dialog.showModal();
   input.focus();

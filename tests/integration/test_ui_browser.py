@@ -210,17 +210,20 @@ async def severe(browser: Browser) -> list[str]:
 
 
 async def give_token(browser: Browser, ui: str) -> None:
-    """The page asks for the token (every API answered 401) and keeps it for the tab."""
+    """The page asks for the token (every API answered 401), refuses a wrong one and
+    keeps the right one for the tab."""
     await browser.get(ui)
-    await browser.wait_until(lambda d: d.execute_script(
-        "return document.getElementById('token-dialog').open"))
-    field = await browser.call(browser.driver.find_element, By.ID, "token-input")
-    await browser.call(field.send_keys, ADMIN_TOKEN)
-    button = await browser.call(browser.driver.find_element, By.CSS_SELECTOR,
-                                "#token-form button")
-    await browser.call(button.click)
+    for token in ("not-the-token", ADMIN_TOKEN):
+        await browser.wait_until(lambda d: d.execute_script(
+            "return document.getElementById('token-dialog').open"))
+        field = await browser.call(browser.driver.find_element, By.ID, "token-input")
+        await browser.call(field.send_keys, token)
+        await click(browser, "#token-form button")
+        if token != ADMIN_TOKEN:
+            await wait_text(browser, "#token-error", "That token was refused.")
     await browser.wait_until(lambda d: d.execute_script(
         "return document.getElementById('conn').dataset.state === 'live'"))
+    assert not await browser.js("return document.getElementById('token-dialog').open")
     assert await browser.js("return sessionStorage.getItem('careers-edge.admin-token')") \
         == ADMIN_TOKEN
     # Before the token, the browser reports each refused API call; nothing else.
