@@ -44,6 +44,14 @@ function setConn(state) {
   el.textContent = CONN[state] || state;
 }
 
+// "/" focuses the shown view's search or filter box, as on most consoles.
+function onKey(e) {
+  if (e.key !== "/" || e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.target.closest("input, select, textarea, dialog")) return;
+  const box = document.querySelector(".view:not([hidden]) input[type=search]");
+  if (box) { e.preventDefault(); box.focus(); }
+}
+
 function start() {
   $("forget-token").hidden = !hasToken();
   $("forget-token").addEventListener("click", () => { forgetToken(); location.reload(); });
@@ -53,6 +61,7 @@ function start() {
   startRules();
   startFunnel();
   window.addEventListener("hashchange", route);
+  document.addEventListener("keydown", onKey);
   route();
 }
 

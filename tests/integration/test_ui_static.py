@@ -110,3 +110,14 @@ async def test_the_public_listener_does_not_serve_the_ui(tmp_path: Path) -> None
             async with c.get(path) as r:
                 assert r.status == 404, path
                 assert b"main.js" not in await r.read()
+
+
+async def test_the_ui_follows_the_prefix(tmp_path: Path) -> None:
+    async with stack(site(), tmp=tmp_path, proxy_extra='prefix = "/ops"') as st, \
+            st.admin() as c:
+        async with c.get("/ops/ui/") as r:
+            assert r.status == 200 and "main.js" in await r.text()
+        async with c.get("/ops/ui", allow_redirects=False) as r:
+            assert r.status == 308 and r.headers["Location"] == "/ops/ui/"
+        async with c.get("/_edge/ui/") as r:
+            assert r.status == 404
