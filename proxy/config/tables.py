@@ -324,10 +324,11 @@ FEED = Section("feed", "[feed]", "The XML job feed {prefix}/feed.xml.", (
 ), FeedSection)
 
 ADMIN = Section("admin", "[admin]", "The operators' listener: healthz, readyz, metrics, "
-                "the operators' API; and the preview link.", (
+                "the operators' API and UI ({prefix}/ui/); and the preview link.", (
     Key("listen", STRING, 'HOST:PORT, or "off"; `--admin-listen` / CAREERS_EDGE_ADMIN_LISTEN win',
         "0.0.0.0:9180"),
-    Key("token", STRING, "bearer token every admin path but healthz asks for",
+    Key("token", STRING, "bearer token every admin path but healthz and the UI's static "
+        "files asks for",
         "${CAREERS_EDGE_ADMIN_TOKEN}", default=Described("none: no token asked")),
     Key("preview_token", STRING, "{prefix}/preview?token=… on the public listener makes a "
         "browser a test visitor for an hour", "${CAREERS_EDGE_PREVIEW_TOKEN}",
