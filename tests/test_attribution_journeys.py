@@ -92,6 +92,31 @@ async def test_record_flush_get_and_find(stores):
     await store.stop()
 
 
+async def test_a_batch_being_written_is_still_found(stores):
+    """A Hire posted while the flush that holds its visitor is under way must find the
+    visitor: the batch stays readable until it is stored."""
+    store = stores()
+    store.record(visit(tlr_sid=(UUID, 100.0)), now=150.0)
+    gate, writing = asyncio.Event(), asyncio.Event()
+    write = store._write_batch
+
+    async def held_write(entries):
+        writing.set()
+        await gate.wait()
+        await write(entries)
+    store._write_batch = held_write
+    flush = asyncio.create_task(store.flush())
+    await writing.wait()
+    assert stores.journeys() == 0                    # not stored yet ...
+    assert (await store.get(VID)).click_ids["tlr_sid"].value == UUID    # ... yet found
+    assert (await store.find_by_click("tlr_sid", UUID)).links_clicked_id == VID
+    assert await store.ids_by_click_value(UUID) == [VID]
+    gate.set()
+    await flush
+    assert stores.journeys() == 1 and (await store.get(VID)).click_ids["tlr_sid"].value == UUID
+    await store.stop()
+
+
 async def test_a_real_visit_from_the_facade_is_recorded(stores):
     attribution = Attribution(AttributionSection(), ConsentSection(), b"key")
     v = attribution.on_request(raw_query="gclid=G1", cookie_header=None, host="x.example",

@@ -88,6 +88,9 @@ class WriteBehind(ABC):
         self._batch_size = batch_size
         self._max_pending = max_pending
         self._pending: dict[str, Pending] = {}
+        # The batch being written: still read until it is stored, so a Hire sent while a
+        # flush is under way finds its visitor.
+        self._flushing: dict[str, Pending] = {}
         self._recent: TTLCache[str, int] = TTLCache(maxsize=RECENT_MAX,
                                                                 ttl=recent_ttl)
         self._lock = asyncio.Lock()
@@ -192,6 +195,7 @@ class WriteBehind(ABC):
             if not self._pending:
                 return
             batch, self._pending = self._pending, {}
+            self._flushing = batch
             try:
                 await self._write_batch(list(batch.values()))
             except Exception:
@@ -203,6 +207,8 @@ class WriteBehind(ABC):
                         entry.seen.update(newer.seen)
                     self._pending[vid] = entry
                 raise
+            finally:
+                self._flushing = {}
 
     async def get(self, links_clicked_id: str) -> Journey | None:
         return self._with_pending(links_clicked_id, await self._load(links_clicked_id))
@@ -210,7 +216,7 @@ class WriteBehind(ABC):
     async def find_by_click(self, param: str, value: str) -> Journey | None:
         """The journey that most recently carried this click id."""
         best: tuple[float, str] | None = None
-        for pending_id, entry in self._pending.items():
+        for pending_id, entry in self._unstored():
             seen_at = entry.seen.get((param, value))
             if seen_at is not None and (best is None or seen_at > best[0]):
                 best = (seen_at, pending_id)
@@ -221,7 +227,7 @@ class WriteBehind(ABC):
     async def ids_by_click_value(self, value: str, limit: int = 50) -> list[str]:
         """Journeys that carried this click-id value under any param, most recent
         first (the operators' search)."""
-        found = sorted(((t, vid) for vid, entry in self._pending.items()
+        found = sorted(((t, vid) for vid, entry in self._unstored()
                         for (_, v), t in entry.seen.items() if v == value), reverse=True)
         ids = list(dict.fromkeys(vid for _, vid in found))
         for vid in await self._ids_stored(value, limit):
@@ -229,13 +235,18 @@ class WriteBehind(ABC):
                 ids.append(vid)
         return ids[:limit]
 
+    def _unstored(self) -> list[tuple[str, Pending]]:
+        """Entries not yet stored: the batch being written, then the buffer."""
+        return [*self._flushing.items(), *self._pending.items()]
+
     def _with_pending(self, vid: str, stored: Journey | None) -> Journey | None:
-        entry = self._pending.get(vid)
-        if entry is None:
-            return stored
-        pending = entry.journey
-        if stored is None:
-            return Journey(vid, dict(pending.click_ids), pending.first_seen,
-                           pending.last_seen, pending.fbc, pending.fbp, pending.preview)
-        stored.merge(pending)
+        for entry in (self._flushing.get(vid), self._pending.get(vid)):
+            if entry is None:
+                continue
+            pending = entry.journey
+            if stored is None:
+                stored = Journey(vid, dict(pending.click_ids), pending.first_seen,
+                                 pending.last_seen, pending.fbc, pending.fbp, pending.preview)
+            else:
+                stored.merge(pending)
         return stored
