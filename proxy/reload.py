@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("careers_edge.reload")
 
-BOUND_AT_START = ("listen", "upstream", "state", "workers")
+BOUND_AT_START = ("listen", "upstream", "state", "workers", "header_timeout", "keepalive_timeout")
 WATCH_INTERVAL = 1.0    # seconds between looks at the file
 SETTLE = 0.2            # a changed file must read the same after this long (no half-writes)
 

@@ -243,6 +243,13 @@ def _proxy(ctx: Ctx, raw: Any, over: Overrides, allow_missing_upstream: bool
         "access_log": t.get("access_log", bool, None),
         "allow_paths": t.strings("allow_paths", check=rules_section.pattern_problem),
         "hosts": (hosts := t.strings("hosts", check=host_entry_problem)),
+        "header_timeout": t.get("header_timeout", float, _P.header_timeout, check=positive),
+        "body_timeout": t.get("body_timeout", float, _P.body_timeout, check=positive),
+        "keepalive_timeout": t.get("keepalive_timeout", float, _P.keepalive_timeout,
+                                   check=positive),
+        "request_buffering": t.get("request_buffering", bool, True),
+        "max_body": t.size("max_body", _P.max_body),
+        "pool_timeout": t.get("pool_timeout", float, _P.pool_timeout, check=positive),
     }
     if t.raw.get("hosts") == []:
         ctx.error(("proxy", "hosts"), "is empty, which would refuse every request; leave it "

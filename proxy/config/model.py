@@ -46,6 +46,12 @@ class ProxySection:
     access_log: bool | None = None       # deprecated: [log] access; None when not given
     allow_paths: tuple[str, ...] = ()    # empty: every path is proxied
     hosts: tuple[str, ...] = ()          # empty: public_url's host, else any (development)
+    header_timeout: float = 10.0         # s for a whole request head, else 408
+    body_timeout: float = 60.0           # s of silence while reading a request body, else 408
+    keepalive_timeout: float = 75.0      # s an idle visitor connection is kept
+    request_buffering: bool = True       # read the whole body before taking an upstream conn
+    max_body: int = 100 * 1024 * 1024    # bytes; larger request bodies get 413; 0: no limit
+    pool_timeout: float = 5.0            # s to wait for a free upstream connection, else 503
 
 
 @dataclass(frozen=True, slots=True)

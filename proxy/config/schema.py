@@ -121,6 +121,17 @@ class Table:
                 return default
         return value  # type: ignore[no-any-return]
 
+    def size(self, name: str, default: int) -> int:
+        """A byte size: an integer (bytes) or a string such as "100MB", "512k" (`parse_size`)."""
+        if isinstance(self.raw.get(name), int) and not isinstance(self.raw.get(name), bool):
+            return self.get(name, int, default, check=at_least(0))
+        text = self.get(name, str, None, check=lambda v: None if parse_size(v) is not None
+                        else f"{v!r} is not a size; write bytes or a number with k, m or g "
+                             'as nginx does (1024-based), e.g. "100MB", "512k"')
+        if text is None:
+            return default
+        return parse_size(text)  # type: ignore[return-value]
+
     def strings(self, name: str, default: tuple[str, ...] = (), *, scalar_ok: bool = False,
                 check: Callable[[str], str | None] | None = None) -> tuple[str, ...]:
         """A list of strings (each interpolated and checked); bad items are reported."""
@@ -198,6 +209,20 @@ def _coerce(text: str, kind: type) -> object | None:
         return {"true": True, "1": True, "yes": True,
                 "false": False, "0": False, "no": False}.get(text.lower())
     return None
+
+
+_SIZE = re.compile(r"\s*(\d+)\s*(?:([kmg])(?:i?b)?|b)?\s*", re.IGNORECASE)
+_SIZE_UNITS = {None: 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+
+
+def parse_size(text: str) -> int | None:
+    """`"100MB"` -> 104857600; units k, m, g (optionally with B or iB) are 1024-based,
+    as in nginx's `client_max_body_size`; a plain number is bytes. None when not a size."""
+    m = _SIZE.fullmatch(text)
+    if m is None:
+        return None
+    unit = m.group(2).lower() if m.group(2) else None
+    return int(m.group(1)) * _SIZE_UNITS[unit]
 
 
 def unknown_key_message(name: str, allowed: Collection[str], where: str) -> str:

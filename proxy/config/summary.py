@@ -44,6 +44,16 @@ def _route_upstream(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
+def _size(n: int) -> str:
+    """A byte limit as written in a rules file: "100MB", "512k", "no limit"."""
+    if n == 0:
+        return "no limit"
+    for unit, scale in (("GB", 1024 ** 3), ("MB", 1024 ** 2), ("k", 1024)):
+        if n >= scale and n % scale == 0:
+            return f"≤ {n // scale}{unit}"
+    return f"≤ {n} bytes"
+
+
 def _status(status: Sequence[StatusMatch]) -> str:
     if not status:
         return "any"
@@ -167,6 +177,10 @@ def summary(config: Config, warnings: Sequence[ConfigError] = ()) -> str:
         ("paths", " ".join(p.allow_paths) + "  (others: 404)" if p.allow_paths
          else "every path"),
         ("listen", f"{p.listen}  workers {p.workers}  timeout {p.timeout:g}s"),
+        ("clients", f"head {p.header_timeout:g}s, body idle {p.body_timeout:g}s, keep-alive "
+                    f"{p.keepalive_timeout:g}s; bodies {_size(p.max_body)}, "
+                    + ("buffered" if p.request_buffering else "streamed")
+                    + f"; upstream wait {p.pool_timeout:g}s"),
         ("public url", p.public_url or "from Host / X-Forwarded-Proto"),
         ("hosts", " ".join(p.hosts) if p.hosts else
          _host(p.public_url) + " (public_url's)" if p.public_url else "any  (development only)"),

@@ -34,6 +34,7 @@ EVENTS_HEADER = "X-Careers-Edge-Events"
 # Framing is the server's own for the visitor's connection; the events header is ours.
 RESPONSE_OWNED = frozenset({b"content-length", EVENTS_HEADER.lower().encode()})
 VIA = b"1.1 careers-edge"
+SERVER = "careers-edge"       # our Server header: no versions to fingerprint
 VIA_TEXT = VIA.decode()
 _REQUEST_DROPPED = HOP_BY_HOP | REQUEST_OWNED | FORWARDING | {REQUEST_ID}
 _RESPONSE_DROPPED = HOP_BY_HOP | RESPONSE_OWNED

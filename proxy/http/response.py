@@ -3,7 +3,8 @@
 aiohttp's server adds `Content-Type: application/octet-stream` to a body without
 one, and its own `Server`; a proxy must pass the upstream's headers as they were.
 `strip_server_defaults` (an `on_response_prepare` hook, run after aiohttp fills its
-defaults) takes back what the upstream did not send.
+defaults) takes back what the upstream did not send, and names the proxy without
+versions on its own answers.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from aiohttp import hdrs, web
+
+from proxy.http.headers import SERVER
 
 
 class ProxyResponse(web.StreamResponse):
@@ -34,3 +37,5 @@ async def strip_server_defaults(_request: web.BaseRequest, response: web.StreamR
             response.headers.popall(hdrs.CONTENT_TYPE, None)
         if not response.upstream_has_server:
             response.headers.popall(hdrs.SERVER, None)
+    else:
+        response.headers[hdrs.SERVER] = SERVER

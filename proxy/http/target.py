@@ -26,8 +26,8 @@ def origin_form(raw_target: str, host_header: str) -> str:
         raise BadTarget("asterisk-form is not served")
     try:
         parts = urlsplit(raw_target)
-    except ValueError as exc:
-        raise BadTarget(f"unparseable request target: {exc}") from None
+    except ValueError:
+        raise BadTarget("unparseable request target") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise BadTarget("request target must be a path")
     if parts.netloc.lower() != host_header.lower():
