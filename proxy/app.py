@@ -144,8 +144,11 @@ HANDLER_ARGS = {"max_field_size": 16384}
 
 def edge_runner(app: web.Application, **kwargs: Any) -> EdgeRunner:
     """The runner that serves `build_app`'s application, requests straight to the pipeline."""
-    return EdgeRunner(app, functools.partial(serve_request, app[EDGE]), **HANDLER_ARGS,
-                      **kwargs)
+    edge = app[EDGE]
+    p = edge.runtime.config.proxy
+    return EdgeRunner(app, functools.partial(serve_request, edge), **HANDLER_ARGS,
+                      header_timeout=p.header_timeout, count=edge.count_code,
+                      keepalive_timeout=p.keepalive_timeout, **kwargs)
 
 
 def admin_runner(app: web.Application, *, access_log: logging.Logger | None = None,

@@ -82,10 +82,7 @@ class Edge:
         code = resp.status
         seconds = time.monotonic() - started
         if count:
-            counter = self._codes.get(code)
-            if counter is None:
-                counter = self._codes[code] = self.metrics.requests.labels(str(code))
-            counter.inc()
+            self.count_code(code)
             self.metrics.request_seconds.observe(seconds)
         if self.access_log.enabled and not quiet:
             if ip is None:
@@ -110,6 +107,13 @@ class Edge:
             self.metrics.injections.inc()
         else:
             self.metrics.injections_skipped.labels(failed or "charset").inc()
+
+    def count_code(self, code: int) -> None:
+        """One response with status `code` (also those answered below the pipeline)."""
+        counter = self._codes.get(code)
+        if counter is None:
+            counter = self._codes[code] = self.metrics.requests.labels(str(code))
+        counter.inc()
 
     def count_visit(self, visit: Visit) -> None:
         m = self.metrics

@@ -14,6 +14,7 @@ enqueue is logged and the page is served as the upstream sent it.
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 from aiohttp import hdrs, web
@@ -26,7 +27,7 @@ from proxy.detect.rules import RequestFacts, ResponseFacts
 from proxy.edge import EDGE, Edge
 from proxy.firing import fire
 from proxy.handoff import Incoming, events_header, from_script, plan_handoff
-from proxy.http.body import request_body
+from proxy.http.body import BodyRefused, request_body
 from proxy.http.errors import error_response
 from proxy.http.headers import (
     EVENTS_HEADER,
@@ -39,8 +40,9 @@ from proxy.http.headers import (
 from proxy.http.hosts import MISDIRECTED
 from proxy.http.response import ProxyResponse
 from proxy.http.route_table import PathEscapes
+from proxy.http.server import HTTP_VERSIONS, client_version
 from proxy.http.target import BadTarget, origin_form, split_target
-from proxy.http.upstream_errors import UpstreamError, UpstreamTimeout
+from proxy.http.upstream_errors import PoolTimeout, UpstreamError, UpstreamTimeout
 from proxy.http.websocket import is_websocket, relay_websocket
 from proxy.page import PageTransform, passthrough, plan_page
 from proxy.pixels import BrowserEvent
@@ -69,6 +71,12 @@ def not_found(request: web.BaseRequest, why: str = "No such endpoint.") -> web.R
     return error_response(404, why, request.headers.get(hdrs.ACCEPT))
 
 
+def body_refused(request: web.BaseRequest, exc: BodyRefused) -> web.Response:
+    """413, 408 or 400 for a body we do not take; the connection is not reused."""
+    return error_response(exc.status, exc.detail, request.headers.get(hdrs.ACCEPT),
+                          headers={"Connection": "close"})
+
+
 async def handle(request: web.Request) -> web.StreamResponse:
     """The application's catch-all route."""
     return await serve_request(request.app[EDGE], request)
@@ -77,6 +85,12 @@ async def handle(request: web.Request) -> web.StreamResponse:
 async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamResponse:
     rt: Runtime = edge.runtime
     started = time.monotonic()
+    if client_version(request) not in HTTP_VERSIONS:
+        version = client_version(request)
+        log.warning("505 for an HTTP/%d.%d request from %s", *version, request.remote)
+        return edge.finish(request, error_response(
+            505, "This site speaks HTTP/1.1 and HTTP/1.0.", request.headers.get(hdrs.ACCEPT),
+            headers={"Connection": "close"}), started)
 
     # -- the request line and Host, checked before anything is forwarded
     host_values = request.headers.getall(hdrs.HOST, [])
@@ -144,7 +158,6 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
 
     # -- upstream
     candidates = rt.rules.candidates(request.method, path, query)
-    body, sniffer = request_body(request, candidates.form_fields, candidates.request_json)
     headers = request_headers(raw, client, rid.encode())
     if request.headers.get(hdrs.IF_NONE_MATCH, "").find("W/") >= 0:
         headers = [(n, unweaken_if_none_match(v.decode("latin-1")).encode("latin-1"))
@@ -153,12 +166,27 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
     if route is not None:
         transport, rewriter = edge.upstreams.pool(route.origin), route.rewriter
         target = route.target(target)
+    try:
+        # Buffered (the default): the whole body is here before a connection is taken.
+        body, sniffer = await request_body(request, candidates.form_fields, rt.body,
+                                           json=candidates.request_json)
+    except BodyRefused as exc:
+        return edge.finish(request, body_refused(request, exc), started, client.ip, None, rid)
     t0 = time.monotonic()
     try:
         up = await transport.request(
-            request.method, target.encode("utf-8", "surrogateescape"), headers, body,
-            body_length=request.content_length if body is not None else None,
-            header_timeout=rt.timeout)
+            request.method, target.encode("utf-8", "surrogateescape"), headers, body.data,
+            body_length=body.length, header_timeout=rt.timeout, pool_timeout=rt.pool_timeout)
+    except BodyRefused as exc:          # a streamed body, part of it already upstream
+        return edge.finish(request, body_refused(request, exc), started, client.ip,
+                           time.monotonic() - t0, rid)
+    except PoolTimeout as exc:
+        edge.metrics.upstream_errors.labels("pool_timeout").inc()
+        log.warning("upstream %s %s: %s", request.method, path, exc)
+        return edge.finish(request, error_response(
+            503, "The careers site is busy.", request.headers.get(hdrs.ACCEPT),
+            headers={"Retry-After": str(math.ceil(rt.pool_timeout))}), started, client.ip,
+            None, rid)
     except UpstreamTimeout:
         edge.metrics.upstream_errors.labels("timeout").inc()
         return edge.finish(request, error_response(
@@ -170,6 +198,8 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
         return edge.finish(request, error_response(
             502, "The careers site could not be reached.", request.headers.get(hdrs.ACCEPT)),
             started, client.ip, time.monotonic() - t0, rid)
+    finally:
+        body.close()
     upstream_seconds = time.monotonic() - t0
     edge.metrics.upstream_seconds.observe(upstream_seconds)
 

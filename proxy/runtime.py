@@ -16,6 +16,7 @@ from proxy.attribution.visit import Attribution
 from proxy.config.model import Config, Sink
 from proxy.detect.patterns import GlobPattern, PathPattern
 from proxy.detect.rules import RuleSet
+from proxy.http.body import BodyPolicy
 from proxy.http.headers import ClientView, OriginRewriter, TrustedProxies, client_view
 from proxy.http.hosts import HostPolicy
 from proxy.http.route_table import RouteTable, escapes, upstream_origins
@@ -45,6 +46,8 @@ class Runtime:
     routes: RouteTable                 # [[routes]]: other upstreams by public prefix
     route_links: tuple[tuple[bytes, bytes], ...]   # (upstream URL, prefix) for page links
     redactor: Redactor                 # what the logs never show
+    body: BodyPolicy                   # request bodies: buffering, max_body, body_timeout
+    pool_timeout: float                # s to wait for a free upstream connection
 
 
 def visitor(rt: Runtime, request: web.BaseRequest) -> ClientView:
@@ -101,6 +104,8 @@ def compile_runtime(config: Config, secret: bytes) -> Runtime:
         routes=routes,
         route_links=routes.page_links,
         redactor=Redactor(config.attribution.params, config.log.redact),
+        body=BodyPolicy(p.request_buffering, p.max_body, p.body_timeout),
+        pool_timeout=p.pool_timeout,
     )
 
 

@@ -20,7 +20,7 @@ TITLES = {
     408: "Request timeout",
     413: "Request too large",
     502: "The careers site is not answering",
-    503: "Not ready",
+    503: "Temporarily unavailable",
     504: "The careers site took too long to answer",
     505: "HTTP version not supported",
 }

@@ -3,9 +3,9 @@
 Idle connections form a LIFO stack (the warmest first); one older than `idle_timeout`
 is closed, on acquire and by a sweep timer, so the pool never reuses a connection the
 upstream may be about to drop. At most `max_connections` exist; callers beyond that
-wait in FIFO order for a released connection or a freed slot. A reused connection
-found closed before any response byte retries once on a new one, for idempotent
-methods whose body was not a stream already read.
+wait in FIFO order for a released connection or a freed slot, each up to its
+`pool_timeout`. A reused connection found closed before any response byte retries
+once on a new one, for idempotent methods whose body was not a stream already read.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from proxy.http.request_head import (
 )
 from proxy.http.upstream_conn import StaleConnection, UpstreamConnection
 from proxy.http.upstream_errors import (
+    PoolTimeout,
     RequestBodyError,
     UpstreamConnectError,
     UpstreamProtocolError,
@@ -73,10 +74,13 @@ class UpstreamPool:
 
     async def request(self, method: str, target: bytes, headers: list[tuple[bytes, bytes]],
                       body: Body = None, *, body_length: int | None = None,
-                      header_timeout: float = 30.0) -> UpstreamResponse:
+                      header_timeout: float = 30.0,
+                      pool_timeout: float | None = None) -> UpstreamResponse:
         """Send one request; return once the response headers are in.
 
         The body, if any, is then read from the response; `release()` it when done.
+        With every connection busy, waits up to `pool_timeout` s (None: no limit) for
+        one, else raises PoolTimeout.
         """
         if body is None:
             framing = NO_BODY_FOR_POST if method in BODY_METHODS else b""
@@ -89,14 +93,14 @@ class UpstreamPool:
         head = encode_head(method_bytes(method), target, self.origin.host_header,
                            headers, framing)
         try:
-            return await self._exchange(await self._acquire(), head, body, body_length,
-                                        method == "HEAD", header_timeout)
+            return await self._exchange(await self._acquire(wait=pool_timeout), head, body,
+                                        body_length, method == "HEAD", header_timeout)
         except StaleConnection as exc:
             if method not in IDEMPOTENT_METHODS:
                 raise UpstreamProtocolError("upstream closed a reused connection") from exc
         try:       # once, on a connection never used before
-            return await self._exchange(await self._acquire(fresh=True), head, body,
-                                        body_length, method == "HEAD", header_timeout)
+            return await self._exchange(await self._acquire(fresh=True, wait=pool_timeout),
+                                        head, body, body_length, method == "HEAD", header_timeout)
         except StaleConnection as exc:
             raise UpstreamProtocolError("upstream closed the connection") from exc
 
@@ -202,7 +206,8 @@ class UpstreamPool:
 
     # -- acquiring and releasing connections ---------------------------------------------
 
-    async def _acquire(self, fresh: bool = False) -> UpstreamConnection:
+    async def _acquire(self, fresh: bool = False, wait: float | None = None
+                       ) -> UpstreamConnection:
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
@@ -222,11 +227,16 @@ class UpstreamPool:
             waiter: asyncio.Future[UpstreamConnection | None] = loop.create_future()
             self._waiters.append(waiter)
             try:
-                handed = await waiter
-            except BaseException:
-                if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                    self._give_back(waiter.result())
-                raise
+                async with asyncio.timeout(wait):
+                    try:
+                        handed = await waiter
+                    except BaseException:
+                        if waiter.done() and not waiter.cancelled() and \
+                                waiter.exception() is None:
+                            self._give_back(waiter.result())
+                        raise
+            except TimeoutError:
+                raise PoolTimeout(f"no free upstream connection within {wait:g} s") from None
             if handed is not None:
                 return handed
         else:

@@ -3,41 +3,161 @@
 Every path the proxy serves goes to one handler, so aiohttp's URL dispatcher,
 middleware chain and per-request signal lookup are work with no result on the
 request path. `EdgeRunner` runs the `web.Application`'s startup, shutdown and
-cleanup (its parts live in `cleanup_ctx`) and serves with aiohttp's low-level
-`web.Server`, which hands the handler each `EdgeRequest` directly. The application
-keeps its catch-all route, so it also runs under a plain `web.AppRunner`.
+cleanup (its parts live in `cleanup_ctx`) and serves with `EdgeServer`, aiohttp's
+low-level `web.Server` with the visitor-facing edges of ours: each connection's
+protocol is wrapped in a `HeadDeadline` (408 for a head that does not arrive), a
+malformed request is answered by `EdgeRequestHandler.handle_error` (one log line,
+nothing echoed), and a request in an HTTP version we do not speak is handed over
+framed as HTTP/1.1 with the version it named in `EdgeRequest.version_sent` (the
+pipeline answers it 505). The application keeps its catch-all route, so it also
+runs under a plain `web.AppRunner`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import http_exceptions, web
+from aiohttp.http import HttpVersion, HttpVersion10, HttpVersion11, RawRequestMessage
 
+from proxy.http.errors import error_response
+from proxy.http.head_deadline import HeadDeadline
 from proxy.http.response import strip_server_defaults
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+Count = Callable[[int], None]
+HTTP_VERSIONS = (HttpVersion11, HttpVersion10)
+
+log = logging.getLogger("careers_edge.http")
+
+# What a malformed request did wrong, in our words (the parser's messages quote it).
+REASONS: tuple[tuple[type[Exception], str], ...] = (
+    (http_exceptions.BadHttpMethod, "invalid method"),
+    (http_exceptions.BadStatusLine, "invalid request line"),
+    (http_exceptions.LineTooLong, "line too long"),
+    (http_exceptions.InvalidHeader, "invalid header"),
+    (http_exceptions.InvalidURLError, "invalid target"),
+    (http_exceptions.PayloadEncodingError, "invalid body framing"),
+    (http_exceptions.BadHttpMessage, "malformed request"),
+)
+
+
+def reason_of(exc: BaseException | None) -> str:
+    for kind, reason in REASONS:
+        if isinstance(exc, kind):
+            return reason
+    return type(exc).__name__ if exc is not None else "malformed request"
 
 
 class EdgeRequest(web.BaseRequest):
     """A request outside any application: takes aiohttp's defaults back off a proxied
     response, as the application's `on_response_prepare` does."""
 
-    __slots__ = ()
+    __slots__ = ("version_sent",)
+
+    def __init__(self, *args: Any, version_sent: HttpVersion | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.version_sent = version_sent or self.version
 
     async def _prepare_hook(self, response: web.StreamResponse) -> None:
         await strip_server_defaults(self, response)
 
 
-class EdgeRunner(web.BaseRunner):
-    __slots__ = ("_app", "_handler")
+def client_version(request: web.BaseRequest) -> HttpVersion:
+    """The HTTP version the client's request line named."""
+    return request.version_sent if isinstance(request, EdgeRequest) else request.version
 
-    def __init__(self, app: web.Application, handler: Handler, **kwargs: Any) -> None:
+
+class EdgeRequestHandler(web.RequestHandler):
+    """aiohttp's protocol for one connection, answering malformed requests our way."""
+
+    def __init__(self, manager: EdgeServer, deadline_timeout: float, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self.count = manager.count
+        self.deadline = HeadDeadline(self, kwargs["loop"], deadline_timeout,
+                                     lambda: self.count(408))
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500,
+                     exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if status == 500 and not isinstance(exc, ConnectionError):
+            log.error("error serving %s %s", request.method, request.path, exc_info=exc)
+            detail = "Something went wrong on our side."
+        elif status == 500:
+            detail = "The connection was lost."
+        else:
+            log.warning("%d for a malformed request from %s: %s", status, request.remote,
+                        reason_of(exc))
+            detail = "The request could not be understood."
+        if request.writer.output_size > 0:     # a response began: nothing more to say
+            raise ConnectionError("response already started")
+        resp = error_response(status, detail)
+        resp.force_close()
+        self.count(status)
+        return resp
+
+
+class EdgeServer(web.Server):
+    """`web.Server` whose connections are `EdgeRequestHandler`s in a `HeadDeadline`."""
+
+    def __init__(self, handler: Handler, *, header_timeout: float, count: Count,
+                 loop: asyncio.AbstractEventLoop, **kwargs: Any) -> None:
+        super().__init__(self.serve, request_factory=self.make_request, loop=loop, **kwargs)
+        self.pipeline = handler
+        self.header_timeout = header_timeout
+        self.count = count
+        self.event_loop = loop
+        self.handler_kwargs = kwargs
+
+    def __call__(self) -> HeadDeadline:  # type: ignore[override]
+        handler = EdgeRequestHandler(self, self.header_timeout, loop=self.event_loop,
+                                     **self.handler_kwargs)
+        return handler.deadline
+
+    def make_request(self, message: RawRequestMessage, payload: Any,
+                     protocol: web.RequestHandler, writer: Any,
+                     task: asyncio.Task[None]) -> EdgeRequest:
+        if isinstance(protocol, EdgeRequestHandler):
+            protocol.deadline.head_complete(payload)
+        sent = message.version
+        if sent not in HTTP_VERSIONS:
+            # Answered (505) in a version the client may read, and never kept alive.
+            message = RawRequestMessage(
+                message.method, message.path, HttpVersion11, message.headers,
+                message.raw_headers, True, message.compression, False, message.chunked,
+                message.url)
+        return EdgeRequest(message, payload, protocol, writer, task, self.event_loop,
+                           version_sent=sent)
+
+    async def serve(self, request: web.BaseRequest) -> web.StreamResponse:
+        """The pipeline, with the response finished before the head clock runs again."""
+        protocol = request.protocol
+        try:
+            resp = await self.pipeline(request)
+            try:
+                await resp.prepare(request)
+                await resp.write_eof()
+            except ConnectionError:
+                pass                             # the visitor went away
+            return resp
+        finally:
+            if isinstance(protocol, EdgeRequestHandler):
+                protocol.deadline.request_done()
+
+
+class EdgeRunner(web.BaseRunner):
+    __slots__ = ("_app", "_handler", "edge_options")
+
+    def __init__(self, app: web.Application, handler: Handler, *, header_timeout: float,
+                 count: Count, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._app = app
         self._handler = handler
+        self.edge_options = {"header_timeout": header_timeout, "count": count}
 
     @property
     def app(self) -> web.Application:
@@ -50,13 +170,8 @@ class EdgeRunner(web.BaseRunner):
         self._app.on_startup.freeze()
         await self._app.startup()
         self._app.freeze()
-        loop = asyncio.get_running_loop()
-
-        def make_request(message: Any, payload: Any, protocol: Any, writer: Any,
-                         task: asyncio.Task[None]) -> EdgeRequest:
-            return EdgeRequest(message, payload, protocol, writer, task, loop)
-
-        return web.Server(self._handler, request_factory=make_request, **self._kwargs)
+        return EdgeServer(self._handler, loop=asyncio.get_running_loop(),
+                          **self.edge_options, **self._kwargs)
 
     async def _cleanup_server(self) -> None:
         await self._app.cleanup()

@@ -26,6 +26,7 @@ from __future__ import annotations
 from proxy.http.pool import UpstreamPool
 from proxy.http.request_head import IDEMPOTENT_METHODS, Origin, parse_origin
 from proxy.http.upstream_errors import (
+    PoolTimeout,
     RequestBodyError,
     UpstreamBodyError,
     UpstreamConnectError,
@@ -36,7 +37,7 @@ from proxy.http.upstream_errors import (
 from proxy.http.upstream_response import READ_HIGH_WATER, UpstreamResponse
 
 __all__ = [
-    "IDEMPOTENT_METHODS", "READ_HIGH_WATER", "Origin", "RequestBodyError",
+    "IDEMPOTENT_METHODS", "READ_HIGH_WATER", "Origin", "PoolTimeout", "RequestBodyError",
     "UpstreamBodyError", "UpstreamConnectError", "UpstreamError", "UpstreamPool",
     "UpstreamProtocolError", "UpstreamResponse", "UpstreamTimeout", "parse_origin",
 ]

@@ -1,6 +1,7 @@
 """What can go wrong talking to the upstream, as one exception tree.
 
     UpstreamError                    base: anything the upstream transport raises
+    ├── PoolTimeout                  no free connection within pool_timeout        -> 503
     ├── UpstreamConnectError         refused, DNS, connect timeout, TLS handshake  -> 502
     ├── UpstreamTimeout              no complete response headers in time          -> 504
     ├── UpstreamProtocolError        garbage, or closed before the headers         -> 502
@@ -9,7 +10,7 @@
     └── RequestBodyError             the streamed request body did not match body_length
                                      (the caller's source ended short or ran long)
 
-The first three happen before any response byte reached the caller, so the proxy can
+The first four happen before any response byte reached the caller, so the proxy can
 still answer with its own error page; `UpstreamBodyError` happens after.
 """
 
@@ -18,6 +19,10 @@ from __future__ import annotations
 
 class UpstreamError(Exception):
     """Base of every error the upstream transport raises."""
+
+
+class PoolTimeout(UpstreamError):
+    """Every connection stayed busy (at `max_connections`) for `pool_timeout` seconds."""
 
 
 class UpstreamConnectError(UpstreamError):
