@@ -11,7 +11,10 @@ visitor gets a 408 and the connection is closed, as nginx's `client_header_timeo
 
 Bytes arriving while a request is served belong to its body until that body ended;
 after that they are the next (pipelined) request, whose deadline starts when the
-current response is done.
+current response is done. Bytes that came in the same read as a head (or as the
+end of a body) cannot be told apart from it without parsing; a next request begun
+there starts the clock with its next byte, and if none comes, keep-alive's timeout
+closes the connection.
 """
 
 from __future__ import annotations
