@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -17,6 +18,13 @@ from aiohttp import web
 # How long a test waits for something the proxy must do on its own (a 408, a close)
 # before calling it missing: generous for a loaded machine; never a measured time.
 PATIENCE = 30.0
+
+
+async def eventually(condition: Callable[[], object], timeout: float = PATIENCE) -> None:
+    """Wait until `condition()` holds; fail (not hang) when it never does."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
 
 
 @dataclass

@@ -14,7 +14,13 @@ import aiohttp
 import pytest
 
 from tests.integration.harness import Stack, stack
-from tests.security.edge_http import PATIENCE, RawConnection, Recording, recording_app
+from tests.security.edge_http import (
+    PATIENCE,
+    RawConnection,
+    Recording,
+    eventually,
+    recording_app,
+)
 
 GET_ECHO = b"GET /echo HTTP/1.1\r\nHost: careers.test\r\n\r\n"
 
@@ -145,8 +151,7 @@ async def test_a_streamed_slow_body_holds_the_connection_and_others_get_503(
         uploader = await RawConnection.open(s.proxy_url)
         await uploader.send(b"POST /echo/upload HTTP/1.1\r\nHost: careers.test\r\n"
                             b"Content-Length: 10\r\n\r\n12345")
-        while rec.entered != ["/echo/upload"]:          # the upstream has the request
-            await asyncio.sleep(0.05)
+        await eventually(lambda: rec.entered == ["/echo/upload"])   # upstream has it
         assert await served(s.proxy_url) == 503
         await uploader.send(b"67890")
         assert (await uploader.response()).status == 200
@@ -158,8 +163,7 @@ async def test_a_full_pool_answers_503_after_pool_timeout(tmp_path: Path) -> Non
     async with stack(recording_app(rec), tmp=tmp_path,
                      proxy_extra="max_connections = 1\npool_timeout = 1") as s:
         holder = asyncio.create_task(served(s.proxy_url, "/hold"))
-        while rec.entered != ["/hold"]:
-            await asyncio.sleep(0.05)
+        await eventually(lambda: rec.entered == ["/hold"])
         async with aiohttp.ClientSession() as session:
             async with session.get(s.proxy_url + "/echo",
                                    timeout=aiohttp.ClientTimeout(total=PATIENCE)) as r:
