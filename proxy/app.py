@@ -139,7 +139,9 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
 
 
 RELOADER = web.AppKey("reloader", RulesReloader)
-HANDLER_ARGS = {"max_field_size": 16384}
+# Request bodies go upstream as sent: aiohttp must not decode a gzip upload (the
+# upstream would get plain bytes labelled gzip).
+HANDLER_ARGS = {"max_field_size": 16384, "auto_decompress": False}
 
 
 def edge_runner(app: web.Application, **kwargs: Any) -> EdgeRunner:

@@ -27,7 +27,7 @@ from proxy.detect.rules import RequestFacts, ResponseFacts
 from proxy.edge import EDGE, Edge
 from proxy.firing import fire
 from proxy.handoff import Incoming, events_header, from_script, plan_handoff
-from proxy.http.body import BodyRefused, request_body
+from proxy.http.body import BodyMalformed, BodyRefused, request_body
 from proxy.http.errors import error_response
 from proxy.http.headers import (
     EVENTS_HEADER,
@@ -40,7 +40,7 @@ from proxy.http.headers import (
 from proxy.http.hosts import MISDIRECTED
 from proxy.http.response import ProxyResponse
 from proxy.http.route_table import PathEscapes
-from proxy.http.server import HTTP_VERSIONS, client_version
+from proxy.http.server import HTTP_VERSIONS, client_version, log_malformed
 from proxy.http.target import BadTarget, origin_form, split_target
 from proxy.http.upstream_errors import PoolTimeout, UpstreamError, UpstreamTimeout
 from proxy.http.websocket import is_websocket, relay_websocket
@@ -73,6 +73,8 @@ def not_found(request: web.BaseRequest, why: str = "No such endpoint.") -> web.R
 
 def body_refused(request: web.BaseRequest, exc: BodyRefused) -> web.Response:
     """413, 408 or 400 for a body we do not take; the connection is not reused."""
+    if isinstance(exc, BodyMalformed):
+        log_malformed(exc.status, request.remote, "invalid body framing")
     return error_response(exc.status, exc.detail, request.headers.get(hdrs.ACCEPT),
                           headers={"Connection": "close"})
 

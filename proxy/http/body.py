@@ -65,6 +65,12 @@ class BodyRefused(Exception):
     detail = "The request body was incomplete."
 
 
+class BodyMalformed(BodyRefused):
+    """The body's framing is broken (a bad chunk, say): a malformed request."""
+
+    detail = "The request could not be understood."
+
+
 class BodyTooLarge(BodyRefused):
     status = 413
     detail = "The request body is larger than this site accepts."
@@ -144,8 +150,10 @@ async def _chunks(request: web.BaseRequest, sniffer: RequestSniffer | None,
                 chunk = await content.readany()
         except TimeoutError:
             raise BodyTimeout() from None
-        except (web.RequestPayloadError, ConnectionError) as exc:
-            raise BodyRefused() from exc    # broken framing, or the visitor went away
+        except web.RequestPayloadError as exc:
+            raise BodyMalformed() from exc
+        except ConnectionError as exc:
+            raise BodyRefused() from exc    # the visitor went away
         if not chunk:
             return
         seen += len(chunk)

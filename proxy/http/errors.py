@@ -59,7 +59,11 @@ def error_response(status: int, detail: str, accept: str | None = None,
             **(headers or {})}
     if wants_json(accept):
         body = orjson.dumps({"error": title_of(status), "detail": detail, "status": status})
-        return web.Response(status=status, body=body, content_type="application/json",
+        resp = web.Response(status=status, body=body, content_type="application/json",
                             headers=hdrs)
-    return web.Response(status=status, text=error_page(status, detail),
-                        content_type="text/html", headers=hdrs)
+    else:
+        resp = web.Response(status=status, text=error_page(status, detail),
+                            content_type="text/html", headers=hdrs)
+    if hdrs.get("Connection", "").lower() == "close":
+        resp.force_close()          # the header alone would not end aiohttp's keep-alive
+    return resp

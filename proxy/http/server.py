@@ -52,6 +52,11 @@ def reason_of(exc: BaseException | None) -> str:
     return type(exc).__name__ if exc is not None else "malformed request"
 
 
+def log_malformed(status: int, remote: str | None, reason: str) -> None:
+    """The one line a malformed request leaves in the log: no traceback, no bytes of it."""
+    log.warning("%d for a malformed request from %s: %s", status, remote, reason)
+
+
 class EdgeRequest(web.BaseRequest):
     """A request outside any application: takes aiohttp's defaults back off a proxied
     response, as the application's `on_response_prepare` does."""
@@ -90,8 +95,7 @@ class EdgeRequestHandler(web.RequestHandler):
         elif status == 500:
             detail = "The connection was lost."
         else:
-            log.warning("%d for a malformed request from %s: %s", status, request.remote,
-                        reason_of(exc))
+            log_malformed(status, request.remote, reason_of(exc))
             detail = "The request could not be understood."
         if request.writer.output_size > 0:     # a response began: nothing more to say
             raise ConnectionError("response already started")

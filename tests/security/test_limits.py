@@ -4,6 +4,7 @@ and the rules-file keys that set them."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -205,6 +206,20 @@ async def test_form_fields_are_sniffed_while_buffering_past_memory(tmp_path: Pat
             assert r.status == 303
         hook = await s.recorder.wait_for(lambda r: r.network == "webhook", timeout=15)
         assert json.loads(hook.text)["jobName"] == "Backend Engineer"
+
+
+@pytest.mark.parametrize("buffering", ["true", "false"])
+async def test_a_gzip_body_goes_upstream_as_sent(tmp_path: Path, buffering: str) -> None:
+    body = gzip.compress(os.urandom(2000) * 1000)           # 2 MB of it, not decoded
+    async with stack(echo_app(), tmp=tmp_path,
+                     proxy_extra=f"request_buffering = {buffering}") as s:
+        async with aiohttp.ClientSession(auto_decompress=False) as c, c.post(
+                s.proxy_url + "/echo/raw", data=body,
+                headers={"Content-Encoding": "gzip"}) as r:
+            assert r.status == 200
+            answer = await r.json()
+    assert ["Content-Encoding", "gzip"] in answer["headers"]
+    assert answer["body_len"] == 2_000_000                  # the upstream decoded it whole
 
 
 async def test_bodies_stream_unbuffered_when_request_buffering_is_off(tmp_path: Path) -> None:
