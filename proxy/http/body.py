@@ -176,7 +176,7 @@ async def _buffer(chunks: AsyncIterator[bytes]) -> RequestBody:
             if len(held) >= MEMORY_LIMIT:
                 if file is None:
                     file = await asyncio.to_thread(tempfile.TemporaryFile, prefix="careers-edge-")
-                await asyncio.to_thread(file.write, held)
+                await asyncio.to_thread(file.write, held)   # type: ignore[union-attr]
                 held.clear()
         if file is None:
             return RequestBody(bytes(held), size)

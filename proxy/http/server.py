@@ -154,14 +154,15 @@ class EdgeServer(web.Server):
 
 
 class EdgeRunner(web.BaseRunner):
-    __slots__ = ("_app", "_handler", "edge_options")
+    __slots__ = ("_app", "_handler", "header_timeout", "count")
 
     def __init__(self, app: web.Application, handler: Handler, *, header_timeout: float,
                  count: Count, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._app = app
         self._handler = handler
-        self.edge_options = {"header_timeout": header_timeout, "count": count}
+        self.header_timeout = header_timeout
+        self.count = count
 
     @property
     def app(self) -> web.Application:
@@ -175,7 +176,8 @@ class EdgeRunner(web.BaseRunner):
         await self._app.startup()
         self._app.freeze()
         return EdgeServer(self._handler, loop=asyncio.get_running_loop(),
-                          **self.edge_options, **self._kwargs)
+                          header_timeout=self.header_timeout, count=self.count,
+                          **self._kwargs)
 
     async def _cleanup_server(self) -> None:
         await self._app.cleanup()
