@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from proxy.http.head_deadline import HeadDeadline
 from tests.integration.harness import Stack, stack
 from tests.security.edge_http import (
     PATIENCE,
@@ -179,3 +180,65 @@ async def test_a_full_pool_answers_503_after_pool_timeout(tmp_path: Path) -> Non
         assert await served(s.proxy_url) == 200
         assert metric(s, "edge_upstream_errors_total", kind="pool_timeout") == 2
         assert s.edge.transport.stats["waiting"] == 0
+
+
+# --- HeadDeadline on its own, around a protocol of the test's --------------------------
+
+class Heads(asyncio.Protocol):
+    """A stand-in for aiohttp's protocol: a blank line ends a head; answers "ok"."""
+
+    def __init__(self) -> None:
+        self.deadline: HeadDeadline | None = None
+        self.transport: asyncio.Transport | None = None
+        self.data = b""
+        self.lost = asyncio.Event()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+        if self.data.endswith(b"\n\n"):
+            assert self.deadline is not None and self.transport is not None
+            self.deadline.head_complete(Ended())
+            self.transport.write(b"ok\n")
+            self.deadline.request_done()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost.set()
+
+
+class Ended:
+    def is_eof(self) -> bool:
+        return True
+
+
+async def serve_heads(timeout: float) -> tuple[asyncio.Server, list[Heads]]:
+    loop = asyncio.get_running_loop()
+    inners: list[Heads] = []
+
+    def factory() -> HeadDeadline:
+        inner = Heads()
+        inner.deadline = HeadDeadline(inner, loop, timeout)
+        inners.append(inner)
+        return inner.deadline
+
+    return await loop.create_server(factory, "127.0.0.1", 0), inners
+
+
+async def test_head_deadline_passes_bytes_through_and_answers_408_when_it_passes() -> None:
+    server, inners = await serve_heads(0.5)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        conn = await RawConnection.open(f"http://127.0.0.1:{port}")
+        await conn.send(b"one\n\n")
+        assert await conn.reader.readline() == b"ok\n"
+        await conn.send(b"tw")                   # a next head begun, never finished
+        resp = await conn.response()
+        assert resp.status == 408 and resp.header("Content-Length") == str(len(resp.body))
+        assert await conn.closed() == b""
+        conn.close()
+        await inners[0].lost.wait()              # the wrapped protocol heard of the close
+        assert inners[0].data == b"one\n\ntw"
+    finally:
+        server.close()
