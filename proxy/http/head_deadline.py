@@ -45,6 +45,16 @@ def timeout_answer() -> bytes:
     ).encode() + page
 
 
+class _NoMore:
+    """The connection serves no further request: its bytes are never a head."""
+
+    def is_eof(self) -> bool:
+        return False
+
+
+NO_MORE = _NoMore()
+
+
 class HeadDeadline(asyncio.Protocol):
     __slots__ = ("body", "deadline", "inner", "loop", "on_expire", "pending", "timeout",
                  "timer", "transport")
@@ -69,10 +79,13 @@ class HeadDeadline(asyncio.Protocol):
         self.body = body
         self.pending = False
 
-    def request_done(self) -> None:
-        """The response went out; a next request's bytes already here start the clock."""
+    def request_done(self, keep_alive: bool = True) -> None:
+        """The response went out; a next request's bytes already here start the clock.
+        Without keep-alive (a close, or after a protocol upgrade) no head comes next."""
         self.body = None
-        if self.pending:
+        if not keep_alive:
+            self.body = NO_MORE
+        elif self.pending:
             self.pending = False
             self.arm()
 

@@ -89,11 +89,11 @@ class EdgeRequestHandler(web.RequestHandler):
     def handle_error(self, request: web.BaseRequest, status: int = 500,
                      exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
-        if status == 500 and not isinstance(exc, ConnectionError):
-            log.error("error serving %s %s", request.method, request.path, exc_info=exc)
+        if status >= 500 and isinstance(exc, ConnectionError):
+            detail = "The connection was lost."       # the visitor went away: nothing to log
+        elif status >= 500:
+            log.error("%d serving %s %s", status, request.method, request.path, exc_info=exc)
             detail = "Something went wrong on our side."
-        elif status == 500:
-            detail = "The connection was lost."
         else:
             log_malformed(status, request.remote, reason_of(exc))
             detail = "The request could not be understood."
@@ -140,17 +140,19 @@ class EdgeServer(web.Server):
     async def serve(self, request: web.BaseRequest) -> web.StreamResponse:
         """The pipeline, with the response finished before the head clock runs again."""
         protocol = request.protocol
+        keep_alive = False
         try:
             resp = await self.pipeline(request)
             try:
                 await resp.prepare(request)
                 await resp.write_eof()
             except ConnectionError:
-                pass                             # the visitor went away
+                return resp                      # the visitor went away
+            keep_alive = bool(resp.keep_alive) and resp.status != 101
             return resp
         finally:
             if isinstance(protocol, EdgeRequestHandler):
-                protocol.deadline.request_done()
+                protocol.deadline.request_done(keep_alive)
 
 
 class EdgeRunner(web.BaseRunner):
