@@ -21,6 +21,7 @@ BOUNDARY = "edge-memory-boundary"
 HEAD = b"<!doctype html><html><head><title>big</title></head><body>\n"
 FILLER = (b"<p>" + b"x" * (CHUNK - 8) + b"</p>\n")[:CHUNK]
 RULES = """
+max_body = "200MB"    # [proxy]: the 100 MiB résumé comes with its multipart framing
 [pixels.marker]
 type = "html"
 paths = ["/**"]
