@@ -34,6 +34,10 @@ BOOLEAN = Kind("boolean", {"type": "boolean"}, scalar=True)
 STRINGS = Kind("list of strings", {"type": "array", "items": {"type": "string"}})
 STRING_TABLE = Kind("table of strings",
                     {"type": "object", "additionalProperties": {"type": "string"}})
+SIZE = Kind("size: bytes, or a number with k, m or g (1024-based)", {
+    "anyOf": [{"type": "integer", "minimum": 0},
+              {"type": "string", "pattern": r"^\s*[0-9]+\s*(([kmgKMG])([iI]?[bB])?|[bB])?\s*$"}]},
+    scalar=True)
 STRING_OR_STRINGS = Kind("string or list of strings", {
     "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})
 

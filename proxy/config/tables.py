@@ -12,6 +12,7 @@ from proxy.config.keys import (
     BOOLEAN,
     INTEGER,
     NUMBER,
+    SIZE,
     STRING,
     STRING_OR_STRINGS,
     STRING_TABLE,
@@ -92,6 +93,18 @@ PROXY = Section("proxy", "[proxy]", "Where the proxy listens, what it fronts, an
     Key("hosts", STRINGS, "public hosts served (*.domain: its subdomains); others get 421",
         ["careers.acme.example"],
         default=Described("public_url's host; without it any host (development only)")),
+    Key("header_timeout", NUMBER, "seconds to receive a whole request head, then 408 and close",
+        10, above=0),
+    Key("body_timeout", NUMBER, "seconds of silence while reading a request body, then 408",
+        60, above=0),
+    Key("keepalive_timeout", NUMBER, "seconds an idle visitor connection is kept open", 75,
+        above=0),
+    Key("request_buffering", BOOLEAN, "read a request body whole (over 1 MiB: to a file in "
+        "$TMPDIR) before taking an upstream connection; false streams it", True),
+    Key("max_body", SIZE, "larger request bodies get 413 and are never forwarded (0: no limit)",
+        "100MB", default=Described('"100MB" (104857600 bytes)')),
+    Key("pool_timeout", NUMBER, "seconds to wait for a free upstream connection, then 503", 5,
+        above=0),
 ), ProxySection)
 
 ATTRIBUTION = Section("attribution", "[attribution]", "Click ids captured from landing URLs.", (
