@@ -4,20 +4,20 @@
 operators' endpoints (`edge.admin`) on the admin listener.
 
 Each background part (transport, outbox and its dispatcher, journeys, feed, access
-log, rules watcher) is owned by `app.cleanup_ctx`: started on startup, stopped in
-reverse order on shutdown.
+log, rules watcher) is owned by `app.cleanup_ctx` through `background.part`: started
+on startup, stopped in reverse order on shutdown.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from typing import IO, Any
 
 from aiohttp import web
 
+from proxy.background import part
 from proxy.config.env import Overrides
 from proxy.config.model import Config
 from proxy.conversions.dispatcher import Dispatcher
@@ -102,38 +102,24 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
     app.router.add_route("*", "/{tail:.*}", handle)
     app.on_response_prepare.append(strip_server_defaults)
 
-    def part(start: Callable[[], object], stop: Callable[[], object]
-             ) -> Callable[[web.Application], AsyncIterator[None]]:
-        async def ctx(_app: web.Application) -> AsyncIterator[None]:
-            r = start()
-            if asyncio.iscoroutine(r):
-                await r
-            try:
-                yield
-            finally:
-                r = stop()
-                if asyncio.iscoroutine(r):
-                    await r
-        return ctx
-
-    app.cleanup_ctx.append(part(lambda: None, upstreams.close))
-    app.cleanup_ctx.append(part(lambda: None, outbox.close))
-    app.cleanup_ctx.append(part(lambda: None, reads.close))
-    app.cleanup_ctx.append(part(edge.journeys.start, edge.journeys.stop))
+    app.cleanup_ctx.append(part("upstreams", stop=upstreams.close))
+    app.cleanup_ctx.append(part("outbox", stop=outbox.close))
+    app.cleanup_ctx.append(part("reads", stop=reads.close))
+    app.cleanup_ctx.append(part("journeys", start=edge.journeys.start, stop=edge.journeys.stop))
     if dispatch:
         dispatcher = Dispatcher(outbox, config.sinks, metrics=metrics,
                                 observer=_deliveries_to(edge.live),
                                 **dispatcher_options(config.sinks))
-        app.cleanup_ctx.append(part(dispatcher.start, dispatcher.stop))
+        app.cleanup_ctx.append(part("dispatcher", start=dispatcher.start, stop=dispatcher.stop))
     else:
         dispatcher = None
     if edge.feed is not None:
-        app.cleanup_ctx.append(part(edge.feed.start, edge.feed.stop))
-    app.cleanup_ctx.append(_background(edge.access_log.run))
+        app.cleanup_ctx.append(part("feed", start=edge.feed.start, stop=edge.feed.stop))
+    app.cleanup_ctx.append(part("access-log", run=edge.access_log.run))
     if config.source is not None:
         reloader = RulesReloader(edge, config.source, secret, dispatcher, overrides)
         app[RELOADER] = reloader
-        app.cleanup_ctx.append(_background(reloader.watch))
+        app.cleanup_ctx.append(part("rules-watch", run=reloader.watch))
     app.on_shutdown.append(_drain)
     return app
 
@@ -169,21 +155,6 @@ def _deliveries_to(live: Live) -> Callable[[OutboxRow], None]:
         if live.subscribers:
             live.publish("delivery", stream_delivery(row))
     return observe
-
-
-def _background(run: Callable[[], Awaitable[None]]) -> Callable[[web.Application],
-                                                               AsyncIterator[None]]:
-    async def ctx(_app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.ensure_future(run())
-        try:
-            yield
-        finally:
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
-    return ctx
 
 
 async def _drain(app: web.Application) -> None:

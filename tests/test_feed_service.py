@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from proxy.background import part
 from proxy.config.model import FeedSection
 from proxy.feed import service as service_module
 from proxy.feed.render import DAY
@@ -227,7 +228,7 @@ async def test_jobs_survive_a_restart(make: Callable) -> None:
 async def test_lifecycle_fits_cleanup_ctx(make: Callable, aiohttp_client: Callable) -> None:
     svc = make()
     app = web.Application()
-    app.cleanup_ctx.append(svc.lifecycle)
+    app.cleanup_ctx.append(part("feed", start=svc.start, stop=svc.stop))
     app.router.add_get("/feed.xml", feed_handler(svc, lambda r: "https://other.example"))
     client = await aiohttp_client(app)
     svc.observe(PUBLIC + "/jobs/1", page(posting(1)))

@@ -28,6 +28,7 @@ from cachetools import TTLCache
 
 from proxy.attribution.clickids import ClickId
 from proxy.attribution.visit import Visit
+from proxy.background import cancel, spawn
 
 log = logging.getLogger(__name__)
 # Journeys waiting for the next flush at most: ~1.5 KB each. A backlog past it (a
@@ -164,14 +165,11 @@ class WriteBehind(ABC):
 
     async def start(self) -> None:
         await self._open()
-        self._task = asyncio.create_task(self._loop(), name=self.task_name)
+        self._task = spawn(self._loop(), self.task_name)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         try:
             await self.flush()
         finally:

@@ -7,7 +7,7 @@ rows under this process's owner id, sends them in batches of the sink's
 its answer); `observer`, if given, sees each recorded row as it now is (the operators'
 live feed). It wakes on a submit in this process, on
 a scheduled retry coming due, and otherwise polls (other processes share the file).
-Wire it with `app.cleanup_ctx.append(lifecycle(dispatcher))`.
+`build_app` owns its `start` and `stop` (`background.part`).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import aiohttp
-from aiohttp import web
 
+from proxy.background import spawn
 from proxy.config.model import Sink
 from proxy.conversions.backoff import DEFAULT_POLICY, BackoffPolicy, GiveUp, Retry, Sent, next_delay
 from proxy.conversions.outbox import LAST_BODY, Outbox, OutboxRow, observe_backlog
@@ -84,7 +84,7 @@ class Dispatcher:
         self._started = True
         for name in self._sinks:
             self._start_loop(name)
-        self._housekeeping = asyncio.create_task(self._housekeep(), name="outbox-housekeeping")
+        self._housekeeping = spawn(self._housekeep(), "outbox-housekeeping")
 
     async def stop(self, grace: float = STOP_GRACE) -> None:
         """Stop leasing, give in-flight deliveries `grace` s, release what is left."""
@@ -127,7 +127,7 @@ class Dispatcher:
             self._inflight.setdefault(name, set())
 
     def _start_loop(self, name: str) -> None:
-        self._loops[name] = asyncio.create_task(self._run_sink(name), name=f"sink:{name}")
+        self._loops[name] = spawn(self._run_sink(name), f"sink:{name}")
 
     def _on_submit(self, sinks: Iterable[str]) -> None:
         for name in sinks:
@@ -240,11 +240,3 @@ class Dispatcher:
             ticks += 1
             await asyncio.sleep(HOUSEKEEPING_INTERVAL)
 
-
-def lifecycle(dispatcher: Dispatcher) -> Callable[[web.Application], AsyncIterator[None]]:
-    """For `app.cleanup_ctx`: deliver while the app runs, stop cleanly on shutdown."""
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        await dispatcher.start()
-        yield
-        await dispatcher.stop()
-    return ctx

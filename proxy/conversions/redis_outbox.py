@@ -22,7 +22,6 @@ skewed clocks agree on leases; tests inject a clock instead.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -32,6 +31,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
+from proxy.background import cancel, spawn
 from proxy.config.model import Sink
 from proxy.conversions.events import Event
 from proxy.conversions.outbox import (
@@ -122,7 +122,7 @@ class RedisOutbox(OutboxBase):
 
     def _listen(self) -> None:
         if self._channel and self._listeners and self._listening is None:
-            self._listening = asyncio.create_task(self._wake_loop(), name="outbox-redis-wake")
+            self._listening = spawn(self._wake_loop(), "outbox-redis-wake")
 
     async def _wake_loop(self) -> None:
         while True:
@@ -235,10 +235,7 @@ class RedisOutbox(OutboxBase):
         await self._purge(args=[self.prefix, self._now(), repr(SENT_KEEP), repr(EVENT_ID_KEEP)])
 
     async def close(self) -> None:
-        if self._listening is not None:
-            self._listening.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._listening
-            self._listening = None
+        await cancel(self._listening)
+        self._listening = None
         if self._own_client:
             await self.redis.aclose()

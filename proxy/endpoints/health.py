@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import orjson
 from aiohttp import web
 
+from proxy.background import spawn
+
 if TYPE_CHECKING:
     from proxy.edge import Edge
 
@@ -81,7 +83,7 @@ class Readiness:
         if self._at is not None and time.monotonic() - self._at < self.ttl:
             return self._result
         if self._running is None:
-            self._running = asyncio.ensure_future(_problems(edge))
+            self._running = spawn(_problems(edge), "readyz")
             self._running.add_done_callback(self._done)
         return list(await asyncio.shield(self._running))
 

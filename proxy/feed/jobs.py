@@ -12,7 +12,6 @@ uses; a Redis-backed store only needs the same five methods.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import logging
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from proxy.background import cancel, spawn
 from proxy.feed.jsonld import Job
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class JobStore:
         rows = await loop.run_in_executor(self._pool, self._open_and_read)
         self._merge(rows)
         if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_loop(), name="feed-store-flush")
+            self._flusher = spawn(self._flush_loop(), "feed-store-flush")
 
     async def flush(self) -> None:
         """Write what is dirty now (also the shutdown path)."""
@@ -163,11 +163,8 @@ class JobStore:
                 self._pool, self._read_since, self._watermark))
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
+        await cancel(self._flusher)
+        self._flusher = None
         await self.flush()
         if self._db is not None:
             await asyncio.get_running_loop().run_in_executor(self._pool, self._db.close)

@@ -14,16 +14,16 @@ too_many_postings, expired (seen already past validThrough), store_full, queue_f
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate, parsedate_to_datetime
 
 from aiohttp import hdrs, web
 
+from proxy.background import cancel, spawn
 from proxy.config.model import FeedSection
 from proxy.feed.jobs import JobStore, Store
 from proxy.feed.jsonld import harvest, origin_of
@@ -72,27 +72,18 @@ class FeedService:
         await self.store.load()
         self._prune()
         self._queue = asyncio.Queue(QUEUE_SIZE)
-        self._worker = asyncio.create_task(self._work(), name="feed-harvest")
+        self._worker = spawn(self._work(), "feed-harvest")
         if self.crawler is not None:
             await self.crawler.start()
 
     async def stop(self) -> None:
         if self.crawler is not None:
             await self.crawler.stop()
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-            self._worker = None
+        await cancel(self._worker)
+        self._worker = None
         self._queue = None
         await self.store.close()
         self._parser.shutdown(wait=True)
-
-    async def lifecycle(self, _app: web.Application) -> AsyncIterator[None]:
-        """For `app.cleanup_ctx.append(service.lifecycle)`."""
-        await self.start()
-        yield
-        await self.stop()
 
     # -- harvesting --------------------------------------------------------------------
 

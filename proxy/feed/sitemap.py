@@ -11,7 +11,6 @@ task the app owns (`start` / `stop`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import zlib
 from collections import Counter
@@ -24,6 +23,7 @@ from xml.etree.ElementTree import Element, ParseError, XMLPullParser
 import aiohttp
 from aiohttp import hdrs
 
+from proxy.background import cancel, spawn
 from proxy.feed.jsonld import origin_of
 
 log = logging.getLogger(__name__)
@@ -123,14 +123,11 @@ class SitemapCrawler:
 
     async def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="feed-sitemap-crawler")
+            self._task = spawn(self._run(), "feed-sitemap-crawler")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:
