@@ -49,7 +49,8 @@ class Request:
 def per_request(fmt: str, path: str, n: int, rounds: int) -> float:
     redactor = Redactor(PARAMS)
     log = AccessLog(io.BytesIO(), enabled=fmt != "off", fmt=fmt, redactor=lambda: redactor)
-    edge = Edge(runtime=None, transport=None, metrics=Metrics(), access_log=log)
+    edge = Edge(runtime=None, transport=None, metrics=Metrics(), outbox=None, journeys=None,
+                access_log=log)
     request, response = Request(path), web.Response(body=b"x" * 4800)
     best = float("inf")
     for _ in range(rounds):

@@ -80,11 +80,11 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
     metrics.export_counts("edge_page_templates", "Whole pages transformed from a kept "
                           "template (hit) or afresh (miss).", "result",
                           lambda: {"hit": templates.hits, "miss": templates.misses})
+    feed: FeedService | None = None
     if config.feed.enabled:
-        edge.feed = FeedService(config.feed, store_path=stores.local_path,
-                                upstream_origin=runtime.upstream_origin,
-                                public_origin=runtime.public_origin, crawl=crawl)
-        feed = edge.feed
+        edge.feed = feed = FeedService(config.feed, store_path=stores.local_path,
+                                       upstream_origin=runtime.upstream_origin,
+                                       public_origin=runtime.public_origin, crawl=crawl)
         metrics.export_counts("edge_feed_skipped", "Jobs left out of the feed, by reason.",
                               "reason", lambda: feed.skipped)
     lookup = edge.journeys
@@ -94,8 +94,8 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
     edge.endpoints = PublicEndpoints(
         edge,
         events_api_handler(lambda: edge.runtime.config, outbox, lookup, live=edge.live),
-        feed_handler(edge.feed, lambda request: public_origin_of(edge.runtime, request))
-        if edge.feed is not None else None)
+        feed_handler(feed, lambda request: public_origin_of(edge.runtime, request))
+        if feed is not None else None)
 
     app = web.Application(handler_args=HANDLER_ARGS)
     app[EDGE] = edge
@@ -113,8 +113,8 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
         app.cleanup_ctx.append(part("dispatcher", start=dispatcher.start, stop=dispatcher.stop))
     else:
         dispatcher = None
-    if edge.feed is not None:
-        app.cleanup_ctx.append(part("feed", start=edge.feed.start, stop=edge.feed.stop))
+    if feed is not None:
+        app.cleanup_ctx.append(part("feed", start=feed.start, stop=feed.stop))
     app.cleanup_ctx.append(part("access-log", run=edge.access_log.run))
     if config.source is not None:
         reloader = RulesReloader(edge, config.source, secret, dispatcher, overrides)

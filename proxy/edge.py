@@ -21,6 +21,7 @@ from proxy.endpoints.health import Readiness
 from proxy.http.realip import real_ip, xff_values
 from proxy.metrics import Metrics
 from proxy.ops.live import Live
+from proxy.ports import FeedObserver, Journeys, Outbox, Transport
 from proxy.transform.header_plan import HeaderPlans
 from proxy.transform.template import TemplateCache
 
@@ -42,12 +43,12 @@ __all__ = ["EDGE", "AccessLog", "Edge"]
 @dataclass(eq=False)
 class Edge:
     runtime: Runtime
-    transport: Any                      # UpstreamPool: the main upstream's
+    transport: Transport                # the main upstream's pool
     metrics: Metrics
-    outbox: Any = None                  # conversions.outbox.Outbox
+    outbox: Outbox
+    journeys: Journeys
     upstreams: Upstreams = None         # type: ignore[assignment]  # every upstream's pool
-    journeys: Any = None                # attribution.journeys.JourneyStore
-    feed: Any = None                    # feed.service.FeedService
+    feed: FeedObserver | None = None
     access_log: AccessLog = field(default_factory=AccessLog)
     request_ids: RequestIds = field(default_factory=RequestIds)
     endpoints: PublicEndpoints = None   # type: ignore[assignment]  # set by build_app
@@ -125,14 +126,13 @@ class Edge:
             m.cookies_rejected.inc()
         if visit.consent_state.tcf_invalid:
             m.tcf_invalid.inc()
-        if self.journeys is not None:
-            self.journeys.record(visit)
+        self.journeys.record(visit)
 
     def feed_wants(self, page: str) -> bool:
         """Whether the feed wants this page's body (`page`: public URL without query)."""
         return self.feed is not None and page not in self._observed
 
-    def observe_page(self, page_url: str, status: int, transform: Any) -> None:
+    def observe_page(self, page_url: str, status: int, transform: PageTransform) -> None:
         if self.feed is None or status != 200:
             return
         # A job page seen a minute ago has nothing new for the feed: skip the re-parse.

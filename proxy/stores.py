@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from proxy.attribution.journeys import JourneyStore
 from proxy.attribution.redis_journeys import RedisJourneyStore
@@ -16,6 +15,7 @@ from proxy.config.model import DEFAULT_STATE, Config
 from proxy.conversions.redis_outbox import RedisOutbox
 from proxy.conversions.sqlite_outbox import SqliteOutbox
 from proxy.metrics import Metrics
+from proxy.ports import Journeys, Outbox
 from proxy.state import parse_state, sqlite_secret
 from proxy.state_redis import redis_secret
 
@@ -23,8 +23,8 @@ from proxy.state_redis import redis_secret
 @dataclass(frozen=True, slots=True)
 class Stores:
     secret: bytes
-    outbox: Any            # conversions.outbox.Outbox
-    journeys: Any          # JourneyStore | RedisJourneyStore
+    outbox: Outbox
+    journeys: Journeys
     local_path: str        # a SQLite file on this host (the feed's job store)
 
 

@@ -25,11 +25,13 @@ from typing import Any, Protocol
 import orjson
 from aiohttp import hdrs, web
 
+from proxy.attribution.write_behind import Journey
 from proxy.config.model import Config, Sink
 from proxy.conversions.events import Event, new_event_id
 from proxy.conversions.outbox import MAX_EVENT_AGE, Outbox
 from proxy.ops.live import Live
 from proxy.ops.views import fired_view
+from proxy.ports import JourneyLookup
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +45,6 @@ ALLOWED_KEYS = frozenset({"event", "linksClickedId", "click_ids", "jobName", "jo
 class ClickId(Protocol):
     value: str
     seen_at: float          # unix seconds
-
-
-class Journey(Protocol):
-    links_clicked_id: str
-    click_ids: Mapping[str, ClickId]
-
-
-class JourneyLookup(Protocol):
-    async def get(self, links_clicked_id: str) -> Journey | None: ...
-
-    async def find_by_click(self, param: str, value: str) -> Journey | None: ...
 
 
 class BadRequest(ValueError):
