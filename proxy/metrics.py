@@ -110,8 +110,6 @@ class _Processes(Collector):
 
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
-CONVERSION_OUTCOMES = (
-    "queued", "sent", "retried", "dead", "deduped", "skipped", "suppressed", "error")
 
 
 class Metrics:

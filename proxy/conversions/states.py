@@ -55,7 +55,6 @@ TRANSITIONS: Mapping[Action, tuple[frozenset[RowState], RowState]] = MappingProx
 
 # States still owed a delivery: what `edge_outbox_pending` counts.
 OPEN_STATES = frozenset({S.PENDING, S.LEASED, S.RETRY})
-FINAL_STATES = frozenset({S.SENT, S.DEAD})
 
 
 def next_state(state: RowState, action: Action) -> RowState:

@@ -33,7 +33,6 @@ TOO_LARGE: Final = "too_large"
 INVALID: Final = "invalid"
 TOO_DEEP: Final = "too_deep"
 NOT_JSON: Final = "not_json"
-REASONS: Final = (TOO_LARGE, INVALID, TOO_DEEP, NOT_JSON)
 
 _FUNCTIONS: Final = frozenset(getattr(Functions, "FUNCTION_TABLE", {}))
 _JSON_SUFFIX: Final = "+json"

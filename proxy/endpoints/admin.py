@@ -46,11 +46,10 @@ def admin_routes(edge: Edge) -> Routes:
 
 
 async def metrics(edge: Edge) -> web.Response:
-    if edge.outbox is not None:
-        try:
-            await observe_backlog(edge.outbox, edge.metrics)
-        except Exception:
-            pass
+    try:
+        await observe_backlog(edge.outbox, edge.metrics)
+    except Exception:
+        pass
     body, content_type = edge.metrics.render()
     return web.Response(body=body, headers={hdrs.CONTENT_TYPE: content_type,
                                             hdrs.CACHE_CONTROL: "no-store"})

@@ -56,8 +56,6 @@ async def _upstream_answers(edge: Edge) -> str | None:
 
 
 async def _state_answers(edge: Edge) -> str | None:
-    if edge.outbox is None:
-        return None
     try:
         await asyncio.wait_for(edge.outbox.pending_count(), READY_TIMEOUT)
     except Exception as exc:

@@ -61,10 +61,6 @@ def _named_extra(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
     return frozenset()
 
 
-def is_hop_by_hop(lname: bytes, named: frozenset[bytes]) -> bool:
-    return lname in HOP_BY_HOP or lname in named or lname.startswith(b"proxy-")
-
-
 class TrustedProxies:
     """`trusted_proxies` CIDRs, compiled once; answers for an address are remembered
     (a few balancers ask on every request)."""

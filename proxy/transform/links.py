@@ -75,7 +75,7 @@ class _Spec:
     hold: int                           # longest match plus the bytes around it checked
 
 
-def _reversed_pattern(auth: bytes, default_port: bool) -> re.Pattern[bytes] | None:
+def _reversed_pattern(auth: bytes) -> re.Pattern[bytes] | None:
     if not auth.strip(b"htps"):
         return None     # a host made of scheme letters could overlap a scheme: not worth it
     rauth = re.escape(auth[::-1])
@@ -101,7 +101,7 @@ def _spec(upstream_origin: bytes, public_origin: bytes) -> _Spec:
     public = scheme + b"://" + pub_host + (b":%d" % pub_port if pub_port else b"")
     return _Spec(
         needle=host, public=public, general=general,
-        reversed=_reversed_pattern(auth, default_port=not port),
+        reversed=_reversed_pattern(auth),
         reversed_public=public[::-1].replace(b"\\", b"\\\\"),
         port_forms=not port,
         hold=len(b"https:\\/\\/") + len(auth) + len(b":443") + 2)
