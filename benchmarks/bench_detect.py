@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import timeit
 
-from proxy.config.model import Extractor, Rule, StatusMatch, frozen_map
+from proxy.config.model import frozen_map
 from proxy.detect.forms import FormSniffer
 from proxy.detect.patterns import PathPattern
 from proxy.detect.rules import RequestFacts, ResponseFacts, RuleSet
+from proxy.detect.spec import Extractor, Rule, StatusMatch
 
 
 def make_rules(n_extra: int) -> list[Rule]:

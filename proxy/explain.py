@@ -23,7 +23,7 @@ import orjson
 from proxy.attribution.clickids import MAX_VALUE_LEN, valid_value
 from proxy.attribution.cookies import ATTR_COOKIE, VISITOR_COOKIE
 from proxy.attribution.visit import Visit
-from proxy.config.model import Config, Rule, Sink, StatusMatch
+from proxy.config.model import Config, Sink
 from proxy.conversions.events import Event
 from proxy.conversions.routing import missing_params, route, uncarried
 from proxy.conversions.sinks import build_sink
@@ -37,6 +37,7 @@ from proxy.detect.extractors import BODY_KINDS
 from proxy.detect.jsonexpr import JsonDoc
 from proxy.detect.matchers import status_matches
 from proxy.detect.rules import CompiledRule, Fired, RequestFacts, ResponseFacts
+from proxy.detect.spec import Rule, StatusMatch
 from proxy.explain_json import condition_lines, request_doc, response_doc, why_not
 from proxy.handoff import CARRY_COOKIE
 from proxy.http.headers import EVENTS_HEADER, OriginRewriter

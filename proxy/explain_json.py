@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from proxy.config.model import Rule
 from proxy.detect.extractors import REQUEST_JSON_KIND
 from proxy.detect.jsonexpr import (
     REQUEST_LIMIT,
@@ -21,6 +20,7 @@ from proxy.detect.jsonexpr import (
     JsonExpr,
 )
 from proxy.detect.patterns import GlobPattern
+from proxy.detect.spec import Rule
 
 RESPONSE_FLAG = "--json FILE"
 REQUEST_FLAG = "--request-json FILE"

@@ -10,7 +10,7 @@ import pytest
 from proxy.config.env import Overrides
 from proxy.config.errors import ConfigError, ConfigErrors, format_errors
 from proxy.config.load import apply_overrides, load_config, load_config_text
-from proxy.config.model import StatusMatch
+from proxy.detect.spec import StatusMatch
 
 # SPEC section 3, verbatim.
 SPEC_EXAMPLE = '''\

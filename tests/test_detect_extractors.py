@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.config.model import Extractor
 from proxy.detect import extractors
 from proxy.detect.extractors import MAX_VALUE_CHARS, Facts, Page, clean, compile_extractor
+from proxy.detect.spec import Extractor
 
 JOB_PAGE = """<!doctype html>
 <html lang="en"><head>

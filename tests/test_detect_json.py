@@ -12,7 +12,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy.config.model import Extractor, Rule
 from proxy.detect.extractors import Facts, Page, compile_extractor
 from proxy.detect.json_body import JsonCollector
 from proxy.detect.jsonexpr import (
@@ -29,6 +28,7 @@ from proxy.detect.jsonexpr import (
 from proxy.detect.matchers import compile_json
 from proxy.detect.patterns import PathPattern
 from proxy.detect.rules import RequestFacts, ResponseFacts, RuleSet
+from proxy.detect.spec import Extractor, Rule
 
 # --- expressions ----------------------------------------------------------------
 

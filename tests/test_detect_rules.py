@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from proxy.config.model import Extractor, Rule, StatusMatch, frozen_map
+from proxy.config.model import frozen_map
 from proxy.detect.patterns import PathPattern
 from proxy.detect.rules import (
     Candidates,
@@ -18,6 +18,7 @@ from proxy.detect.rules import (
     RuleSet,
     literal_prefix,
 )
+from proxy.detect.spec import Extractor, Rule, StatusMatch
 
 # --- building rules the way the rules file says them -------------------------
 

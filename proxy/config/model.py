@@ -1,7 +1,8 @@
 """The rules file as frozen values: what every other module reads, never writes.
 
 `load.py` turns TOML into these; nothing here parses or validates. Patterns are
-compiled once (`detect.patterns.PathPattern`) so the request path only matches.
+compiled once (`detect.patterns.PathPattern`) so the request path only matches;
+a rule's own values (`Rule`, `StatusMatch`, `Extractor`) live in `detect.spec`.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
+from proxy.detect.spec import Rule
+
 if TYPE_CHECKING:
-    from proxy.detect.jsonexpr import JsonExpr
     from proxy.detect.patterns import PathPattern
 
 DEFAULT_PARAMS = (
@@ -86,48 +88,6 @@ class Pixel:
     send_to: Mapping[str, str] = field(default_factory=frozen_map)   # google: AW-.../label
     event_names: Mapping[str, str] = field(default_factory=frozen_map)   # tiktok
     tcf_vendor: int | None = None          # IAB vendor id whose consent it needs
-
-
-@dataclass(frozen=True, slots=True)
-class Extractor:
-    """`kind:arg` from the rules file, e.g. css:h1 -> Extractor("css", "h1")."""
-
-    kind: Literal["path", "query", "form", "css", "regex", "jsonld", "json", "request_json"]
-    arg: str
-    source: str
-    expr: JsonExpr | None = field(default=None, compare=False)   # json:, request_json:
-
-
-@dataclass(frozen=True, slots=True)
-class StatusMatch:
-    """One entry of `status`: an exact code, or a class ("3xx" -> low=300, high=399)."""
-
-    low: int
-    high: int
-
-    def __contains__(self, status: int) -> bool:
-        return self.low <= status <= self.high
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    name: str
-    event: str
-    path: PathPattern
-    method: str | None = None                          # None: any method
-    status: tuple[StatusMatch, ...] = ()               # empty: any status
-    location: PathPattern | None = None
-    header: tuple[tuple[str, str], ...] = ()           # (name, glob)
-    query: tuple[tuple[str, str], ...] = ()            # (param, glob) on the request URL
-    body: str | None = None                            # substring or "regex:..."
-    json: tuple[tuple[JsonExpr, str], ...] = ()         # (expression, glob) on the JSON answer
-    request_json: tuple[tuple[JsonExpr, str], ...] = ()  # ... on the JSON request body
-    job_name: Extractor | None = None
-    extract: Mapping[str, Extractor] = field(default_factory=frozen_map)
-    send_to: tuple[str, ...] = ()
-    continue_: bool = False
-    dedupe_hours: float = 720.0
-    line: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,11 +10,12 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from proxy.config.model import Extractor, Rule, StatusMatch, frozen_map
+from proxy.config.model import frozen_map
 from proxy.config.schema import Ctx, Table, describe, one_of, token
 from proxy.config.tables import RULES
 from proxy.detect.jsonexpr import JsonExpr, JsonExprError
 from proxy.detect.patterns import GlobPattern, PathPattern, PatternError
+from proxy.detect.spec import Extractor, Rule, StatusMatch
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 EXTRACTOR_KINDS = ("path", "query", "form", "css", "regex", "jsonld", "json", "request_json")

@@ -13,13 +13,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from proxy.config.model import Pixel, Rule, Sink, frozen_map
+from proxy.config.model import Pixel, Sink, frozen_map
 from proxy.config.rules_section import event_name, pattern_problem
 from proxy.config.schema import Ctx, Table, at_least, describe, http_url, one_of, positive, token
 from proxy.config.tables import CSP_DIRECTIVES, PIXELS, POSITIONS, SINK_METHODS, SINKS
 from proxy.conversions.routing import IMPLICIT_ANY, IMPLICIT_REQUIRES
 from proxy.conversions.sinks import google_ads, indeed, linkedin, tiktok
 from proxy.detect.patterns import PathPattern
+from proxy.detect.spec import Rule
 
 PIXEL_TYPES = tuple(PIXELS.variants)
 PIXEL_KEYS = PIXELS.variant_names()

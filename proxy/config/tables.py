@@ -33,9 +33,9 @@ from proxy.config.model import (
     ProxySection,
     RedirectSection,
     Route,
-    Rule,
     Sink,
 )
+from proxy.detect.spec import Rule
 
 CSP_DIRECTIVES = (
     "default-src", "script-src", "script-src-elem", "style-src", "style-src-elem",

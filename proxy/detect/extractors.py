@@ -31,8 +31,8 @@ from urllib.parse import parse_qsl
 
 from selectolax.lexbor import LexborHTMLParser, SelectolaxError
 
-from proxy.config.model import Extractor
 from proxy.detect.jsonexpr import JsonDoc, JsonExpr, as_text
+from proxy.detect.spec import Extractor
 
 log = logging.getLogger(__name__)
 

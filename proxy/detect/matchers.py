@@ -28,9 +28,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import parse_qsl, urljoin
 
-from proxy.config.model import StatusMatch
 from proxy.detect.jsonexpr import JsonDoc, JsonExpr
 from proxy.detect.patterns import REGEX_PREFIX, GlobPattern, PathPattern
+from proxy.detect.spec import StatusMatch
 
 TextMatcher = Callable[[str], bool]
 

@@ -25,7 +25,6 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from proxy.config.model import Rule
 from proxy.detect.extractors import CompiledExtractor, Facts, Page, compile_extractor
 from proxy.detect.jsonexpr import JsonDoc
 from proxy.detect.matchers import (
@@ -39,6 +38,7 @@ from proxy.detect.matchers import (
     compile_query,
     status_matches,
 )
+from proxy.detect.spec import Rule
 
 log = logging.getLogger(__name__)
 
