@@ -9,17 +9,33 @@ download never sits in memory.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Self
+from typing import Protocol, Self
 
 from proxy.http.upstream_errors import UpstreamBodyError
-
-if TYPE_CHECKING:
-    from proxy.http.upstream_conn import UpstreamConnection
 
 READ_HIGH_WATER = 256 * 1024   # unread body bytes that make the connection stop reading
 
 _CONTENT_LENGTH = b"content-length"
 _TRANSFER_ENCODING = b"transfer-encoding"
+
+
+class Connection(Protocol):
+    """What a response asks of the connection its body arrives on
+    (`upstream_conn.UpstreamConnection`, which builds the response)."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def detach(self) -> tuple[asyncio.StreamReader, asyncio.StreamReaderProtocol,
+                              asyncio.Transport]:
+        """Hand the raw connection over after 101."""
+        ...
 
 
 class UpstreamResponse:
@@ -35,7 +51,7 @@ class UpstreamResponse:
         "_upgraded", "_waiter", "headers", "reason", "status", "version",
     )
 
-    def __init__(self, conn: UpstreamConnection, status: int, reason: bytes,
+    def __init__(self, conn: Connection, status: int, reason: bytes,
                  version: tuple[int, int], headers: list[tuple[bytes, bytes]],
                  is_head: bool) -> None:
         self.status = status
@@ -43,7 +59,7 @@ class UpstreamResponse:
         self.version = version
         self.headers = headers
         self._is_head = is_head
-        self._conn: UpstreamConnection | None = conn   # None once the body is complete
+        self._conn: Connection | None = conn   # None once the body is complete
         self._chunks: list[bytes] = []
         self._size = 0
         self._waiter: asyncio.Future[None] | None = None
@@ -51,7 +67,7 @@ class UpstreamResponse:
         self._exc: BaseException | None = None
         self._paused = False
         self._framing: tuple[int | None, bool] | None = None
-        self._upgraded: UpstreamConnection | None = None   # set on 101, until detached
+        self._upgraded: Connection | None = None   # set on 101, until detached
 
     def __repr__(self) -> str:
         return f"<UpstreamResponse {self.status} {self.reason!r}>"
@@ -201,7 +217,7 @@ class UpstreamResponse:
         reader, proto, transport = conn.detach()
         return reader, asyncio.StreamWriter(transport, proto, reader, conn.loop)
 
-    def _take_upgraded(self) -> UpstreamConnection:
+    def _take_upgraded(self) -> Connection:
         conn = self._upgraded
         if conn is None:
             raise RuntimeError("only a live 101 Switching Protocols response can be detached")
