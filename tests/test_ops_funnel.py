@@ -7,8 +7,8 @@ import calendar
 from hypothesis import given
 from hypothesis import strategies as st
 
+from proxy.conversions import funnel
 from proxy.conversions.events import Event
-from proxy.ops import funnel
 
 NOON = calendar.timegm((2026, 12, 3, 12, 0, 0))
 

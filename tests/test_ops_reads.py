@@ -10,13 +10,13 @@ import time
 import pytest
 
 from proxy.config.model import Sink
+from proxy.conversions import funnel
 from proxy.conversions.events import Event
 from proxy.conversions.outbox import hour_of
 from proxy.conversions.redis_outbox import RedisOutbox
 from proxy.conversions.sqlite_outbox import SqliteOutbox
 from proxy.conversions.states import RowState
 from proxy.metrics import Metrics
-from proxy.ops import funnel
 from proxy.ops.reads import open_reads
 
 pytest_plugins = ["redis_server"]

@@ -6,7 +6,7 @@ touches memory (the buffer of `write_behind.WriteBehind`); batches are written i
 one thread that owns the connection. Several processes may share the file: each
 batch is one IMMEDIATE transaction that reads the stored rows and merges (per param
 the newest capture wins). `Journey` is defined in `write_behind` and exported here.
-The same transaction adds the funnel's click counters (`ops.funnel`) for journeys
+The same transaction adds the funnel's click counters (`conversions.funnel`) for journeys
 and params stored for the first time; `journey_clicks_value` finds journeys by a
 click-id value whatever its param (the operators' search).
 """
@@ -24,7 +24,7 @@ import orjson
 
 from proxy.attribution.clickids import ClickId
 from proxy.attribution.write_behind import MAX_PENDING, Journey, Pending, WriteBehind
-from proxy.ops.funnel import SQL_ADD, SQL_SCHEMA, Cell, click_cells
+from proxy.conversions.funnel import SQL_ADD, SQL_SCHEMA, Cell, click_cells
 from proxy.state import json_param, open_sqlite
 
 __all__ = ["Journey", "JourneyStore"]

@@ -13,7 +13,7 @@ merged on the server by one Lua script, with the rules of `Journey.merge` (per p
 the newest capture wins), so hosts writing the same visitor never lose a click id.
 With `retention_days`, every write renews the keys' TTL: Redis forgets journeys whose
 cookies have expired, with no prune pass. The merge adds the funnel's click counters
-(`funnel:<day>`, `ops.funnel`) for journeys and params stored for the first time.
+(`funnel:<day>`, `conversions.funnel`) for journeys and params stored for the first time.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 
 from proxy.attribution.clickids import ClickId
 from proxy.attribution.write_behind import MAX_PENDING, Journey, Pending, WriteBehind
-from proxy.ops.funnel import CLICKS, KEEP_SECONDS, day_of, redis_field, redis_key
+from proxy.conversions.funnel import CLICKS, KEEP_SECONDS, day_of, redis_field, redis_key
 from proxy.state_redis import KEY_PREFIX, connect
 
 FIND_CANDIDATES = 5      # carriers of a click id looked at, newest first, past expired ones

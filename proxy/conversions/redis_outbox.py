@@ -34,6 +34,7 @@ import redis.asyncio as aioredis
 from proxy.background import cancel, spawn
 from proxy.config.model import Sink
 from proxy.conversions.events import Event
+from proxy.conversions.funnel import day_of, event_cells, redis_field
 from proxy.conversions.outbox import (
     EVENT_ID_KEEP,
     LAST_BODY,
@@ -58,7 +59,6 @@ from proxy.conversions.redis_scripts import (
 from proxy.conversions.routing import Consent, route
 from proxy.conversions.states import Action, Outcome, RowState
 from proxy.metrics import Metrics
-from proxy.ops.funnel import day_of, event_cells, redis_field
 from proxy.state_redis import KEY_PREFIX, connect
 
 log = logging.getLogger(__name__)

@@ -9,9 +9,9 @@ the keys; the ARGV layout is written above each script.
 
 from __future__ import annotations
 
+from proxy.conversions.funnel import KEEP_SECONDS
 from proxy.conversions.outbox import HOUR_OUTCOMES, HOURS_KEEP, ROW_FIELDS
 from proxy.conversions.states import OPEN_STATES, TRANSITIONS, RowState
-from proxy.ops.funnel import KEEP_SECONDS
 
 FIELDS = ROW_FIELDS[1:]          # a row hash's fields; the id is its key's member
 _S = RowState

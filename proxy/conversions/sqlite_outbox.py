@@ -4,7 +4,7 @@ Tables: `edge_outbox` (one row per event and sink, with the network's last answe
 `edge_dedupe` (visitor, event, job → expiry) and `edge_event_ids` (event_id → its
 visitor, the first submit's result, and the event unless its rows hold it). For the
 operators, in the same writes: `edge_sink_hours` (marks per sink and hour) and
-`edge_counts` (the funnel's counters and the rules' hits, `ops.funnel`). All SQL runs in the
+`edge_counts` (the funnel's counters and the rules' hits, `conversions.funnel`). All SQL runs in the
 `SqliteWorker` thread; state moves follow `states.TRANSITIONS`.
 """
 
@@ -17,6 +17,15 @@ from typing import Any
 
 from proxy.config.model import Sink
 from proxy.conversions.events import Event
+from proxy.conversions.funnel import (
+    KEEP_SECONDS,
+    SQL_ADD,
+    SQL_PURGE,
+    SQL_SCHEMA,
+    day_of,
+    event_cells,
+    rule_cell,
+)
 from proxy.conversions.outbox import (
     EVENT_ID_KEEP,
     HOUR_OUTCOMES,
@@ -36,15 +45,6 @@ from proxy.conversions.routing import Consent, route
 from proxy.conversions.sqlite_worker import SqliteWorker
 from proxy.conversions.states import OPEN_STATES, Action, Outcome, RowState, sources, sql_in, target
 from proxy.metrics import Metrics
-from proxy.ops.funnel import (
-    KEEP_SECONDS,
-    SQL_ADD,
-    SQL_PURGE,
-    SQL_SCHEMA,
-    day_of,
-    event_cells,
-    rule_cell,
-)
 from proxy.state import json_param
 
 SCHEMA = """

@@ -3,7 +3,7 @@
     GET  /api/journeys/{linksClickedId}   a visitor: click ids, events, deliveries
     GET  /api/journeys?click=VALUE        visitors that carried a click-id value
     GET  /api/events?limit=N              the latest events, newest first
-    GET  /api/funnel?days=N&by=source|job daily counts (ops.funnel)
+    GET  /api/funnel?days=N&by=source|job daily counts (conversions.funnel)
     GET  /api/sinks?hours=N               deliveries per sink and hour
     GET  /api/dead?limit=N                dead letters
     POST /api/outbox/{id}/retry           re-queue one dead letter
@@ -26,11 +26,11 @@ import orjson
 from aiohttp import hdrs, web
 
 from proxy.attribution.cookies import VISITOR_ID
+from proxy.conversions import funnel
 from proxy.conversions.outbox import hour_of
 from proxy.conversions.states import RowState
 from proxy.endpoints.ops_stream import stream
 from proxy.endpoints.router import below
-from proxy.ops import funnel
 from proxy.ops.reads import OpsReads
 from proxy.ops.views import dead_view, event_view, stream_delivery
 

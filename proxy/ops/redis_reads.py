@@ -12,9 +12,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from proxy.conversions.funnel import parse_redis_field, redis_key
 from proxy.conversions.outbox import as_text
 from proxy.conversions.redis_outbox import RedisOutbox
-from proxy.ops.funnel import parse_redis_field, redis_key
 from proxy.ops.views import EventRecord, record_from
 
 MAX_HOURS = 24 * 30
