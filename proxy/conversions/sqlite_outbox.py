@@ -5,7 +5,7 @@ Tables: `edge_outbox` (one row per event and sink, with the network's last answe
 visitor, the first submit's result, and the event unless its rows hold it). For the
 operators, in the same writes: `edge_sink_hours` (marks per sink and hour) and
 `edge_counts` (the funnel's counters and the rules' hits, `ops.funnel`). All SQL runs in the
-`SqliteWorker` thread; state moves follow `states.TRANSITIONS`.
+file's `SqliteWorker` thread (`shared_writer`); state moves follow `states.TRANSITIONS`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from proxy.conversions.outbox import (
     idempotency_key,
 )
 from proxy.conversions.routing import Consent, route
-from proxy.conversions.sqlite_worker import SqliteWorker
 from proxy.conversions.states import OPEN_STATES, Action, Outcome, RowState, sources, sql_in, target
 from proxy.metrics import Metrics
 from proxy.ops.funnel import (
@@ -45,6 +44,7 @@ from proxy.ops.funnel import (
     event_cells,
     rule_cell,
 )
+from proxy.sqlite_worker import SqliteWorker, shared_writer
 from proxy.state import json_param
 
 SCHEMA = """
@@ -139,8 +139,16 @@ class SqliteOutbox(OutboxBase):
         super().__init__(metrics)
         self.path = path
         self.clock = clock
-        self.worker = SqliteWorker(path, _init if create else _existing, name="outbox-sqlite",
-                                   create=create, durable=True)
+        if create:      # one writer for the file: journeys and the feed commit with it
+            self.worker = shared_writer(path, durable=True)
+            try:
+                self.worker.call(_init, plain=True)
+            except BaseException:
+                self.worker.users -= 1
+                raise
+        else:
+            self.worker = SqliteWorker(path, _existing, name="outbox-sqlite", create=False,
+                                       durable=True)
 
     # -- the request path ---------------------------------------------------------
 
