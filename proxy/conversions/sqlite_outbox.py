@@ -31,7 +31,7 @@ from proxy.conversions.outbox import (
     hour_of,
 )
 from proxy.conversions.routing import Consent, route
-from proxy.conversions.sqlite_submit import Submit, submit_many
+from proxy.conversions.sqlite_submit import Submit, init_submit, submit_many
 from proxy.conversions.states import OPEN_STATES, Action, RowState, sources, sql_in, target
 from proxy.metrics import Metrics
 from proxy.ops.funnel import (
@@ -99,6 +99,7 @@ def _init(conn: sqlite3.Connection) -> None:
                     raise
     for statement in _INDEXES:
         conn.execute(statement)
+    init_submit(conn)
 
 
 _ADD_HOURS = ("INSERT INTO edge_sink_hours (sink, hour, {0}) VALUES (?, ?, ?)"
@@ -119,6 +120,7 @@ def _existing(conn: sqlite3.Connection) -> None:
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'edge_outbox'").fetchone()
     if found is None:
         raise NotAState("the database holds no careers-edge outbox")
+    init_submit(conn)
 
 
 class SqliteOutbox(OutboxBase):

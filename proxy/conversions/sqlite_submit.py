@@ -2,9 +2,10 @@
 
 The submits that queue up while the writer commits are written by a handful of
 statements whatever their number: one lookup of their event ids and dedupe keys,
-then one insert per table, each taking the batch as one JSON parameter. Each
-sqlite3 step lets go of the GIL, and behind a busy event loop the writer thread
-waits up to the switch interval to take it back: per batch, not per submit.
+then one insert into a TEMP view whose trigger writes every table from the batch
+(JSON parameters), so one statement does the writes. Each sqlite3 step lets go of
+the GIL, and behind a busy event loop the writer thread waits up to the switch
+interval to take it back: per batch, not per submit.
 The outcome of every submit is what running them one after the other would give
 (a repeated event id within the batch is a duplicate, a second conversion of one
 visitor, event and job is deduped).
@@ -41,18 +42,28 @@ _LOOKUP = (
     f" (SELECT CAST(result AS TEXT) FROM edge_event_ids WHERE event_id = {_col(0)}),"
     f" (SELECT 1 FROM edge_dedupe WHERE visitor = {_col(1)} AND event = {_col(2)}"
     f" AND job = {_col(3)} AND expires_at > {_col(4)}))) FROM json_each(?)")
-_DEDUPE = (
-    "INSERT OR REPLACE INTO edge_dedupe (visitor, event, job, expires_at, event_id)"
-    f" SELECT {_col(0)}, {_col(1)}, {_col(2)}, {_col(3)}, {_col(4)} FROM json_each(?)")
-_ROWS = (
-    "INSERT OR IGNORE INTO edge_outbox (sink, event_id, idempotency_key, event, state,"
-    " next_attempt_at, created_at, expires_at, updated_at)"
-    f" SELECT {_col(0)}, {_col(1)}, {_col(2)}, CAST({_col(3)} AS BLOB), ?,"
-    f" {_col(4)}, {_col(4)}, {_col(5)}, {_col(4)} FROM json_each(?)")
-_EVENT_IDS = (
-    "INSERT INTO edge_event_ids (event_id, result, created_at, visitor, event)"
-    f" SELECT {_col(0)}, CAST({_col(1)} AS BLOB), {_col(2)}, {_col(3)},"
-    f" CAST({_col(4)} AS BLOB) FROM json_each(?)")
+_WRITE = "INSERT INTO edge_submit (dedupe, rows, ids, cells, now) VALUES (?, ?, ?, ?, ?)"
+_VIEW = ("CREATE TEMP VIEW IF NOT EXISTS edge_submit (dedupe, rows, ids, cells, now)"
+         " AS SELECT NULL, NULL, NULL, NULL, NULL")
+_TRIGGER = f"""CREATE TEMP TRIGGER IF NOT EXISTS edge_submit_write
+INSTEAD OF INSERT ON edge_submit BEGIN
+    INSERT OR REPLACE INTO edge_dedupe (visitor, event, job, expires_at, event_id)
+    SELECT {_col(0)}, {_col(1)}, {_col(2)}, {_col(3)}, {_col(4)} FROM json_each(NEW.dedupe);
+    INSERT OR IGNORE INTO edge_outbox (sink, event_id, idempotency_key, event, state,
+        next_attempt_at, created_at, expires_at, updated_at)
+    SELECT {_col(0)}, {_col(1)}, {_col(2)}, CAST({_col(3)} AS BLOB), '{RowState.PENDING.value}',
+        {_col(4)}, {_col(4)}, {_col(5)}, {_col(4)} FROM json_each(NEW.rows);
+    INSERT INTO edge_event_ids (event_id, result, created_at, visitor, event)
+    SELECT {_col(0)}, CAST({_col(1)} AS BLOB), {_col(2)}, {_col(3)}, CAST({_col(4)} AS BLOB)
+    FROM json_each(NEW.ids);
+    {SQL_ADD.replace("?1", "NEW.cells").replace("?2", "NEW.now")};
+END"""
+
+
+def init_submit(c: sqlite3.Connection) -> None:
+    """The view and trigger `submit_many` writes through (TEMP: this connection's)."""
+    c.execute(_VIEW)
+    c.execute(_TRIGGER)
 
 
 def submit_many(c: sqlite3.Connection, batch: list[Submit]) -> list[SubmitResult]:
@@ -94,12 +105,7 @@ def submit_many(c: sqlite3.Connection, batch: list[Submit]) -> list[SubmitResult
                     "" if queued else body))
         cells += rule_cell(event) + ([] if result.deduped else event_cells(event, now))
         results.append(result)
-    if dedupe:
-        c.execute(_DEDUPE, (json_param(dedupe),))
-    if rows:
-        c.execute(_ROWS, (RowState.PENDING.value, json_param(rows)))
     if ids:
-        c.execute(_EVENT_IDS, (json_param(ids),))
-    if cells:
-        c.execute(SQL_ADD, (json_param(cells), max(s.now for s in batch)))
+        c.execute(_WRITE, (json_param(dedupe), json_param(rows), json_param(ids),
+                           json_param(cells), max(s.now for s in batch)))
     return results
