@@ -14,6 +14,10 @@ job in its own SAVEPOINT, so one failing job undoes nothing of the others. Jobs 
 in the order they were queued; consecutive items of one batch function run as one call.
 `plain=True` runs a job alone outside any transaction (schema scripts).
 
+A writer's commits never checkpoint the WAL themselves (a checkpoint syncs the
+database file: tens of ms a submit would wait for): every `CHECKPOINT_JOBS` jobs it
+asks a reader of the same file to run a passive checkpoint, beside its writes.
+
 A reader (`writes=False`) runs each job on its own, no transaction: WAL readers and
 the writer never wait for each other. `shared_writer(path)` hands every store of a
 process the same writer for one file: outbox, journeys, counters and the feed
@@ -39,6 +43,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Item = TypeVar("Item")
 MAX_GROUP = 512             # jobs per transaction at most
+CHECKPOINT_JOBS = 256       # a writer's jobs between two WAL checkpoints
 
 Reply = tuple[asyncio.Future, asyncio.AbstractEventLoop] | concurrent.futures.Future
 Many = Callable[[sqlite3.Connection, list[Any]], Sequence[Any]]
@@ -70,10 +75,17 @@ class SqliteWorker:
         self.users = 1
         self.commits = 0            # transactions committed (group commit, observable)
         self.groups_retried = 0     # groups run again job by job after one raised
+        self.checkpoints = 0        # checkpoints asked of the checkpointer
+        self._since_checkpoint = 0
+        self._checkpointer: SqliteWorker | None = None
         conn = open_sqlite(path, create=create, durable=durable)
         try:
             if init is not None:
                 init(conn)
+            if writes and path != ":memory:":
+                conn.execute("PRAGMA wal_autocheckpoint=0")
+                self._checkpointer = SqliteWorker(path, name=f"{name}-checkpoint",
+                                                  create=create, writes=False)
         except BaseException:
             conn.close()
             raise
@@ -111,6 +123,8 @@ class SqliteWorker:
             self._closed = True
             self._jobs.put(None)
         await asyncio.to_thread(self._thread.join)
+        if self._checkpointer is not None:
+            await self._checkpointer.close()
 
     def _future(self) -> asyncio.Future:
         self._check()
@@ -174,6 +188,16 @@ class SqliteWorker:
                 conn.execute("ROLLBACK")
             results = [(False, e)] * len(group)
         _deliver(group, results)
+        self._since_checkpoint += len(group)
+        if self._checkpointer is not None and self._since_checkpoint >= CHECKPOINT_JOBS:
+            self._since_checkpoint = 0
+            self.checkpoints += 1
+            self._checkpointer._jobs.put(_Job(_checkpoint, None, None,
+                                              concurrent.futures.Future(), plain=True))
+
+
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def _runs(group: list[_Job]) -> list[list[_Job]]:

@@ -230,3 +230,13 @@ def test_submits_acknowledged_in_one_group_commit_survive_sigkill(tmp_path):
     assert sorted(conn.execute("SELECT event_id FROM edge_outbox WHERE state = 'pending'")) \
         == sorted((f"k{i}",) for i in range(40))
     assert conn.execute("SELECT count(*) FROM edge_event_ids").fetchone()[0] == 40
+
+
+async def test_the_writer_leaves_wal_checkpoints_to_another_connection(worker):
+    from proxy.sqlite_worker import CHECKPOINT_JOBS
+    assert await worker.run(lambda c: c.execute("PRAGMA wal_autocheckpoint").fetchone()[0]) == 0
+    for n in range(CHECKPOINT_JOBS):
+        await worker.run(_insert(n))
+    assert worker.checkpoints == 1
+    await worker.close()
+    assert _rows(worker.path) == list(range(CHECKPOINT_JOBS))
