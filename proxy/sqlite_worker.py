@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Item = TypeVar("Item")
 MAX_GROUP = 512             # jobs per transaction at most
-CHECKPOINT_JOBS = 256       # a writer's jobs between two WAL checkpoints
+CHECKPOINT_JOBS = 1000      # a writer's jobs between two WAL checkpoints (~3 pages each)
 
 Reply = tuple[asyncio.Future, asyncio.AbstractEventLoop] | concurrent.futures.Future
 Many = Callable[[sqlite3.Connection, list[Any]], Sequence[Any]]

@@ -136,6 +136,7 @@ class SqliteOutbox(OutboxBase):
         super().__init__(metrics)
         self.path = path
         self.clock = clock
+        self._closed = False
         if create:      # one writer for the file: journeys and the feed commit with it
             self.worker = shared_writer(path, durable=True)
             try:
@@ -267,7 +268,9 @@ class SqliteOutbox(OutboxBase):
         await self.worker.run(q)
 
     async def close(self) -> None:
-        await self.worker.close()
+        if not self._closed:        # once: the writer may be shared with other stores
+            self._closed = True
+            await self.worker.close()
 
 
 def _lease(c: sqlite3.Connection, sink: str, owner: str, limit: int, lease_seconds: float,
