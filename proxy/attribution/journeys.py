@@ -2,10 +2,11 @@
 
 Later server-side events (a hire reported by the ATS) are attributed from here
 without the visitor's cookie. The request path only calls `record(visit)`, which
-touches memory (the buffer of `write_behind.WriteBehind`); batches are written in
-one thread that owns the connection. Several processes may share the file: each
-batch is one IMMEDIATE transaction that reads the stored rows and merges (per param
-the newest capture wins). `Journey` is defined in `write_behind` and exported here.
+touches memory (the buffer of `write_behind.WriteBehind`); batches are written by
+the file's `sqlite_worker.shared_writer`, in the transactions it commits for the
+outbox too. Several processes may share the file: a batch runs inside one IMMEDIATE
+transaction, reads the stored rows and merges (per param the newest capture wins).
+`Journey` is defined in `write_behind` and exported here.
 The same transaction adds the funnel's click counters (`conversions.funnel`) for journeys
 and params stored for the first time; `journey_clicks_value` finds journeys by a
 click-id value whatever its param (the operators' search).
@@ -13,22 +14,19 @@ click-id value whatever its param (the operators' search).
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
 from proxy.attribution.clickids import ClickId
 from proxy.attribution.write_behind import MAX_PENDING, Journey, Pending, WriteBehind
 from proxy.conversions.funnel import SQL_ADD, SQL_SCHEMA, Cell, click_cells
-from proxy.state import json_param, open_sqlite
+from proxy.sqlite_worker import SqliteWorker, shared_writer
+from proxy.state import json_param
 
 __all__ = ["Journey", "JourneyStore"]
-T = TypeVar("T")
 PRUNE_EVERY = 3600.0         # seconds between prune passes, with retention_days
 
 _SCHEMA = (
@@ -91,7 +89,7 @@ def _journey_to_row(j: Journey) -> tuple[Any, ...]:
 
 
 class JourneyStore(WriteBehind):
-    """`WriteBehind` on a SQLite file; one executor thread owns the connection."""
+    """`WriteBehind` on a SQLite file, through the file's shared writer."""
 
     def __init__(self, path: str, *, flush_interval: float = 1.0, batch_size: int = 500,
                  max_pending: int = MAX_PENDING, recent_ttl: float = 60.0,
@@ -101,17 +99,24 @@ class JourneyStore(WriteBehind):
         self._path = path
         self._retention = retention_days * 86400 if retention_days else None
         self._last_prune = 0.0
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journeys")
-        self._conn: Any = None
+        self._worker: SqliteWorker | None = None
 
-    # -- storage (one executor thread owns the connection) ---------------------------
+    # -- storage (the writer's thread owns the connection) -----------------------------
+
+    @property
+    def worker(self) -> SqliteWorker:
+        if self._worker is None:
+            self._worker = shared_writer(self._path)
+            self._worker.call(_create_schema, plain=True)
+        return self._worker
 
     async def _open(self) -> None:
-        await self._run(self._db)
+        self.worker  # noqa: B018 - opened now rather than at the first read
 
     async def _close(self) -> None:
-        await self._run(self._close_db)
-        self._executor.shutdown(wait=True)
+        if self._worker is not None:
+            worker, self._worker = self._worker, None
+            await worker.close()
 
     async def _housekeep(self) -> None:
         if self._retention and time.monotonic() - self._last_prune > PRUNE_EVERY:
@@ -119,106 +124,82 @@ class JourneyStore(WriteBehind):
             await self.prune(time.time() - self._retention)
 
     async def _write_batch(self, entries: list[Pending]) -> None:
-        await self._run(self._write, entries)
+        await self.worker.run(lambda c: self._write(c, entries))
 
     async def _load(self, links_clicked_id: str) -> Journey | None:
-        stored = await self._run(self._read, [links_clicked_id])
+        stored = await self.worker.run(lambda c: self._read(c, [links_clicked_id]))
         return stored.get(links_clicked_id)
 
     async def _find_stored(self, param: str, value: str) -> Journey | None:
-        vid = await self._run(self._find, param, value)
+        vid = await self.worker.run(lambda c: self._find(c, param, value))
         return None if vid is None else await self.get(vid)
 
     async def prune(self, before: float) -> int:
         """Forget journeys not seen since `before` (their cookies have expired)."""
-        return await self._run(self._prune, before)
-
-    def _run(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await self.worker.run(lambda c: self._prune(c, before))
 
     async def _ids_stored(self, value: str, limit: int) -> list[str]:
-        return await self._run(self._by_value, value, limit)
+        return await self.worker.run(lambda c: self._by_value(c, value, limit))
 
-    def _db(self) -> Any:
-        if self._conn is None:
-            conn = open_sqlite(self._path)
-            for statement in _SCHEMA:
-                try:
-                    conn.execute(statement)
-                except sqlite3.OperationalError as e:
-                    if "duplicate column" not in str(e):    # added before
-                        raise
-            self._conn = conn
-        return self._conn
-
-    def _close_db(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def _read(self, ids: list[str]) -> dict[str, Journey]:
-        conn, out = self._db(), {}
+    def _read(self, conn: sqlite3.Connection, ids: list[str]) -> dict[str, Journey]:
+        out = {}
         for i in range(0, len(ids), _SQL_CHUNK):
             chunk = ids[i:i + _SQL_CHUNK]
             for row in conn.execute(_SELECT.format(",".join("?" * len(chunk))), chunk):
                 out[row[0]] = _row_to_journey(row)
         return out
 
-    def _find(self, param: str, value: str) -> str | None:
-        row = self._db().execute(
+    def _find(self, conn: sqlite3.Connection, param: str, value: str) -> str | None:
+        row = conn.execute(
             "SELECT links_clicked_id FROM journey_clicks WHERE param = ? AND value = ?"
             " ORDER BY seen_at DESC LIMIT 1", (param, value)).fetchone()
         return row[0] if row else None
 
-    def _by_value(self, value: str, limit: int) -> list[str]:
-        rows = self._db().execute(
+    def _by_value(self, conn: sqlite3.Connection, value: str, limit: int) -> list[str]:
+        rows = conn.execute(
             "SELECT links_clicked_id, max(seen_at) AS t FROM journey_clicks WHERE value = ?"
             " GROUP BY links_clicked_id ORDER BY t DESC LIMIT ?", (value, limit))
         return [r[0] for r in rows]
 
-    def _write(self, entries: list[Pending]) -> None:
-        conn = self._db()
-        conn.execute("BEGIN IMMEDIATE")      # the merge reads what other processes wrote
-        try:
-            ids = json_param([e.journey.links_clicked_id for e in entries])
-            found = orjson.loads(conn.execute(_SELECT_BATCH, (ids,)).fetchone()[0])
-            stored = {row[0]: _row_to_journey(row) for row in found}
-            rows: list[tuple[Any, ...]] = []
-            clicks: list[tuple[str, str, str, float]] = []
-            cells: list[Cell] = []
-            for entry in entries:
-                journey = entry.journey
-                merged = stored.get(journey.links_clicked_id)
-                held = set() if merged is None else set(merged.click_ids)
-                if merged is None:
-                    merged = journey
-                else:
-                    merged.merge(journey)
-                cells += click_cells(
-                    {p: c.seen_at for p, c in journey.click_ids.items() if p not in held},
-                    journey.links_clicked_id not in stored, merged.first_seen, merged.preview)
-                rows.append(_journey_to_row(merged))
-                clicks.extend((p, v, journey.links_clicked_id, t)
-                              for (p, v), t in entry.seen.items())
-            conn.execute(_UPSERT, (json_param(rows),))
-            if clicks:
-                conn.execute(_UPSERT_CLICK, (json_param(clicks),))
-            if cells:
-                conn.execute(SQL_ADD, (json_param(cells), time.time()))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+    def _write(self, conn: sqlite3.Connection, entries: list[Pending]) -> None:
+        """In the writer's IMMEDIATE transaction: the merge reads what other
+        processes wrote, and nobody writes between the read and the upsert."""
+        ids = json_param([e.journey.links_clicked_id for e in entries])
+        found = orjson.loads(conn.execute(_SELECT_BATCH, (ids,)).fetchone()[0])
+        stored = {row[0]: _row_to_journey(row) for row in found}
+        rows: list[tuple[Any, ...]] = []
+        clicks: list[tuple[str, str, str, float]] = []
+        cells: list[Cell] = []
+        for entry in entries:
+            journey = entry.journey
+            merged = stored.get(journey.links_clicked_id)
+            held = set() if merged is None else set(merged.click_ids)
+            if merged is None:
+                merged = journey
+            else:
+                merged.merge(journey)
+            cells += click_cells(
+                {p: c.seen_at for p, c in journey.click_ids.items() if p not in held},
+                journey.links_clicked_id not in stored, merged.first_seen, merged.preview)
+            rows.append(_journey_to_row(merged))
+            clicks.extend((p, v, journey.links_clicked_id, t)
+                          for (p, v), t in entry.seen.items())
+        conn.execute(_UPSERT, (json_param(rows),))
+        if clicks:
+            conn.execute(_UPSERT_CLICK, (json_param(clicks),))
+        if cells:
+            conn.execute(SQL_ADD, (json_param(cells), time.time()))
 
-    def _prune(self, before: float) -> int:
-        conn = self._db()
-        conn.execute("BEGIN IMMEDIATE")
+    def _prune(self, conn: sqlite3.Connection, before: float) -> int:
+        conn.execute("DELETE FROM journey_clicks WHERE links_clicked_id IN"
+                     " (SELECT links_clicked_id FROM journeys WHERE last_seen < ?)", (before,))
+        return conn.execute("DELETE FROM journeys WHERE last_seen < ?", (before,)).rowcount
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    for statement in _SCHEMA:
         try:
-            conn.execute("DELETE FROM journey_clicks WHERE links_clicked_id IN"
-                         " (SELECT links_clicked_id FROM journeys WHERE last_seen < ?)", (before,))
-            count = conn.execute("DELETE FROM journeys WHERE last_seen < ?", (before,)).rowcount
-            conn.execute("COMMIT")
-            return count
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+            conn.execute(statement)
+        except sqlite3.OperationalError as e:
+            if "duplicate column" not in str(e):    # added before
+                raise

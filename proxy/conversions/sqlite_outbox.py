@@ -5,7 +5,7 @@ Tables: `edge_outbox` (one row per event and sink, with the network's last answe
 visitor, the first submit's result, and the event unless its rows hold it). For the
 operators, in the same writes: `edge_sink_hours` (marks per sink and hour) and
 `edge_counts` (the funnel's counters and the rules' hits, `conversions.funnel`). All SQL runs in the
-`SqliteWorker` thread; state moves follow `states.TRANSITIONS`.
+file's `SqliteWorker` thread (`shared_writer`); state moves follow `states.TRANSITIONS`.
 """
 
 from __future__ import annotations
@@ -19,19 +19,15 @@ from proxy.config.model import Sink
 from proxy.conversions.events import Event
 from proxy.conversions.funnel import (
     KEEP_SECONDS,
-    SQL_ADD,
     SQL_PURGE,
     SQL_SCHEMA,
     day_of,
-    event_cells,
-    rule_cell,
 )
 from proxy.conversions.outbox import (
     EVENT_ID_KEEP,
     HOUR_OUTCOMES,
     HOURS_KEEP,
     LAST_BODY,
-    MAX_EVENT_AGE,
     ROW_FIELDS,
     SENT_KEEP,
     OutboxBase,
@@ -39,13 +35,12 @@ from proxy.conversions.outbox import (
     SubmitResult,
     decode_row,
     hour_of,
-    idempotency_key,
 )
 from proxy.conversions.routing import Consent, route
-from proxy.conversions.sqlite_worker import SqliteWorker
-from proxy.conversions.states import OPEN_STATES, Action, Outcome, RowState, sources, sql_in, target
+from proxy.conversions.sqlite_submit import Submit, init_submit, submit_many
+from proxy.conversions.states import OPEN_STATES, Action, RowState, sources, sql_in, target
 from proxy.metrics import Metrics
-from proxy.state import json_param
+from proxy.sqlite_worker import SqliteWorker, shared_writer
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS edge_outbox (
@@ -104,6 +99,7 @@ def _init(conn: sqlite3.Connection) -> None:
                     raise
     for statement in _INDEXES:
         conn.execute(statement)
+    init_submit(conn)
 
 
 _ADD_HOURS = ("INSERT INTO edge_sink_hours (sink, hour, {0}) VALUES (?, ?, ?)"
@@ -124,6 +120,7 @@ def _existing(conn: sqlite3.Connection) -> None:
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'edge_outbox'").fetchone()
     if found is None:
         raise NotAState("the database holds no careers-edge outbox")
+    init_submit(conn)
 
 
 class SqliteOutbox(OutboxBase):
@@ -139,8 +136,17 @@ class SqliteOutbox(OutboxBase):
         super().__init__(metrics)
         self.path = path
         self.clock = clock
-        self.worker = SqliteWorker(path, _init if create else _existing, name="outbox-sqlite",
-                                   create=create, durable=True)
+        self._closed = False
+        if create:      # one writer for the file: journeys and the feed commit with it
+            self.worker = shared_writer(path, durable=True)
+            try:
+                self.worker.call(_init, plain=True)
+            except BaseException:
+                self.worker.users -= 1
+                raise
+        else:
+            self.worker = SqliteWorker(path, _existing, name="outbox-sqlite", create=False,
+                                       durable=True)
 
     # -- the request path ---------------------------------------------------------
 
@@ -148,7 +154,7 @@ class SqliteOutbox(OutboxBase):
                      consent: Consent) -> SubmitResult:
         plan = route(event, sinks, consent=consent)
         now = self.clock()
-        return self._submitted(await self.worker.run(lambda c: _submit(c, event, plan, now)))
+        return self._submitted(await self.worker.run_many(submit_many, Submit(event, plan, now)))
 
     # -- delivery -----------------------------------------------------------------
 
@@ -262,52 +268,9 @@ class SqliteOutbox(OutboxBase):
         await self.worker.run(q)
 
     async def close(self) -> None:
-        await self.worker.close()
-
-
-# A submit is few statements: each sqlite3 step lets go of the GIL, and under a busy
-# event loop the writer thread waits up to the switch interval to take it back.
-_SUBMIT_LOOKUP = (
-    "SELECT (SELECT result FROM edge_event_ids WHERE event_id = ?),"
-    " (SELECT 1 FROM edge_dedupe WHERE visitor = ? AND event = ? AND job = ?"
-    " AND expires_at > ?)")
-_SUBMIT_ROWS = (
-    "INSERT OR IGNORE INTO edge_outbox (sink, event_id, idempotency_key, event, state,"
-    " next_attempt_at, created_at, expires_at, updated_at)"
-    " SELECT json_extract(value, '$[0]'), ?, json_extract(value, '$[1]'), ?, ?, ?, ?, ?, ?"
-    " FROM json_each(?)")
-
-
-def _submit(c: sqlite3.Connection, event: Event, plan: dict[str, Outcome],
-            now: float) -> SubmitResult:
-    key = (event.links_clicked_id, event.name, event.job_id or "")
-    seen, hit = c.execute(_SUBMIT_LOOKUP, (event.event_id, *key, now)).fetchone()
-    if seen is not None:
-        return SubmitResult.from_json(seen, duplicate=True)
-    if hit is not None and event.links_clicked_id:
-        plan = {sink: Outcome.DEDUPED for sink in plan}
-    queued = [sink for sink, outcome in plan.items() if outcome is Outcome.QUEUED]
-    if queued and event.links_clicked_id:
-        # Only a conversion that went somewhere counts as "already fired".
-        c.execute("INSERT OR REPLACE INTO edge_dedupe (visitor, event, job, expires_at, event_id)"
-                  " VALUES (?, ?, ?, ?, ?)",
-                  (*key, now + event.dedupe_hours * 3600.0, event.event_id))
-    if queued:
-        expires = min(event.event_time, now) + MAX_EVENT_AGE
-        rows = json_param([(sink, idempotency_key(event.event_id, sink)) for sink in queued])
-        c.execute(_SUBMIT_ROWS, (event.event_id, event.to_json(), RowState.PENDING.value, now,
-                                 now, expires, now, rows))
-    result = SubmitResult(event.event_id, plan)
-    # The event itself only when no row carries it (b"": see its rows), so a submit
-    # writes it once.
-    c.execute("INSERT INTO edge_event_ids (event_id, result, created_at, visitor, event)"
-              " VALUES (?, ?, ?, ?, ?)", (event.event_id, result.to_json(), now,
-                                          event.links_clicked_id,
-                                          b"" if queued else event.to_json()))
-    cells = rule_cell(event) + ([] if result.deduped else event_cells(event, now))
-    if cells:
-        c.execute(SQL_ADD, (json_param(cells), now))
-    return result
+        if not self._closed:        # once: the writer may be shared with other stores
+            self._closed = True
+            await self.worker.close()
 
 
 def _lease(c: sqlite3.Connection, sink: str, owner: str, limit: int, lease_seconds: float,

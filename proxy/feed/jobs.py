@@ -1,9 +1,10 @@
 """The job store: every harvested job with when it was first and last seen.
 
 Reads are served from memory. `upsert` changes memory at once and marks the job
-dirty; a background flusher writes dirty jobs to SQLite in batches on a one-thread
-executor, so the event loop never waits on the disk. The same flusher picks up rows
-other processes (workers sharing the file) wrote, so each worker's feed converges.
+dirty; a background flusher writes dirty jobs to SQLite in batches through the
+file's `sqlite_worker.shared_writer`, so the event loop never waits on the disk.
+The same flusher picks up rows other processes (workers sharing the file) wrote,
+so each worker's feed converges.
 
 `JobStore` is the SQLite implementation of the small `Store` protocol the feed
 uses; a Redis-backed store only needs the same five methods.
@@ -18,13 +19,12 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from proxy.background import cancel, spawn
 from proxy.feed.jsonld import Job
+from proxy.sqlite_worker import SqliteWorker, shared_writer
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,7 @@ class JobStore:
         self._entries: dict[str, Entry] = {}
         self._dirty: dict[str, Entry] = {}
         self._deleted: set[str] = set()
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="feed-store")
-        self._db: sqlite3.Connection | None = None
+        self._db: SqliteWorker | None = None
         self._watermark = 0.0
         self._flusher: asyncio.Task | None = None
 
@@ -133,9 +132,10 @@ class JobStore:
 
     async def load(self) -> None:
         """Open the database, read every job, and start the background flusher."""
-        loop = asyncio.get_running_loop()
-        rows = await loop.run_in_executor(self._pool, self._open_and_read)
-        self._merge(rows)
+        if self._db is None:
+            self._db = shared_writer(self.path)
+            await self._db.run(lambda c: c.executescript(SCHEMA), plain=True)
+        self._merge(await self._db.run(lambda c: self._read_since(c, None)))
         if self._flusher is None:
             self._flusher = spawn(self._flush_loop(), "feed-store-flush")
 
@@ -146,8 +146,7 @@ class JobStore:
         batch, self._dirty = list(self._dirty.values()), {}
         deleted, self._deleted = list(self._deleted), set()
         try:
-            await asyncio.get_running_loop().run_in_executor(
-                self._pool, self._write, batch, deleted)
+            await self._db.run(lambda c: self._write(c, batch, deleted))
         except (sqlite3.Error, OSError):
             # put back what was not re-dirtied meanwhile, so the next flush retries it
             for entry in batch:
@@ -159,17 +158,16 @@ class JobStore:
     async def refresh(self) -> None:
         """Take in rows other processes wrote since the last read."""
         if self._db is not None:
-            self._merge(await asyncio.get_running_loop().run_in_executor(
-                self._pool, self._read_since, self._watermark))
+            since = self._watermark
+            self._merge(await self._db.run(lambda c: self._read_since(c, since)))
 
     async def close(self) -> None:
         await cancel(self._flusher)
         self._flusher = None
         await self.flush()
         if self._db is not None:
-            await asyncio.get_running_loop().run_in_executor(self._pool, self._db.close)
-            self._db = None
-        self._pool.shutdown(wait=True)
+            db, self._db = self._db, None
+            await db.close()
 
     async def _flush_loop(self) -> None:
         rounds = 0
@@ -183,35 +181,23 @@ class JobStore:
             except (sqlite3.Error, OSError):
                 log.exception("feed store: write to %s failed; will retry", self.path)
 
-    # -- in the store's thread ----------------------------------------------------
+    # -- in the writer's thread (inside its transaction) -------------------------
 
-    def _open_and_read(self) -> list[tuple]:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        return self._read_since(None)
-
-    def _read_since(self, since: float | None) -> list[tuple]:
+    def _read_since(self, conn: sqlite3.Connection, since: float | None) -> list[tuple]:
         """Rows written after `since` (all rows when None)."""
-        assert self._db is not None
         sql = "SELECT key, data, first_seen, last_seen, updated FROM feed_jobs"
-        rows = (self._db.execute(sql).fetchall() if since is None else
-                self._db.execute(sql + " WHERE updated > ?", (since,)).fetchall())
+        rows = (conn.execute(sql).fetchall() if since is None else
+                conn.execute(sql + " WHERE updated > ?", (since,)).fetchall())
         if rows:
             self._watermark = max(self._watermark, max(r[4] for r in rows))
         return rows
 
-    def _write(self, batch: list[Entry], deleted: list[str]) -> None:
-        assert self._db is not None
+    def _write(self, conn: sqlite3.Connection, batch: list[Entry], deleted: list[str]) -> None:
         now = self._clock()
-        with self._db:
-            self._db.executemany(UPSERT, [
-                (e.job.key, json.dumps(dataclasses.asdict(e.job)), e.first_seen,
-                 e.last_seen, now) for e in batch])
-            self._db.executemany("DELETE FROM feed_jobs WHERE key = ?", [(k,) for k in deleted])
+        conn.executemany(UPSERT, [
+            (e.job.key, json.dumps(dataclasses.asdict(e.job)), e.first_seen,
+             e.last_seen, now) for e in batch])
+        conn.executemany("DELETE FROM feed_jobs WHERE key = ?", [(k,) for k in deleted])
 
     # -- on the loop ----------------------------------------------------------------
 

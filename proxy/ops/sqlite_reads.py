@@ -2,21 +2,20 @@
 and by time), `edge_outbox` (their deliveries, and the event when a row holds it),
 `edge_counts` (the funnel; the rules' hits) and `edge_sink_hours`.
 
-Reads only, on their own connection in one executor thread (as the journey store
-does): WAL readers never wait for the outbox's writer, and it never waits for them.
+Reads only, on their own connection in a reading `SqliteWorker` (no transaction):
+WAL readers never wait for the outbox's writer, and it never waits for them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from proxy.conversions.outbox import ROW_FIELDS, OutboxRow, decode_row
 from proxy.ops.views import EventRecord, record_from
-from proxy.state import json_param, open_sqlite
+from proxy.sqlite_worker import SqliteWorker
+from proxy.state import json_param
 
 T = TypeVar("T")
 _EVENTS = ("SELECT event_id, event, result FROM edge_event_ids WHERE event IS NOT NULL {}"
@@ -31,16 +30,12 @@ _ROWS = (f"SELECT {', '.join('o.' + f for f in ROW_FIELDS)} FROM json_each(?) AS
 class SqliteReads:
     def __init__(self, path: str) -> None:
         self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ops-reads")
-        self._conn: sqlite3.Connection | None = None
+        self._worker: SqliteWorker | None = None
 
-    def _run(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
-        return asyncio.get_running_loop().run_in_executor(self._executor, self._with, fn)
-
-    def _with(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._conn is None:
-            self._conn = open_sqlite(self.path)
-        return fn(self._conn)
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._worker is None:        # at the first read: the file may be new until then
+            self._worker = SqliteWorker(self.path, name="ops-reads", writes=False)
+        return await self._worker.run(fn)
 
     async def events_of(self, visitor: str, limit: int) -> list[EventRecord]:
         return await self._run(lambda c: _records(c, _EVENTS.format("AND visitor = ?"),
@@ -63,12 +58,9 @@ class SqliteReads:
         return await self._run(lambda c: {r[0]: (r[1], r[2], r[3]) for r in c.execute(sql)})
 
     async def close(self) -> None:
-        def shut(c: sqlite3.Connection) -> None:
-            c.close()
-        if self._conn is not None:
-            await self._run(shut)
-            self._conn = None
-        self._executor.shutdown(wait=True)
+        if self._worker is not None:
+            worker, self._worker = self._worker, None
+            await worker.close()
 
 
 def _records(c: sqlite3.Connection, sql: str, params: tuple[Any, ...]) -> list[EventRecord]:

@@ -1,0 +1,308 @@
+"""The one way SQLite runs off the event loop: a connection owned by one thread.
+
+`await worker.run(fn)` runs `fn(conn)` in the worker's thread; `run_many(many, item)`
+queues an item for a batch function (`many(conn, items) -> results`, one result per
+item) so a burst of alike jobs costs a few statements instead of a few per job.
+Results go back to each event loop in one `call_soon_threadsafe` per group.
+
+A writer (`writes=True`) commits with group commit: the jobs that queue up while a
+transaction runs are run together in the next one (`BEGIN IMMEDIATE`, so a
+read-then-update is atomic across processes sharing the file), and every future of
+the group resolves only after its COMMIT, synced to disk when `durable`. A group is
+first run straight; should a job raise, it is rolled back and run again with each
+job in its own SAVEPOINT, so one failing job undoes nothing of the others. Jobs run
+in the order they were queued; consecutive items of one batch function run as one call.
+`plain=True` runs a job alone outside any transaction (schema scripts).
+
+A writer's commits never checkpoint the WAL themselves (a checkpoint syncs the
+database file: tens of ms a submit would wait for): every `CHECKPOINT_JOBS` jobs it
+asks a reader of the same file to run a passive checkpoint, beside its writes.
+
+A reader (`writes=False`) runs each job on its own, no transaction: WAL readers and
+the writer never wait for each other. `shared_writer(path)` hands every store of a
+process the same writer for one file: outbox, journeys, counters and the feed
+commit together, one fsync for all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from proxy.state import open_sqlite
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Item = TypeVar("Item")
+MAX_GROUP = 512             # jobs per transaction at most
+CHECKPOINT_JOBS = 1000      # a writer's jobs between two WAL checkpoints (~3 pages each)
+
+Reply = tuple[asyncio.Future, asyncio.AbstractEventLoop] | concurrent.futures.Future
+Many = Callable[[sqlite3.Connection, list[Any]], Sequence[Any]]
+
+
+@dataclass(slots=True)
+class _Job:
+    fn: Callable[[sqlite3.Connection], Any] | None
+    many: Many | None
+    item: Any
+    reply: Reply
+    plain: bool = False
+
+
+class WorkerClosed(RuntimeError):
+    pass
+
+
+class SqliteWorker:
+    def __init__(self, path: str, init: Callable[[sqlite3.Connection], None] | None = None,
+                 name: str = "sqlite", *, create: bool = True, durable: bool = False,
+                 writes: bool = True) -> None:
+        """`create` and `durable` as `state.open_sqlite` takes them; `init(conn)` runs
+        first, outside a transaction (its error is raised here)."""
+        self.path = path
+        self.durable, self.writes = durable, writes
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._closed = False
+        self.users = 1
+        self.commits = 0            # transactions committed (group commit, observable)
+        self.groups_retried = 0     # groups run again job by job after one raised
+        self.checkpoints = 0        # checkpoints asked of the checkpointer
+        self._since_checkpoint = 0
+        self._checkpointer: SqliteWorker | None = None
+        conn = open_sqlite(path, create=create, durable=durable)
+        try:
+            if init is not None:
+                init(conn)
+            if writes and path != ":memory:":
+                conn.execute("PRAGMA wal_autocheckpoint=0")
+                self._checkpointer = SqliteWorker(path, name=f"{name}-checkpoint",
+                                                  create=create, writes=False)
+        except BaseException:
+            conn.close()
+            raise
+        self._thread = threading.Thread(target=self._main, args=(conn,), name=name,
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- on the loop ---------------------------------------------------------------
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T], *, plain: bool = False) -> T:
+        return await self._put(_Job(fn, None, None, (self._future(), _loop()), plain))
+
+    async def run_many(self, many: Callable[[sqlite3.Connection, list[Item]], Sequence[T]],
+                       item: Item) -> T:
+        return await self._put(_Job(None, many, item, (self._future(), _loop())))
+
+    def call(self, fn: Callable[[sqlite3.Connection], T], *, plain: bool = False) -> T:
+        """`run` for code that is not on an event loop (a constructor): blocks."""
+        reply: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._check()
+        self._jobs.put(_Job(fn, None, None, reply, plain))
+        return reply.result()
+
+    async def close(self) -> None:
+        """Run what is queued, then close the connection (the last user of a shared one)."""
+        self.users -= 1
+        if self.users > 0:
+            return
+        _forget(self)
+        if not self._closed:
+            self._closed = True
+            self._jobs.put(None)
+        await asyncio.to_thread(self._thread.join)
+        if self._checkpointer is not None:
+            await self._checkpointer.close()
+
+    def _future(self) -> asyncio.Future:
+        self._check()
+        return _loop().create_future()
+
+    def _check(self) -> None:
+        if self._closed:
+            raise WorkerClosed(f"the SQLite worker on {self.path} is closed")
+
+    async def _put(self, job: _Job) -> Any:
+        self._jobs.put(job)
+        assert isinstance(job.reply, tuple)
+        return await job.reply[0]
+
+    # -- in the thread ---------------------------------------------------------------
+
+    def _main(self, conn: sqlite3.Connection) -> None:
+        try:
+            stop = False
+            while not stop:
+                first = self._jobs.get()
+                if first is None:
+                    break
+                group = [first]
+                while len(group) < MAX_GROUP and not first.plain and self.writes:
+                    try:
+                        job = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job is None:
+                        stop = True
+                        break
+                    if job.plain:        # alone, after this group
+                        self._run_group(conn, group)
+                        group = [job]
+                        break
+                    group.append(job)
+                self._run_group(conn, group)
+        finally:
+            conn.close()
+
+    def _run_group(self, conn: sqlite3.Connection, group: list[_Job]) -> None:
+        if not self.writes or group[0].plain:
+            for job in group:
+                _deliver([job], _isolated(conn, [job], savepoints=False))
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                results = _straight(conn, group)
+            except Exception:
+                conn.execute("ROLLBACK")
+                self.groups_retried += 1
+                conn.execute("BEGIN IMMEDIATE")
+                results = _isolated(conn, group, savepoints=True)
+            conn.execute("COMMIT")
+            self.commits += 1
+        except Exception as e:           # BEGIN or COMMIT failed: nothing is durable
+            log.error("SQLite transaction on %s failed: %s", self.path, e)
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            results = [(False, e)] * len(group)
+        _deliver(group, results)
+        self._since_checkpoint += len(group)
+        if self._checkpointer is not None and self._since_checkpoint >= CHECKPOINT_JOBS:
+            self._since_checkpoint = 0
+            self.checkpoints += 1
+            self._checkpointer._jobs.put(_Job(_checkpoint, None, None,
+                                              concurrent.futures.Future(), plain=True))
+
+
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+def _runs(group: list[_Job]) -> list[list[_Job]]:
+    """Consecutive items of one batch function together; every other job alone."""
+    out: list[list[_Job]] = []
+    for job in group:
+        if job.many is not None and out and out[-1][0].many is job.many:
+            out[-1].append(job)
+        else:
+            out.append([job])
+    return out
+
+
+def _call(conn: sqlite3.Connection, run: list[_Job]) -> Sequence[Any]:
+    head = run[0]
+    if head.many is not None:
+        results = head.many(conn, [j.item for j in run])
+        if len(results) != len(run):
+            raise RuntimeError("a batch function returned the wrong number of results")
+        return results
+    assert head.fn is not None
+    return [head.fn(conn)]
+
+
+def _straight(conn: sqlite3.Connection, group: list[_Job]) -> list[tuple[bool, Any]]:
+    """The whole group with no savepoint: any exception aborts it."""
+    return [(True, r) for run in _runs(group) for r in _call(conn, run)]
+
+
+def _isolated(conn: sqlite3.Connection, group: list[_Job], *,
+              savepoints: bool) -> list[tuple[bool, Any]]:
+    results: list[tuple[bool, Any]] = []
+    for job in group:
+        if savepoints:
+            conn.execute("SAVEPOINT job")
+        try:
+            results.append((True, _call(conn, [job])[0]))
+            if savepoints:
+                conn.execute("RELEASE job")
+        except Exception as e:
+            if savepoints:
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+            results.append((False, e))
+    return results
+
+
+def _deliver(group: list[_Job], results: list[tuple[bool, Any]]) -> None:
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, bool, Any]]] = {}
+    for job, (ok, value) in zip(group, results):
+        if isinstance(job.reply, concurrent.futures.Future):
+            if ok:
+                job.reply.set_result(value)
+            else:
+                job.reply.set_exception(value)
+        else:
+            fut, loop = job.reply
+            by_loop.setdefault(loop, []).append((fut, ok, value))
+    for loop, done in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, done)
+        except RuntimeError:          # that loop is closed; nobody is waiting
+            pass
+
+
+def _resolve(done: list[tuple[asyncio.Future, bool, Any]]) -> None:
+    for fut, ok, value in done:
+        if fut.done():
+            continue
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()
+
+
+# -- one writer per file and process ----------------------------------------------------
+
+_shared: dict[tuple[int, str], SqliteWorker] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_writer(path: str, *, durable: bool = False) -> SqliteWorker:
+    """This process's writer for `path` (a forked child gets its own); each caller
+    `close`s it once. `durable` turns `synchronous=FULL` on for everyone on it."""
+    if path == ":memory:":
+        return SqliteWorker(path, durable=durable)
+    key = (os.getpid(), os.path.realpath(path))
+    with _shared_lock:
+        worker = _shared.get(key)
+        if worker is None or worker.closed:
+            worker = _shared[key] = SqliteWorker(path, name="sqlite-writer", durable=durable)
+        else:
+            worker.users += 1
+    if durable and not worker.durable:
+        worker.call(lambda c: c.execute("PRAGMA synchronous=FULL"), plain=True)
+        worker.durable = True
+    return worker
+
+
+def _forget(worker: SqliteWorker) -> None:
+    with _shared_lock:
+        for key, held in list(_shared.items()):
+            if held is worker:
+                del _shared[key]
