@@ -52,6 +52,10 @@ from proxy.transform.headers import unweaken_if_none_match
 
 log = logging.getLogger("careers_edge.pipeline")
 
+# TRACE echoes the request back, cookies included (cross-site tracing): never forwarded.
+REFUSED_METHODS = frozenset({"TRACE", "TRACK"})
+ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
 
 def bad_request(request: web.BaseRequest, why: str) -> web.Response:
     return error_response(400, why, request.headers.get(hdrs.ACCEPT),
@@ -119,6 +123,10 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
             return edge.finish(request, not_found(request), started, client.ip, count=False)
         return edge.finish(request, await edge.endpoints(request, target), started, client.ip,
                            quiet=edge.access_log.quiet(target, rt.prefix))
+    if request.method in REFUSED_METHODS:
+        return edge.finish(request, error_response(
+            405, "This method is not served here.", request.headers.get(hdrs.ACCEPT),
+            headers={hdrs.ALLOW: ALLOW}), started, client.ip)
     path, query = split_target(target)
     if rt.allowed is not None and path not in rt.allowed:
         return edge.finish(request, not_found(request, "There is no such page on this site."),

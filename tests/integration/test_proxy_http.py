@@ -254,3 +254,19 @@ async def test_readyz_fails_when_upstream_is_down(tmp_path) -> None:
             async with c.get("/_edge/readyz") as r:
                 assert r.status == 503
                 assert "upstream" in (await r.json())["problems"][0]
+
+
+async def test_trace_is_405_with_allow_and_never_forwarded(s) -> None:
+    raw = await raw_exchange(s.proxy_url, b"TRACE /echo HTTP/1.1\r\nHost: careers.test\r\n"
+                             b"Cookie: sid=secret\r\nConnection: close\r\n\r\n")
+    head = raw.split(b"\r\n\r\n", 1)[0].lower()
+    assert raw.split(b" ", 2)[1] == b"405", raw[:200]
+    assert b"\r\nallow: get, head, post" in head
+    assert b'"raw_path"' not in raw and b"secret" not in raw
+
+
+async def test_track_is_refused_and_never_forwarded(s) -> None:
+    raw = await raw_exchange(s.proxy_url, b"TRACK /echo HTTP/1.1\r\nHost: careers.test\r\n"
+                             b"Cookie: sid=secret\r\nConnection: close\r\n\r\n")
+    assert raw.split(b" ", 2)[1] in (b"400", b"405"), raw[:200]
+    assert b'"raw_path"' not in raw and b"secret" not in raw
