@@ -151,6 +151,18 @@ def request_headers(raw: Sequence[tuple[bytes, bytes]], client: ClientView,
     return out
 
 
+def via_loop(raw: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether the request already carries our Via entry: an upstream that points back
+    at the proxy, which would otherwise forward to itself until the pool runs out."""
+    for name, value in raw:
+        if len(name) == 3 and name.lower() == b"via" and VIA in value:
+            for entry in value.split(b","):
+                entry = entry.strip()
+                if entry == VIA or entry.startswith(VIA + b" "):    # "1.1 careers-edge (x)"
+                    return True
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class LinkRoute:
     """A `[[routes]]` entry as the rewriters see it: its upstream's origin spellings,
