@@ -301,3 +301,12 @@ async def test_another_proxys_via_is_forwarded(s) -> None:
     raw = await raw_exchange(s.proxy_url, b"GET /echo HTTP/1.1\r\nHost: careers.test\r\n"
                              b"Via: 1.1 careers-edge-lb, 1.1 cdn\r\nConnection: close\r\n\r\n")
     assert raw.split(b" ", 2)[1] == b"200"
+
+
+async def test_the_proxys_own_cookies_never_reach_the_upstream(s) -> None:
+    raw = await raw_exchange(s.proxy_url, (
+        b"GET /echo HTTP/1.1\r\nHost: careers.test\r\nConnection: close\r\n"
+        b"Cookie: ce_attr=eyJ2.abc; linksClickedId=0123456789abcdef0123; ce_events=x; "
+        b"_fbc=fb.1.2.x; ce_fired=e1; ce_preview=9.m; sid=1\r\n\r\n"))
+    echo = json.loads(raw.split(b"\r\n\r\n", 1)[1])
+    assert header(echo, "Cookie") == ["linksClickedId=0123456789abcdef0123; _fbc=fb.1.2.x; sid=1"]
