@@ -18,9 +18,11 @@ RUN groupadd --gid 10001 edge \
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels /root/.cache
 COPY rules/example.toml /etc/careers-edge/example.toml
+# CAREERS_EDGE_CONFIG: the rules file `careers-edge outbox` reads without -c.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    CAREERS_EDGE_LISTEN=0.0.0.0:8080
+    CAREERS_EDGE_LISTEN=0.0.0.0:8080 \
+    CAREERS_EDGE_CONFIG=/etc/careers-edge/rules.toml
 USER 10001:10001
 WORKDIR /var/lib/careers-edge
 # 8080: visitors (public listener). 9180: operators (admin listener: healthz, readyz,

@@ -1,3 +1,27 @@
 """careers-edge: a reverse proxy in front of a hosted careers site."""
 
-__version__ = "0.1.0"
+from __future__ import annotations
+
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+
+def _version() -> str:
+    """pyproject.toml's version: read from the file in a source checkout (an editable
+    install's metadata is only as new as its last install), else from the installed
+    distribution's metadata."""
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    try:
+        project = tomllib.loads(pyproject.read_text("utf-8")).get("project", {})
+        if project.get("name") == "careers-edge":
+            return str(project["version"])
+    except (OSError, ValueError, KeyError):
+        pass
+    try:
+        return metadata.version("careers-edge")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+__version__ = _version()

@@ -95,7 +95,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_outbox(args: argparse.Namespace) -> int:
     from proxy.conversions.cli_outbox import outbox_command
-    config = _load(args.config)
+    path = args.config or os.environ.get("CAREERS_EDGE_CONFIG")
+    if not path:
+        print("careers-edge outbox: which rules file? Pass -c RULES.toml or set "
+              "CAREERS_EDGE_CONFIG", file=sys.stderr)
+        return 2
+    config = _load(path)
     if config is None:
         return 1
     return asyncio.run(outbox_command(config, dead=args.dead, retry_dead=args.retry_dead))
@@ -182,9 +187,7 @@ def parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     ob = sub.add_parser("outbox", help="inspect the durable conversion queue")
-    ob.add_argument("-c", "--config", default=os.environ.get("CAREERS_EDGE_CONFIG",
-                                                             "rules/demo.toml"),
-                    metavar="RULES.toml")
+    ob.add_argument("-c", "--config", metavar="RULES.toml", help="env CAREERS_EDGE_CONFIG")
     ob.add_argument("--dead", action="store_true", help="list dead letters")
     ob.add_argument("--retry-dead", action="store_true", help="re-queue dead letters")
     ob.set_defaults(func=cmd_outbox)

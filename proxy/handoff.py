@@ -41,11 +41,10 @@ from dataclasses import dataclass
 
 import orjson
 
-from proxy.attribution.cookies import parse_cookie_header, set_cookie
+from proxy.attribution.cookies import CARRY_COOKIE, parse_cookie_header, set_cookie
 from proxy.page_script import CARRY_SECONDS, FIRED_COOKIE, FIRED_MAX
 from proxy.pixels import BrowserEvent, browser_events
 
-CARRY_COOKIE = "ce_events"
 SEC_FETCH_DEST = "Sec-Fetch-Dest"
 CARRY_MAX = 8                 # events one cookie or header carries at most
 CARRY_FIELD_MAX = 200         # characters of a name, id or data value

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 from typing import Final
 
+from proxy.attribution.cookies import FIRED_COOKIE
 from proxy.http.headers import EVENTS_HEADER
 
-# The cookie the script lists tracked ids in, read back by proxy/handoff.py.
-FIRED_COOKIE: Final = "ce_fired"
+# FIRED_COOKIE: the cookie the script lists tracked ids in, read back by proxy/handoff.py.
 FIRED_MAX: Final = 16              # ids it keeps
 CARRY_SECONDS: Final = 300         # a carried event waits this long for a page; marks as long
 

@@ -36,6 +36,7 @@ from proxy.http.headers import (
     header_value,
     request_headers,
     response_headers,
+    via_loop,
 )
 from proxy.http.hosts import MISDIRECTED
 from proxy.http.response import ProxyResponse
@@ -51,6 +52,10 @@ from proxy.transform.codecs import CodecError
 from proxy.transform.headers import unweaken_if_none_match
 
 log = logging.getLogger("careers_edge.pipeline")
+
+# TRACE echoes the request back, cookies included (cross-site tracing): never forwarded.
+REFUSED_METHODS = frozenset({"TRACE", "TRACK"})
+ALLOW = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 
 
 def bad_request(request: web.BaseRequest, why: str) -> web.Response:
@@ -119,6 +124,16 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
             return edge.finish(request, not_found(request), started, client.ip, count=False)
         return edge.finish(request, await edge.endpoints(request, target), started, client.ip,
                            quiet=edge.access_log.quiet(target, rt.prefix))
+    if request.method in REFUSED_METHODS:
+        return edge.finish(request, error_response(
+            405, "This method is not served here.", request.headers.get(hdrs.ACCEPT),
+            headers={hdrs.ALLOW: ALLOW}), started, client.ip)
+    if via_loop(raw):
+        log.warning("508: the request came back through this proxy (its upstream points "
+                    "at the proxy itself?)")
+        return edge.finish(request, error_response(
+            508, "The request came back to this proxy.", request.headers.get(hdrs.ACCEPT)),
+            started, client.ip)
     path, query = split_target(target)
     if rt.allowed is not None and path not in rt.allowed:
         return edge.finish(request, not_found(request, "There is no such page on this site."),

@@ -241,3 +241,20 @@ def test_the_dockerfile_runs_as_a_numeric_user_and_checks_its_own_health() -> No
         return path == top or path.startswith(top + "/")
     assert all(any(under(s, a) for a in allowed) for s in sources), (sources, allowed)
     assert all(any(under(s, a) for s in sources) for a in allowed), (sources, allowed)
+
+
+def test_the_image_points_careers_edge_outbox_at_the_rules_it_runs() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    (entry,) = re.findall(r"^ENTRYPOINT (\[.*\])$", text, re.M)
+    run = json.loads(entry)
+    rules = run[run.index("-c") + 1]
+    assert re.search(rf"^\s+CAREERS_EDGE_CONFIG={re.escape(rules)}\s*$", text, re.M), text
+
+
+def test_the_operators_texts_name_outbox_with_its_rules_file() -> None:
+    texts = {p: p.read_text() for p in (ALERTS, ALERTS.with_name("alerts.test.yml"),
+                                          ROOT / "README.md", ROOT / "rules" / "example.toml")}
+    uses = [(p.name, m.group(0)) for p, t in texts.items()
+            for m in re.finditer(r"careers-edge outbox[^`\n]*", t)]
+    assert len(uses) >= 5
+    assert all(" -c " in use for _, use in uses), uses

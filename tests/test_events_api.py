@@ -107,6 +107,14 @@ async def test_disabled_without_a_configured_token(api):
     (b'{"event": "Hire", "linksClickedId": "L1", "event_time": true}', "event_time"),
     (b'{"event": "Hire", "linksClickedId": "L1", "event_time": 1000}', "older than 7 days"),
     (b'{"event": "Hire", "linksClickedId": "L1", "jobname": "x"}', "unknown key 'jobname'"),
+    (b'{"event": "Hire me", "linksClickedId": "L1"}', "is not an event name"),
+    (b'{"event": "1Hire", "linksClickedId": "L1"}', "is not an event name"),
+    (b'{"event": "Hire\\n", "linksClickedId": "L1"}', "is not an event name"),
+    (b'{"event": "Hire", "linksClickedId": "L1", "event_id": "a\\nb"}', "event_id must be"),
+    (b'{"event": "Hire", "linksClickedId": "L1", "event_id": "a b"}', "event_id must be"),
+    (b'{"event": "Hire", "linksClickedId": "L1", "event_id": "caf\\u00e9"}', "event_id must"),
+    (b'{"event": "Hire", "linksClickedId": "L1", "event_id": "' + b"x" * 65 + b'"}',
+     "event_id must be"),
 ])
 async def test_bad_bodies_get_400_with_the_reason(api, payload, reason):
     status, body, _ = await api.post(None, raw=payload)
@@ -145,6 +153,13 @@ async def test_found_by_click_id_when_the_cookie_id_is_unknown(api):
     assert status == 202
     (row,) = await api.outbox.list_rows()
     assert row.event.links_clicked_id == "L1"
+
+
+async def test_an_event_id_of_64_printable_characters_is_taken(api):
+    event_id = "ats:hire/77-" + "x" * 52
+    status, body, _ = await api.post({"event": "Hire", "linksClickedId": "L1",
+                                      "event_id": event_id})
+    assert (status, body) == (202, {"event_id": event_id})
 
 
 async def test_idempotent_by_event_id(api):

@@ -196,7 +196,7 @@ async def test_on_request_callback_sees_each_request_in_one_readable_line() -> N
     finally:
         await runner.cleanup()
     assert seen == recorder.requests
-    assert lines[0] == f"→ talroo   conversion2.php  tlr_sid={SID}"
+    assert lines[0] == f"→ talroo     conversion2.php  tlr_sid={SID}"
     assert lines[1].startswith("→ meta") and "SubmitApplication" in lines[1]
     assert "jobName='Welder'" in lines[1]
     assert lines[2].startswith("✗ 502 webhook") and "ApplicationCompleted" in lines[2]

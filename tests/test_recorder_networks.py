@@ -103,7 +103,20 @@ async def test_each_network_prints_one_line_per_conversion(client, recorder) -> 
                                  {"event": "X", "event_time": 1, "user": {"external_id": "raw"}}]})
     assert resp.status == 200 and (await resp.json())["code"] == 40002
     lines = [describe(r) for r in recorder.requests if r.is_conversion]
-    assert lines[0] == "→ indeed   APPLY_COMPLETE ittk=it-1 testFire"
-    assert lines[1] == "→ linkedin urn:lla:llaPartnerConversion:104 eventId=e1"
-    assert lines[3] == "→ tiktok   SubmitApplication event_id=e1 ttclid=tt"
+    assert lines[0] == "→ indeed     APPLY_COMPLETE ittk=it-1 testFire"
+    assert lines[1] == "→ linkedin   urn:lla:llaPartnerConversion:104 eventId=e1"
+    assert lines[3] == "→ tiktok     SubmitApplication event_id=e1 ttclid=tt"
     assert all("\n" not in line for line in lines)
+
+
+async def test_conversion_lines_align_whatever_the_network(client, recorder) -> None:
+    bearer = await token(client, grant_type="refresh_token", client_id="a",
+                         client_secret="b", refresh_token="r")
+    await client.get("/conversion2.php?tlr_sid=s1&Link=true")
+    await client.post(GOOGLE, json={"partialFailure": True, "conversions": [
+        {"gclid": "g1", "conversionAction": ACTION,
+         "conversionDateTime": "2026-12-01 10:00:00+01:00", "orderId": "o1"}]},
+        headers={"Authorization": f"Bearer {bearer}", "developer-token": "d"})
+    talroo, google = (describe(r) for r in recorder.requests if r.is_conversion)
+    assert talroo.startswith("→ talroo ") and google.startswith("→ google_ads ")
+    assert talroo.index("conversion2.php") == google.index("gclid=g1")

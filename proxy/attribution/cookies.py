@@ -27,6 +27,13 @@ ATTR_COOKIE = "ce_attr"
 FBC_COOKIE = "_fbc"
 FBP_COOKIE = "_fbp"
 TTP_COOKIE = "_ttp"                # set by the TikTok pixel; read, never written
+CARRY_COOKIE = "ce_events"         # events carried to the next page (proxy/handoff.py)
+FIRED_COOKIE = "ce_fired"          # the page script's tracked event ids (proxy/page_script.py)
+PREVIEW_COOKIE = "ce_preview"      # a test visitor (proxy/attribution/preview.py)
+# Only the proxy and its page script read these: they never reach the upstream. Not
+# linksClickedId (an ATS may keep it with an application), nor _fbc/_fbp (the site's
+# own tags set and read them).
+INTERNAL_COOKIES = frozenset({ATTR_COOKIE, CARRY_COOKIE, FIRED_COOKIE, PREVIEW_COOKIE})
 
 MAX_AGE_CAP = 400 * 86400          # Chrome caps every cookie at 400 days
 MAX_COOKIE_VALUE = 4000            # browsers drop a cookie past ~4096 bytes with its name

@@ -13,9 +13,8 @@ from __future__ import annotations
 import hmac
 from collections.abc import Sequence
 
-from proxy.attribution.cookies import set_cookie, sign
+from proxy.attribution.cookies import PREVIEW_COOKIE, set_cookie, sign
 
-PREVIEW_COOKIE = "ce_preview"
 PREVIEW_SECONDS = 3600
 _LABEL = PREVIEW_COOKIE.encode() + b"."
 _MAX_VALUE = 64

@@ -250,6 +250,12 @@ class Recorder:
         return web.json_response({"status": "accepted"})
 
 
+# Every network `_network` names: `describe` pads to the longest.
+NETWORKS = ("talroo", "meta", "webhook", "appcast", "indeed", "google_ads", "linkedin",
+            "tiktok", "oauth", "other")
+_NETWORK_WIDTH = max(map(len, NETWORKS))
+
+
 def _network(path: str) -> str:
     ad = network_of(path)
     if ad is not None:
@@ -308,7 +314,7 @@ def describe(rec: RecordedRequest) -> str:
             detail = f"{len(rec.body)} bytes"
     else:
         detail = rec.path + (f"?{rec.query_string}" if rec.query_string else "")
-    return f"{mark} {rec.network:<8} {detail}"
+    return f"{mark} {rec.network:<{_NETWORK_WIDTH}} {detail}"
 
 
 def _describe_meta(rec: RecordedRequest) -> str:

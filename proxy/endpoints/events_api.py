@@ -6,7 +6,9 @@
 
 → 202 {"event_id"}; 401 without a valid token (`WWW-Authenticate: Bearer`); 400
 {"error"} for bad JSON, a wrong type, an unknown key, a missing event, or an
-event_time older than 7 days or more than a minute ahead; 404 {"error": "unknown
+event name the rules file would refuse, an event_id that is not 1 to 64 printable
+ASCII characters without spaces, an event_time older than 7 days or more than a
+minute ahead; 404 {"error": "unknown
 visitor"}; 404 as well when no `api.token` is configured (the API is off and does not
 advertise itself). Idempotent by event_id: the outbox remembers it, so a repeat is
 202 with the same id and nothing is sent twice.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
@@ -27,6 +30,7 @@ from aiohttp import hdrs, web
 
 from proxy.attribution.write_behind import Journey
 from proxy.config.model import Config, Sink
+from proxy.config.rules_section import event_name
 from proxy.conversions.events import Event, new_event_id
 from proxy.conversions.outbox import MAX_EVENT_AGE, Outbox
 from proxy.ops.live import Live
@@ -38,6 +42,8 @@ log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
 FUTURE_SKEW = 60.0          # seconds an event_time may lie ahead of our clock
 MAX_STR = 1024
+# Ours are 32 hex digits (new_event_id); an ATS's own ids (UUIDs, "ats-hire-77") fit too.
+EVENT_ID = re.compile(r"[!-~]{1,64}")
 ALLOWED_KEYS = frozenset({"event", "linksClickedId", "click_ids", "jobName", "job_id",
                           "event_id", "event_time", "fields"})
 
@@ -98,6 +104,11 @@ def parse_body(raw: bytes, now: float) -> dict[str, Any]:
     out: dict[str, Any] = {k: _string(d, k) for k in ("linksClickedId", "jobName", "job_id",
                                                       "event_id")}
     out["event"] = _string(d, "event", required=True)
+    problem = event_name(out["event"])
+    if problem:
+        raise BadRequest(f"event: {problem}")
+    if out["event_id"] is not None and not EVENT_ID.fullmatch(out["event_id"]):
+        raise BadRequest("event_id must be 1 to 64 printable ASCII characters without spaces")
     out["click_ids"] = _str_map(d, "click_ids")
     out["fields"] = _str_map(d, "fields")
     if not out["linksClickedId"] and not out["click_ids"]:

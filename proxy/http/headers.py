@@ -8,10 +8,12 @@ proxy adds its own, so `Connection: close, X-Forwarded-For` cannot delete them.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from proxy.attribution.cookies import INTERNAL_COOKIES
 from proxy.http.hosts import HostPolicy
 from proxy.http.realip import real_ip, xff_values
 
@@ -37,6 +39,9 @@ VIA = b"1.1 careers-edge"
 SERVER = "careers-edge"       # our Server header: no versions to fingerprint
 VIA_TEXT = VIA.decode()
 _REQUEST_DROPPED = HOP_BY_HOP | REQUEST_OWNED | FORWARDING | {REQUEST_ID}
+_INTERNAL = frozenset(n.encode() for n in INTERNAL_COOKIES)
+# The names' common start ("ce_"): most Cookie headers lack it and are sent untouched.
+_INTERNAL_MARK: bytes = os.path.commonprefix(sorted(_INTERNAL)) or b""
 _RESPONSE_DROPPED = HOP_BY_HOP | RESPONSE_OWNED
 # Names seen on nearly every response, decoded once.
 _NAME_TEXT: dict[bytes, str] = {}
@@ -137,6 +142,10 @@ def request_headers(raw: Sequence[tuple[bytes, bytes]], client: ClientView,
         lname = name.lower()
         if lname in _REQUEST_DROPPED or lname in named or lname.startswith(b"proxy-"):
             continue
+        if lname == b"cookie" and _INTERNAL_MARK in value:
+            value = without_internal_cookies(value)
+            if not value:
+                continue
         out.append((name, value))
     out.append((b"X-Forwarded-For", client.forwarded_for))
     out.append((b"X-Forwarded-Proto", client.proto.encode()))
@@ -145,6 +154,25 @@ def request_headers(raw: Sequence[tuple[bytes, bytes]], client: ClientView,
     if request_id:
         out.append((b"X-Request-ID", request_id))
     return out
+
+
+def via_loop(raw: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether the request already carries our Via entry: an upstream that points back
+    at the proxy, which would otherwise forward to itself until the pool runs out."""
+    for name, value in raw:
+        if len(name) == 3 and name.lower() == b"via" and VIA in value:
+            for entry in value.split(b","):
+                entry = entry.strip()
+                if entry == VIA or entry.startswith(VIA + b" "):    # "1.1 careers-edge (x)"
+                    return True
+    return False
+
+
+def without_internal_cookies(value: bytes) -> bytes:
+    """A Cookie header without the proxy's own cookies; every other pair as it came."""
+    kept = [pair for pair in value.split(b";")
+            if pair.partition(b"=")[0].strip() not in _INTERNAL]
+    return b";".join(kept).lstrip()
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,3 +92,26 @@ async def test_outbox_on_an_existing_state_still_works(tmp_path: Path) -> None:
     done = await run_cli("outbox", "-c", "r.toml", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "(empty)" in done.stdout
+
+
+async def test_outbox_without_a_rules_file_says_so_and_touches_nothing(tmp_path: Path) -> None:
+    (tmp_path / "rules").mkdir()           # a checkout: its demo rules are not the operator's
+    (tmp_path / "rules" / "demo.toml").write_text(RULES.format(state="sqlite:demo.db"))
+    done = await run_cli("outbox", "--dead", cwd=tmp_path, env={"CAREERS_EDGE_CONFIG": None})
+    assert done.returncode == 2
+    line = one_clear_line(done.stderr)
+    assert "-c RULES.toml" in line and "CAREERS_EDGE_CONFIG" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rules"]
+
+
+async def test_outbox_takes_its_rules_file_from_careers_edge_config(tmp_path: Path) -> None:
+    (tmp_path / "r.toml").write_text(RULES.format(state="sqlite:state.db"))
+    from proxy.conversions.sqlite_outbox import SqliteOutbox
+    await SqliteOutbox(str(tmp_path / "state.db")).close()
+    done = await run_cli("outbox", cwd=tmp_path, env={"CAREERS_EDGE_CONFIG": "r.toml"})
+    assert done.returncode == 0, done.stderr
+    assert "(empty)" in done.stdout
+    (tmp_path / "other.toml").write_text(RULES.format(state="sqlite:nowhere/state.db"))
+    done = await run_cli("outbox", "-c", "r.toml", cwd=tmp_path,
+                         env={"CAREERS_EDGE_CONFIG": "other.toml"})
+    assert done.returncode == 0, done.stderr      # -c wins over the variable

@@ -9,7 +9,9 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
 
-from tests.integration.harness import free_port, raw_exchange, stack
+from proxy.app import build_app
+from proxy.config.load import load_config
+from tests.integration.harness import free_port, raw_exchange, stack, start
 from tests.integration.upstreams import echo_app
 
 
@@ -254,3 +256,57 @@ async def test_readyz_fails_when_upstream_is_down(tmp_path) -> None:
             async with c.get("/_edge/readyz") as r:
                 assert r.status == 503
                 assert "upstream" in (await r.json())["problems"][0]
+
+
+async def test_trace_is_405_with_allow_and_never_forwarded(s) -> None:
+    raw = await raw_exchange(s.proxy_url, b"TRACE /echo HTTP/1.1\r\nHost: careers.test\r\n"
+                             b"Cookie: sid=secret\r\nConnection: close\r\n\r\n")
+    head = raw.split(b"\r\n\r\n", 1)[0].lower()
+    assert raw.split(b" ", 2)[1] == b"405", raw[:200]
+    assert b"\r\nallow: get, head, post" in head
+    assert b'"raw_path"' not in raw and b"secret" not in raw
+
+
+async def test_track_is_refused_and_never_forwarded(s) -> None:
+    raw = await raw_exchange(s.proxy_url, b"TRACK /echo HTTP/1.1\r\nHost: careers.test\r\n"
+                             b"Cookie: sid=secret\r\nConnection: close\r\n\r\n")
+    assert raw.split(b" ", 2)[1] in (b"400", b"405"), raw[:200]
+    assert b'"raw_path"' not in raw and b"secret" not in raw
+
+
+async def test_an_upstream_pointing_back_at_the_proxy_is_508(tmp_path) -> None:
+    port = free_port()
+    rules = tmp_path / "rules.toml"
+    rules.write_text(f'[proxy]\nupstream = "http://127.0.0.1:{port}"\n'
+                     f'state = "sqlite:///{tmp_path / "state.db"}"\ntimeout = 5\n'
+                     '[log]\naccess = "off"\n')
+    runner, _ = await start(build_app(load_config(rules), dispatch=False), port, proxy=True)
+    try:
+        raw = await raw_exchange(f"http://127.0.0.1:{port}", (
+            b"GET /jobs HTTP/1.1\r\nHost: careers.test\r\nConnection: close\r\n\r\n"))
+    finally:
+        await runner.cleanup()
+    assert raw.split(b" ", 2)[1] == b"508", raw[:300]
+    assert b"\r\nVia: 1.1 careers-edge" in raw.split(b"\r\n\r\n", 1)[0]   # one hop back
+
+
+@pytest.mark.parametrize("via", [b"1.1 careers-edge", b"1.0 lb, 1.1 careers-edge (x)"])
+async def test_our_via_entry_in_a_request_is_508_and_not_forwarded(s, via) -> None:
+    raw = await raw_exchange(s.proxy_url, b"GET /echo HTTP/1.1\r\nHost: careers.test\r\n"
+                             b"Via: " + via + b"\r\nConnection: close\r\n\r\n")
+    assert raw.split(b" ", 2)[1] == b"508" and b'"raw_path"' not in raw
+
+
+async def test_another_proxys_via_is_forwarded(s) -> None:
+    raw = await raw_exchange(s.proxy_url, b"GET /echo HTTP/1.1\r\nHost: careers.test\r\n"
+                             b"Via: 1.1 careers-edge-lb, 1.1 cdn\r\nConnection: close\r\n\r\n")
+    assert raw.split(b" ", 2)[1] == b"200"
+
+
+async def test_the_proxys_own_cookies_never_reach_the_upstream(s) -> None:
+    raw = await raw_exchange(s.proxy_url, (
+        b"GET /echo HTTP/1.1\r\nHost: careers.test\r\nConnection: close\r\n"
+        b"Cookie: ce_attr=eyJ2.abc; linksClickedId=0123456789abcdef0123; ce_events=x; "
+        b"_fbc=fb.1.2.x; ce_fired=e1; ce_preview=9.m; sid=1\r\n\r\n"))
+    echo = json.loads(raw.split(b"\r\n\r\n", 1)[1])
+    assert header(echo, "Cookie") == ["linksClickedId=0123456789abcdef0123; _fbc=fb.1.2.x; sid=1"]
