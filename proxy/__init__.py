@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
+
+# The HTML scanners use possessive quantifiers, which CPython's `re` matched wrongly
+# before 3.11.5 (python/cpython#106052, #100061): a pixel would land after `</body>`.
+MIN_PYTHON = (3, 11, 5)
+if sys.version_info < MIN_PYTHON:
+    raise RuntimeError(f"careers-edge needs Python {'.'.join(map(str, MIN_PYTHON))} or newer, "
+                       f"not {sys.version.split()[0]}")
 
 
 def _version() -> str:
