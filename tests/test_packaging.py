@@ -1,4 +1,4 @@
-"""The Python floor is stated once in the package and agrees with pyproject's."""
+"""What `pip install .` needs: the Python floor the package checks, and every package."""
 
 from __future__ import annotations
 
@@ -23,3 +23,13 @@ def test_possessive_quantifiers_match_as_atomic_groups_here() -> None:
     repeat must never match where the same atomic group does not."""
     assert re.fullmatch("(?:ab?c)*+", "a") is None
     assert re.match(rb"[^<]*+(?:<(?!/b)[^>]*+>[^<]*+)*+", b"ab<i>cd</b>").group() == b"ab<i>cd"
+
+
+def test_every_package_is_installed() -> None:
+    """`pip install .` ships only the packages pyproject names: a new one left out
+    installs a proxy that fails on import (a checkout's tests would not notice)."""
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())
+                 ["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(REPO).parts)
+             for p in (REPO / "proxy").rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
