@@ -93,6 +93,19 @@ class Prepared:
                               headers=self.headers, data=self.body, limit=limit)
 
 
+def batch_decisions(answer: Answer | Decision, count: int,
+                    per_event: Callable[[bytes, int], list[Decision]] | None = None,
+                    decide: Callable[[Answer], Decision] = Answer.decision) -> list[Decision]:
+    """One batch's answer → `count` decisions, in order: a transport error or any
+    answer decides for all (by `decide`), except a 200 that `per_event` reads (body,
+    count) when the network reports per event."""
+    if not isinstance(answer, Answer):
+        return [answer] * count
+    if per_event is not None and answer.status == 200:
+        return per_event(answer.body, count)
+    return [decide(answer)] * count
+
+
 def bearer(token: str) -> str:
     return f"Bearer {token}"
 

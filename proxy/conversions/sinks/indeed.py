@@ -27,8 +27,8 @@ from proxy.config.model import Sink
 from proxy.conversions.backoff import Decision, GiveUp
 from proxy.conversions.events import Event
 from proxy.conversions.sinks.base import (
-    Answer,
     Prepared,
+    batch_decisions,
     bearer,
     compact,
     in_batches,
@@ -98,6 +98,5 @@ class IndeedSink:
         async def chunk(batch: list[Event]) -> list[Decision]:
             answer = await authorized(session, self.tokens,
                                       lambda t: self.prepare(batch, t).send(session, self.timeout))
-            decision = answer.decision() if isinstance(answer, Answer) else answer
-            return [decision] * len(batch)
+            return batch_decisions(answer, len(batch))
         return await in_batches(events, MAX_BATCH, self.unsendable, chunk)

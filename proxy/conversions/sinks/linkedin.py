@@ -26,8 +26,8 @@ from proxy.conversions.backoff import Decision, GiveUp, classify, truncate_body
 from proxy.conversions.events import Event
 from proxy.conversions.sinks.base import (
     REPORT_LIMIT,
-    Answer,
     Prepared,
+    batch_decisions,
     bearer,
     in_batches,
     timeout_for,
@@ -113,9 +113,6 @@ class LinkedInSink:
                    events: Sequence[Event]) -> list[Decision]:
         async def chunk(batch: list[Event]) -> list[Decision]:
             answer = await self.prepare(batch).send(session, self.timeout, REPORT_LIMIT)
-            if not isinstance(answer, Answer):
-                return [answer] * len(batch)
-            if len(batch) > 1 and answer.status == 200:
-                return per_element(answer.body, len(batch))
-            return [answer.decision()] * len(batch)
+            # one element is sent alone, not as a BATCH_CREATE: its status is the answer's
+            return batch_decisions(answer, len(batch), per_element if len(batch) > 1 else None)
         return await in_batches(events, MAX_BATCH, self.unsendable, chunk)

@@ -25,7 +25,14 @@ from aiohttp import hdrs
 from proxy.config.model import Sink
 from proxy.conversions.backoff import Decision, GiveUp, Retry, Sent, truncate_body
 from proxy.conversions.events import Event
-from proxy.conversions.sinks.base import Answer, Prepared, compact, in_batches, timeout_for
+from proxy.conversions.sinks.base import (
+    Answer,
+    Prepared,
+    batch_decisions,
+    compact,
+    in_batches,
+    timeout_for,
+)
 from proxy.conversions.sinks.hashing import sha256_hex
 
 DEFAULT_API = "https://business-api.tiktok.com"
@@ -102,5 +109,5 @@ class TikTokSink:
                    events: Sequence[Event]) -> list[Decision]:
         async def chunk(batch: list[Event]) -> list[Decision]:
             answer = await self.prepare(batch).send(session, self.timeout)
-            return [decision(answer) if isinstance(answer, Answer) else answer] * len(batch)
+            return batch_decisions(answer, len(batch), decide=decision)
         return await in_batches(events, MAX_BATCH, self.unsendable, chunk)
