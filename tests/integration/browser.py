@@ -7,6 +7,9 @@ the page left it) whether or not the machine has a network.
 
 Selenium calls block: a test whose servers run in its own event loop makes them
 through `asyncio.to_thread` (see `Browser`), so the loop keeps serving meanwhile.
+
+The `driver` (one per module) and `browser` (reset per test) fixtures reach every
+integration test through conftest.py; a module may define its own `driver` instead.
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ import functools
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
+import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.conftest import need_binary
 
 T = TypeVar("T")
 
@@ -55,6 +61,11 @@ def start_browser(chromium: str, chromedriver: str) -> Iterator[webdriver.Chrome
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def local_browser() -> AbstractContextManager[webdriver.Chrome]:
+    """`start_browser` on this machine's chromium and chromedriver (see `need_binary`)."""
+    return start_browser(need_binary("chromium"), need_binary("chromedriver"))
 
 
 class Browser:
@@ -94,3 +105,17 @@ class Browser:
     async def cookie(self, name: str) -> str | None:
         found = await self.call(self.driver.get_cookie, name)
         return None if found is None else found["value"]
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[webdriver.Chrome]:
+    with local_browser() as d:
+        yield d
+
+
+@pytest.fixture
+async def browser(driver: webdriver.Chrome) -> Browser:
+    """The module's browser with no cookies or console left by an earlier test."""
+    b = Browser(driver)
+    await b.reset()
+    return b

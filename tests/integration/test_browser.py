@@ -16,15 +16,14 @@ import gzip
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import brotli
 import pytest
 from aiohttp import web
 from selenium.webdriver.common.by import By
 
-from tests.conftest import need_binary
-from tests.integration.browser import Browser, start_browser
+from tests.integration.browser import Browser
 from tests.integration.harness import Stack, stack, start
 
 pytestmark = pytest.mark.browser
@@ -135,19 +134,6 @@ def site_app() -> web.Application:
     app.router.add_get("/hashed", hashed)
     app.router.add_post("/jobs/7/apply", apply)
     return app
-
-
-@pytest.fixture(scope="module")
-def driver() -> Iterator:
-    with start_browser(need_binary("chromium"), need_binary("chromedriver")) as d:
-        yield d
-
-
-@pytest.fixture
-async def browser(driver) -> Browser:
-    b = Browser(driver)
-    await b.reset()
-    return b
 
 
 @pytest.fixture

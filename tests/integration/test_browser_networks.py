@@ -8,13 +8,10 @@ carry the id of the server-side event; under the site's CSP nothing is refused.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.conftest import need_binary
-from tests.integration.browser import Browser, start_browser
+from tests.integration.browser import Browser
 from tests.integration.harness import stack
 from tests.integration.test_browser import JOB_TITLE, site_app
 from tests.tcf_strings import GOOGLE, tc_string
@@ -67,19 +64,6 @@ STATE_JS = """return {
   events: window.careersEdge ? careersEdge.events : null,
   site: document.body.dataset.siteScript || null,
 };"""
-
-
-@pytest.fixture(scope="module")
-def driver() -> Iterator:
-    with start_browser(need_binary("chromium"), need_binary("chromedriver")) as d:
-        yield d
-
-
-@pytest.fixture
-async def browser(driver) -> Browser:
-    b = Browser(driver)
-    await b.reset()
-    return b
 
 
 def assert_tags_loaded(state: dict) -> None:

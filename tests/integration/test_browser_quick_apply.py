@@ -11,7 +11,7 @@ event again, and with JavaScript off the carry cookie tracks it on the next page
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -21,8 +21,7 @@ from proxy.demo.recorder import RecordedRequest
 from proxy.demo.run import ENV_RECORDER, ENV_UPSTREAM, Demo, running_demo
 from proxy.edge import EDGE
 from proxy.handoff import CARRY_COOKIE, FIRED_COOKIE
-from tests.conftest import need_binary
-from tests.integration.browser import Browser, start_browser
+from tests.integration.browser import Browser
 from tests.integration.harness import free_port
 from tests.integration.procs import metric_value
 
@@ -34,19 +33,6 @@ STATE_JS = """return {
   events: window.careersEdge ? careersEdge.events : null,
   result: (document.getElementById('quick-apply-status') || {dataset: {}}).dataset.result,
 };"""
-
-
-@pytest.fixture(scope="module")
-def driver() -> Iterator:
-    with start_browser(need_binary("chromium"), need_binary("chromedriver")) as d:
-        yield d
-
-
-@pytest.fixture
-async def browser(driver) -> Browser:
-    b = Browser(driver)
-    await b.reset()
-    return b
 
 
 @pytest.fixture

@@ -28,8 +28,7 @@ from selenium.webdriver.support.ui import Select
 
 from proxy.demo.recorder import Recorder
 from proxy.demo.site import build_site, serve
-from tests.conftest import need_binary
-from tests.integration.browser import Browser, start_browser
+from tests.integration.browser import Browser, local_browser
 from tests.integration.harness import start
 from tests.integration.procs import REPO, ProxyProcess, running, write_rules
 
@@ -90,16 +89,9 @@ WINDOW = (1360, 860)
 
 @pytest.fixture(scope="module")
 def driver() -> Iterator:
-    with start_browser(need_binary("chromium"), need_binary("chromedriver")) as d:
+    with local_browser() as d:
         d.set_window_size(*WINDOW)
         yield d
-
-
-@pytest.fixture
-async def browser(driver) -> Browser:
-    b = Browser(driver)
-    await b.reset()
-    return b
 
 
 @asynccontextmanager
