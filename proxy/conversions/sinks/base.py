@@ -10,12 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import aiohttp
 from aiohttp import hdrs
 from yarl import URL
 
+from proxy.config.model import Sink
 from proxy.conversions.backoff import BODY_LIMIT, Decision, GiveUp, classify, parse_retry_after
 from proxy.conversions.events import Event
 
@@ -30,6 +31,18 @@ class SinkClient(Protocol):
 
     async def send(self, session: aiohttp.ClientSession,
                    events: Sequence[Event]) -> list[Decision]: ...
+
+
+class PostingSink:
+    """What the sinks posting to one `{api}{path}` endpoint share: their config, that
+    URL and their timeout."""
+
+    path: ClassVar[str]
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.url = sink.api.rstrip("/") + self.path
+        self.timeout = timeout_for(sink.timeout)
 
 
 @dataclass(frozen=True, slots=True)

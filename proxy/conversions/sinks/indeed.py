@@ -27,6 +27,7 @@ from proxy.config.model import Sink
 from proxy.conversions.backoff import Decision, GiveUp
 from proxy.conversions.events import Event
 from proxy.conversions.sinks.base import (
+    PostingSink,
     Prepared,
     batch_decisions,
     bearer,
@@ -71,13 +72,12 @@ def token_source(sink: Sink) -> TokenSource:
     return TokenSource(sink.token_url or DEFAULT_TOKEN_URL, form, timeout_for(sink.timeout))
 
 
-class IndeedSink:
+class IndeedSink(PostingSink):
     batch_size = MAX_BATCH
+    path = PATH
 
     def __init__(self, sink: Sink) -> None:
-        self.sink = sink
-        self.url = sink.api.rstrip("/") + PATH
-        self.timeout = timeout_for(sink.timeout)
+        super().__init__(sink)
         self.tokens = token_source(sink)
 
     def prepare(self, events: Sequence[Event], token: str) -> Prepared:

@@ -26,11 +26,11 @@ from proxy.conversions.backoff import Decision, GiveUp, classify, truncate_body
 from proxy.conversions.events import Event
 from proxy.conversions.sinks.base import (
     REPORT_LIMIT,
+    PostingSink,
     Prepared,
     batch_decisions,
     bearer,
     in_batches,
-    timeout_for,
 )
 
 DEFAULT_API = "https://api.linkedin.com"
@@ -83,13 +83,9 @@ def per_element(body: bytes, count: int) -> list[Decision]:
     return [classify(s, orjson.dumps(e)) for s, e in zip(statuses, elements, strict=True)]
 
 
-class LinkedInSink:
+class LinkedInSink(PostingSink):
     batch_size = MAX_BATCH
-
-    def __init__(self, sink: Sink) -> None:
-        self.sink = sink
-        self.url = sink.api.rstrip("/") + PATH
-        self.timeout = timeout_for(sink.timeout)
+    path = PATH
 
     def prepare(self, events: Sequence[Event], token: str | None = None) -> Prepared:
         headers = {hdrs.AUTHORIZATION: bearer(token or self.sink.access_token or ""),

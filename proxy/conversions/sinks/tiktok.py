@@ -27,11 +27,11 @@ from proxy.conversions.backoff import Decision, GiveUp, Retry, Sent, truncate_bo
 from proxy.conversions.events import Event
 from proxy.conversions.sinks.base import (
     Answer,
+    PostingSink,
     Prepared,
     batch_decisions,
     compact,
     in_batches,
-    timeout_for,
 )
 from proxy.conversions.sinks.hashing import sha256_hex
 
@@ -84,13 +84,9 @@ def decision(answer: Answer) -> Decision:
     return GiveUp(text, truncate_body(answer.body))
 
 
-class TikTokSink:
+class TikTokSink(PostingSink):
     batch_size = MAX_BATCH
-
-    def __init__(self, sink: Sink) -> None:
-        self.sink = sink
-        self.url = sink.api.rstrip("/") + PATH
-        self.timeout = timeout_for(sink.timeout)
+    path = PATH
 
     def prepare(self, events: Sequence[Event], token: str | None = None) -> Prepared:
         body: dict[str, Any] = {"event_source": "web", "event_source_id": self.sink.pixel_code,
