@@ -30,7 +30,7 @@ from proxy.demo.recorder import Recorder
 from proxy.demo.site import build_site, serve
 from tests.integration.browser import Browser, local_browser
 from tests.integration.harness import start
-from tests.integration.procs import REPO, ProxyProcess, running, write_rules
+from tests.integration.procs import REPO, ProxyProcess, apply_rule, running, write_rules
 
 pytestmark = pytest.mark.browser
 
@@ -59,16 +59,7 @@ path = "/jobs/{{job_id}}/apply"
 status = [200]
 job_name = "css:h1"
 send_to = ["meta"]
-
-[[rules]]
-name = "application submitted"
-event = "ApplicationCompleted"
-method = "POST"
-path = "/jobs/{{job_id}}/apply"
-status = [303]
-job_name = "form:job_title"
-send_to = ["talroo", "meta", "ats"]
-
+{apply_rule("talroo", "meta", "ats")}
 [sinks.talroo]
 type = "talroo"
 url = "{{recorder}}/conversion2.php"
