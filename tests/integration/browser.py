@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import need_binary
@@ -68,6 +69,11 @@ def local_browser() -> AbstractContextManager[webdriver.Chrome]:
     return start_browser(need_binary("chromium"), need_binary("chromedriver"))
 
 
+def tracked(queue: list[list], name: str) -> list[list]:
+    """The Meta pixel's track / trackCustom calls for event `name` in its `fbq` queue."""
+    return [c for c in queue if c[0] in ("track", "trackCustom") and c[1] == name]
+
+
 class Browser:
     """The driver's blocking calls as coroutines that leave the event loop free."""
 
@@ -82,6 +88,19 @@ class Browser:
 
     async def js(self, script: str, *args: Any) -> Any:
         return await self.call(self.driver.execute_script, script, *args)
+
+    async def load(self, url: str, script: str) -> Any:
+        """What `script` returns on the page at `url`, once loaded."""
+        await self.get(url)
+        return await self.js(script)
+
+    async def click_to_page(self, element_id: str, url_part: str, title: str) -> None:
+        """Click the element `element_id` and wait for the page it leads to (a URL with
+        `url_part`) to have loaded, with `title`."""
+        element = await self.call(self.driver.find_element, By.ID, element_id)
+        await self.call(element.click)
+        await self.wait_until(lambda d: url_part in d.current_url and d.execute_script(
+            "return document.readyState === 'complete' && document.title") == title)
 
     async def wait_until(self, condition: Callable[[webdriver.Chrome], T]) -> T:
         """The first truthy value of `condition(driver)`, polled; TimeoutException if none."""

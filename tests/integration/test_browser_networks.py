@@ -9,7 +9,6 @@ carry the id of the server-side event; under the site's CSP nothing is refused.
 from __future__ import annotations
 
 import pytest
-from selenium.webdriver.common.by import By
 
 from tests.integration.browser import Browser
 from tests.integration.harness import stack
@@ -77,8 +76,7 @@ def assert_tags_loaded(state: dict) -> None:
                                   "/meta-self", "/meta-nonce"])
 async def test_tags_run_under_the_sites_policy(browser: Browser, tmp_path, path: str) -> None:
     async with stack(site_app(), RULES, tmp=tmp_path) as st:
-        await browser.get(st.proxy_url + path)
-        state = await browser.js(STATE_JS)
+        state = await browser.load(st.proxy_url + path, STATE_JS)
     assert_tags_loaded(state)
     assert state["site"] == "ran"
     assert await browser.csp_messages() == []
@@ -87,12 +85,8 @@ async def test_tags_run_under_the_sites_policy(browser: Browser, tmp_path, path:
 async def test_thank_you_page_calls_carry_the_server_events_id(browser: Browser,
                                                                 tmp_path) -> None:
     async with stack(site_app(), RULES, tmp=tmp_path) as st:
-        await browser.get(st.proxy_url + "/jobs/7/apply")
-        before = await browser.js(STATE_JS)
-        button = await browser.call(browser.driver.find_element, By.ID, "apply")
-        await browser.call(button.click)
-        await browser.wait_until(lambda d: "/jobs/7/thanks" in d.current_url and d.execute_script(
-            "return document.readyState === 'complete' && document.title") == "Thank you")
+        before = await browser.load(st.proxy_url + "/jobs/7/apply", STATE_JS)
+        await browser.click_to_page("apply", "/jobs/7/thanks", "Thank you")
         state = await browser.js(STATE_JS)
         hook = await st.recorder.wait_for(lambda r: r.network == "webhook")
 
@@ -118,8 +112,7 @@ async def test_consent_mode_default_follows_the_tc_string(browser: Browser, tmp_
     async with stack(site_app(), RULES, tmp=tmp_path) as st:
         await browser.call(browser.driver.execute_cdp_cmd, "Network.setCookie",
                            {"name": "euconsent-v2", "value": tc, "url": st.proxy_url})
-        await browser.get(st.proxy_url + "/plain")
-        state = await browser.js(STATE_JS)
+        state = await browser.load(st.proxy_url + "/plain", STATE_JS)
     [consent] = [c for c in state["calls"] if c[0] == "consent"]
     assert consent == ["consent", "default", {"ad_storage": "granted",
                                               "ad_user_data": "denied",
@@ -133,7 +126,6 @@ async def test_no_purpose_one_no_tags(browser: Browser, tmp_path) -> None:
     async with stack(site_app(), RULES, tmp=tmp_path) as st:
         await browser.call(browser.driver.execute_cdp_cmd, "Network.setCookie",
                            {"name": "euconsent-v2", "value": tc, "url": st.proxy_url})
-        await browser.get(st.proxy_url + "/plain")
-        state = await browser.js(STATE_JS)
+        state = await browser.load(st.proxy_url + "/plain", STATE_JS)
     assert state["ttq"] is None and state["dl"] is None and state["events"] is None
     assert state["site"] == "ran"
