@@ -14,28 +14,14 @@ from tests.integration.browser import Browser
 from tests.integration.harness import stack
 from tests.integration.test_browser import JOB_TITLE, site_app
 from tests.tcf_strings import GOOGLE, tc_string
+from tests.test_pixel_tags import NETWORK_PIXELS
 
 pytestmark = pytest.mark.browser
 
 RULES = """
 [consent]
 tcf = true
-
-[pixels.tt]
-type = "tiktok"
-pixel_code = "CJMB7ERC77U2JVNG7RF0"
-event_names = { ApplicationCompleted = "SubmitForm" }
-
-[pixels.li]
-type = "linkedin"
-partner_id = "5123456"
-conversion_ids = { ApplicationCompleted = "18734562" }
-
-[pixels.gads]
-type = "google"
-tag_id = "AW-987654321"
-send_to = { ApplicationCompleted = "AW-987654321/AbC-dEf_1" }
-
+""" + NETWORK_PIXELS + """
 [[rules]]
 name = "application submitted"
 event = "ApplicationCompleted"
