@@ -27,6 +27,7 @@ REQUEST_FLAG = "--request-json FILE"
 SHOWN = 80                      # characters of a yielded value shown at most
 
 Safe = Callable[[str, int], str]
+Conditions = tuple[tuple[JsonExpr, str], ...]   # (expression, glob), as in `Rule`
 
 
 def doc_of(raw: bytes | None, limit: int) -> JsonDoc | None:
@@ -57,17 +58,22 @@ def _yielded(expr: JsonExpr, doc: JsonDoc, safe: Safe) -> str:
     return "(not writable as JSON)" if text is None else safe(text, SHOWN)
 
 
+def _sides(rule: Rule, req: JsonDoc | None, resp: JsonDoc | None
+           ) -> list[tuple[str, Conditions, JsonDoc | None, str | None]]:
+    """The sides of `rule` with JSON conditions, in the order the rule tries them: key,
+    conditions, the body, and why that body cannot be used (None when it can)."""
+    sides = (("request_json", rule.request_json, req, REQUEST_FLAG, "JSON request body"),
+             ("json", rule.json, resp, RESPONSE_FLAG, "JSON answer"))
+    return [(label, conditions, doc, _why_unusable(doc, flag, what))
+            for label, conditions, doc, flag, what in sides if conditions]
+
+
 def condition_lines(rule: Rule, req: JsonDoc | None, resp: JsonDoc | None,
                     safe: Safe, extractors: bool = True) -> list[str]:
     """One line per JSON condition (and extractor, with `extractors`) of `rule`, or why
     none can be shown."""
     lines: list[str] = []
-    sides = (("request_json", rule.request_json, req, REQUEST_FLAG, "JSON request body"),
-             ("json", rule.json, resp, RESPONSE_FLAG, "JSON answer"))
-    for label, conditions, doc, flag, what in sides:
-        if not conditions:
-            continue
-        why = _why_unusable(doc, flag, what)
+    for label, conditions, doc, why in _sides(rule, req, resp):
         if why is not None or doc is None:
             lines.append(f"{label}: {why}; every condition fails")
             continue
@@ -96,12 +102,7 @@ def condition_lines(rule: Rule, req: JsonDoc | None, resp: JsonDoc | None,
 
 def why_not(rule: Rule, req: JsonDoc | None, resp: JsonDoc | None) -> str | None:
     """Which JSON condition failed first, in the order the rule tries them."""
-    sides = (("request_json", rule.request_json, req, REQUEST_FLAG, "JSON request body"),
-             ("json", rule.json, resp, RESPONSE_FLAG, "JSON answer"))
-    for label, conditions, doc, flag, what in sides:
-        if not conditions:
-            continue
-        why = _why_unusable(doc, flag, what)
+    for label, conditions, doc, why in _sides(rule, req, resp):
         if why is not None or doc is None:
             return f"{label}: {why}"
         for expr, glob in conditions:

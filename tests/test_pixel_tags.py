@@ -22,10 +22,8 @@ from proxy.transform.csp import FALLBACKS, CspNeeds, apply_csp, script_hash
 from proxy.transform.html import HtmlTransform
 from tests.tcf_strings import ALL_PURPOSES, GOOGLE, tc_string
 
-PIXELS = """
-[proxy]
-upstream = "http://127.0.0.1:9"
-
+# The three networks' tags, as the browser tests run them too.
+NETWORK_PIXELS = """
 [pixels.tt]
 type = "tiktok"
 pixel_code = "CJMB7ERC77U2JVNG7RF0"
@@ -40,8 +38,9 @@ conversion_ids = { ApplicationCompleted = "18734562" }
 type = "google"
 tag_id = "AW-987654321"
 send_to = { ApplicationCompleted = "AW-987654321/AbC-dEf_1" }
-tcf_vendor = 755
 """
+# tcf_vendor extends [pixels.gads], the last table of NETWORK_PIXELS.
+PIXELS = '\n[proxy]\nupstream = "http://127.0.0.1:9"\n' + NETWORK_PIXELS + "tcf_vendor = 755\n"
 EVENT = BrowserEvent("ApplicationCompleted", "e" * 32, {"linksClickedId": "v" * 32,
                                                          "jobName": "Welder </script>"})
 

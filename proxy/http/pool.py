@@ -106,14 +106,7 @@ class UpstreamPool:
 
     async def close(self) -> None:
         """Close every connection, idle or busy; later requests fail."""
-        self._closed = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                waiter.set_exception(UpstreamConnectError("upstream pool closed"))
+        self._stop_taking()
         self._idle.clear()
         for conn in list(self._conns):
             conn.abort()
@@ -121,6 +114,14 @@ class UpstreamPool:
 
     def retire(self) -> None:
         """Take no new request; close idle connections now and busy ones once released."""
+        self._stop_taking()
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.idle = False
+            conn.close()
+
+    def _stop_taking(self) -> None:
+        """Refuse new requests: stop the idle sweeper and fail every waiter."""
         self._closed = True
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -129,10 +130,6 @@ class UpstreamPool:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_exception(UpstreamConnectError("upstream pool closed"))
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.idle = False
-            conn.close()
 
     # -- one exchange -------------------------------------------------------------------
 

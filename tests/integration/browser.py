@@ -7,6 +7,9 @@ the page left it) whether or not the machine has a network.
 
 Selenium calls block: a test whose servers run in its own event loop makes them
 through `asyncio.to_thread` (see `Browser`), so the loop keeps serving meanwhile.
+
+The `driver` (one per module) and `browser` (reset per test) fixtures reach every
+integration test through conftest.py; a module may define its own `driver` instead.
 """
 
 from __future__ import annotations
@@ -16,12 +19,16 @@ import functools
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
+import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.conftest import need_binary
 
 T = TypeVar("T")
 
@@ -57,6 +64,16 @@ def start_browser(chromium: str, chromedriver: str) -> Iterator[webdriver.Chrome
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def local_browser() -> AbstractContextManager[webdriver.Chrome]:
+    """`start_browser` on this machine's chromium and chromedriver (see `need_binary`)."""
+    return start_browser(need_binary("chromium"), need_binary("chromedriver"))
+
+
+def tracked(queue: list[list], name: str) -> list[list]:
+    """The Meta pixel's track / trackCustom calls for event `name` in its `fbq` queue."""
+    return [c for c in queue if c[0] in ("track", "trackCustom") and c[1] == name]
+
+
 class Browser:
     """The driver's blocking calls as coroutines that leave the event loop free."""
 
@@ -71,6 +88,19 @@ class Browser:
 
     async def js(self, script: str, *args: Any) -> Any:
         return await self.call(self.driver.execute_script, script, *args)
+
+    async def load(self, url: str, script: str) -> Any:
+        """What `script` returns on the page at `url`, once loaded."""
+        await self.get(url)
+        return await self.js(script)
+
+    async def click_to_page(self, element_id: str, url_part: str, title: str) -> None:
+        """Click the element `element_id` and wait for the page it leads to (a URL with
+        `url_part`) to have loaded, with `title`."""
+        element = await self.call(self.driver.find_element, By.ID, element_id)
+        await self.call(element.click)
+        await self.wait_until(lambda d: url_part in d.current_url and d.execute_script(
+            "return document.readyState === 'complete' && document.title") == title)
 
     async def wait_until(self, condition: Callable[[webdriver.Chrome], T]) -> T:
         """The first truthy value of `condition(driver)`, polled; TimeoutException if none."""
@@ -94,3 +124,17 @@ class Browser:
     async def cookie(self, name: str) -> str | None:
         found = await self.call(self.driver.get_cookie, name)
         return None if found is None else found["value"]
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[webdriver.Chrome]:
+    with local_browser() as d:
+        yield d
+
+
+@pytest.fixture
+async def browser(driver: webdriver.Chrome) -> Browser:
+    """The module's browser with no cookies or console left by an earlier test."""
+    b = Browser(driver)
+    await b.reset()
+    return b

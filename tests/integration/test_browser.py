@@ -16,15 +16,13 @@ import gzip
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import brotli
 import pytest
 from aiohttp import web
-from selenium.webdriver.common.by import By
 
-from tests.conftest import need_binary
-from tests.integration.browser import Browser, start_browser
+from tests.integration.browser import Browser, tracked
 from tests.integration.harness import Stack, stack, start
 
 pytestmark = pytest.mark.browser
@@ -137,19 +135,6 @@ def site_app() -> web.Application:
     return app
 
 
-@pytest.fixture(scope="module")
-def driver() -> Iterator:
-    with start_browser(need_binary("chromium"), need_binary("chromedriver")) as d:
-        yield d
-
-
-@pytest.fixture
-async def browser(driver) -> Browser:
-    b = Browser(driver)
-    await b.reset()
-    return b
-
-
 @pytest.fixture
 async def site(tmp_path) -> AsyncIterator[Stack]:
     async with stack(site_app(), PIXEL_RULES, tmp=tmp_path) as st:
@@ -157,12 +142,7 @@ async def site(tmp_path) -> AsyncIterator[Stack]:
 
 
 async def load(browser: Browser, url: str) -> dict:
-    await browser.get(url)
-    return await browser.js(STATE_JS)
-
-
-def tracked(queue: list[list], name: str) -> list[list]:
-    return [c for c in queue if c[0] in ("track", "trackCustom") and c[1] == name]
+    return await browser.load(url, STATE_JS)
 
 
 def assert_pixel_ran(state: dict) -> str:
@@ -306,10 +286,7 @@ async def test_thank_you_page_tracks_the_server_events_id_and_name(browser: Brow
         state = await load(browser, st.proxy_url + "/jobs/7/apply")
         assert_pixel_ran(state)
         assert tracked(state["queue"], "SubmitApplication") == []
-        button = await browser.call(browser.driver.find_element, By.ID, "apply")
-        await browser.call(button.click)
-        await browser.wait_until(lambda d: "/jobs/7/thanks" in d.current_url and d.execute_script(
-            "return document.readyState === 'complete' && document.title") == "Thank you")
+        await browser.click_to_page("apply", "/jobs/7/thanks", "Thank you")
         state = await browser.js(STATE_JS)
         cookie = await browser.cookie("linksClickedId")
         carried = await browser.cookie("ce_events")

@@ -8,38 +8,20 @@ carry the id of the server-side event; under the site's CSP nothing is refused.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from selenium.webdriver.common.by import By
 
-from tests.conftest import need_binary
-from tests.integration.browser import Browser, start_browser
+from tests.integration.browser import Browser
 from tests.integration.harness import stack
 from tests.integration.test_browser import JOB_TITLE, site_app
 from tests.tcf_strings import GOOGLE, tc_string
+from tests.test_pixel_tags import NETWORK_PIXELS
 
 pytestmark = pytest.mark.browser
 
 RULES = """
 [consent]
 tcf = true
-
-[pixels.tt]
-type = "tiktok"
-pixel_code = "CJMB7ERC77U2JVNG7RF0"
-event_names = { ApplicationCompleted = "SubmitForm" }
-
-[pixels.li]
-type = "linkedin"
-partner_id = "5123456"
-conversion_ids = { ApplicationCompleted = "18734562" }
-
-[pixels.gads]
-type = "google"
-tag_id = "AW-987654321"
-send_to = { ApplicationCompleted = "AW-987654321/AbC-dEf_1" }
-
+""" + NETWORK_PIXELS + """
 [[rules]]
 name = "application submitted"
 event = "ApplicationCompleted"
@@ -69,19 +51,6 @@ STATE_JS = """return {
 };"""
 
 
-@pytest.fixture(scope="module")
-def driver() -> Iterator:
-    with start_browser(need_binary("chromium"), need_binary("chromedriver")) as d:
-        yield d
-
-
-@pytest.fixture
-async def browser(driver) -> Browser:
-    b = Browser(driver)
-    await b.reset()
-    return b
-
-
 def assert_tags_loaded(state: dict) -> None:
     assert ["load", "CJMB7ERC77U2JVNG7RF0"] not in state["ttq"]      # load runs, not queued
     assert ["page"] in state["ttq"]
@@ -93,8 +62,7 @@ def assert_tags_loaded(state: dict) -> None:
                                   "/meta-self", "/meta-nonce"])
 async def test_tags_run_under_the_sites_policy(browser: Browser, tmp_path, path: str) -> None:
     async with stack(site_app(), RULES, tmp=tmp_path) as st:
-        await browser.get(st.proxy_url + path)
-        state = await browser.js(STATE_JS)
+        state = await browser.load(st.proxy_url + path, STATE_JS)
     assert_tags_loaded(state)
     assert state["site"] == "ran"
     assert await browser.csp_messages() == []
@@ -103,12 +71,8 @@ async def test_tags_run_under_the_sites_policy(browser: Browser, tmp_path, path:
 async def test_thank_you_page_calls_carry_the_server_events_id(browser: Browser,
                                                                 tmp_path) -> None:
     async with stack(site_app(), RULES, tmp=tmp_path) as st:
-        await browser.get(st.proxy_url + "/jobs/7/apply")
-        before = await browser.js(STATE_JS)
-        button = await browser.call(browser.driver.find_element, By.ID, "apply")
-        await browser.call(button.click)
-        await browser.wait_until(lambda d: "/jobs/7/thanks" in d.current_url and d.execute_script(
-            "return document.readyState === 'complete' && document.title") == "Thank you")
+        before = await browser.load(st.proxy_url + "/jobs/7/apply", STATE_JS)
+        await browser.click_to_page("apply", "/jobs/7/thanks", "Thank you")
         state = await browser.js(STATE_JS)
         hook = await st.recorder.wait_for(lambda r: r.network == "webhook")
 
@@ -134,8 +98,7 @@ async def test_consent_mode_default_follows_the_tc_string(browser: Browser, tmp_
     async with stack(site_app(), RULES, tmp=tmp_path) as st:
         await browser.call(browser.driver.execute_cdp_cmd, "Network.setCookie",
                            {"name": "euconsent-v2", "value": tc, "url": st.proxy_url})
-        await browser.get(st.proxy_url + "/plain")
-        state = await browser.js(STATE_JS)
+        state = await browser.load(st.proxy_url + "/plain", STATE_JS)
     [consent] = [c for c in state["calls"] if c[0] == "consent"]
     assert consent == ["consent", "default", {"ad_storage": "granted",
                                               "ad_user_data": "denied",
@@ -149,7 +112,6 @@ async def test_no_purpose_one_no_tags(browser: Browser, tmp_path) -> None:
     async with stack(site_app(), RULES, tmp=tmp_path) as st:
         await browser.call(browser.driver.execute_cdp_cmd, "Network.setCookie",
                            {"name": "euconsent-v2", "value": tc, "url": st.proxy_url})
-        await browser.get(st.proxy_url + "/plain")
-        state = await browser.js(STATE_JS)
+        state = await browser.load(st.proxy_url + "/plain", STATE_JS)
     assert state["ttq"] is None and state["dl"] is None and state["events"] is None
     assert state["site"] == "ran"

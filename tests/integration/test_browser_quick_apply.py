@@ -11,7 +11,7 @@ event again, and with JavaScript off the carry cookie tracks it on the next page
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -21,8 +21,7 @@ from proxy.demo.recorder import RecordedRequest
 from proxy.demo.run import ENV_RECORDER, ENV_UPSTREAM, Demo, running_demo
 from proxy.edge import EDGE
 from proxy.handoff import CARRY_COOKIE, FIRED_COOKIE
-from tests.conftest import need_binary
-from tests.integration.browser import Browser, start_browser
+from tests.integration.browser import Browser, tracked
 from tests.integration.harness import free_port
 from tests.integration.procs import metric_value
 
@@ -36,19 +35,6 @@ STATE_JS = """return {
 };"""
 
 
-@pytest.fixture(scope="module")
-def driver() -> Iterator:
-    with start_browser(need_binary("chromium"), need_binary("chromedriver")) as d:
-        yield d
-
-
-@pytest.fixture
-async def browser(driver) -> Browser:
-    b = Browser(driver)
-    await b.reset()
-    return b
-
-
 @pytest.fixture
 async def demo(tmp_path, monkeypatch) -> AsyncIterator[Demo]:
     monkeypatch.chdir(tmp_path)                      # the demo's state file lands here
@@ -56,10 +42,6 @@ async def demo(tmp_path, monkeypatch) -> AsyncIterator[Demo]:
         monkeypatch.setenv(var, "")
     async with running_demo(free_port(), "127.0.0.1", free_port()) as d:
         yield d
-
-
-def tracked(queue: list[list], name: str) -> list[list]:
-    return [c for c in queue if c[0] in ("track", "trackCustom") and c[1] == name]
 
 
 def page_views(queue: list[list]) -> int:
@@ -125,8 +107,7 @@ async def test_quick_apply_tracks_the_pixel_with_the_server_events_id(browser: B
     assert quick_apply_fired(demo) == 1
 
     # The next page gets the carry cookie, and does not track the event again.
-    await browser.get(f"{demo.proxy_url}/jobs")
-    state = await browser.js(STATE_JS)
+    state = await browser.load(f"{demo.proxy_url}/jobs", STATE_JS)
     assert page_views(state["queue"]) == 1 and tracked(state["queue"], "SubmitApplication") == []
     assert state["events"] == []
     assert await browser.cookie(CARRY_COOKIE) is None and await browser.cookie(FIRED_COOKIE) is None
@@ -152,8 +133,7 @@ async def test_without_javascript_the_carry_tracks_it_on_the_next_page(browser: 
         await browser.call(cdp, "Emulation.setScriptExecutionDisabled", {"value": False})
 
     [server] = (await demo.recorder.wait_for(is_meta)).json()["data"]
-    await browser.get(f"{demo.proxy_url}/jobs")
-    state = await browser.js(STATE_JS)
+    state = await browser.load(f"{demo.proxy_url}/jobs", STATE_JS)
     the_pixel_call(state["queue"], server, visitor or "")
     assert await browser.cookie(CARRY_COOKIE) is None
     assert await browser.csp_messages() == []

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from proxy.demo.site import build_site
 from proxy.endpoints import ops_stream
 from tests.integration.harness import Stack, raw_exchange, stack
+from tests.integration.procs import apply_rule
 
 pytest_plugins = ["redis_server"]
 REDIS_DB = 9                 # the proxy uses the production key prefix: a db of its own
@@ -33,16 +34,7 @@ method = "GET"
 path = "/jobs/{job_id}/apply"
 status = [200]
 send_to = ["meta", "ats"]
-
-[[rules]]
-name = "application submitted"
-event = "ApplicationCompleted"
-method = "POST"
-path = "/jobs/{job_id}/apply"
-status = [303]
-job_name = "form:job_title"
-send_to = ["talroo", "meta", "ats"]
-
+""" + apply_rule("talroo", "meta", "ats") + """
 [sinks.talroo]
 type = "talroo"
 url = "{recorder}/conversion2.php"

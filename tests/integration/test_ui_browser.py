@@ -28,10 +28,9 @@ from selenium.webdriver.support.ui import Select
 
 from proxy.demo.recorder import Recorder
 from proxy.demo.site import build_site, serve
-from tests.conftest import need_binary
-from tests.integration.browser import Browser, start_browser
+from tests.integration.browser import Browser, local_browser
 from tests.integration.harness import start
-from tests.integration.procs import REPO, ProxyProcess, running, write_rules
+from tests.integration.procs import REPO, ProxyProcess, apply_rule, running, write_rules
 
 pytestmark = pytest.mark.browser
 
@@ -60,16 +59,7 @@ path = "/jobs/{{job_id}}/apply"
 status = [200]
 job_name = "css:h1"
 send_to = ["meta"]
-
-[[rules]]
-name = "application submitted"
-event = "ApplicationCompleted"
-method = "POST"
-path = "/jobs/{{job_id}}/apply"
-status = [303]
-job_name = "form:job_title"
-send_to = ["talroo", "meta", "ats"]
-
+{apply_rule("talroo", "meta", "ats")}
 [sinks.talroo]
 type = "talroo"
 url = "{{recorder}}/conversion2.php"
@@ -90,16 +80,9 @@ WINDOW = (1360, 860)
 
 @pytest.fixture(scope="module")
 def driver() -> Iterator:
-    with start_browser(need_binary("chromium"), need_binary("chromedriver")) as d:
+    with local_browser() as d:
         d.set_window_size(*WINDOW)
         yield d
-
-
-@pytest.fixture
-async def browser(driver) -> Browser:
-    b = Browser(driver)
-    await b.reset()
-    return b
 
 
 @asynccontextmanager

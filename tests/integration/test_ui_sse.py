@@ -16,8 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import need_binary
-from tests.integration.browser import start_browser
+from tests.integration.browser import local_browser
 
 pytestmark = pytest.mark.browser
 
@@ -61,7 +60,7 @@ def reference(stream: str) -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def driver() -> Iterator:
-    with start_browser(need_binary("chromium"), need_binary("chromedriver")) as d:
+    with local_browser() as d:
         d.get("about:blank")
         yield d
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import aiohttp
 from aiohttp import hdrs
 from yarl import URL
 
+from proxy.config.model import Sink
 from proxy.conversions.backoff import BODY_LIMIT, Decision, GiveUp, classify, parse_retry_after
 from proxy.conversions.events import Event
 
@@ -30,6 +31,18 @@ class SinkClient(Protocol):
 
     async def send(self, session: aiohttp.ClientSession,
                    events: Sequence[Event]) -> list[Decision]: ...
+
+
+class PostingSink:
+    """What the sinks posting to one `{api}{path}` endpoint share: their config, that
+    URL and their timeout."""
+
+    path: ClassVar[str]
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.url = sink.api.rstrip("/") + self.path
+        self.timeout = timeout_for(sink.timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +104,19 @@ class Prepared:
                    limit: int = BODY_LIMIT) -> Answer | Decision:
         return await exchange(session, self.method, self.url, timeout=timeout,
                               headers=self.headers, data=self.body, limit=limit)
+
+
+def batch_decisions(answer: Answer | Decision, count: int,
+                    per_event: Callable[[bytes, int], list[Decision]] | None = None,
+                    decide: Callable[[Answer], Decision] = Answer.decision) -> list[Decision]:
+    """One batch's answer → `count` decisions, in order: a transport error or any
+    answer decides for all (by `decide`), except a 200 that `per_event` reads (body,
+    count) when the network reports per event."""
+    if not isinstance(answer, Answer):
+        return [answer] * count
+    if per_event is not None and answer.status == 200:
+        return per_event(answer.body, count)
+    return [decide(answer)] * count
 
 
 def bearer(token: str) -> str:

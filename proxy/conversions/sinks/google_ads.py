@@ -35,8 +35,8 @@ from proxy.conversions.backoff import Decision, GiveUp, Retry, Sent, truncate_bo
 from proxy.conversions.events import Event
 from proxy.conversions.sinks.base import (
     REPORT_LIMIT,
-    Answer,
     Prepared,
+    batch_decisions,
     bearer,
     in_batches,
     timeout_for,
@@ -200,9 +200,5 @@ class GoogleAdsSink:
             answer = await authorized(session, self.tokens,
                                       lambda t: self.prepare(batch, t).send(
                                           session, self.timeout, REPORT_LIMIT))
-            if not isinstance(answer, Answer):
-                return [answer] * len(batch)
-            if answer.status != 200:
-                return [answer.decision()] * len(batch)
-            return per_conversion(answer.body, len(batch))
+            return batch_decisions(answer, len(batch), per_conversion)
         return await in_batches(events, MAX_BATCH, self.unsendable, chunk)

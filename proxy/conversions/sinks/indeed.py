@@ -27,8 +27,9 @@ from proxy.config.model import Sink
 from proxy.conversions.backoff import Decision, GiveUp
 from proxy.conversions.events import Event
 from proxy.conversions.sinks.base import (
-    Answer,
+    PostingSink,
     Prepared,
+    batch_decisions,
     bearer,
     compact,
     in_batches,
@@ -71,13 +72,12 @@ def token_source(sink: Sink) -> TokenSource:
     return TokenSource(sink.token_url or DEFAULT_TOKEN_URL, form, timeout_for(sink.timeout))
 
 
-class IndeedSink:
+class IndeedSink(PostingSink):
     batch_size = MAX_BATCH
+    path = PATH
 
     def __init__(self, sink: Sink) -> None:
-        self.sink = sink
-        self.url = sink.api.rstrip("/") + PATH
-        self.timeout = timeout_for(sink.timeout)
+        super().__init__(sink)
         self.tokens = token_source(sink)
 
     def prepare(self, events: Sequence[Event], token: str) -> Prepared:
@@ -98,6 +98,5 @@ class IndeedSink:
         async def chunk(batch: list[Event]) -> list[Decision]:
             answer = await authorized(session, self.tokens,
                                       lambda t: self.prepare(batch, t).send(session, self.timeout))
-            decision = answer.decision() if isinstance(answer, Answer) else answer
-            return [decision] * len(batch)
+            return batch_decisions(answer, len(batch))
         return await in_batches(events, MAX_BATCH, self.unsendable, chunk)

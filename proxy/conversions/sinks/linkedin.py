@@ -26,11 +26,11 @@ from proxy.conversions.backoff import Decision, GiveUp, classify, truncate_body
 from proxy.conversions.events import Event
 from proxy.conversions.sinks.base import (
     REPORT_LIMIT,
-    Answer,
+    PostingSink,
     Prepared,
+    batch_decisions,
     bearer,
     in_batches,
-    timeout_for,
 )
 
 DEFAULT_API = "https://api.linkedin.com"
@@ -83,13 +83,9 @@ def per_element(body: bytes, count: int) -> list[Decision]:
     return [classify(s, orjson.dumps(e)) for s, e in zip(statuses, elements, strict=True)]
 
 
-class LinkedInSink:
+class LinkedInSink(PostingSink):
     batch_size = MAX_BATCH
-
-    def __init__(self, sink: Sink) -> None:
-        self.sink = sink
-        self.url = sink.api.rstrip("/") + PATH
-        self.timeout = timeout_for(sink.timeout)
+    path = PATH
 
     def prepare(self, events: Sequence[Event], token: str | None = None) -> Prepared:
         headers = {hdrs.AUTHORIZATION: bearer(token or self.sink.access_token or ""),
@@ -113,9 +109,6 @@ class LinkedInSink:
                    events: Sequence[Event]) -> list[Decision]:
         async def chunk(batch: list[Event]) -> list[Decision]:
             answer = await self.prepare(batch).send(session, self.timeout, REPORT_LIMIT)
-            if not isinstance(answer, Answer):
-                return [answer] * len(batch)
-            if len(batch) > 1 and answer.status == 200:
-                return per_element(answer.body, len(batch))
-            return [answer.decision()] * len(batch)
+            # one element is sent alone, not as a BATCH_CREATE: its status is the answer's
+            return batch_decisions(answer, len(batch), per_element if len(batch) > 1 else None)
         return await in_batches(events, MAX_BATCH, self.unsendable, chunk)

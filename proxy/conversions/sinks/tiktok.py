@@ -25,7 +25,14 @@ from aiohttp import hdrs
 from proxy.config.model import Sink
 from proxy.conversions.backoff import Decision, GiveUp, Retry, Sent, truncate_body
 from proxy.conversions.events import Event
-from proxy.conversions.sinks.base import Answer, Prepared, compact, in_batches, timeout_for
+from proxy.conversions.sinks.base import (
+    Answer,
+    PostingSink,
+    Prepared,
+    batch_decisions,
+    compact,
+    in_batches,
+)
 from proxy.conversions.sinks.hashing import sha256_hex
 
 DEFAULT_API = "https://business-api.tiktok.com"
@@ -77,13 +84,9 @@ def decision(answer: Answer) -> Decision:
     return GiveUp(text, truncate_body(answer.body))
 
 
-class TikTokSink:
+class TikTokSink(PostingSink):
     batch_size = MAX_BATCH
-
-    def __init__(self, sink: Sink) -> None:
-        self.sink = sink
-        self.url = sink.api.rstrip("/") + PATH
-        self.timeout = timeout_for(sink.timeout)
+    path = PATH
 
     def prepare(self, events: Sequence[Event], token: str | None = None) -> Prepared:
         body: dict[str, Any] = {"event_source": "web", "event_source_id": self.sink.pixel_code,
@@ -102,5 +105,5 @@ class TikTokSink:
                    events: Sequence[Event]) -> list[Decision]:
         async def chunk(batch: list[Event]) -> list[Decision]:
             answer = await self.prepare(batch).send(session, self.timeout)
-            return [decision(answer) if isinstance(answer, Answer) else answer] * len(batch)
+            return batch_decisions(answer, len(batch), decide=decision)
         return await in_batches(events, MAX_BATCH, self.unsendable, chunk)
