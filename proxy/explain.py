@@ -24,8 +24,9 @@ from proxy.attribution.clickids import MAX_VALUE_LEN, valid_value
 from proxy.attribution.cookies import ATTR_COOKIE, VISITOR_COOKIE
 from proxy.attribution.visit import Visit
 from proxy.config.model import Config, Sink
+from proxy.config.networks import missing_params
 from proxy.conversions.events import Event
-from proxy.conversions.routing import missing_params, route, uncarried
+from proxy.conversions.routing import route, uncarried
 from proxy.conversions.sinks import build_sink
 from proxy.conversions.sinks.base import IDEMPOTENCY_HEADER, Prepared
 from proxy.conversions.sinks.http import HttpSink

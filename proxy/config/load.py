@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from proxy.config import routes_section, rules_section, sections, tables
+from proxy.config import pixels_section, routes_section, rules_section, sinks_section, tables
 from proxy.config.env import Overrides
 from proxy.config.errors import ConfigError, ConfigErrors, LineIndex, toml_syntax_error
 from proxy.config.log_section import log_section
@@ -141,11 +141,11 @@ def _build(ctx: Ctx, raw: dict[str, Any], over: Overrides,
     proxy = _proxy(ctx, raw.get("proxy", {}), over, allow_missing_upstream)
     attribution = _attribution(ctx, raw.get("attribution", {}))
     consent = _consent(ctx, raw.get("consent", {}))
-    pixels = sections.pixels(ctx, raw.get("pixels", {}))
+    pixels = pixels_section.pixels(ctx, raw.get("pixels", {}))
     raw_sinks = raw.get("sinks", {})
     sink_names = tuple(raw_sinks) if isinstance(raw_sinks, dict) else ()
     rules = rules_section.rules(ctx, raw.get("rules", []), sink_names)
-    sinks = sections.sinks(ctx, raw_sinks, rules, raw.get("rules"), attribution.params)
+    sinks = sinks_section.sinks(ctx, raw_sinks, rules, raw.get("rules"), attribution.params)
     def known_sink(name: str) -> str | None:
         if name in sink_names:
             return None

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from proxy.config.errors import ConfigError
 from proxy.config.model import Config, LogSection, Pixel, Sink
-from proxy.conversions.routing import missing_params
+from proxy.config.networks import missing_params
 from proxy.detect.spec import Rule, StatusMatch
 
 _PLACEHOLDER = re.compile(r"\{[^{}]*\}")

@@ -11,20 +11,14 @@ same transaction that inserts the rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Protocol
 
 from proxy.config.model import Sink
+from proxy.config.networks import INDEED_EVENTS, missing_params
 from proxy.conversions.events import Event
-from proxy.conversions.sinks.indeed import EVENTS as INDEED_EVENTS
 from proxy.conversions.sinks.indeed import indeed_event
 from proxy.conversions.states import Outcome
-
-# Click params a sink type cannot work without, on top of the sink's own `requires`.
-IMPLICIT_REQUIRES: Mapping[str, tuple[str, ...]] = {
-    "talroo": ("tlr_sid",), "indeed": ("ittk",), "linkedin": ("li_fat_id",)}
-# ... and those of which it needs one at least.
-IMPLICIT_ANY: Mapping[str, tuple[str, ...]] = {"google_ads": ("gclid", "gbraid", "wbraid")}
 
 
 def takes_preview(sink: Sink) -> bool:
@@ -32,11 +26,6 @@ def takes_preview(sink: Sink) -> bool:
     if sink.type == "meta":
         return bool(sink.preview_test_event_code or sink.test_event_code)
     return sink.type == "indeed"
-
-
-def required_params(sink: Sink) -> tuple[str, ...]:
-    extra = tuple(p for p in IMPLICIT_REQUIRES.get(sink.type, ()) if p not in sink.requires)
-    return tuple(sink.requires) + extra
 
 
 class SinkConsent(Protocol):
@@ -53,15 +42,6 @@ def _allowed(sink: Sink, consent: Consent) -> bool:
     if isinstance(consent, bool):
         return consent or not sink.marketing
     return consent.allows(sink)
-
-
-def missing_params(sink: Sink, click_ids: Mapping[str, str]) -> list[str]:
-    """What the visitor lacks for `sink`: params, or `a|b|c` when any one would do."""
-    missing = [p for p in required_params(sink) if not click_ids.get(p)]
-    anyof = IMPLICIT_ANY.get(sink.type, ())
-    if anyof and not any(click_ids.get(p) for p in anyof):
-        missing.append("|".join(anyof))
-    return missing
 
 
 def uncarried(sink: Sink, event: Event) -> str | None:

@@ -20,7 +20,6 @@ uploaded counts as sent; the rest are sent. Auth is an OAuth refresh token plus 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +30,7 @@ import orjson
 from aiohttp import hdrs
 
 from proxy.config.model import Sink
+from proxy.config.networks import GOOGLE_ADS_TOKEN_URL, IMPLICIT_ANY
 from proxy.conversions.backoff import Decision, GiveUp, Retry, Sent, truncate_body
 from proxy.conversions.events import Event
 from proxy.conversions.sinks.base import (
@@ -43,26 +43,16 @@ from proxy.conversions.sinks.base import (
 )
 from proxy.conversions.sinks.oauth import TokenSource, authorized
 
-DEFAULT_API = "https://googleads.googleapis.com"
-DEFAULT_TOKEN_URL = "https://oauth2.googleapis.com/token"
 DEFAULT_VERSION = "v25"
-CLICK_PARAMS = ("gclid", "gbraid", "wbraid")
+CLICK_PARAMS = IMPLICIT_ANY["google_ads"]
 # Google's consent field <- the Event.consent_mode key it is read from.
 CONSENT_FIELDS = (("adUserData", "ad_user_data"), ("adPersonalization", "ad_personalization"))
 MAX_BATCH = 2000
 DEVELOPER_TOKEN = "developer-token"
 LOGIN_CUSTOMER_ID = "login-customer-id"
-ACTION = re.compile(r"customers/(\d+)/conversionActions/(\d+)")
 # Errors that are Google's, not the conversion's: the same upload may pass later.
 TRANSIENT_ERRORS = frozenset({"internalError", "quotaError", "databaseError"})
 ALREADY_UPLOADED = "CLICK_CONVERSION_ALREADY_EXISTS"
-
-
-def action_problem(v: str) -> str | None:
-    """For `check`: a conversion action id or resource name."""
-    if v.isdigit() or ACTION.fullmatch(v):
-        return None
-    return f"{v!r} must be a conversion action id or customers/ID/conversionActions/ID"
 
 
 def resource_name(sink: Sink, action: str) -> str:
@@ -111,7 +101,7 @@ def token_source(sink: Sink) -> TokenSource:
     form = {"grant_type": "refresh_token", "client_id": sink.client_id or "",
             "client_secret": sink.client_secret or "",
             "refresh_token": sink.refresh_token or ""}
-    return TokenSource(sink.token_url or DEFAULT_TOKEN_URL, form, timeout_for(sink.timeout))
+    return TokenSource(sink.token_url or GOOGLE_ADS_TOKEN_URL, form, timeout_for(sink.timeout))
 
 
 def per_conversion(body: bytes, count: int) -> list[Decision]:

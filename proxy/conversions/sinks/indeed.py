@@ -24,6 +24,7 @@ import orjson
 from aiohttp import hdrs
 
 from proxy.config.model import Sink
+from proxy.config.networks import INDEED_EVENTS, INDEED_TOKEN_URL
 from proxy.conversions.backoff import Decision, GiveUp
 from proxy.conversions.events import Event
 from proxy.conversions.sinks.base import (
@@ -37,10 +38,7 @@ from proxy.conversions.sinks.base import (
 )
 from proxy.conversions.sinks.oauth import TokenSource, authorized
 
-DEFAULT_API = "https://apis.indeed.com"
-DEFAULT_TOKEN_URL = "https://apis.indeed.com/oauth/v2/tokens"
 PATH = "/enterprise/conversions/v1/events"
-EVENTS = ("JOB_PAGE_LANDED", "APPLY_COMPLETE")
 DEFAULT_EVENT_NAMES = {"ConversationStart": "JOB_PAGE_LANDED",
                        "ApplicationCompleted": "APPLY_COMPLETE"}
 MAX_BATCH = 100
@@ -48,7 +46,7 @@ MAX_BATCH = 100
 
 def indeed_event(sink: Sink, event: Event) -> str | None:
     name = sink.event_names.get(event.name) or DEFAULT_EVENT_NAMES.get(event.name)
-    return name if name in EVENTS else None
+    return name if name in INDEED_EVENTS else None
 
 
 def event_payload(sink: Sink, event: Event) -> dict[str, Any]:
@@ -69,7 +67,7 @@ def token_source(sink: Sink) -> TokenSource:
             "client_secret": sink.client_secret or ""}
     if sink.scope:
         form["scope"] = sink.scope
-    return TokenSource(sink.token_url or DEFAULT_TOKEN_URL, form, timeout_for(sink.timeout))
+    return TokenSource(sink.token_url or INDEED_TOKEN_URL, form, timeout_for(sink.timeout))
 
 
 class IndeedSink(PostingSink):
@@ -87,7 +85,7 @@ class IndeedSink(PostingSink):
 
     def unsendable(self, event: Event) -> GiveUp | None:
         if indeed_event(self.sink, event) is None:
-            return GiveUp(f"Indeed takes only {' and '.join(EVENTS)}: map {event.name} "
+            return GiveUp(f"Indeed takes only {' and '.join(INDEED_EVENTS)}: map {event.name} "
                           "to one in event_names")
         if not event.click_ids.get("ittk"):
             return GiveUp("no ittk click id")

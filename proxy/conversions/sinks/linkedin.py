@@ -13,7 +13,6 @@ element is decided by its own status. Every request carries `LinkedIn-Version` a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,6 +21,7 @@ import orjson
 from aiohttp import hdrs
 
 from proxy.config.model import Sink
+from proxy.config.networks import LINKEDIN_URN_PREFIX
 from proxy.conversions.backoff import Decision, GiveUp, classify, truncate_body
 from proxy.conversions.events import Event
 from proxy.conversions.sinks.base import (
@@ -33,11 +33,8 @@ from proxy.conversions.sinks.base import (
     in_batches,
 )
 
-DEFAULT_API = "https://api.linkedin.com"
 DEFAULT_VERSION = "202603"
 PATH = "/rest/conversionEvents"
-URN_PREFIX = "urn:lla:llaPartnerConversion:"
-URN = re.compile(re.escape(URN_PREFIX) + r"\d+")
 ID_TYPE = "LINKEDIN_FIRST_PARTY_ADS_TRACKING_UUID"
 MAX_BATCH = 5000
 VERSION_HEADER = "LinkedIn-Version"
@@ -47,18 +44,11 @@ METHOD_HEADER = "X-RestLi-Method"
 BATCH_CREATE = "BATCH_CREATE"
 
 
-def conversion_problem(v: str) -> str | None:
-    """For `check`: a conversion rule id or URN."""
-    if v.isdigit() or URN.fullmatch(v):
-        return None
-    return f"{v!r} must be a conversion rule id or {URN_PREFIX}ID"
-
-
 def conversion_urn(sink: Sink, event: Event) -> str | None:
     rule = sink.event_names.get(event.name) or sink.conversion
     if not rule:
         return None
-    return URN_PREFIX + rule if rule.isdigit() else rule
+    return LINKEDIN_URN_PREFIX + rule if rule.isdigit() else rule
 
 
 def element(sink: Sink, event: Event) -> dict[str, Any]:

@@ -35,7 +35,6 @@ from proxy.conversions.sinks.base import (
 )
 from proxy.conversions.sinks.hashing import sha256_hex
 
-DEFAULT_API = "https://business-api.tiktok.com"
 PATH = "/open_api/v1.3/event/track/"
 ACCESS_TOKEN = "Access-Token"
 # The tiktok pixel's defaults too, so the browser and server events dedupe.
