@@ -41,8 +41,8 @@ from proxy.detect.rules import CompiledRule, Fired, RequestFacts, ResponseFacts
 from proxy.detect.spec import Rule, StatusMatch
 from proxy.explain_json import condition_lines, request_doc, response_doc, why_not
 from proxy.handoff import CARRY_COOKIE
+from proxy.hosts import split_host
 from proxy.http.headers import EVENTS_HEADER, OriginRewriter
-from proxy.http.hosts import split_host
 from proxy.http.route_table import PathEscapes, UpstreamRoute
 from proxy.http.target import BadTarget, origin_form, split_target
 from proxy.runtime import Runtime, compile_runtime

@@ -16,9 +16,9 @@ from proxy.attribution.visit import Attribution
 from proxy.config.model import Config, Sink
 from proxy.detect.patterns import GlobPattern, PathPattern
 from proxy.detect.rules import RuleSet
+from proxy.hosts import HostPolicy
 from proxy.http.body import BodyPolicy
 from proxy.http.headers import ClientView, OriginRewriter, TrustedProxies, client_view
-from proxy.http.hosts import HostPolicy
 from proxy.http.route_table import RouteTable, escapes, upstream_origins
 from proxy.pixels import PixelSet
 from proxy.redact import Redactor

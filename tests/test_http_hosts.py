@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from proxy.hosts import BAD_HOST, MISDIRECTED, HostPolicy, host_entry_problem, split_host
 from proxy.http.headers import TrustedProxies, client_view
-from proxy.http.hosts import BAD_HOST, MISDIRECTED, HostPolicy, host_entry_problem, split_host
 
 POLICY = HostPolicy(["careers.acme.example", "*.jobs.acme.example", "localhost:8080",
                      "[::1]"])

@@ -53,7 +53,7 @@ from proxy.config.schema import (
     token,
 )
 from proxy.detect.patterns import GlobPattern, PatternError
-from proxy.http.hosts import HostPolicy, host_entry_problem, split_host
+from proxy.hosts import HostPolicy, host_entry_problem, split_host
 from proxy.state import StateURLError, parse_state
 
 TOP_KEYS = tuple(section.name for section in tables.SECTIONS)
