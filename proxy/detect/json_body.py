@@ -21,12 +21,11 @@ from proxy.detect.jsonexpr import (
     JsonDoc,
     is_json_type,
 )
-from proxy.http.headers import header_value
 from proxy.transform import codecs
 
 
 def _header(raw: Sequence[tuple[bytes, bytes]], lname: bytes) -> str | None:
-    value = header_value(raw, lname)
+    value = next((v for name, v in raw if name.lower() == lname), None)
     return value.decode("latin-1") if value is not None else None
 
 
