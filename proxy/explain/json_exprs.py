@@ -12,13 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from proxy.detect.extractors import REQUEST_JSON_KIND
-from proxy.detect.jsonexpr import (
-    REQUEST_LIMIT,
-    RESPONSE_LIMIT,
-    TOO_LARGE,
-    JsonDoc,
-    JsonExpr,
-)
+from proxy.detect.jsonexpr import REQUEST_LIMIT, RESPONSE_LIMIT, TOO_LARGE, JsonDoc, JsonExpr
 from proxy.detect.patterns import GlobPattern
 from proxy.detect.spec import Rule
 
