@@ -27,8 +27,9 @@ from proxy.config.errors import ConfigErrors
 from proxy.config.json_schema import DEFS, key_schema, rules_schema
 from proxy.config.keys import Described, Key, Section, default_of
 from proxy.config.load import load_config_text
+from proxy.config.named_tables import SINKS
 from proxy.config.reference import REFERENCE, SCHEMA, generated, toml_value
-from proxy.config.tables import SECTIONS, SINKS
+from proxy.config.tables import SECTIONS
 from proxy.detect.patterns import PathPattern
 from tests.integration.procs import child_env
 from tests.test_rules_files import ALL_FILES, env_for

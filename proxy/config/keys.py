@@ -3,7 +3,7 @@
 A `Key` names one key, its `Kind` (what TOML value it takes), its default, an
 example and a one-line meaning; a `Section` holds the keys of one table (and, for
 `[pixels.NAME]` and `[sinks.NAME]`, the keys each `type` adds). The tables themselves
-are in `tables.py`: the readers take their allowed keys from them, and
+are in `tables.py` and `named_tables.py`: the readers take their allowed keys from them, and
 `reference.py` writes docs/configuration.md and docs/rules.schema.json from them.
 """
 

@@ -8,7 +8,6 @@ takes.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -18,10 +17,10 @@ from proxy.config.networks import (
     conversion_problem,
     tiktok_code_problem,
 )
-from proxy.config.schema import Table, http_url
+from proxy.config.schema import Table, http_url, nonempty
 
 
-def network_keys(t: Table, kind: str, nonempty: Callable[[str], str | None]) -> dict[str, Any]:
+def network_keys(t: Table, kind: str) -> dict[str, Any]:
     """The keys of the indeed, google_ads, linkedin and tiktok sinks."""
     version = {"google_ads": _google_version, "linkedin": _linkedin_version}.get(kind)
     return dict(

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from proxy.config.model import Pixel, frozen_map
+from proxy.config.named_tables import CSP_DIRECTIVES, PIXELS, POSITIONS
 from proxy.config.networks import pixel_id_problem, tcf_vendor_problem, tiktok_code_problem
 from proxy.config.rules_section import event_name, pattern_problem
 from proxy.config.schema import Ctx, Table, describe, one_of
-from proxy.config.tables import CSP_DIRECTIVES, PIXELS, POSITIONS
 from proxy.detect.patterns import PathPattern
 
 PIXEL_TYPES = tuple(PIXELS.variants)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from proxy.config.model import frozen_map
-from proxy.config.schema import Ctx, Table, describe, one_of, token
+from proxy.config.schema import Ctx, Table, describe, nonempty, one_of, token
 from proxy.config.tables import RULES
 from proxy.detect.jsonexpr import JsonExpr, JsonExprError
 from proxy.detect.patterns import GlobPattern, PathPattern, PatternError
@@ -71,7 +71,7 @@ def _rule(ctx: Ctx, key: tuple, body: Any, sink_names: Sequence[str]
     default_name = f"rules[{key[1]}]"
     if not t.ok:
         return default_name, None
-    name = t.get("name", str, default_name, check=_nonempty)
+    name = t.get("name", str, default_name, check=nonempty)
     event = t.get("event", str, None, required=True, check=event_name)
     method = t.get("method", str, None, check=lambda v: one_of(*METHODS)(v.upper()))
     path_src = t.get("path", str, None, required=True, check=pattern_problem)
@@ -88,7 +88,7 @@ def _rule(ctx: Ctx, key: tuple, body: Any, sink_names: Sequence[str]
         "status": _status(ctx, key + ("status",), t.raw.get("status")),
         "location": PathPattern.compile(loc_src, allow_query=True) if loc_src else None,
         "header": tuple(t.string_map("header", check_key=token, check=_header_glob).items()),
-        "query": tuple(t.string_map("query", check_key=_nonempty,
+        "query": tuple(t.string_map("query", check_key=nonempty,
                                     check=_query_glob).items()),
         "body": t.get("body", str, None, check=_body),
         "json": _json_conditions(t, "json"),
@@ -104,10 +104,6 @@ def _rule(ctx: Ctx, key: tuple, body: Any, sink_names: Sequence[str]
     if event is None or path is None:
         return name, None
     return name, Rule(**rule)  # type: ignore[arg-type]
-
-
-def _nonempty(v: str) -> str | None:
-    return None if v.strip() else "must not be empty"
 
 
 def _extract_table(ctx: Ctx, key: tuple, raw: Any, captures: Sequence[str] | None

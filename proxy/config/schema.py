@@ -237,6 +237,10 @@ def positive(v: float) -> str | None:
     return None if v > 0 else f"must be greater than 0, got {v}"
 
 
+def nonempty(v: str) -> str | None:
+    return None if v.strip() else "must not be empty"
+
+
 def at_least(low: int, high: int | None = None) -> Callable[[int], str | None]:
     def check(v: int) -> str | None:
         if v < low or (high is not None and v > high):

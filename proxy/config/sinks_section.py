@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from proxy.config.model import Sink, frozen_map
+from proxy.config.named_tables import SINK_METHODS, SINKS
 from proxy.config.network_sinks import network_keys
 from proxy.config.networks import (
     DEFAULT_API,
@@ -26,8 +27,17 @@ from proxy.config.networks import (
     tcf_vendor_problem,
 )
 from proxy.config.rules_section import event_name
-from proxy.config.schema import Ctx, Table, at_least, describe, http_url, one_of, positive, token
-from proxy.config.tables import SINK_METHODS, SINKS
+from proxy.config.schema import (
+    Ctx,
+    Table,
+    at_least,
+    describe,
+    http_url,
+    nonempty,
+    one_of,
+    positive,
+    token,
+)
 from proxy.detect.spec import Rule
 
 SINK_TYPES = tuple(SINKS.variants)
@@ -119,7 +129,6 @@ def _sink(ctx: Ctx, key: tuple, name: str, body: Any, placeholders: set[str],
         return http_url(_PLACEHOLDER.sub("x", v)) if url else None
 
     url_check = (lambda v: template(v, url=True)) if kind == "http" else http_url
-    nonempty = (lambda v: None if v.strip() else "must not be empty")
     default_method = "POST" if kind in ("meta", "webhook") else "GET"
     return Sink(
         name=name, type=kind,   # type: ignore[arg-type]
@@ -146,7 +155,7 @@ def _sink(ctx: Ctx, key: tuple, name: str, body: Any, placeholders: set[str],
                           check=at_least(1, 64)),
         marketing=t.get("marketing", bool, kind != "webhook"),
         tcf_vendor=t.get("tcf_vendor", int, None, check=tcf_vendor_problem),
-        **network_keys(t, kind, nonempty),
+        **network_keys(t, kind),
     )
 
 
