@@ -1,8 +1,8 @@
-"""What the ad networks' conversion APIs take, as far as a rules file is checked by it.
+"""What each ad network's conversions API takes, as the rules file is checked against it.
 
-The default endpoints, the events and conversion ids each network accepts, the shape
-of its ids, and the click ids a sink cannot work without. The rules-file reader checks
-and fills in a `[sinks.NAME]` or `[pixels.NAME]` with these; the sink clients
+The default endpoints, the events and conversion ids a network accepts, the shape of
+its ids, and the click ids a sink cannot work without. The rules-file reader checks
+and fills in `[sinks.NAME]` and `[pixels.NAME]` with these; the sink clients
 (`proxy.conversions.sinks`) and routing send by the same values, so they live here,
 on the config's side, and the config never imports a client.
 """
