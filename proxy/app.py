@@ -29,8 +29,8 @@ from proxy.endpoints.events_api import events_api_handler
 from proxy.endpoints.ops_api import OpsApi
 from proxy.endpoints.router import PublicEndpoints
 from proxy.feed.service import FeedService, feed_handler
-from proxy.http.response import strip_server_defaults
-from proxy.http.server import EdgeRunner
+from proxy.http.response import on_response_prepare
+from proxy.http.server import EdgeRunner, edge_server_runner
 from proxy.http.transport import UpstreamPool
 from proxy.http.upstreams import Upstreams
 from proxy.metrics import Metrics
@@ -100,7 +100,7 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
     app = web.Application(handler_args=HANDLER_ARGS)
     app[EDGE] = edge
     app.router.add_route("*", "/{tail:.*}", handle)
-    app.on_response_prepare.append(strip_server_defaults)
+    app.on_response_prepare.append(on_response_prepare)    # under a plain web.AppRunner
 
     app.cleanup_ctx.append(part("upstreams", stop=upstreams.close))
     app.cleanup_ctx.append(part("outbox", stop=outbox.close))
@@ -127,16 +127,17 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
 RELOADER = web.AppKey("reloader", RulesReloader)
 # Request bodies go upstream as sent: aiohttp must not decode a gzip upload (the
 # upstream would get plain bytes labelled gzip).
-HANDLER_ARGS = {"max_field_size": 16384, "auto_decompress": False}
+HANDLER_ARGS: dict[str, Any] = {"max_field_size": 16384, "auto_decompress": False}
 
 
 def edge_runner(app: web.Application, **kwargs: Any) -> EdgeRunner:
-    """The runner that serves `build_app`'s application, requests straight to the pipeline."""
+    """The runner that serves `build_app`'s application, requests straight to the
+    pipeline (called with the event loop running)."""
     edge = app[EDGE]
     p = edge.runtime.config.proxy
-    return EdgeRunner(app, functools.partial(serve_request, edge), **HANDLER_ARGS,
-                      header_timeout=p.header_timeout, count=edge.count_code,
-                      keepalive_timeout=p.keepalive_timeout, **kwargs)
+    return edge_server_runner(app, functools.partial(serve_request, edge), **HANDLER_ARGS,
+                              header_timeout=p.header_timeout, count=edge.count_code,
+                              keepalive_timeout=p.keepalive_timeout, **kwargs)
 
 
 def admin_runner(app: web.Application, *, access_log: logging.Logger | None = None,

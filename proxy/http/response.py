@@ -1,41 +1,211 @@
-"""The response the proxy streams to the visitor.
+"""The response the proxy streams to the visitor, head and body written by us.
 
-aiohttp's server adds `Content-Type: application/octet-stream` to a body without
-one, and its own `Server`; a proxy must pass the upstream's headers as they were.
-`strip_server_defaults` (an `on_response_prepare` hook, run after aiohttp fills its
-defaults) takes back what the upstream did not send, and names the proxy without
-versions on its own answers.
+aiohttp's `StreamResponse` adds headers of its own to what it sends (a default
+`Content-Type: application/octet-stream`, its `Server` with versions) and sends the
+head on its own schedule; a proxy must pass the upstream's headers as they were, and
+a page whose body is already here should leave in one send. So `ProxyResponse` keeps
+`StreamResponse`'s interface (status, reason, headers, `content_length`, `prepare`,
+`write`, `write_eof`, `keep_alive`), composes the head itself from exactly the planned
+headers plus what the framing needs, and writes head and body through the request's
+public `writer` (aiohttp's `AbstractStreamWriter`, which keeps the connection's flow
+control and byte count):
+
+- the head goes out at `prepare`, or with the body when `hold_headers` (a body that is
+  already here: head and body in one send);
+- `Content-Length` when planned; else chunked for HTTP/1.1 and close-delimited for
+  HTTP/1.0 (that connection is then not kept alive);
+- no body for HEAD, 1xx, 204 and 304 (a HEAD keeps its planned `Content-Length`);
+- `Date` when the upstream sent none; `Connection: close` (HTTP/1.1) or `keep-alive`
+  (HTTP/1.0) as aiohttp would; never a `Content-Type` or `Server` not planned.
+
+Our own answers (error pages, endpoints) stay aiohttp `web.Response`s; `name_server`
+gives them our version-less `Server` before they are prepared.
 """
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterable
+from email.utils import formatdate
 
 from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http import HttpVersion10, HttpVersion11
 
 from proxy.http.headers import SERVER
 
+# How the body is framed on the wire.
+NO_BODY, LENGTH, CHUNKED, UNTIL_CLOSE = range(4)
+LAST_CHUNK = b"0\r\n\r\n"
+# Control characters a header line may not carry (HTAB is allowed): a value with CR or
+# LF would split the head (response splitting).
+FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class DateCache:
+    """The `Date` header's value, formatted once a second."""
+
+    __slots__ = ("second", "value")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.value = ""
+
+    def __call__(self) -> str:
+        now = int(time.time())
+        if now != self.second:
+            self.second, self.value = now, formatdate(now, usegmt=True)
+        return self.value
+
+
+http_date = DateCache()
+
+
+def encode_head(status_line: str, headers: Iterable[tuple[str, str]]) -> bytes:
+    """The status line and header lines as one bytes object, ending in the blank line.
+    Header text is Latin-1 (as it was decoded from the upstream's bytes), so those
+    bytes go out as they came; text outside Latin-1 (none of ours) goes as UTF-8."""
+    lines = [status_line, *[f"{name}: {value}" for name, value in headers]]
+    text = "\r\n".join(lines)
+    breaks = len(lines) - 1
+    if text.count("\n") != breaks or text.count("\r") != breaks or FORBIDDEN.search(text):
+        raise ValueError("a control character in the response head")
+    text += "\r\n\r\n"
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8")
+
+
+def must_be_empty(method: str, status: int) -> bool:
+    return status < 200 or status in (204, 304) or method == "HEAD" \
+        or (method == "CONNECT" and status < 300)
+
 
 class ProxyResponse(web.StreamResponse):
-    __slots__ = ("upstream_has_type", "upstream_has_server")
+    """A response whose head and framing the proxy writes; see the module's notes.
+    Its cookies are `Set-Cookie` headers (`headers.add`); `set_cookie`, compression and
+    `enable_chunked_encoding` are not for it (the framing follows from the length)."""
 
     def __init__(self, *, status: int, reason: str | None,
                  headers: Iterable[tuple[str, str]], hold_headers: bool = False) -> None:
         super().__init__(status=status, reason=reason, headers=headers)
-        self.upstream_has_type = hdrs.CONTENT_TYPE in self.headers
-        self.upstream_has_server = hdrs.SERVER in self.headers
-        if hold_headers:
-            # aiohttp's own switch (web.Response sets it): the head goes out with the
-            # first body bytes, one send instead of two. Only for a body already here,
-            # so the visitor never waits on the upstream for the headers.
-            self._send_headers_immediately = False
+        self.hold = hold_headers
+        self.writer: AbstractStreamWriter | None = None
+        self.framing = NO_BODY
+        self.held_head: bytes | None = None    # the head, waiting for the body
+        self.keep: bool | None = None          # False once closed by force_close
+        self.finished = False
+        self.sent = 0                          # body bytes written, without framing
+
+    @property
+    def prepared(self) -> bool:
+        return self.writer is not None or self.finished
+
+    @property
+    def keep_alive(self) -> bool | None:
+        return self.keep
+
+    def force_close(self) -> None:
+        self.keep = False
+
+    @property
+    def body_length(self) -> int:
+        return self.sent
+
+    def set_cookie(self, *args: object, **kwargs: object) -> None:
+        raise TypeError("a ProxyResponse takes its cookies as Set-Cookie headers")
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self.writer is not None or self.finished:
+            return self.writer
+        headers = self.headers
+        version = request.version
+        status = self.status
+        keep = self.keep is not False and request.keep_alive
+        if must_be_empty(request.method, status):
+            self.framing = NO_BODY
+            if status < 200 or status in (204, 304) or request.method == "CONNECT":
+                headers.popall(hdrs.CONTENT_LENGTH, None)   # a HEAD keeps its length
+            headers.popall(hdrs.TRANSFER_ENCODING, None)
+        elif hdrs.CONTENT_LENGTH in headers:
+            self.framing = LENGTH
+        elif version >= HttpVersion11:
+            self.framing = CHUNKED
+            headers[hdrs.TRANSFER_ENCODING] = "chunked"
+        else:
+            self.framing = UNTIL_CLOSE         # HTTP/1.0: the end of the body is the close
+            keep = False
+        if hdrs.DATE not in headers:
+            headers[hdrs.DATE] = http_date()
+        if hdrs.CONNECTION not in headers:
+            if keep:
+                if version == HttpVersion10:
+                    headers[hdrs.CONNECTION] = "keep-alive"
+            elif version == HttpVersion11:
+                headers[hdrs.CONNECTION] = "close"
+        elif headers[hdrs.CONNECTION].lower() == "close":
+            keep = False
+        self.keep = keep
+        head = encode_head(f"HTTP/{version.major}.{version.minor} {status} {self.reason}",
+                           headers.items())
+        self.writer = writer = request.writer
+        if self.hold:
+            self.held_head = head
+        else:
+            await writer.write(head)
+        return writer
+
+    def framed(self, data: bytes) -> list[bytes]:
+        """`data` as it goes on the wire, after the head if that is still held."""
+        out = [] if self.held_head is None else [self.held_head]
+        self.held_head = None
+        if data and self.framing != NO_BODY:
+            self.sent += len(data)
+            if self.framing == CHUNKED:
+                out += (b"%x\r\n" % len(data), data, b"\r\n")
+            else:
+                out.append(data)
+        return out
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        writer = self.writer
+        if writer is None:
+            raise RuntimeError("write() before prepare() or after write_eof()")
+        if not data:
+            return                  # an empty chunk would end a chunked body
+        out = self.framed(bytes(data))
+        if out:
+            await writer.write(out[0] if len(out) == 1 else b"".join(out))
+
+    async def write_eof(self, data: bytes | bytearray | memoryview = b"") -> None:
+        if self.finished:
+            return
+        writer = self.writer
+        if writer is None:
+            raise RuntimeError("write_eof() before prepare()")
+        out = self.framed(bytes(data))
+        if self.framing == CHUNKED:
+            out.append(LAST_CHUNK)
+        self.finished = True
+        self.writer = None
+        await writer.write_eof(out[0] if len(out) == 1 else b"".join(out))
+
+    def __repr__(self) -> str:
+        state = "eof" if self.finished else "prepared" if self.writer else "not prepared"
+        return f"<ProxyResponse {self.status} {self.reason} {state}>"
 
 
-async def strip_server_defaults(_request: web.BaseRequest, response: web.StreamResponse) -> None:
-    if isinstance(response, ProxyResponse):
-        if not response.upstream_has_type:
-            response.headers.popall(hdrs.CONTENT_TYPE, None)
-        if not response.upstream_has_server:
-            response.headers.popall(hdrs.SERVER, None)
-    else:
+def name_server(response: web.StreamResponse) -> None:
+    """Our own answers name the proxy, without versions (aiohttp would name itself);
+    a proxied response keeps the upstream's `Server`, or none."""
+    if not isinstance(response, ProxyResponse) and not response.prepared:
+        response.headers[hdrs.SERVER] = SERVER
+
+
+async def on_response_prepare(_request: web.Request, response: web.StreamResponse) -> None:
+    """`name_server` as the application's `on_response_prepare` signal (under a plain
+    `web.AppRunner`, which sends it for every response aiohttp prepares)."""
+    if not isinstance(response, ProxyResponse):
         response.headers[hdrs.SERVER] = SERVER

@@ -2,15 +2,16 @@
 
 Every path the proxy serves goes to one handler, so aiohttp's URL dispatcher,
 middleware chain and per-request signal lookup are work with no result on the
-request path. `EdgeRunner` runs the `web.Application`'s startup, shutdown and
-cleanup (its parts live in `cleanup_ctx`) and serves with `EdgeServer`, aiohttp's
-low-level `web.Server` with the visitor-facing edges of ours: each connection's
-protocol is wrapped in a `HeadDeadline` (408 for a head that does not arrive), a
-malformed request is answered by `EdgeRequestHandler.handle_error` (one log line,
-nothing echoed), and a request in an HTTP version we do not speak is handed over
-framed as HTTP/1.1 with the version it named in `EdgeRequest.version_sent` (the
-pipeline answers it 505). The application keeps its catch-all route, so it also
-runs under a plain `web.AppRunner`.
+request path. `EdgeRunner` is aiohttp's public `web.ServerRunner` around `EdgeServer`
+(aiohttp's low-level `web.Server`, with its public `request_factory`), and runs the
+`web.Application`'s startup, shutdown and cleanup (its parts live in `cleanup_ctx`)
+through the application's public methods, in the order `web.AppRunner` does. The
+visitor-facing edges are ours: each connection's protocol is wrapped in a
+`HeadDeadline` (408 for a head that does not arrive), a malformed request is answered
+by `EdgeRequestHandler.handle_error` (one log line, nothing echoed), and a request in
+an HTTP version we do not speak is handed over framed as HTTP/1.1 with the version it
+named in `EdgeRequest.version_sent` (the pipeline answers it 505). The application
+keeps its catch-all route, so it also runs under a plain `web.AppRunner`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from aiohttp.http import HttpVersion, HttpVersion10, HttpVersion11, RawRequestMe
 
 from proxy.http.errors import error_response
 from proxy.http.head_deadline import HeadDeadline
-from proxy.http.response import strip_server_defaults
+from proxy.http.response import name_server
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 Count = Callable[[int], None]
@@ -58,8 +59,7 @@ def log_malformed(status: int, remote: str | None, reason: str) -> None:
 
 
 class EdgeRequest(web.BaseRequest):
-    """A request outside any application: takes aiohttp's defaults back off a proxied
-    response, as the application's `on_response_prepare` does."""
+    """A request outside any application, with the HTTP version its client named."""
 
     __slots__ = ("version_sent",)
 
@@ -67,9 +67,6 @@ class EdgeRequest(web.BaseRequest):
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.version_sent = version_sent or self.version
-
-    async def _prepare_hook(self, response: web.StreamResponse) -> None:
-        await strip_server_defaults(self, response)
 
 
 def client_version(request: web.BaseRequest) -> HttpVersion:
@@ -143,6 +140,7 @@ class EdgeServer(web.Server):
         keep_alive = False
         try:
             resp = await self.pipeline(request)
+            name_server(resp)
             try:
                 await resp.prepare(request)
                 await resp.write_eof()
@@ -155,31 +153,36 @@ class EdgeServer(web.Server):
                 protocol.deadline.request_done(keep_alive)
 
 
-class EdgeRunner(web.BaseRunner):
-    __slots__ = ("_app", "_handler", "header_timeout", "count")
+class EdgeRunner(web.ServerRunner):
+    """Serves `EdgeServer`, with the application's lifecycle around it."""
 
-    def __init__(self, app: web.Application, handler: Handler, *, header_timeout: float,
-                 count: Count, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._app = app
-        self._handler = handler
-        self.header_timeout = header_timeout
-        self.count = count
+    __slots__ = ("app",)
 
-    @property
-    def app(self) -> web.Application:
-        return self._app
+    def __init__(self, app: web.Application, server: EdgeServer, **kwargs: Any) -> None:
+        super().__init__(server, **kwargs)
+        self.app = app
+
+    async def setup(self) -> None:
+        app = self.app
+        app.on_startup.freeze()     # as web.AppRunner: startup may still add routes
+        await app.startup()
+        app.freeze()
+        await super().setup()
 
     async def shutdown(self) -> None:
-        await self._app.shutdown()
+        await self.app.shutdown()
 
-    async def _make_server(self) -> web.Server:
-        self._app.on_startup.freeze()
-        await self._app.startup()
-        self._app.freeze()
-        return EdgeServer(self._handler, loop=asyncio.get_running_loop(),
-                          header_timeout=self.header_timeout, count=self.count,
-                          **self._kwargs)
+    async def cleanup(self) -> None:
+        await super().cleanup()
+        await self.app.cleanup()
 
-    async def _cleanup_server(self) -> None:
-        await self._app.cleanup()
+
+def edge_server_runner(app: web.Application, handler: Handler, *, header_timeout: float,
+                       count: Count, handle_signals: bool = False,
+                       shutdown_timeout: float = 60.0, **kwargs: Any) -> EdgeRunner:
+    """`app` served by `EdgeServer` with `handler`; `kwargs` go to each connection's
+    `RequestHandler` (aiohttp's `handler_args`: limits, timeouts, access log)."""
+    server = EdgeServer(handler, header_timeout=header_timeout, count=count,
+                        loop=asyncio.get_running_loop(), **kwargs)
+    return EdgeRunner(app, server, handle_signals=handle_signals,
+                      shutdown_timeout=shutdown_timeout)

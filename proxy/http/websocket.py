@@ -15,6 +15,7 @@ import aiohttp
 from aiohttp import WSMsgType, hdrs, web
 
 from proxy.http.errors import error_response
+from proxy.http.response import name_server
 
 if TYPE_CHECKING:
     from proxy.edge import Edge
@@ -71,6 +72,7 @@ async def relay_websocket(request: web.BaseRequest, edge: Edge, target: str,
                               request.headers.get(hdrs.ACCEPT))
     client = web.WebSocketResponse(protocols=[upstream.protocol] if upstream.protocol else (),
                                    autoping=True, max_msg_size=0)
+    name_server(client)             # the 101 is our answer
     try:
         await client.prepare(request)
         tasks = [asyncio.ensure_future(_pump(client, upstream)),
