@@ -55,6 +55,7 @@ class Scripted:
 class Edge:
     url: str
     upstream: Scripted
+    runner: str
     counter: Iterator[int] = field(default_factory=itertools.count)
 
     def script(self, *pieces: bytes | float) -> str:
@@ -134,9 +135,11 @@ class Client:
         self.sock.close()
 
 
-@pytest.fixture(scope="module")
-def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
-    """One proxy in front of a scripted upstream, on a loop of its own."""
+@pytest.fixture(scope="module", params=["edge_runner", "app_runner"])
+def edge(request: pytest.FixtureRequest,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+    """One proxy in front of a scripted upstream, on a loop of its own: served as
+    `careers-edge run` serves it, and as an application under `web.AppRunner`."""
     ready = threading.Event()
     box: dict[str, object] = {}
     upstream = Scripted()
@@ -147,7 +150,8 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
         raw = await asyncio.start_server(upstream.serve, "127.0.0.1", 0)
         port = raw.sockets[0].getsockname()[1]
         async with stack(echo_app(), tmp=tmp_path_factory.mktemp("framing"),
-                         upstream_url=f"http://127.0.0.1:{port}") as s:
+                         upstream_url=f"http://127.0.0.1:{port}",
+                         app_runner=request.param == "app_runner") as s:
             box["url"] = s.proxy_url
             ready.set()
             await stop.wait()
@@ -156,7 +160,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
     thread.start()
     assert ready.wait(30), "the proxy did not start"
-    yield Edge(str(box["url"]), upstream)
+    yield Edge(str(box["url"]), upstream, request.param)
     box["loop"].call_soon_threadsafe(box["stop"].set)  # type: ignore[attr-defined]
     thread.join(30)
 
@@ -305,12 +309,18 @@ def test_our_own_answers_name_the_proxy(edge) -> None:
     for path, status in (("/_edge/healthz", 200), ("/_edge/nothing", 404)):
         resp = client.exchange("GET", path)
         assert resp.status == status and resp.get("Server") == ["careers-edge"]
-    client.sock.sendall(b"GET / HTTP/1.1\r\n\r\n")        # no Host: 400, then closed
-    resp = client.response()
+    resp = client.exchange("GET", "http://elsewhere.example/")     # not ours: 400, closed
     assert resp.status == 400 and resp.get("Server") == ["careers-edge"]
     assert resp.get("Content-Type") == ["text/html; charset=utf-8"]
-    assert client.closed()
+    assert resp.get("Connection") == ["close"] and client.closed()
     client.close()
+    if edge.runner == "edge_runner":        # a malformed request is answered by our server
+        client = edge.connect()
+        client.sock.sendall(b"GET / HTTP/1.1\r\n\r\n")        # no Host
+        resp = client.response()
+        assert resp.status == 400 and resp.get("Server") == ["careers-edge"]
+        assert client.closed()
+        client.close()
 
 
 BODY_PIECES = st.lists(st.binary(min_size=1, max_size=300), min_size=1, max_size=6)
