@@ -67,7 +67,10 @@ def encode_head(status_line: str, headers: Iterable[tuple[str, str]]) -> bytes:
     Header text is Latin-1 (as it was decoded from the upstream's bytes), so those
     bytes go out as they came; text outside Latin-1 (none of ours) goes as UTF-8."""
     lines = [status_line, *map(": ".join, headers)]
-    if FORBIDDEN.search("\t".join(lines)):
+    joined = " ".join(lines)
+    # No control character (nor any other unprintable one) is the common case, and a
+    # quicker question than the search (a tab, or UTF-8 bytes read as Latin-1, ask it).
+    if not joined.isprintable() and FORBIDDEN.search(joined):
         raise ValueError("a control character in the response head")
     text = "\r\n".join(lines) + "\r\n\r\n"
     try:
