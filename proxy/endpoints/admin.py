@@ -28,6 +28,7 @@ from proxy.endpoints.health import healthz, readyz
 from proxy.endpoints.router import HEALTHZ, RequestHandler, Routes, below
 from proxy.endpoints.ui import UI, is_shell, ui_handler, ui_redirect
 from proxy.http.errors import error_response
+from proxy.http.response import name_server
 
 if TYPE_CHECKING:
     from proxy.edge import Edge
@@ -60,7 +61,9 @@ def admin_handler(edge: Edge) -> RequestHandler:
 
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         started = time.monotonic()
-        return edge.finish(request, await answer(request), started, count=False,
+        resp = await answer(request)
+        name_server(resp)           # aiohttp would name itself, with its version
+        return edge.finish(request, resp, started, count=False,
                            quiet=edge.access_log.quiet(request.raw_path, edge.runtime.prefix))
 
     async def answer(request: web.BaseRequest) -> web.StreamResponse:

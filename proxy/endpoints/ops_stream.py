@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from aiohttp import hdrs, web
 
 from proxy.http.errors import error_response
+from proxy.http.headers import SERVER
 
 if TYPE_CHECKING:
     from proxy.edge import Edge
@@ -28,6 +29,7 @@ EVENT_STREAM = "text/event-stream"
 
 def stream_headers() -> dict[str, str]:
     return {hdrs.CONTENT_TYPE: EVENT_STREAM, hdrs.CACHE_CONTROL: "no-store",
+            hdrs.SERVER: SERVER,            # prepared here, before the listener could name it
             "X-Accel-Buffering": "no"}       # nginx in front: do not buffer the stream
 
 

@@ -8,7 +8,10 @@ site); on the admin listener they answer, behind the bearer token when one is se
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+
+from yarl import URL
 
 from tests.integration.procs import metric_value
 from tests.security.edge_site import PUBLIC, edge, headers_of, status_of
@@ -80,3 +83,22 @@ async def test_scrapes_write_no_aiohttp_access_lines(tmp_path: Path) -> None:
         assert status_of(await e.get("/jobs", f"Host: {PUBLIC}")) == 200
         await e.access_log(lambda r: r.get("uri") == "/jobs")
         assert "aiohttp.access" not in e.proxy.stderr() + e.proxy.stdout()
+
+
+async def test_the_admin_listener_names_the_proxy_without_versions(tmp_path: Path) -> None:
+    """aiohttp would name itself and its version on every admin answer: the admin
+    listener says `Server: careers-edge`, as the public one does, the live stream too."""
+    async with edge(tmp_path) as e:
+        for path in OPERATOR_PATHS + ("/_edge/healthz", "/_edge/nope", "/_edge/ui/"):
+            raw = await e.get(path, "Host: 127.0.0.1", admin=True)
+            assert dict(headers_of(raw))["server"] == "careers-edge", (path, raw[:300])
+            assert b"aiohttp" not in raw.lower().split(b"\r\n\r\n")[0]
+        url = URL(e.proxy.admin_url)
+        reader, writer = await asyncio.open_connection(url.host, url.port)
+        writer.write(b"GET /_edge/api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        try:
+            raw = await asyncio.wait_for(reader.readuntil(b"retry:"), 10)
+        finally:
+            writer.close()
+        assert status_of(raw) == 200, raw[:300]
+        assert dict(headers_of(raw))["server"] == "careers-edge"
