@@ -1,8 +1,10 @@
 """Per-response cost of the page path, stage by stage, in microseconds (no sockets).
 
 The same job page and rules as side_by_side.py (Meta pixel, a nonce CSP, 17
-absolute links naming the upstream origin). Each line is the best of 7 rounds, so
-a shared machine disturbs it less; compare lines within one run.
+absolute links naming the upstream origin; `stages.setup`). Each line is the best of
+7 rounds, so a shared machine disturbs it less; compare lines within one run. The
+whole request path's stages (attribution, rules, headers, log, metrics) are in
+`stages.py`.
 
     python benchmarks/bench_page.py
 """
@@ -12,47 +14,22 @@ from __future__ import annotations
 import gzip
 import itertools
 import sys
-import tempfile
-import timeit
 import zlib
-from pathlib import Path
 
-from side_by_side import CSP, NONCE, PIXEL_ID, RULES
+from side_by_side import NONCE
+from stages import ORIGIN, PUBLIC, PUBLIC_HOST, VISITOR, setup, timed
 
-from proxy.config.load import load_config
 from proxy.conversions.events import new_event_id
-from proxy.demo.jobs import job_by_id
-from proxy.demo.pages import job_page
 from proxy.http.headers import response_headers
-from proxy.runtime import compile_runtime
 from proxy.transform.csp import CspNeeds, apply_csp
 from proxy.transform.headers import should_transform, transformed_headers
 from proxy.transform.html import HtmlTransform
 
-ORIGIN = "http://127.0.0.1:8081"
-PUBLIC = "http://127.0.0.1:8080"
-VISITOR = "0123456789abcdef0123456789abcdef"
-
-
-def timed(name: str, fn, number: int = 500) -> None:
-    best = min(timeit.repeat(fn, number=number, repeat=7)) / number
-    print(f"{name:<46}{best * 1e6:9.1f} µs")
-
 
 def main() -> int:
-    job = job_by_id("1")
-    assert job is not None
-    page = job_page(ORIGIN, job, NONCE).encode()
-    with tempfile.TemporaryDirectory() as tmp:
-        rules = Path(tmp) / "rules.toml"
-        rules.write_text(RULES.format(origin=ORIGIN, tmp=tmp, pixel=PIXEL_ID))
-        config = load_config(rules)
-    rt = compile_runtime(config, b"k" * 32)
-    raw = [(b"Server", b"nginx"), (b"Date", b"Sun, 22 Nov 2026 11:14:32 GMT"),
-           (b"Content-Type", b"text/html"), (b"Content-Length", str(len(page)).encode()),
-           (b"Connection", b"keep-alive"), (b"ETag", b'"6560-1234"'),
-           (b"Content-Security-Policy", CSP.encode())]
-    out = response_headers(raw, rt.rewriter, PUBLIC, "127.0.0.1:8080")
+    s = setup()
+    page, raw, rt = s.page, s.raw_response, s.rt
+    out = response_headers(raw, rt.rewriter, PUBLIC, PUBLIC_HOST)
     pixels = rt.pixels.for_path("/jobs/1")
 
     def render():
@@ -82,7 +59,7 @@ def main() -> int:
 
     print(f"page {len(page)} bytes, {page.count(ORIGIN.encode())} upstream-origin links")
     timed("response_headers (7 headers)", lambda: response_headers(
-        raw, rt.rewriter, PUBLIC, "127.0.0.1:8080"))
+        raw, rt.rewriter, PUBLIC, PUBLIC_HOST))
     timed("should_transform", lambda: should_transform("GET", 200, out))
     timed("pixels.for_path", lambda: rt.pixels.for_path("/jobs/1"))
     timed("new_event_id", new_event_id)

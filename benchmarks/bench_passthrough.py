@@ -7,14 +7,20 @@ The same ~4.8 KB job page as side_by_side.py, served by an nginx origin, loaded 
     nginx + sub_filter     as in side_by_side.py
     aiohttp itself         a 10-line aiohttp app (uvloop) answering with the page from
                            memory: the ceiling for any aiohttp front on this machine
-    lean proxy             aiohttp's low-level server fetching the page through
-                           careers-edge's upstream pool and answering with it: no
-                           attribution, rules, header filtering, metrics or log — the
-                           floor for a proxy on this stack
+    lean proxy             `lean_proxy.py`: aiohttp's low-level server fetching the
+                           page through careers-edge's upstream pool, the script tag
+                           put in with `bytes.replace`: no attribution, rules, header
+                           filtering, metrics or log — the floor for a proxy on this stack
     edge pass-through      careers-edge, no pixel, `rewrite_links = false`,
                            `access_log = false`: the body passes through untouched
     edge + access log      the same with the access log on (JSON lines to /dev/null)
     edge + Meta pixel      the Meta pixel injected, `rewrite_links = false`
+    edge, all features     side_by_side.py's careers-edge: the Meta pixel, rules, link
+                           rewriting and the access log (JSON lines to /dev/null)
+
+The last lines give the full-featured edge's CPU per request × the lean proxy's (the
+issue's target: ≤ 1.6), then each stage of the request path in µs per request,
+measured in this process without sockets (`stages.py`).
 
 Each careers-edge is `python -m proxy run --workers 1` with side_by_side's rules and
 sinks loaded. "CPU µs/req" is the serving process's user + system CPU time per
@@ -24,6 +30,7 @@ the same rounds: before and after in one run. With `--profile NAME` (a target's 
 during its measurement (`--profile-out`, collapsed stacks; sum them per frame).
 
     python benchmarks/bench_passthrough.py [--duration 10] [--connections 50] [--rounds 1]
+                                           [--only NAME] [--stages-only]
 """
 
 from __future__ import annotations
@@ -44,12 +51,14 @@ from side_by_side import (
     SNIPPET,
     SUB_FILTER,
     Target,
+    start_lean,
     start_nginx,
     start_origin,
     stop_all,
     wait_page,
     wrk,
 )
+from stages import print_stages
 
 from proxy.bench import free_port
 
@@ -69,39 +78,15 @@ uvloop.install()
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[2]), access_log=None, print=None)
 """
 
-LEAN_PROXY = """import asyncio
-import sys
+FULL = "edge, all features"
+TARGET_CPU = 1.6            # full-featured CPU per request × the lean proxy's, at most
 
-import uvloop
-from aiohttp import web
-
-from proxy.http.transport import UpstreamPool
-
-
-async def main(origin, port):
-    pool = UpstreamPool(origin)
-
-    async def handle(request):
-        up = await pool.request(request.method, request.raw_path.encode(), [])
-        try:
-            body = await up.read()
-        finally:
-            up.release()
-        return web.Response(body=body, status=up.status, content_type="text/html")
-
-    runner = web.ServerRunner(web.Server(handle, access_log=None))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    await asyncio.Event().wait()
-
-uvloop.run(main(sys.argv[1], int(sys.argv[2])))
-"""
-
-# name -> (with the Meta pixel, access log)
+# name -> (with the Meta pixel, access log, link rewriting)
 EDGES = {
-    "edge pass-through": (False, False),
-    "edge + access log": (False, True),
-    "edge + Meta pixel": (True, False),
+    "edge pass-through": (False, False, False),
+    "edge + access log": (False, True, False),
+    "edge + Meta pixel": (True, False, False),
+    FULL: (True, True, True),
 }
 
 
@@ -114,13 +99,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def edge_rules(origin_url: str, tmp: Path, name: str, pixel: bool, access_log: bool) -> Path:
+def edge_rules(origin_url: str, tmp: Path, name: str, pixel: bool, access_log: bool,
+               links: bool) -> Path:
     slug = re.sub(r"\W+", "_", name).strip("_")
     (tmp / slug).mkdir()
     text = RULES.format(origin=origin_url, tmp=tmp / slug, pixel=PIXEL_ID)
     # The 0.1 key (deprecated, still read: `[log] access`): a --baseline checkout from
     # before [log] reads the same file.
-    text = text.replace("workers = 1\n", "workers = 1\nrewrite_links = false\n"
+    text = text.replace("workers = 1\n", f"workers = 1\nrewrite_links = {str(links).lower()}\n"
                         f"access_log = {'true' if access_log else 'false'}\n")
     if not pixel:
         text = re.sub(r"\[pixels\.meta\].*?\n\n", "", text, flags=re.S)
@@ -130,8 +116,8 @@ def edge_rules(origin_url: str, tmp: Path, name: str, pixel: bool, access_log: b
 
 
 def start_edge(tmp: Path, origin_url: str, name: str, pixel: bool, access_log: bool,
-               source: str | None = None) -> Target:
-    rules = edge_rules(origin_url, tmp, name, pixel, access_log)
+               links: bool, source: str | None = None) -> Target:
+    rules = edge_rules(origin_url, tmp, name, pixel, access_log, links)
     port = free_port()
     # No admin listener: several proxies run at once and none is scraped. (The
     # variable, not the flag, so that an older baseline checkout starts too.)
@@ -162,19 +148,12 @@ def start_all(tmp: Path, baseline: str | None) -> list[Target]:
     targets.append(Target("aiohttp itself", f"http://127.0.0.1:{port}{PAGE_PATH}",
                           subprocess.Popen([sys.executable, str(script), str(page), str(port)]),
                           injects=False))
-    script = tmp / "lean_proxy.py"
-    script.write_text(LEAN_PROXY)
-    port = free_port()
-    targets.append(Target("lean proxy", f"http://127.0.0.1:{port}{PAGE_PATH}",
-                          subprocess.Popen([sys.executable, str(script), origin_url, str(port)],
-                                           env=dict(os.environ, PYTHONPATH=str(
-                                               Path(__file__).resolve().parent.parent))),
-                          injects=False))
-    for name, (pixel, access_log) in EDGES.items():
+    targets.append(start_lean(origin_url))
+    for name, (pixel, access_log, links) in EDGES.items():
         if baseline:
             targets.append(start_edge(tmp, origin_url, name + " (base)", pixel, access_log,
-                                      source=str(Path(baseline).resolve())))
-        targets.append(start_edge(tmp, origin_url, name, pixel, access_log))
+                                      links, source=str(Path(baseline).resolve())))
+        targets.append(start_edge(tmp, origin_url, name, pixel, access_log, links))
     return targets
 
 
@@ -188,7 +167,12 @@ def main() -> int:
                    help="also run each careers-edge from this checkout, as NAME (base)")
     p.add_argument("--profile", help="py-spy record this target during its measurement")
     p.add_argument("--profile-out", default="prof.txt")
+    p.add_argument("--stages-only", action="store_true",
+                   help="only the in-process stage listing (no sockets, no wrk)")
     args = p.parse_args()
+    if args.stages_only:
+        print_stages()
+        return 0
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
     with tempfile.TemporaryDirectory(prefix="careers-edge-passthrough-") as name:
@@ -235,6 +219,15 @@ def main() -> int:
         assert b is not None
         print(f"{t.name:<26}{b.rps:>9.0f}{b.p50_ms:>9.2f}{b.p99_ms:>9.2f}{b.errors:>8d}"
               f"{cpu.get(t.name, float('nan')):>12.0f}")
+    lean = cpu.get("lean proxy")
+    for name in (FULL + " (base)", FULL):
+        if lean and name in cpu:
+            ratio = cpu[name] / lean
+            verdict = "met" if ratio <= TARGET_CPU else "NOT met"
+            print(f"{name}: CPU per request × lean proxy {ratio:.2f} "
+                  f"(target ≤ {TARGET_CPU:.1f}: {verdict})")
+    print()
+    print_stages()
     return 0
 
 

@@ -7,6 +7,9 @@ nginx origin and loaded with `wrk -t1 -cN -dSs` through each of:
     nginx + sub_filter    proxy_pass + sub_filter '</head>' with one script tag
                           (one worker, sub_filter_once on, upstream compression off,
                           keep-alive upstream pool)
+    lean proxy            `lean_proxy.py`: aiohttp's low-level server, careers-edge's
+                          upstream pool and `bytes.replace` of the same tag, nothing
+                          else: the floor for a proxy on this stack
     careers-edge          `python -m proxy run --workers 1` with the Meta pixel, the
                           demo's rules and sinks loaded, link rewriting on (default);
                           wrk sends no cookies, so every request is a new visitor
@@ -21,7 +24,9 @@ and the proxy's state go to a temporary directory. Both proxies write an access 
 (nginx to a buffered file, careers-edge its JSON lines to /dev/null). Each target is
 warmed up for 1 s first; with `--rounds N` the targets are measured in turn N times
 and the best round of each is kept (the machine may be shared). Ratios are to
-nginx + sub_filter in the same run; absolute figures drift between machines and runs.
+nginx + sub_filter in the same run; the last lines read careers-edge against the lean
+proxy (the issue's target: ≥ 0.60), nginx + sub_filter and mitmproxy. Absolute
+figures drift between machines and runs.
 
     python benchmarks/side_by_side.py [--duration 10] [--connections 50] [--rounds 1]
 """
@@ -55,7 +60,8 @@ SNIPPET = (f"<script>{META_BASE}fbq('init','{PIXEL_ID}');"
 PAGE_PATH = "/jobs/1"
 RETURNING = ("Cookie: linksClickedId=4f1c2a9e8b7d4c3f9a1b2c3d4e5f6a7b; "
              "_fbp=fb.1.1763800000000.1234567890")
-TARGET_RATIO = 0.40     # careers-edge req/s vs nginx + sub_filter (the issue's target)
+TARGET_RATIO = 0.60     # careers-edge req/s vs the lean proxy (the issue's target)
+LEAN_PROXY = Path(__file__).with_name("lean_proxy.py")
 
 NGINX_MAIN = """worker_processes 1;
 daemon off;
@@ -213,19 +219,29 @@ def start_origin(tmp: Path) -> Target:
         tmp, "origin", ORIGIN.format(port=port, www=www, csp=CSP)), injects=False)
 
 
-def start_edge(tmp: Path, origin_url: str) -> Target:
-    """careers-edge, one process, in front of `origin_url` with the Meta pixel and rules."""
+def start_edge(tmp: Path, origin_url: str, workers: int = 1) -> Target:
+    """careers-edge in front of `origin_url` with the Meta pixel and rules: one process,
+    or a supervisor forking `workers`."""
     port, admin = free_port(), free_port()
     rules = tmp / "rules.toml"
     rules.write_text(RULES.format(origin=origin_url, tmp=tmp, pixel=PIXEL_ID))
     with open(tmp / "edge.log", "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "proxy", "run", "-c", str(rules), "--listen",
-             f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}", "--workers", "1",
+             f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}", "--workers", str(workers),
              "--log-level", "WARNING"],
             cwd=tmp, stdout=subprocess.DEVNULL, stderr=log)
     return Target("careers-edge", f"http://127.0.0.1:{port}{PAGE_PATH}", proc, injects=True,
                   admin_url=f"http://127.0.0.1:{admin}")
+
+
+def start_lean(origin_url: str) -> Target:
+    """`lean_proxy.py` in front of `origin_url`, with this checkout's upstream pool."""
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(LEAN_PROXY.resolve().parent.parent))
+    proc = subprocess.Popen([sys.executable, str(LEAN_PROXY), origin_url, str(port), SNIPPET],
+                            env=env)
+    return Target("lean proxy", f"http://127.0.0.1:{port}{PAGE_PATH}", proc, injects=True)
 
 
 def start_all(tmp: Path) -> list[Target]:
@@ -237,7 +253,7 @@ def start_all(tmp: Path) -> list[Target]:
                               start_nginx(tmp, "subfilter", SUB_FILTER.format(
                                   tmp=tmp, port=port, origin=origin_port,
                                   snippet=SNIPPET.replace('"', '\\"'))), injects=True),
-               start_edge(tmp, origin_url)]
+               start_lean(origin_url), start_edge(tmp, origin_url)]
     edge = targets[-1]
     targets.append(Target("careers-edge, returning", edge.url, edge.proc, injects=True,
                           headers=(RETURNING,)))
@@ -277,12 +293,19 @@ def report(targets: list[Target], edge_rss: float, page_bytes: int, args: argpar
     if mitm_missing:
         lines.append(f"{'mitmproxy':<24}  skipped: mitmdump is not installed "
                      "(pip install mitmproxy)")
-    edge = next(t.best for t in targets if t.name == "careers-edge")
-    assert edge is not None
-    share = edge.rps / base.rps if base.rps else 0.0
+    best = {t.name: t.best for t in targets}
+    edge, lean = best["careers-edge"], best["lean proxy"]
+    assert edge is not None and lean is not None
+    share = edge.rps / lean.rps if lean.rps else 0.0
     verdict = "met" if share >= TARGET_RATIO else "NOT met"
-    lines.append(f"careers-edge peak RSS {edge_rss:.0f} MB; careers-edge / nginx + sub_filter "
-                 f"req/s = {share:.2f} for new visitors (target ≥ {TARGET_RATIO:.2f}: {verdict})")
+    beside = [f"× nginx + sub_filter {edge.rps / base.rps:.2f}" if base.rps else ""]
+    mitm = best.get("mitmproxy")
+    if mitm is not None and mitm.rps:
+        beside.append(f"× mitmproxy {edge.rps / mitm.rps:.2f}")
+    lines.append(f"careers-edge (pixel, rules, link rewriting, access log; new visitors) "
+                 f"req/s × lean proxy {share:.2f} (target ≥ {TARGET_RATIO:.2f}: {verdict}); "
+                 + ", ".join(b for b in beside if b))
+    lines.append(f"careers-edge peak RSS {edge_rss:.0f} MB")
     return "\n".join(lines)
 
 

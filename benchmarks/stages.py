@@ -1,0 +1,186 @@
+"""The request path's stages, each in µs per request, measured in this process (no sockets).
+
+What careers-edge does for one `GET /jobs/1` with side_by_side.py's rules (Meta pixel,
+rules, link rewriting, access log), stage by stage, as the pipeline calls them: the
+same page, upstream headers and request wrk sends (a Host header, no cookies: a new
+visitor; "returning" adds the cookies a visitor has after the first page). Each line
+is the best of 7 rounds. `bench_passthrough.py` prints this listing under its load
+figures; `bench_page.py` builds on the same page and runtime.
+
+    python benchmarks/stages.py
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+import timeit
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+from side_by_side import CSP, NONCE, PIXEL_ID, RETURNING, RULES
+
+from proxy.access_log import AccessLog
+from proxy.attribution.consent import ConsentState
+from proxy.config.load import load_config
+from proxy.conversions.events import new_event_id
+from proxy.demo.jobs import job_by_id
+from proxy.demo.pages import job_page
+from proxy.detect.rules import RequestFacts, ResponseFacts
+from proxy.edge import Edge
+from proxy.http.headers import client_view, request_headers, response_headers
+from proxy.metrics import Metrics
+from proxy.pixels import tail_id
+from proxy.runtime import Runtime, compile_runtime
+from proxy.transform.header_plan import HeaderPlans
+from proxy.transform.template import TemplateCache
+
+ORIGIN = "http://127.0.0.1:8081"
+PUBLIC_HOST = "127.0.0.1:8080"
+PUBLIC = f"http://{PUBLIC_HOST}"
+VISITOR = "0123456789abcdef0123456789abcdef"
+RETURNING_COOKIES = RETURNING.removeprefix("Cookie: ")
+
+
+def timed(name: str, fn: Callable[[], object], number: int = 500) -> float:
+    """Print and return µs per call of `fn` (best of 7 rounds)."""
+    best = min(timeit.repeat(fn, number=number, repeat=7)) / number * 1e6
+    print(f"{name:<50}{best:9.1f} µs")
+    return best
+
+
+@dataclass
+class Setup:
+    """The page, its upstream headers and the compiled rules, as the proxy has them."""
+
+    page: bytes
+    raw_response: list[tuple[bytes, bytes]]
+    rt: Runtime
+
+
+def setup() -> Setup:
+    job = job_by_id("1")
+    assert job is not None
+    page = job_page(ORIGIN, job, NONCE).encode()
+    with tempfile.TemporaryDirectory() as tmp:
+        rules = Path(tmp) / "rules.toml"
+        rules.write_text(RULES.format(origin=ORIGIN, tmp=tmp, pixel=PIXEL_ID))
+        config = load_config(rules)
+    rt = compile_runtime(config, b"k" * 32)
+    raw = [(b"Server", b"nginx"), (b"Date", b"Sun, 22 Nov 2026 11:14:32 GMT"),
+           (b"Content-Type", b"text/html"), (b"Content-Length", str(len(page)).encode()),
+           (b"Connection", b"keep-alive"), (b"ETag", b'"6560-1234"'),
+           (b"Content-Security-Policy", CSP.encode())]
+    return Setup(page, raw, rt)
+
+
+# Which sums a stage counts in: both visitors, one of them, or none (shown apart).
+BOTH, NEW, RETURNING_ONLY, APART = "both", "new", "returning", ""
+Stage = tuple[str, Callable[[], object], str]
+
+
+def stages(s: Setup) -> list[Stage]:
+    """(name, one request's work for that stage, which sums it counts in), in the
+    order the pipeline runs them."""
+    rt, page = s.rt, s.page
+    raw_request = [(b"Host", PUBLIC_HOST.encode())]
+    returning_request = [*raw_request, (b"Cookie", RETURNING_COOKIES.encode())]
+    client = client_view(raw_request, "127.0.0.1", PUBLIC_HOST, "http", rt.trusted, rt.hosts)
+    out = response_headers(s.raw_response, rt.rewriter, PUBLIC, PUBLIC_HOST)
+    consent = ConsentState(True)
+    plans, templates = HeaderPlans(), TemplateCache()
+    rewrite = (rt.link_origins[0], PUBLIC.encode())
+    metrics = Metrics()
+    edge = Edge(runtime=rt, transport=None, metrics=metrics,  # type: ignore[arg-type]
+                outbox=None, journeys=None,                  # type: ignore[arg-type]
+                access_log=AccessLog(open("/dev/null", "wb"), redactor=lambda: rt.redactor))
+    request = make_mocked_request("GET", "/jobs/1", headers={"Host": PUBLIC_HOST})
+    response = web.StreamResponse(status=200)
+    response.content_length = len(page)
+
+    def attribution(cookies: str | None) -> Callable[[], object]:
+        return lambda: rt.attribution.on_request(
+            raw_query="", cookie_header=cookies, host=PUBLIC_HOST, secure=False, gpc=False,
+            referer=None)
+
+    def rules_apply() -> object:
+        candidates = rt.rules.candidates("GET", "/jobs/1/apply", "")
+        return candidates.classify(RequestFacts("GET", "/jobs/1/apply", ""),
+                                   ResponseFacts(200, {}, None), page)
+
+    def page_plan() -> tuple[list[tuple[str, str]] | None, bytes, bytes, str]:
+        """What `page.plan_page` does for this page: pixels, header plan, markup."""
+        pixels = rt.pixels.allowed("/jobs/1", consent)
+        plan = plans.get("GET", 200, out, rt.pixels.csp_hosts_for(pixels))
+        event_id = new_event_id()
+        markup = rt.pixels.render(pixels, page_event_id=event_id, links_clicked_id=VISITOR,
+                                  events=[], consent_mode=consent.consent_mode())
+        headers = plan.headers_for(markup.head_script.encode())
+        return headers, markup.head(plan.nonce), markup.body_html.encode(), tail_id(event_id)
+
+    _, head, body, _ = page_plan()
+
+    def template_fill() -> bytes:
+        """The page's template (kept by its bytes) filled with this response's snippets."""
+        fresh = bytes(bytearray(page))      # a new bytes object per response, as read
+        template = templates.get(fresh, "identity", head=True, body=True, rewrite=rewrite,
+                                 meta_csp=False)
+        assert template is not None
+        return template.render(head, body)
+
+    for _ in range(3):      # kept the second time it is seen
+        template_fill()
+    started = time.monotonic()
+
+    def metrics_only() -> None:
+        """What every proxied response counts (status, durations)."""
+        metrics.upstream_seconds.observe(0.001)
+        edge.count_code(200)
+        metrics.request_seconds.observe(0.002)
+
+    def access_log() -> bytes:
+        """`Edge.finish`'s record (counting included) and, later, its formatted line."""
+        edge.finish(request, response, started, "127.0.0.1", 0.001, "0" * 32, len(page))
+        records, edge.access_log.records = edge.access_log.records, []
+        return edge.access_log.lines(records)
+
+    return [
+        ("client_view", lambda: client_view(raw_request, "127.0.0.1", PUBLIC_HOST, "http",
+                                            rt.trusted, rt.hosts), BOTH),
+        ("attribution, new visitor", attribution(None), NEW),
+        ("attribution, returning visitor", attribution(RETURNING_COOKIES), RETURNING_ONLY),
+        ("rules: candidates (GET /jobs/1, none)",
+         lambda: rt.rules.candidates("GET", "/jobs/1", ""), BOTH),
+        ("rules: candidates + classify (GET /jobs/1/apply)", rules_apply, APART),
+        ("request_headers, new visitor",
+         lambda: request_headers(raw_request, client, b"1" * 32), NEW),
+        ("request_headers, returning visitor",
+         lambda: request_headers(returning_request, client, b"1" * 32), RETURNING_ONLY),
+        ("response_headers (7 headers)",
+         lambda: response_headers(s.raw_response, rt.rewriter, PUBLIC, PUBLIC_HOST), BOTH),
+        ("page plan: pixels, header plan, markup", page_plan, BOTH),
+        ("template fill (4.8 KB page, links rewritten)", template_fill, BOTH),
+        ("metrics (code, two histograms)", metrics_only, APART),
+        ("access log: record + metrics + JSON line", access_log, BOTH),
+    ]
+
+
+def print_stages(s: Setup | None = None) -> None:
+    print("the request path in this process, µs per request (best of 7 rounds)")
+    sums = {NEW: 0.0, RETURNING_ONLY: 0.0}
+    for name, fn, counted in stages(s or setup()):
+        took = timed(name, fn)
+        for who in sums:
+            if counted in (BOTH, who):
+                sums[who] += took
+    print(f"{'sum for a new visitor (GET /jobs/1)':<50}{sums[NEW]:9.1f} µs")
+    print(f"{'sum for a returning visitor':<50}{sums[RETURNING_ONLY]:9.1f} µs")
+
+
+if __name__ == "__main__":
+    print_stages()
+    sys.exit(0)
