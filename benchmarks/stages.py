@@ -46,9 +46,12 @@ VISITOR = "0123456789abcdef0123456789abcdef"
 RETURNING_COOKIES = RETURNING.removeprefix("Cookie: ")
 
 
-def timed(name: str, fn: Callable[[], object], number: int = 500) -> float:
+NUMBER, REPEAT = 500, 7
+
+
+def timed(name: str, fn: Callable[[], object], number: int = NUMBER) -> float:
     """Print and return µs per call of `fn` (best of 7 rounds)."""
-    best = min(timeit.repeat(fn, number=number, repeat=7)) / number * 1e6
+    best = min(timeit.repeat(fn, number=number, repeat=REPEAT)) / number * 1e6
     print(f"{name:<50}{best:9.1f} µs")
     return best
 
@@ -83,6 +86,14 @@ BOTH, NEW, RETURNING_ONLY, APART = "both", "new", "returning", ""
 Stage = tuple[str, Callable[[], object], str]
 
 
+def fresh(raw: list[tuple[bytes, bytes]]) -> Callable[[], list[tuple[bytes, bytes]]]:
+    """A new copy of `raw` per call, as a parser hands over each request's or response's
+    headers (bytes whose hashes are not computed yet)."""
+    copies = iter([[(bytes(bytearray(n)), bytes(bytearray(v))) for n, v in raw]
+                   for _ in range(NUMBER * REPEAT + 1)])
+    return lambda: next(copies)
+
+
 def stages(s: Setup) -> list[Stage]:
     """(name, one request's work for that stage, which sums it counts in), in the
     order the pipeline runs them."""
@@ -91,6 +102,7 @@ def stages(s: Setup) -> list[Stage]:
     returning_request = [*raw_request, (b"Cookie", RETURNING_COOKIES.encode())]
     client = client_view(raw_request, "127.0.0.1", PUBLIC_HOST, "http", rt.trusted, rt.hosts)
     out = response_headers(s.raw_response, rt.rewriter, PUBLIC, PUBLIC_HOST)
+    upstream_headers = fresh(s.raw_response)
     consent = ConsentState(True)
     plans, templates = HeaderPlans(), TemplateCache()
     rewrite = (rt.link_origins[0], PUBLIC.encode())
@@ -161,7 +173,7 @@ def stages(s: Setup) -> list[Stage]:
         ("request_headers, returning visitor",
          lambda: request_headers(returning_request, client, b"1" * 32), RETURNING_ONLY),
         ("response_headers (7 headers)",
-         lambda: response_headers(s.raw_response, rt.rewriter, PUBLIC, PUBLIC_HOST), BOTH),
+         lambda: response_headers(upstream_headers(), rt.rewriter, PUBLIC, PUBLIC_HOST), BOTH),
         ("page plan: pixels, header plan, markup", page_plan, BOTH),
         ("template fill (4.8 KB page, links rewritten)", template_fill, BOTH),
         ("metrics (code, two histograms)", metrics_only, APART),

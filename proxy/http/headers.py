@@ -57,13 +57,32 @@ def connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes
     return frozenset(names)
 
 
+_NOTHING: frozenset[bytes] = frozenset()
+# Connection values seen (nearly always `keep-alive` or `close`) -> what they name
+# beyond the fixed hop-by-hop set.
+_NAMED: dict[bytes, frozenset[bytes]] = {}
+_NAMED_MAX = 256
+
+
 def _named_extra(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
     """Connection-named headers beyond the fixed hop-by-hop set (usually none:
     `Connection: keep-alive` or `close` name nothing else)."""
-    for name, _ in headers:
+    value = None
+    for name, v in headers:
         if len(name) == 10 and name.lower() == b"connection":
-            return connection_tokens(headers) - HOP_BY_HOP
-    return frozenset()
+            if value is not None:           # several: their tokens together
+                return connection_tokens(headers) - HOP_BY_HOP
+            value = v
+    if value is None:
+        return _NOTHING
+    named = _NAMED.get(value)
+    if named is None:
+        named = connection_tokens(((b"connection", value),)) - HOP_BY_HOP
+        if len(value) <= 256:
+            if len(_NAMED) >= _NAMED_MAX:
+                _NAMED.clear()
+            _NAMED[value] = named
+    return named
 
 
 class TrustedProxies:
@@ -261,12 +280,39 @@ class OriginRewriter:
 REWRITE_URL_HEADERS = frozenset({b"location", b"content-location", b"refresh"})
 
 
+# Filtered responses by their upstream headers: a page's headers repeat for every
+# visitor until one changes (Date, every second). Bounded by starting over when full;
+# a response setting cookies (per visitor) is not kept.
+_RESPONSES: dict[tuple[object, ...], tuple[tuple[str, str], ...]] = {}
+_RESPONSES_MAX = 256
+
+
 def response_headers(raw: Sequence[tuple[bytes, bytes]], rewriter: OriginRewriter,
                      public_origin: str, public_host: str) -> list[tuple[str, str]]:
     """Upstream response headers as sent to the visitor (framing left to the server)."""
+    try:
+        key: tuple[object, ...] | None = (rewriter, public_origin, public_host, *raw)
+        found = _RESPONSES.get(key)  # type: ignore[arg-type]
+    except TypeError:               # headers not given as tuples: not kept
+        key = found = None
+    if found is not None:
+        return list(found)
+    out, keep = _response_headers(raw, rewriter, public_origin, public_host)
+    if keep and key is not None:
+        if len(_RESPONSES) >= _RESPONSES_MAX:
+            _RESPONSES.clear()
+        _RESPONSES[key] = tuple(out)
+    return out
+
+
+def _response_headers(raw: Sequence[tuple[bytes, bytes]], rewriter: OriginRewriter,
+                      public_origin: str, public_host: str
+                      ) -> tuple[list[tuple[str, str]], bool]:
+    """`response_headers`, and whether the answer may be kept (no Set-Cookie)."""
     named = _named_extra(raw)
     out: list[tuple[str, str]] = []
     names = _NAME_TEXT
+    keep = True
     for name, value in raw:
         lname = name.lower()
         if lname in _RESPONSE_DROPPED or lname in named or lname.startswith(b"proxy-"):
@@ -276,6 +322,7 @@ def response_headers(raw: Sequence[tuple[bytes, bytes]], rewriter: OriginRewrite
             sval = rewriter.url(sval, public_origin)
         elif lname == b"set-cookie":
             sval = rewriter.set_cookie(sval, public_host)
+            keep = False
         text = names.get(name)
         if text is None:
             text = name.decode("latin-1")
@@ -283,7 +330,7 @@ def response_headers(raw: Sequence[tuple[bytes, bytes]], rewriter: OriginRewrite
                 names[name] = text
         out.append((text, sval))
     out.append(("Via", VIA_TEXT))
-    return out
+    return out, keep
 
 
 def header_value(raw: Sequence[tuple[bytes, bytes]], lname: bytes) -> bytes | None:
