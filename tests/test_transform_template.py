@@ -144,3 +144,36 @@ def test_a_body_that_does_not_decode_raises() -> None:
     with pytest.raises(CodecError):
         TemplateCache().get(b"not gzip at all", "gzip", head=True, body=False,
                             rewrite=None, meta_csp=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(filler=st.integers(min_value=0, max_value=4000), at=st.floats(0, 1),
+       byte=st.sampled_from([b"x", b"<", b"\xc3", b"https://ats.example/"]))
+def test_a_page_that_differs_anywhere_gets_its_own_template(filler: int, at: float,
+                                                             byte: bytes) -> None:
+    """Pages are looked up by a sample of their bytes, and the page is compared in full:
+    one that differs from a kept page where the sample does not look is not served
+    the kept page's template."""
+    kept = PAGE.replace(b"</body>", b"<p>" + b"a" * filler + b"</p></body>")
+    pos = len(b"<!doctype html>") + int(at * (len(kept) - len(b"<!doctype html>") - 1))
+    other = kept[:pos] + byte + kept[pos + 1:]
+    kw = dict(head=True, body=True, rewrite=REWRITE, meta_csp=False)
+    cache = TemplateCache()
+    for _ in range(3):
+        cache.get(kept, "identity", **kw)
+    for page in (other, kept, other):
+        template = cache.get(bytes(bytearray(page)), "identity", **kw)
+        expected = streamed(page, "identity", b"<script>h()</script>", b"<img>", b"",
+                            REWRITE, False)
+        assert template is not None
+        assert template.render(b"<script>h()</script>", b"<img>") == expected
+
+
+def test_a_page_larger_than_the_budget_is_not_kept() -> None:
+    cache = TemplateCache(max_bytes=1000)
+    page = PAGE + b"<p>filler</p>" * 100
+    for _ in range(3):
+        assert cache.get(page, "identity", head=True, body=True, rewrite=None,
+                         meta_csp=False) is not None
+    assert len(cache._cache) == 0 and cache._cache.currsize == 0
+    assert cache.hits == 0

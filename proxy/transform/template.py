@@ -6,7 +6,7 @@ that arrived whole, `PageTemplate.build` runs the real transform (decode, rewrit
 links, find the injection points) with placeholders for the snippets and keeps
 the result split at them; `render` joins the parts around this response's
 snippets and encodes. `TemplateCache` keeps templates by the upstream's exact
-bytes, so the same page from the upstream costs a dict lookup and a join.
+bytes, so the same page from the upstream costs a lookup, a comparison and a join.
 
 A page whose transform depends on the snippets themselves is not templated:
 one with a `<meta http-equiv="Content-Security-Policy">` (rewritten with the
@@ -16,6 +16,8 @@ UTF-16 (streamed through `charset.Utf16Bridge`).
 
 from __future__ import annotations
 
+import zlib
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Final
 
@@ -98,7 +100,56 @@ class PageTemplate:
         return self.observed
 
 
-_Key = tuple[str, bool, bool, bool, "LinkRewrite | None", bytes]
+_Key = tuple[str, bool, bool, bool, "LinkRewrite | None", int, bytes, bytes]
+_Entry = tuple[bytes, "PageTemplate | int"]
+_SAMPLE: Final = 64      # bytes of a page's start, and about as many spread through it
+
+
+def _key(raw: bytes, coding: str, head: bool, body: bool, meta_csp: bool,
+         rewrite: LinkRewrite | None) -> _Key:
+    """Which entry a page would be kept under: its length and a sample of its bytes, so
+    a lookup does not hash the whole page (~1 µs per KB); the entry holds the page's
+    bytes, compared in full before its template is used."""
+    step = len(raw) // _SAMPLE or 1
+    return (coding, head, body, meta_csp, rewrite, len(raw), raw[:_SAMPLE], raw[step - 1::step])
+
+
+def _entry_size(entry: _Entry) -> int:
+    kept = entry[1]
+    return kept.size if isinstance(kept, PageTemplate) else kept
+
+
+class _BytesLRU:
+    """Entries by key, the least recently used dropped past `maxsize` bytes (an
+    OrderedDict does the bookkeeping in C: a hit costs a lookup and a move)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self.currsize = 0
+        self._data: OrderedDict[_Key, tuple[_Entry, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, key: _Key) -> _Entry | None:
+        found = self._data.get(key)
+        if found is None:
+            return None
+        self._data.move_to_end(key)
+        return found[0]
+
+    def __setitem__(self, key: _Key, entry: _Entry) -> None:
+        size = _entry_size(entry)
+        if size > self.maxsize:
+            return
+        old = self._data.pop(key, None)
+        if old is not None:
+            self.currsize -= old[1]
+        while self._data and self.currsize + size > self.maxsize:
+            _, (_, dropped) = self._data.popitem(last=False)
+            self.currsize -= dropped
+        self._data[key] = (entry, size)
+        self.currsize += size
 
 
 class TemplateCache:
@@ -109,9 +160,8 @@ class TemplateCache:
 
     def __init__(self, max_bytes: int = CACHE_BYTES) -> None:
         # A page that cannot have a template is kept as its size, so it is not tried again.
-        self._cache: LRUCache[_Key, PageTemplate | int] = LRUCache(
-            max_bytes, getsizeof=lambda t: t.size if isinstance(t, PageTemplate) else t)
-        self._seen: LRUCache[int, bool] = LRUCache(4096)
+        self._cache = _BytesLRU(max_bytes)
+        self._seen: LRUCache[tuple[_Key, int], bool] = LRUCache(4096)
         self.hits = self.misses = 0
 
     def get(self, raw: bytes, coding: str, *, head: bool, body: bool,
@@ -120,22 +170,21 @@ class TemplateCache:
         stream). CodecError propagates."""
         if len(raw) > MAX_BODY:
             return None
-        key: _Key = (coding, head, body, meta_csp, rewrite, raw)
-        try:
-            found = self._cache[key]
+        key = _key(raw, coding, head, body, meta_csp, rewrite)
+        found = self._cache.get(key)
+        if found is not None and found[0] == raw:
             self.hits += 1
-            return found if isinstance(found, PageTemplate) else None
-        except KeyError:
-            pass
+            kept = found[1]
+            return kept if isinstance(kept, PageTemplate) else None
         self.misses += 1
         try:
             template: PageTemplate | None = PageTemplate.build(
                 raw, coding, head=head, body=body, rewrite=rewrite, meta_csp=meta_csp)
         except NotTemplatable:
             template = None
-        h = hash(key)
-        if self._seen.pop(h, False):
-            self._cache[key] = template if template is not None else len(raw)
+        seen = (key, zlib.crc32(raw))
+        if self._seen.pop(seen, False):
+            self._cache[key] = (raw, template if template is not None else len(raw))
         else:
-            self._seen[h] = True
+            self._seen[seen] = True
         return template
