@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 import re
 from collections.abc import Sequence
@@ -72,7 +73,13 @@ def max_age_for(days: float) -> int:
 def set_cookie(name: str, value: str, *, max_age: int, secure: bool, http_only: bool,
                domain: str | None = None) -> str:
     """One Set-Cookie header value; callers pass only values built from safe charsets."""
-    parts = [f"{name}={value}", f"Max-Age={max_age}", "Path=/"]
+    return f"{name}={value}; {_attributes(max_age, domain, secure, http_only)}"
+
+
+@functools.lru_cache(maxsize=64)
+def _attributes(max_age: int, domain: str | None, secure: bool, http_only: bool) -> str:
+    """The attributes after the value: the same few combinations on every response."""
+    parts = [f"Max-Age={max_age}", "Path=/"]
     if domain:
         parts.append(f"Domain={domain}")
     parts.append("SameSite=Lax")

@@ -110,13 +110,19 @@ class FbParams:
         if fbclid is None and fbp is not None:
             return FbCookies(fbc, fbp)
         builder, domain, name = self._builder(host)
-        cookies = {name: value for name, value in ((FBC_COOKIE, fbc), (FBP_COOKIE, fbp)) if value}
+        cookies = {}
+        if fbc:
+            cookies[FBC_COOKIE] = fbc
+        if fbp:
+            cookies[FBP_COOKIE] = fbp
         queries = {"fbclid": [fbclid]} if fbclid else {}
         # The referer is never passed: its fbclid is validated by the caller instead.
         settings = builder.process_request(name, queries, cookies, None)
         out = FbCookies(valid_fbc(builder.get_fbc()), valid_fbp(builder.get_fbp()), domain=domain)
-        for s in sorted(settings, key=lambda s: s.name):
+        for s in settings:
             if (s.name == FBC_COOKIE and out.fbc == s.value
                     or s.name == FBP_COOKIE and out.fbp == s.value):
                 out.to_set.append((s.name, s.value))
+        if len(out.to_set) > 1:
+            out.to_set.sort()           # by name: _fbc, then _fbp
         return out
