@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 
 import uvloop
 from aiohttp import web
 
 from proxy.http.transport import UpstreamPool
 
+Handler = Callable[[web.BaseRequest], Awaitable[web.Response]]
 
-async def serve(origin: str, port: int, snippet: bytes) -> None:
-    pool = UpstreamPool(origin)
+
+def handler(pool: UpstreamPool, snippet: bytes) -> Handler:
+    """The lean proxy's whole request path (`stages.py` runs it in process too)."""
     needle = b"</head>"
     insert = snippet + needle
 
@@ -33,8 +36,12 @@ async def serve(origin: str, port: int, snippet: bytes) -> None:
             up.release()
         return web.Response(body=body.replace(needle, insert, 1), status=up.status,
                             content_type="text/html")
+    return handle
 
-    runner = web.ServerRunner(web.Server(handle, access_log=None))
+
+async def serve(origin: str, port: int, snippet: bytes) -> None:
+    runner = web.ServerRunner(web.Server(handler(UpstreamPool(origin), snippet),
+                                         access_log=None))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     await asyncio.Event().wait()
