@@ -72,6 +72,15 @@ def test_a_response_setting_cookies_is_not_kept() -> None:
     assert not h._RESPONSES
 
 
+def test_unusually_large_headers_are_not_kept() -> None:
+    h._RESPONSES.clear()
+    raw = [(b"X-Big", b"x" * (h._KEPT_BYTES_MAX + 1))]
+    assert response_headers(raw, REWRITER, ORIGIN, HOST)[0] == ("X-Big", "x" * (h._KEPT_BYTES_MAX + 1))
+    assert not h._RESPONSES
+    response_headers([(b"X-Small", b"x")], REWRITER, ORIGIN, HOST)
+    assert len(h._RESPONSES) == 1
+
+
 def test_kept_answers_are_bounded() -> None:
     for i in range(h._RESPONSES_MAX * 3):
         response_headers([(b"Date", str(i).encode())], REWRITER, ORIGIN, HOST)

@@ -282,9 +282,10 @@ REWRITE_URL_HEADERS = frozenset({b"location", b"content-location", b"refresh"})
 
 # Filtered responses by their upstream headers: a page's headers repeat for every
 # visitor until one changes (Date, every second). Bounded by starting over when full;
-# a response setting cookies (per visitor) is not kept.
+# a response setting cookies (per visitor) or with unusually large headers is not kept.
 _RESPONSES: dict[tuple[object, ...], tuple[tuple[str, str], ...]] = {}
 _RESPONSES_MAX = 256
+_KEPT_BYTES_MAX = 16 * 1024
 
 
 def response_headers(raw: Sequence[tuple[bytes, bytes]], rewriter: OriginRewriter,
@@ -312,8 +313,10 @@ def _response_headers(raw: Sequence[tuple[bytes, bytes]], rewriter: OriginRewrit
     named = _named_extra(raw)
     out: list[tuple[str, str]] = []
     names = _NAME_TEXT
+    size = 0
     keep = True
     for name, value in raw:
+        size += len(name) + len(value)
         lname = name.lower()
         if lname in _RESPONSE_DROPPED or lname in named or lname.startswith(b"proxy-"):
             continue
@@ -330,7 +333,7 @@ def _response_headers(raw: Sequence[tuple[bytes, bytes]], rewriter: OriginRewrit
                 names[name] = text
         out.append((text, sval))
     out.append(("Via", VIA_TEXT))
-    return out, keep
+    return out, keep and size <= _KEPT_BYTES_MAX
 
 
 def header_value(raw: Sequence[tuple[bytes, bytes]], lname: bytes) -> bytes | None:
