@@ -93,8 +93,9 @@ class UpstreamPool:
         head = encode_head(method_bytes(method), target, self.origin.host_header,
                            headers, framing)
         try:
-            return await self._exchange(await self._acquire(wait=pool_timeout), head, body,
-                                        body_length, method == "HEAD", header_timeout)
+            conn = self._take_idle() or await self._acquire(wait=pool_timeout)
+            return await self._exchange(conn, head, body, body_length, method == "HEAD",
+                                        header_timeout)
         except StaleConnection as exc:
             if method not in IDEMPOTENT_METHODS:
                 raise UpstreamProtocolError("upstream closed a reused connection") from exc
@@ -157,7 +158,8 @@ class UpstreamPool:
                     return await conn.wait_head(waiter, timeout)
                 except StaleConnection as exc:     # part of the stream is gone: no retry
                     raise UpstreamProtocolError("upstream closed the connection") from exc
-            return await conn.wait_head(waiter, timeout)
+            conn.head_deadline(waiter, timeout)
+            return await waiter
         except BaseException:
             if not waiter.done():
                 waiter.cancel()
@@ -203,15 +205,14 @@ class UpstreamPool:
 
     # -- acquiring and releasing connections ---------------------------------------------
 
-    async def _acquire(self, fresh: bool = False, wait: float | None = None
-                       ) -> UpstreamConnection:
+    def _take_idle(self) -> UpstreamConnection | None:
+        """The warmest idle connection still fit for reuse, without awaiting anything
+        (None: `_acquire` decides, and raises for a closed pool)."""
         loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
-        if self._closed:
-            raise UpstreamConnectError("upstream pool closed")
+        if loop is None or self._closed:
+            return None
         idle = self._idle
-        while idle and not fresh:
+        while idle:
             conn = idle.pop()
             conn.idle = False
             if conn.closed:
@@ -220,6 +221,19 @@ class UpstreamPool:
                 conn.close()
                 continue
             return conn
+        return None
+
+    async def _acquire(self, fresh: bool = False, wait: float | None = None
+                       ) -> UpstreamConnection:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        if self._closed:
+            raise UpstreamConnectError("upstream pool closed")
+        if not fresh:
+            conn = self._take_idle()
+            if conn is not None:
+                return conn
         if self._open >= self._max:
             waiter: asyncio.Future[UpstreamConnection | None] = loop.create_future()
             self._waiters.append(waiter)

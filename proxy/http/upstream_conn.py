@@ -82,15 +82,20 @@ class UpstreamConnection(asyncio.Protocol):
 
     async def wait_head(self, waiter: asyncio.Future[UpstreamResponse],
                         timeout: float) -> UpstreamResponse:
+        self.head_deadline(waiter, timeout)
+        return await waiter
+
+    def head_deadline(self, waiter: asyncio.Future[UpstreamResponse], timeout: float) -> None:
+        """Fail `waiter` if the response headers are not in within `timeout` s (the pool
+        awaits the waiter itself: no coroutine per request for this)."""
         if waiter.done():
-            return waiter.result()
+            return
         # One lazily re-armed timer per connection instead of one per request: with a
         # steady timeout, deadlines only grow, so it fires about once per `timeout`.
         deadline = self._deadline = self.loop.time() + timeout
         if self._timer is None or deadline < self._timer.when():
             self._cancel_timer()
             self._timer = self.loop.call_at(deadline, self._check_deadline)
-        return await waiter
 
     async def drain(self, timeout: float) -> None:
         """Wait until the transport's write buffer drained (or the response began)."""
