@@ -50,11 +50,12 @@ Many = Callable[[sqlite3.Connection, list[Any]], Sequence[Any]]
 
 
 @dataclass(slots=True)
-class _Job:
+class Job:
+    """`fn(conn)`, or one `item` of the batch function `many`; `reply` gets its result."""
     fn: Callable[[sqlite3.Connection], Any] | None
     many: Many | None
     item: Any
-    reply: Reply
+    reply: Reply | None = None
     plain: bool = False
 
 
@@ -70,7 +71,7 @@ class SqliteWorker:
         first, outside a transaction (its error is raised here)."""
         self.path = path
         self.durable, self.writes = durable, writes
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._closed = False
         self.users = 1
         self.commits = 0            # transactions committed (group commit, observable)
@@ -100,17 +101,17 @@ class SqliteWorker:
     # -- on the loop ---------------------------------------------------------------
 
     async def run(self, fn: Callable[[sqlite3.Connection], T], *, plain: bool = False) -> T:
-        return await self._put(_Job(fn, None, None, (self._future(), _loop()), plain))
+        return await self._put(Job(fn, None, None, (self._future(), _loop()), plain))
 
     async def run_many(self, many: Callable[[sqlite3.Connection, list[Item]], Sequence[T]],
                        item: Item) -> T:
-        return await self._put(_Job(None, many, item, (self._future(), _loop())))
+        return await self._put(Job(None, many, item, (self._future(), _loop())))
 
     def call(self, fn: Callable[[sqlite3.Connection], T], *, plain: bool = False) -> T:
         """`run` for code that is not on an event loop (a constructor): blocks."""
         reply: concurrent.futures.Future[T] = concurrent.futures.Future()
         self._check()
-        self._jobs.put(_Job(fn, None, None, reply, plain))
+        self._jobs.put(Job(fn, None, None, reply, plain))
         return reply.result()
 
     async def close(self) -> None:
@@ -134,7 +135,7 @@ class SqliteWorker:
         if self._closed:
             raise WorkerClosed(f"the SQLite worker on {self.path} is closed")
 
-    async def _put(self, job: _Job) -> Any:
+    async def _put(self, job: Job) -> Any:
         self._jobs.put(job)
         assert isinstance(job.reply, tuple)
         return await job.reply[0]
@@ -166,43 +167,70 @@ class SqliteWorker:
         finally:
             conn.close()
 
-    def _run_group(self, conn: sqlite3.Connection, group: list[_Job]) -> None:
+    def _run_group(self, conn: sqlite3.Connection, group: list[Job]) -> None:
         if not self.writes or group[0].plain:
             for job in group:
                 _deliver([job], _isolated(conn, [job], savepoints=False))
             return
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                results = _straight(conn, group)
-            except Exception:
-                conn.execute("ROLLBACK")
-                self.groups_retried += 1
-                conn.execute("BEGIN IMMEDIATE")
-                results = _isolated(conn, group, savepoints=True)
-            conn.execute("COMMIT")
-            self.commits += 1
-        except Exception as e:           # BEGIN or COMMIT failed: nothing is durable
-            log.error("SQLite transaction on %s failed: %s", self.path, e)
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            results = [(False, e)] * len(group)
-        _deliver(group, results)
+        done = commit_group(conn, group, self.path)
+        self.commits += done.committed
+        self.groups_retried += done.retried
+        _deliver(group, done.results)
         self._since_checkpoint += len(group)
         if self._checkpointer is not None and self._since_checkpoint >= CHECKPOINT_JOBS:
             self._since_checkpoint = 0
             self.checkpoints += 1
-            self._checkpointer._jobs.put(_Job(_checkpoint, None, None,
-                                              concurrent.futures.Future(), plain=True))
+            self._checkpointer.post(checkpoint)
+
+    def post(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        """Queue `fn(conn)` alone, nobody waiting for it (its error is dropped)."""
+        self._jobs.put(Job(fn, None, None, concurrent.futures.Future(), plain=True))
 
 
-def _checkpoint(conn: sqlite3.Connection) -> None:
+@dataclass(slots=True)
+class GroupDone:
+    results: list[tuple[bool, Any]]     # (ok, result or exception), one per job
+    committed: bool
+    retried: bool                       # run again job by job after one raised
+
+
+def begin_immediate(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+
+
+def commit_group(conn: sqlite3.Connection, group: list[Job], path: str, *,
+                 begin: Callable[[sqlite3.Connection], None] = begin_immediate,
+                 begun: bool = False) -> GroupDone:
+    """Group commit, for a thread or a process: the group in one transaction, run
+    straight, or again job by job in SAVEPOINTs should one raise; every result stands
+    only if the COMMIT does. `begun`: the caller has run `begin` already."""
+    retried = False
+    try:
+        if not begun:
+            begin(conn)
+        try:
+            results = _straight(conn, group)
+        except Exception:
+            conn.execute("ROLLBACK")
+            retried = True
+            begin(conn)
+            results = _isolated(conn, group, savepoints=True)
+        conn.execute("COMMIT")
+        return GroupDone(results, True, retried)
+    except Exception as e:           # BEGIN or COMMIT failed: nothing is durable
+        log.error("SQLite transaction on %s failed: %s", path, e)
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        return GroupDone([(False, e)] * len(group), False, retried)
+
+
+def checkpoint(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
-def _runs(group: list[_Job]) -> list[list[_Job]]:
+def _runs(group: list[Job]) -> list[list[Job]]:
     """Consecutive items of one batch function together; every other job alone."""
-    out: list[list[_Job]] = []
+    out: list[list[Job]] = []
     for job in group:
         if job.many is not None and out and out[-1][0].many is job.many:
             out[-1].append(job)
@@ -211,7 +239,7 @@ def _runs(group: list[_Job]) -> list[list[_Job]]:
     return out
 
 
-def _call(conn: sqlite3.Connection, run: list[_Job]) -> Sequence[Any]:
+def _call(conn: sqlite3.Connection, run: list[Job]) -> Sequence[Any]:
     head = run[0]
     if head.many is not None:
         results = head.many(conn, [j.item for j in run])
@@ -222,12 +250,12 @@ def _call(conn: sqlite3.Connection, run: list[_Job]) -> Sequence[Any]:
     return [head.fn(conn)]
 
 
-def _straight(conn: sqlite3.Connection, group: list[_Job]) -> list[tuple[bool, Any]]:
+def _straight(conn: sqlite3.Connection, group: list[Job]) -> list[tuple[bool, Any]]:
     """The whole group with no savepoint: any exception aborts it."""
     return [(True, r) for run in _runs(group) for r in _call(conn, run)]
 
 
-def _isolated(conn: sqlite3.Connection, group: list[_Job], *,
+def _isolated(conn: sqlite3.Connection, group: list[Job], *,
               savepoints: bool) -> list[tuple[bool, Any]]:
     results: list[tuple[bool, Any]] = []
     for job in group:
@@ -245,9 +273,11 @@ def _isolated(conn: sqlite3.Connection, group: list[_Job], *,
     return results
 
 
-def _deliver(group: list[_Job], results: list[tuple[bool, Any]]) -> None:
+def _deliver(group: list[Job], results: list[tuple[bool, Any]]) -> None:
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, bool, Any]]] = {}
     for job, (ok, value) in zip(group, results):
+        if job.reply is None:
+            continue
         if isinstance(job.reply, concurrent.futures.Future):
             if ok:
                 job.reply.set_result(value)
