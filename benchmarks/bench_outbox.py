@@ -42,6 +42,7 @@ async def level(path: str, submits: int, concurrency: int, busy: bool) -> dict[s
     stop = asyncio.Event()
     busy_task = asyncio.create_task(busy_loop(stop)) if busy else None
     box = SqliteOutbox(path)
+    await box.start()
     latencies: list[float] = []
     counter = iter(range(submits))
 
@@ -54,14 +55,14 @@ async def level(path: str, submits: int, concurrency: int, busy: bool) -> dict[s
             await box.submit(e, SINKS, consent=True)
             latencies.append(time.perf_counter() - t0)
 
-    commits0 = box.worker.commits
+    commits0 = box.commits
     t0 = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(concurrency)))
     elapsed = time.perf_counter() - t0
     stop.set()
     if busy_task is not None:
         await busy_task
-    commits = box.worker.commits - commits0
+    commits = box.commits - commits0
     await box.close()
     q = statistics.quantiles(latencies, n=100)
     return {"p50": q[49] * 1e3, "p99": q[98] * 1e3, "max": max(latencies) * 1e3,

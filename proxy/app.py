@@ -103,7 +103,7 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
     app.on_response_prepare.append(on_response_prepare)    # under a plain web.AppRunner
 
     app.cleanup_ctx.append(part("upstreams", stop=upstreams.close))
-    app.cleanup_ctx.append(part("outbox", stop=outbox.close))
+    app.cleanup_ctx.append(part("outbox", start=outbox.start, stop=outbox.close))
     app.cleanup_ctx.append(part("reads", stop=reads.close))
     app.cleanup_ctx.append(part("journeys", start=edge.journeys.start, stop=edge.journeys.stop))
     if dispatch:

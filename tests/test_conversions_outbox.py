@@ -357,7 +357,7 @@ async def hold_worker(box: SqliteOutbox) -> tuple[asyncio.Future, threading.Even
 async def test_concurrent_submits_share_a_commit(sqlite_box):
     box = sqlite_box
     held, release = await hold_worker(box)
-    before = box.worker.commits
+    before = box.commits
     subs = [asyncio.ensure_future(box.submit(ev(links_clicked_id=f"v{i}"), [TALROO],
                                              consent=True)) for i in range(50)]
     await asyncio.sleep(0)                   # let every submit enqueue its job
@@ -365,7 +365,7 @@ async def test_concurrent_submits_share_a_commit(sqlite_box):
     await held
     results = await asyncio.gather(*subs)
     assert all(r.queued == ("talroo",) for r in results)
-    assert box.worker.commits - before == 2  # the held one, then all 50 together
+    assert box.commits - before == 2  # the held one, then all 50 together
 
 
 async def test_a_failing_job_does_not_undo_the_others_in_its_group(sqlite_box):

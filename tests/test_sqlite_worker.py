@@ -211,7 +211,7 @@ def test_submits_acknowledged_in_one_group_commit_survive_sigkill(tmp_path):
                 release.wait()
             held = asyncio.ensure_future(box.worker.run(hold))
             await asyncio.to_thread(started.wait)
-            before = box.worker.commits
+            before = box.commits
             subs = [asyncio.ensure_future(box.submit(
                 Event("Hire", event_id=f"k{{i}}", links_clicked_id=f"v{{i}}",
                       click_ids={{"tlr_sid": "x"}}), [Sink("talroo", "talroo")], consent=True))
@@ -220,7 +220,7 @@ def test_submits_acknowledged_in_one_group_commit_survive_sigkill(tmp_path):
             release.set()
             await held
             await asyncio.gather(*subs)
-            assert box.worker.commits - before == 2, box.worker.commits - before
+            assert box.commits - before == 2, box.commits - before
             os.kill(os.getpid(), signal.SIGKILL)
         asyncio.run(main())
     """)

@@ -134,6 +134,9 @@ class OutboxBase:
     def subscribe(self, listener: SubmitListener) -> None:
         self._listeners.append(listener)
 
+    async def start(self) -> None:
+        """Start what submits need ahead of the first one (nothing by default)."""
+
     def _submitted(self, result: SubmitResult) -> SubmitResult:
         """Count a new submit's outcomes and wake the listeners if it queued rows; a
         repeated event_id did nothing new and counts nothing."""
@@ -202,5 +205,8 @@ class Outbox(Protocol):
 
     def subscribe(self, listener: SubmitListener) -> None:
         """Call `listener(sink_names)` after a submit in this process queued rows."""
+
+    async def start(self) -> None:
+        """Start what submits need, with the application (else the first submit does)."""
 
     async def close(self) -> None: ...

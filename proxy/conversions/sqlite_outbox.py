@@ -4,8 +4,11 @@ Tables: `edge_outbox` (one row per event and sink, with the network's last answe
 `edge_dedupe` (visitor, event, job → expiry) and `edge_event_ids` (event_id → its
 visitor, the first submit's result, and the event unless its rows hold it). For the
 operators, in the same writes: `edge_sink_hours` (marks per sink and hour) and
-`edge_counts` (the funnel's counters and the rules' hits, `conversions.funnel`). All SQL runs in the
-file's `SqliteWorker` thread (`shared_writer`); state moves follow `states.TRANSITIONS`.
+`edge_counts` (the funnel's counters and the rules' hits, `conversions.funnel`). A submit
+is written by the outbox's writer process (`writer_process`: a visitor's page waits for
+it, and a thread behind a busy event loop waits for the GIL at every SQLite step);
+everything else runs in the file's `SqliteWorker` thread (`shared_writer`), beside it
+on the same WAL file. State moves follow `states.TRANSITIONS`.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from proxy.conversions.sqlite_submit import Submit, init_submit, submit_many
 from proxy.conversions.states import OPEN_STATES, Action, RowState, sources, sql_in, target
 from proxy.metrics import Metrics
 from proxy.sqlite_worker import SqliteWorker, shared_writer
+from proxy.writer_process import WriterProcess
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS edge_outbox (
@@ -129,6 +133,8 @@ class SqliteOutbox(OutboxBase):
     A submit is acknowledged (and the visitor's response finished) only after its
     commit is synced to disk (`synchronous=FULL`): an acknowledged conversion
     survives a power loss. Group commit keeps that to one sync per batch of submits.
+    The writer process starts with `start()` or the first submit, and stops with
+    `close()`; a submit in flight when it dies raises `WriterDied`.
     `create=False` (the `outbox` command) opens an existing state only."""
 
     def __init__(self, path: str, *, metrics: Metrics | None = None,
@@ -147,6 +153,16 @@ class SqliteOutbox(OutboxBase):
         else:
             self.worker = SqliteWorker(path, _existing, name="outbox-sqlite", create=False,
                                        durable=True)
+        self.writer = WriterProcess(path, submit_many, init_submit, durable=True)
+
+    @property
+    def commits(self) -> int:
+        """Transactions committed for this outbox: the writer process's and the thread's
+        (which a file's other stores share)."""
+        return self.worker.commits + self.writer.commits
+
+    async def start(self) -> None:
+        await self.writer.started()
 
     # -- the request path ---------------------------------------------------------
 
@@ -154,7 +170,7 @@ class SqliteOutbox(OutboxBase):
                      consent: Consent) -> SubmitResult:
         plan = route(event, sinks, consent=consent)
         now = self.clock()
-        return self._submitted(await self.worker.run_many(submit_many, Submit(event, plan, now)))
+        return self._submitted(await self.writer.run(Submit(event, plan, now)))
 
     # -- delivery -----------------------------------------------------------------
 
@@ -270,7 +286,10 @@ class SqliteOutbox(OutboxBase):
     async def close(self) -> None:
         if not self._closed:        # once: the writer may be shared with other stores
             self._closed = True
-            await self.worker.close()
+            try:
+                await self.writer.close()
+            finally:
+                await self.worker.close()
 
 
 def _lease(c: sqlite3.Connection, sink: str, owner: str, limit: int, lease_seconds: float,
