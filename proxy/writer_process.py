@@ -136,6 +136,8 @@ class WriterProcess:
         loop = asyncio.get_running_loop()
         if self._closed:
             raise WriterClosed(f"the writer process on {self.path} is closed")
+        if self._proc is not None and self._proc.poll() is not None:
+            self._end("it exited")          # before its EOF reached the loop
         if self._proc is not None:
             if self._loop is loop:
                 return
