@@ -128,6 +128,11 @@ class WriterProcess:
         self._wfd = self._rfd = -1          # the child's stdin and stdout
 
     @property
+    def in_flight(self) -> int:
+        """Items sent and not answered yet."""
+        return len(self._pending)
+
+    @property
     def pid(self) -> int | None:
         return None if self._proc is None else self._proc.pid
 

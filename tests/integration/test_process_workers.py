@@ -164,6 +164,22 @@ async def test_workers_die_with_a_killed_supervisor(setup) -> None:
     await wait_gone(pids)                  # no orphan keeps serving the port
 
 
+def writers_of(pid: int) -> list[int]:
+    """The outbox writer processes a worker started."""
+    return [c.pid for c in psutil.Process(pid).children()
+            if "proxy.writer_process" in c.cmdline()]
+
+
+async def test_each_worker_has_its_own_writer_and_it_ends_with_the_worker(setup) -> None:
+    p, _ = setup
+    pids = worker_pids(p)
+    writers = [writers_of(pid) for pid in pids]
+    assert [len(w) for w in writers] == [1] * WORKERS
+    os.kill(p.pid, signal.SIGKILL)          # the workers die with it, their writers on EOF
+    await p.wait_exit()
+    await wait_gone(pids + [w[0] for w in writers])
+
+
 async def test_a_dead_worker_is_replaced(setup) -> None:
     p, _ = setup
     before = worker_pids(p)
