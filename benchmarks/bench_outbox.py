@@ -7,15 +7,20 @@ Each level runs N submits (two sinks each, a fresh visitor every time) with that
 in flight, against a fresh SQLite file in a temp dir, and prints p50/p99/max of the
 awaited `submit`, throughput, and submits per commit (group commit at work).
 `--busy` keeps the event loop itself busy meanwhile (a task doing ~200 µs of
-Python work per turn, as a proxy serving pages does): the outbox's writer thread,
-which lets go of the GIL at every SQLite step, then gets it back only at the
-interpreter's switch interval (`--switch-interval`, Python's default 0.005 s).
+Python work per turn, as a proxy serving pages does): a writer thread, which lets go
+of the GIL at every SQLite step, then gets it back only at the interpreter's switch
+interval (`--switch-interval`, Python's default 0.005 s); the outbox's writer process
+does not share the loop's GIL.
+
+The last line is the floor the disk sets in the same run: one synced commit
+(`synchronous=FULL`, WAL, one small row) at a time, no event loop, no outbox.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -69,6 +74,25 @@ async def level(path: str, submits: int, concurrency: int, busy: bool) -> dict[s
             "rate": submits / elapsed, "per_commit": submits / max(commits, 1)}
 
 
+def floor(path: str, commits: int) -> dict[str, float]:
+    """A synced commit alone: what no submit can beat on this disk now."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE t (n INTEGER)")
+    latencies = []
+    for i in range(commits):
+        t0 = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO t VALUES (?)", (i,))
+        conn.execute("COMMIT")
+        latencies.append(time.perf_counter() - t0)
+    conn.close()
+    q = statistics.quantiles(latencies, n=100)
+    return {"p50": q[49] * 1e3, "p99": q[98] * 1e3, "max": max(latencies) * 1e3,
+            "rate": len(latencies) / sum(latencies)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--submits", type=int, default=5000)
@@ -85,6 +109,9 @@ def main() -> None:
             r = asyncio.run(level(str(Path(tmp) / f"bench{n}.db"), args.submits, c, args.busy))
             print(f"{c:>9} {r['p50']:>8.3f} {r['p99']:>8.3f} {r['max']:>8.2f} "
                   f"{r['rate']:>10.0f} {r['per_commit']:>10.1f}")
+        f = floor(str(Path(tmp) / "floor.db"), min(args.submits, 2000))
+        print(f"{'floor':>9} {f['p50']:>8.3f} {f['p99']:>8.3f} {f['max']:>8.2f} "
+              f"{f['rate']:>10.0f}   (one synced commit alone)")
 
 
 if __name__ == "__main__":
