@@ -195,15 +195,10 @@ class WriterProcess:
             return
         assert proc.stdin is not None and self._ended is not None
         ended = self._ended
-        if self._out:
-            self._loop.remove_writer(self._wfd)
-            os.set_blocking(self._wfd, True)
-            try:
-                os.write(self._wfd, self._out)
-            except OSError:
-                pass
-            self._out.clear()
-        proc.stdin.close()                     # EOF: the child answers and exits
+        while self._out and not ended.done():  # what the pipe could not take yet
+            await asyncio.wait([ended], timeout=0.01)
+        if not proc.stdin.closed:
+            proc.stdin.close()                 # EOF: the child answers and exits
         await ended
         try:
             await asyncio.to_thread(proc.wait, LOCK_TIMEOUT)

@@ -252,3 +252,14 @@ def test_the_writer_exits_when_its_parent_is_killed(tmp_path):
     finally:
         parent.kill()
         parent.wait()
+
+
+async def test_a_burst_larger_than_the_pipe_is_written_in_shared_commits(box):
+    events = [Event("ApplicationCompleted", event_id=f"e{i}", links_clicked_id=f"v{i}",
+                    job_id="42", click_ids={"tlr_sid": "x"}, fields={"note": "x" * 2000})
+              for i in range(600)]           # ~1.3 MB of frames: the pipe holds 64 KB
+    before = box.commits
+    results = await asyncio.gather(*(box.submit(e, [TALROO], consent=True) for e in events))
+    assert all(r.queued == ("talroo",) for r in results)
+    assert len(stored(box)["edge_outbox"]) == 600
+    assert box.commits - before < 600 / 4
