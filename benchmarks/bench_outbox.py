@@ -1,7 +1,7 @@
 """Outbox submit latency: what a visitor's response waits for when a rule fires.
 
     python benchmarks/bench_outbox.py [--submits N] [--concurrency 1,16,64] [--busy]
-                                      [--switch-interval SECONDS]
+                                      [--switch-interval SECONDS] [--visits PER_SECOND]
 
 Each level runs N submits (two sinks each, a fresh visitor every time) with that many
 in flight, against a fresh SQLite file in a temp dir, and prints p50/p99/max of the
@@ -11,6 +11,10 @@ Python work per turn, as a proxy serving pages does): a writer thread, which let
 of the GIL at every SQLite step, then gets it back only at the interpreter's switch
 interval (`--switch-interval`, Python's default 0.005 s); the outbox's writer process
 does not share the loop's GIL.
+
+`--visits` also records that many visitors' journeys per second in the same file, as
+a proxy does (the journey store, flushed each second by the file's writer thread,
+which takes the write lock in turn with the outbox's writer).
 
 The last line is the floor the disk sets in the same run: one synced commit
 (`synchronous=FULL`, WAL, one small row) at a time, no event loop, no outbox.
@@ -27,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from proxy.attribution.journeys import JourneyStore
+from proxy.attribution.visit import ClickId, Visit
 from proxy.config.model import Sink
 from proxy.conversions.events import Event
 from proxy.conversions.sqlite_outbox import SqliteOutbox
@@ -43,11 +49,31 @@ async def busy_loop(stop: asyncio.Event) -> None:
         await asyncio.sleep(0)
 
 
-async def level(path: str, submits: int, concurrency: int, busy: bool) -> dict[str, float]:
+async def visits(journeys: JourneyStore, per_second: float, stop: asyncio.Event) -> None:
+    """New visitors with a click id each, `per_second` of them, in 10 ms ticks."""
+    n = 0
+    while not stop.is_set():
+        for _ in range(max(1, round(per_second / 100))):
+            n += 1
+            journeys.record(Visit(
+                links_clicked_id=f"j{n:031d}", new_visitor=True,
+                click_ids={"gclid": ClickId(f"g{n}", time.time())}, captured=["gclid"],
+                rejected=[], cookie_rejected=False, consent=True, fbc=None, fbp=None,
+                set_cookies=[], upstream_query=None))
+        await asyncio.sleep(0.01)
+
+
+async def level(path: str, submits: int, concurrency: int, busy: bool,
+                per_second: float = 0) -> dict[str, float]:
     stop = asyncio.Event()
     busy_task = asyncio.create_task(busy_loop(stop)) if busy else None
     box = SqliteOutbox(path)
     await box.start()
+    journeys = JourneyStore(path) if per_second else None
+    visit_task = None
+    if journeys is not None:
+        await journeys.start()
+        visit_task = asyncio.create_task(visits(journeys, per_second, stop))
     latencies: list[float] = []
     counter = iter(range(submits))
 
@@ -65,8 +91,11 @@ async def level(path: str, submits: int, concurrency: int, busy: bool) -> dict[s
     await asyncio.gather(*(client() for _ in range(concurrency)))
     elapsed = time.perf_counter() - t0
     stop.set()
-    if busy_task is not None:
-        await busy_task
+    for task in (busy_task, visit_task):
+        if task is not None:
+            await task
+    if journeys is not None:
+        await journeys.stop()
     commits = box.commits - commits0
     await box.close()
     q = statistics.quantiles(latencies, n=100)
@@ -99,6 +128,8 @@ def main() -> None:
     ap.add_argument("--concurrency", default="1,16,64")
     ap.add_argument("--busy", action="store_true", help="keep the event loop busy meanwhile")
     ap.add_argument("--switch-interval", type=float, default=None)
+    ap.add_argument("--visits", type=float, default=0,
+                    help="journeys recorded per second in the same file meanwhile")
     args = ap.parse_args()
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval)
@@ -106,7 +137,8 @@ def main() -> None:
           f"{'per commit':>10}")
     with tempfile.TemporaryDirectory() as tmp:
         for n, c in enumerate(int(x) for x in args.concurrency.split(",")):
-            r = asyncio.run(level(str(Path(tmp) / f"bench{n}.db"), args.submits, c, args.busy))
+            r = asyncio.run(level(str(Path(tmp) / f"bench{n}.db"), args.submits, c, args.busy,
+                                  args.visits))
             print(f"{c:>9} {r['p50']:>8.3f} {r['p99']:>8.3f} {r['max']:>8.2f} "
                   f"{r['rate']:>10.0f} {r['per_commit']:>10.1f}")
         f = floor(str(Path(tmp) / "floor.db"), min(args.submits, 2000))
