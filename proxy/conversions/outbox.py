@@ -15,13 +15,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from proxy.config.model import Sink
 from proxy.conversions.events import Event
 from proxy.conversions.states import Outcome, RowState
-from proxy.metrics import Metrics
 
-if TYPE_CHECKING:   # routing imports the sinks, and a sink (meta) imports this module
+# Routing imports the sinks, and a sink (meta) imports this module; the outbox's writer
+# process imports it too, and needs neither the config nor aiohttp and prometheus.
+if TYPE_CHECKING:
+    from proxy.config.model import Sink
     from proxy.conversions.routing import Consent
+    from proxy.metrics import Metrics
 
 MAX_EVENT_AGE = 7 * 24 * 3600.0      # Meta rejects events older than this: given up
 SENT_KEEP = 7 * 24 * 3600.0          # sent rows kept this long for `outbox` inspection
