@@ -323,6 +323,12 @@ def _lock(conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA busy_timeout={int(LOCK_TIMEOUT * 1000)}")
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def _answer(value: Any) -> Any:
     """An exception as the parent can unpickle it."""
     try:
@@ -340,7 +346,7 @@ def serve(path: str, many: Many, init: Callable[[sqlite3.Connection], None] | No
     if init is not None:
         init(conn)
     checkpointer = SqliteWorker(path, name="checkpoint", create=False, writes=False)
-    os.write(wfd, _frame((0, [])))          # ready
+    _write_all(wfd, _frame((0, [])))        # ready
     buf = bytearray()
     eof = False
     commits = since_checkpoint = 0
@@ -364,18 +370,15 @@ def serve(path: str, many: Many, init: Callable[[sqlite3.Connection], None] | No
         try:
             _lock(conn)
         except sqlite3.OperationalError as e:
-            os.write(wfd, _frame((commits, [(rid, False, _answer(e)) for rid, _ in frames])))
+            _write_all(wfd, _frame((commits, [(rid, False, _answer(e)) for rid, _ in frames])))
             continue
         fill(block=False)                 # what queued while waiting for the lock
         frames += _frames(buf, MAX_GROUP - len(frames))
         group = [Job(None, many, item) for _, item in frames]
         done = commit_group(conn, group, path, begin=_lock, begun=True)
         commits += done.committed
-        reply = _frame((commits, [(rid, ok, value if ok else _answer(value))
-                                  for (rid, _), (ok, value) in zip(frames, done.results)]))
-        view = memoryview(reply)
-        while view:
-            view = view[os.write(wfd, view):]
+        _write_all(wfd, _frame((commits, [(rid, ok, value if ok else _answer(value))
+                                          for (rid, _), (ok, value) in zip(frames, done.results)])))
         since_checkpoint += len(frames)
         if since_checkpoint >= CHECKPOINT_JOBS:
             since_checkpoint = 0
