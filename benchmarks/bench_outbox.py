@@ -2,6 +2,7 @@
 
     python benchmarks/bench_outbox.py [--submits N] [--concurrency 1,16,64] [--busy]
                                       [--switch-interval SECONDS] [--visits PER_SECOND]
+                                      [--compare ROUNDS]
 
 Each level runs N submits (two sinks each, a fresh visitor every time) with that many
 in flight, against a fresh SQLite file in a temp dir, and prints p50/p99/max of the
@@ -11,6 +12,10 @@ Python work per turn, as a proxy serving pages does): a writer thread, which let
 of the GIL at every SQLite step, then gets it back only at the interpreter's switch
 interval (`--switch-interval`, Python's default 0.005 s); the outbox's writer process
 does not share the loop's GIL.
+
+`--compare ROUNDS` runs each level ROUNDS times over, alternating the submit as it
+ran before the writer process (in the file's writer thread) and the outbox's submit,
+and prints both: the two see the same moments of a shared machine.
 
 `--visits` also records that many visitors' journeys per second in the same file, as
 a proxy does (the journey store, flushed each second by the file's writer thread,
@@ -24,18 +29,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import sqlite3
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from proxy.attribution.journeys import JourneyStore
 from proxy.attribution.visit import ClickId, Visit
 from proxy.config.model import Sink
 from proxy.conversions.events import Event
+from proxy.conversions.routing import route
 from proxy.conversions.sqlite_outbox import SqliteOutbox
+from proxy.conversions.sqlite_submit import Submit, submit_many
 
 SINKS = [Sink("talroo", "talroo"), Sink("meta", "meta", pixel_id="1", access_token="t")]
 
@@ -63,8 +72,14 @@ async def visits(journeys: JourneyStore, per_second: float, stop: asyncio.Event)
         await asyncio.sleep(0.01)
 
 
+async def thread_submit(box: SqliteOutbox, event: Event) -> None:
+    """The submit as it ran before the writer process: in the file's writer thread."""
+    plan = route(event, SINKS, consent=True)
+    await box.worker.run_many(submit_many, Submit(event, plan, time.time()))
+
+
 async def level(path: str, submits: int, concurrency: int, busy: bool,
-                per_second: float = 0) -> dict[str, float]:
+                per_second: float = 0, via: str = "process") -> Run:
     stop = asyncio.Event()
     busy_task = asyncio.create_task(busy_loop(stop)) if busy else None
     box = SqliteOutbox(path)
@@ -83,7 +98,10 @@ async def level(path: str, submits: int, concurrency: int, busy: bool,
                       click_ids={"tlr_sid": "0f8e2c1a-1b2c-4d5e-8f90-123456789abc"},
                       user_agent="Mozilla/5.0", url="https://careers.example/jobs/42/thanks")
             t0 = time.perf_counter()
-            await box.submit(e, SINKS, consent=True)
+            if via == "thread":
+                await thread_submit(box, e)
+            else:
+                await box.submit(e, SINKS, consent=True)
             latencies.append(time.perf_counter() - t0)
 
     commits0 = box.commits
@@ -98,9 +116,26 @@ async def level(path: str, submits: int, concurrency: int, busy: bool,
         await journeys.stop()
     commits = box.commits - commits0
     await box.close()
-    q = statistics.quantiles(latencies, n=100)
-    return {"p50": q[49] * 1e3, "p99": q[98] * 1e3, "max": max(latencies) * 1e3,
-            "rate": submits / elapsed, "per_commit": submits / max(commits, 1)}
+    return Run(latencies, elapsed, commits)
+
+
+@dataclass
+class Run:
+    latencies: list[float] = field(default_factory=list)
+    elapsed: float = 0.0
+    commits: int = 0
+
+    def add(self, other: Run) -> None:
+        self.latencies += other.latencies
+        self.elapsed += other.elapsed
+        self.commits += other.commits
+
+    def row(self, label: str) -> str:
+        q = statistics.quantiles(self.latencies, n=100)
+        n = len(self.latencies)
+        return (f"{label:>9} {q[49] * 1e3:>8.3f} {q[98] * 1e3:>8.3f} "
+                f"{max(self.latencies) * 1e3:>8.2f} {n / self.elapsed:>10.0f} "
+                f"{n / max(self.commits, 1):>10.1f}")
 
 
 def floor(path: str, commits: int) -> dict[str, float]:
@@ -130,17 +165,28 @@ def main() -> None:
     ap.add_argument("--switch-interval", type=float, default=None)
     ap.add_argument("--visits", type=float, default=0,
                     help="journeys recorded per second in the same file meanwhile")
+    ap.add_argument("--compare", type=int, default=0, metavar="ROUNDS",
+                    help="alternate the writer thread and the writer process, ROUNDS times "
+                         "per level, each with submits/ROUNDS submits")
     args = ap.parse_args()
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval)
     print(f"{'in flight':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'submits/s':>10} "
           f"{'per commit':>10}")
     with tempfile.TemporaryDirectory() as tmp:
-        for n, c in enumerate(int(x) for x in args.concurrency.split(",")):
-            r = asyncio.run(level(str(Path(tmp) / f"bench{n}.db"), args.submits, c, args.busy,
-                                  args.visits))
-            print(f"{c:>9} {r['p50']:>8.3f} {r['p99']:>8.3f} {r['max']:>8.2f} "
-                  f"{r['rate']:>10.0f} {r['per_commit']:>10.1f}")
+        files = (str(Path(tmp) / f"bench{n}.db") for n in itertools.count())
+        for c in (int(x) for x in args.concurrency.split(",")):
+            if not args.compare:
+                r = asyncio.run(level(next(files), args.submits, c, args.busy, args.visits))
+                print(r.row(str(c)))
+                continue
+            runs = {"thread": Run(), "process": Run()}
+            for _ in range(args.compare):
+                for via, run in runs.items():
+                    run.add(asyncio.run(level(next(files), args.submits // args.compare, c,
+                                              args.busy, args.visits, via)))
+            for via, run in runs.items():
+                print(run.row(str(c)) + f"     {via}")
         f = floor(str(Path(tmp) / "floor.db"), min(args.submits, 2000))
         print(f"{'floor':>9} {f['p50']:>8.3f} {f['p99']:>8.3f} {f['max']:>8.2f} "
               f"{f['rate']:>10.0f}   (one synced commit alone)")
