@@ -11,7 +11,9 @@ The child (`python -m proxy.writer_process PATH MANY INIT DURABLE`; MANY and INI
 that arrived meanwhile, and runs them as `sqlite_worker.commit_group` does: one
 transaction, every result sent back only after its COMMIT (synced to disk when
 durable). Frames both ways are a 4-byte length and a pickle: `(id, item)` in,
-`(commits so far, [(id, ok, result or exception), ...])` out.
+`(commits so far, seconds the group took, [(id, ok, result or exception), ...])` out.
+The seconds, from the write lock taken to the COMMIT done, are kept in
+`group_seconds`: what the file took, apart from the hand-off to and from the child.
 
 Sharing the file: the child is one more WAL connection. Other writers (a process's
 `shared_writer` thread, other workers' children) take turns at the write lock; the
@@ -30,6 +32,7 @@ anything (not even "ready", once it has opened the file) is not restarted for
 from __future__ import annotations
 
 import asyncio
+import collections
 import importlib
 import itertools
 import logging
@@ -113,6 +116,7 @@ class WriterProcess:
         self._args = [path, _ref(many), _ref(init) if init else "", "1" if durable else "0"]
         self.commits = 0            # transactions the children committed
         self.starts = 0             # children started
+        self.group_seconds: collections.deque[float] = collections.deque(maxlen=100_000)
         self._done_commits = 0      # those of children that ended
         self._proc: subprocess.Popen[bytes] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -246,8 +250,10 @@ class WriterProcess:
             self._end("it exited")
             return
         self._in += data
-        for commits, results in _frames(self._in, len(self._in)):
+        for commits, seconds, results in _frames(self._in, len(self._in)):
             self._answered = True
+            if results:
+                self.group_seconds.append(seconds)
             if self._ready is not None and not self._ready.done():
                 self._ready.set_result(None)
             self.commits = self._done_commits + commits
@@ -346,7 +352,7 @@ def serve(path: str, many: Many, init: Callable[[sqlite3.Connection], None] | No
     if init is not None:
         init(conn)
     checkpointer = SqliteWorker(path, name="checkpoint", create=False, writes=False)
-    _write_all(wfd, _frame((0, [])))        # ready
+    _write_all(wfd, _frame((0, 0.0, [])))   # ready
     buf = bytearray()
     eof = False
     commits = since_checkpoint = 0
@@ -367,18 +373,21 @@ def serve(path: str, many: Many, init: Callable[[sqlite3.Connection], None] | No
             frames = _frames(buf, MAX_GROUP)
         if not frames:
             break
+        t0 = time.perf_counter()
         try:
             _lock(conn)
         except sqlite3.OperationalError as e:
-            _write_all(wfd, _frame((commits, [(rid, False, _answer(e)) for rid, _ in frames])))
+            _write_all(wfd, _frame((commits, time.perf_counter() - t0,
+                                    [(rid, False, _answer(e)) for rid, _ in frames])))
             continue
         fill(block=False)                 # what queued while waiting for the lock
         frames += _frames(buf, MAX_GROUP - len(frames))
         group = [Job(None, many, item) for _, item in frames]
         done = commit_group(conn, group, path, begin=_lock, begun=True)
         commits += done.committed
-        _write_all(wfd, _frame((commits, [(rid, ok, value if ok else _answer(value))
-                                          for (rid, _), (ok, value) in zip(frames, done.results)])))
+        _write_all(wfd, _frame((commits, time.perf_counter() - t0,
+                                [(rid, ok, value if ok else _answer(value))
+                                 for (rid, _), (ok, value) in zip(frames, done.results)])))
         since_checkpoint += len(frames)
         if since_checkpoint >= CHECKPOINT_JOBS:
             since_checkpoint = 0
