@@ -10,26 +10,26 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import HttpVersion10, HttpVersion11, web
 from cachetools import TTLCache
+from prometheus_client import Counter
 
 from proxy.access_log import AccessLog, RequestIds
-from proxy.endpoints.health import Readiness
+from proxy.endpoints.readiness import Readiness
+from proxy.endpoints.routes import Routes
 from proxy.http.realip import real_ip, xff_values
 from proxy.metrics import Metrics
 from proxy.ops.live import Live
-from proxy.ports import FeedObserver, Journeys, Outbox, Transport
+from proxy.ports import Endpoints, FeedObserver, Journeys, ObservedPage, Outbox, Transport
 from proxy.transform.header_plan import HeaderPlans
 from proxy.transform.template import TemplateCache
 
 if TYPE_CHECKING:
     from proxy.attribution.visit import Visit
-    from proxy.endpoints.router import PublicEndpoints, Routes
     from proxy.http.upstreams import Upstreams
-    from proxy.page import PageTransform
     from proxy.runtime import Runtime
 
 log = logging.getLogger("careers_edge")
@@ -51,14 +51,14 @@ class Edge:
     feed: FeedObserver | None = None
     access_log: AccessLog = field(default_factory=AccessLog)
     request_ids: RequestIds = field(default_factory=RequestIds)
-    endpoints: PublicEndpoints = None   # type: ignore[assignment]  # set by build_app
+    endpoints: Endpoints = None         # type: ignore[assignment]  # set by build_app
     admin: Routes = None                # type: ignore[assignment]  # the operators' routes
     readiness: Readiness = field(default_factory=Readiness)
     live: Live = field(default_factory=Live)     # the operators' live feed (this process's)
     started_at: float = field(default_factory=time.time)
     draining: bool = False
     _ws_session: aiohttp.ClientSession | None = None
-    _codes: dict[int, Any] = field(default_factory=dict)
+    _codes: dict[int, Counter] = field(default_factory=dict)
     # Keyed by everything they depend on (upstream bytes and headers, snippets
     # present, link rewriting, pixel hosts), so they outlive a rules reload.
     templates: TemplateCache = field(default_factory=TemplateCache)
@@ -99,16 +99,6 @@ class Edge:
                 headers.get("Referer", "")))
         return resp
 
-    def count_injection(self, transform: PageTransform | None, failed: str | None = None) -> None:
-        """Count a page that was to receive pixels: injected, or skipped and why
-        (`failed`: what ended the transform early, if anything did)."""
-        if transform is None or not transform.has_snippets:
-            return
-        if transform.injected:
-            self.metrics.injections.inc()
-        else:
-            self.metrics.injections_skipped.labels(failed or "charset").inc()
-
     def count_code(self, code: int) -> None:
         """One response with status `code` (also those answered below the pipeline)."""
         counter = self._codes.get(code)
@@ -132,16 +122,16 @@ class Edge:
         """Whether the feed wants this page's body (`page`: public URL without query)."""
         return self.feed is not None and page not in self._observed
 
-    def observe_page(self, page_url: str, status: int, transform: PageTransform) -> None:
+    def observe_page(self, page_url: str, status: int, page: ObservedPage) -> None:
         if self.feed is None or status != 200:
             return
         # A job page seen a minute ago has nothing new for the feed: skip the re-parse.
-        page = page_url.partition("?")[0]
-        if page in self._observed:
+        url = page_url.partition("?")[0]
+        if url in self._observed:
             return
-        self._observed[page] = True
+        self._observed[url] = True
         try:
-            self.feed.observe(page_url, transform.observed())
+            self.feed.observe(page_url, page.observed())
         except Exception:
             log.exception("feed observe failed")
 

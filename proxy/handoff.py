@@ -41,8 +41,10 @@ from dataclasses import dataclass
 
 import orjson
 
-from proxy.attribution.cookies import CARRY_COOKIE, parse_cookie_header, set_cookie
-from proxy.page_script import CARRY_SECONDS, FIRED_COOKIE, FIRED_MAX
+# CARRY_COOKIE is re-exported: the carry's name is read where its rules are.
+from proxy.attribution.cookies import CARRY_COOKIE as CARRY_COOKIE
+from proxy.attribution.cookies import FIRED_COOKIE, parse_cookie_header, set_cookie
+from proxy.page_script import CARRY_SECONDS, FIRED_MAX
 from proxy.pixels import BrowserEvent, browser_events
 
 SEC_FETCH_DEST = "Sec-Fetch-Dest"

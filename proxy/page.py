@@ -1,9 +1,9 @@
 """What happens to one upstream response on its way out: pass through, or transform.
 
-`plan_page` decides from the status, headers, path and consent: which pixels the
-page gets, how the CSP lets them run, and whether the body streams through a
-`PageTransform` (decode → rewrite links → inject → encode). Every other response
-passes through byte-identical.
+`plan_page` decides from the status, headers, path and consent (values: no socket,
+no `Edge`): which pixels the page gets, how the CSP lets them run, and whether the
+body streams through a `PageTransform` (decode → rewrite links → inject → encode).
+Every other response passes through byte-identical.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from aiohttp import hdrs, web
-
 from proxy.conversions.events import new_event_id
 from proxy.pixels import BrowserEvent, browser_events, tail_events, tail_id
 from proxy.transform.csp import CspNeeds, apply_csp
+from proxy.transform.header_plan import HeaderPlans
 from proxy.transform.headers import transformed_headers, weaken_etag
 from proxy.transform.html import DEFAULT_OBSERVE, HtmlTransform
 from proxy.transform.links import LinkRewrite
@@ -25,7 +24,7 @@ from proxy.transform.template import PageTemplate, TemplateCache
 
 if TYPE_CHECKING:
     from proxy.attribution.visit import Visit
-    from proxy.edge import Edge
+    from proxy.request_view import RequestView
     from proxy.runtime import Runtime
 
 log = logging.getLogger("careers_edge.page")
@@ -107,44 +106,44 @@ class PageTransform:
 class PagePlan:
     headers: list[tuple[str, str]]
     transform: PageTransform | None
-    consumed_carry: bool = False
+    consumed_carry: bool = False        # the page tracks the carried events itself
+    links_kept: bool = False            # links left as they are for the page's CSP hashes
 
 
-def _if_none_match_weak(request: web.BaseRequest) -> bool:
-    return "W/" in request.headers.get(hdrs.IF_NONE_MATCH, "")
-
-
-def passthrough(request: web.BaseRequest, status: int,
-                headers: list[tuple[str, str]]) -> PagePlan:
-    if status == 304 and _if_none_match_weak(request):
+def passthrough(view: RequestView, status: int, headers: list[tuple[str, str]]) -> PagePlan:
+    if status == 304 and view.weak_if_none_match:
         # The 200 this revalidates went out with a weakened ETag: repeat it.
         headers = [(k, weaken_etag(v) if k.lower() == "etag" else v) for k, v in headers]
     return PagePlan(headers, None)
 
 
-def plan_page(rt: Runtime, edge: Edge, request: web.BaseRequest, up, out_headers,
-              visit: Visit, path: str, public_origin: str,
-              events: Sequence[BrowserEvent], *, wants_body: bool) -> PagePlan:
+def plan_page(rt: Runtime, view: RequestView, status: int, out_headers: list[tuple[str, str]],
+              visit: Visit, events: Sequence[BrowserEvent], *, wants_body: bool,
+              feed_wants: bool, header_plans: HeaderPlans,
+              templates: TemplateCache) -> PagePlan:
+    """`wants_body`: a rule reads the page; `feed_wants`: the job feed wants this 200
+    page; `header_plans`, `templates`: the caches that outlive a rules reload."""
     # The cheap questions first: most responses need no transform whatever they are.
+    path = view.path
     pixels = rt.pixels.allowed(path, visit.consent_state) if visit.consent and rt.pixels \
         else ()
     rewrite: LinkRewrite | None = None
     if rt.config.proxy.rewrite_links:
-        rewrite = (rt.link_origins[0], public_origin.encode())
+        rewrite = (rt.link_origins[0], view.public_origin.encode())
         if rt.route_links:      # a route's own page also moves its path-absolute links
             route = rt.routes.match(path)
             rewrite += (route.page_links if route is not None else rt.route_links,)
-    if not pixels and rewrite is None and not wants_body and not (
-            up.status == 200 and edge.feed_wants(public_origin + path)):
-        return passthrough(request, up.status, out_headers)
+    if not pixels and rewrite is None and not wants_body and not (status == 200 and feed_wants):
+        return passthrough(view, status, out_headers)
     hosts = rt.pixels.csp_hosts_for(pixels) if pixels else None
-    plan = edge.header_plans.get(request.method, up.status, out_headers, hosts)
+    plan = header_plans.get(view.method, status, out_headers, hosts)
     if not plan.transform:
-        return passthrough(request, up.status, out_headers)
+        return passthrough(view, status, out_headers)
+    links_kept = False
     if rewrite is not None and plan.script_hashes:
         # A link inside an inline script would change the bytes its hash allows.
         rewrite = None
-        edge.metrics.links_kept.inc()
+        links_kept = True
 
     head = body = b""
     nonce = plan.nonce
@@ -165,7 +164,6 @@ def plan_page(rt: Runtime, edge: Edge, request: web.BaseRequest, up, out_headers
         tail_element = tail_id(page_event_id)
     else:
         headers = list(plan.headers)
-    encoding, coding = plan.encoding, plan.coding
-    transform = PageTransform(encoding, coding, head, body, rewrite, needs, nonce,
-                              edge.templates, tail_element, plan.utf16)
-    return PagePlan(headers, transform, consumed_carry=bool(pixels))
+    transform = PageTransform(plan.encoding, plan.coding, head, body, rewrite, needs, nonce,
+                              templates, tail_element, plan.utf16)
+    return PagePlan(headers, transform, consumed_carry=bool(pixels), links_kept=links_kept)

@@ -6,34 +6,41 @@
                → transform (inject, rewrite links, CSP)
                → respond (streaming)
 
-Each stage is a call into its own module; this one only wires them. Nothing a
-stage does for tracking may break the visitor's page: a failing injection or
-enqueue is logged and the page is served as the upstream sent it.
+Each stage is a call into its own module; this one only wires them, and is the only
+one on the way that touches aiohttp's request and response or `Edge`. The request is
+read once into a `RequestView`; from there the planners are functions of values:
+`attribute` (the visit), `check_rules` and `RuleCheck.events` (events to fire),
+`plan_page` (pixels, CSP, transform), `plan_head` (status, headers, Set-Cookies, the
+length rule, the handoff). `respond` submits the events, prepares, streams, finishes.
+
+Nothing a stage does for tracking may break the visitor's page: a failing injection
+or enqueue is logged and the page is served as the upstream sent it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
 
 from aiohttp import hdrs, web
-from multidict import CIMultiDict
 
 from proxy.access_log import REQUEST_ID_HEADER, trusted_request_id
+from proxy.attribution.visit import Visit
 from proxy.detect.json_body import JsonCollector
 from proxy.detect.jsonexpr import JsonDoc
-from proxy.detect.rules import RequestFacts, ResponseFacts
+from proxy.detect.rules import Candidates
 from proxy.edge import EDGE, Edge
-from proxy.firing import fire
-from proxy.handoff import Incoming, events_header, from_script, plan_handoff
-from proxy.http.body import BodyMalformed, BodyRefused, request_body
+from proxy.firing import Planned, RuleCheck, check_rules, submit
+from proxy.handoff import Incoming, from_script
+from proxy.http.body import BodyMalformed, BodyRefused, RequestSniffer, request_body
 from proxy.http.errors import error_response
 from proxy.http.headers import (
     EVENTS_HEADER,
+    ClientView,
     OriginRewriter,
     client_view,
-    header_value,
     request_headers,
     response_headers,
     via_loop,
@@ -44,9 +51,13 @@ from proxy.http.route_table import PathEscapes
 from proxy.http.server import HTTP_VERSIONS, client_version, log_malformed
 from proxy.http.target import BadTarget, origin_form, split_target
 from proxy.http.upstream_errors import PoolTimeout, UpstreamError, UpstreamTimeout
+from proxy.http.upstream_response import UpstreamResponse
 from proxy.http.websocket import is_websocket, relay_websocket
-from proxy.page import PageTransform, passthrough, plan_page
+from proxy.metrics import Metrics
+from proxy.page import PagePlan, PageTransform, passthrough, plan_page
 from proxy.pixels import BrowserEvent
+from proxy.request_view import RequestView, attribute
+from proxy.response_head import ResponseHead, plan_head
 from proxy.runtime import Runtime
 from proxy.transform.codecs import CodecError
 from proxy.transform.headers import unweaken_if_none_match
@@ -163,20 +174,18 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
             ws = await relay_websocket(request, edge, target, ws_headers)
         return edge.finish(request, ws, started, client.ip, None, rid)
 
+    view = read_request(request, target, path, query, client, rid, public_origin)
+
     # -- attribution
-    visit = rt.attribution.on_request(
-        raw_query=query, cookie_header=request.headers.get(hdrs.COOKIE),
-        host=client.host, secure=client.proto == "https",
-        gpc=request.headers.get("Sec-GPC", "").strip() == "1",
-        referer=request.headers.get(hdrs.REFERER))
+    visit = attribute(rt.attribution, view)
     edge.count_visit(visit)
     if visit.upstream_query is not None:
         target = path + ("?" + visit.upstream_query if visit.upstream_query else "")
 
     # -- upstream
-    candidates = rt.rules.candidates(request.method, path, query)
+    candidates = rt.rules.candidates(view.method, path, query)
     headers = request_headers(raw, client, rid.encode())
-    if request.headers.get(hdrs.IF_NONE_MATCH, "").find("W/") >= 0:
+    if "W/" in view.if_none_match:
         headers = [(n, unweaken_if_none_match(v.decode("latin-1")).encode("latin-1"))
                    if n.lower() == b"if-none-match" else (n, v) for n, v in headers]
     transport, rewriter = edge.transport, rt.rewriter
@@ -201,19 +210,19 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
         edge.metrics.upstream_errors.labels("pool_timeout").inc()
         log.warning("upstream %s %s: %s", request.method, path, exc)
         return edge.finish(request, error_response(
-            503, "The careers site is busy.", request.headers.get(hdrs.ACCEPT),
+            503, "The careers site is busy.", view.accept,
             headers={"Retry-After": str(math.ceil(rt.pool_timeout))}), started, client.ip,
             None, rid)
     except UpstreamTimeout:
         edge.metrics.upstream_errors.labels("timeout").inc()
         return edge.finish(request, error_response(
-            504, "No answer from the careers site in time.", request.headers.get(hdrs.ACCEPT)),
+            504, "No answer from the careers site in time.", view.accept),
             started, client.ip, time.monotonic() - t0, rid)
     except UpstreamError as exc:
         edge.metrics.upstream_errors.labels(type(exc).__name__).inc()
         log.warning("upstream %s %s: %s", request.method, path, exc)
         return edge.finish(request, error_response(
-            502, "The careers site could not be reached.", request.headers.get(hdrs.ACCEPT)),
+            502, "The careers site could not be reached.", view.accept),
             started, client.ip, time.monotonic() - t0, rid)
     finally:
         body.close()
@@ -221,146 +230,213 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
     edge.metrics.upstream_seconds.observe(upstream_seconds)
 
     try:
-        resp, sent = await respond(request, edge, rt, up, visit, candidates, sniffer, path,
-                                   query, public_origin, client, rewriter)
+        resp, sent = await respond(request, Outgoing(edge, rt, view, visit, up, candidates,
+                                                     sniffer, rewriter))
     finally:
         up.release()
     return edge.finish(request, resp, started, client.ip, upstream_seconds, rid, sent)
 
 
-def count_json_skipped(edge: Edge, request_doc: JsonDoc | None,
-                       response_doc: JsonDoc | None) -> None:
-    """Count each JSON body a rule asked for and could not read, with why."""
-    for side, doc in (("request", request_doc), ("response", response_doc)):
-        if doc is not None and doc.problem is not None:
-            edge.metrics.rule_json_skipped.labels(side, doc.problem).inc()
+def read_request(request: web.BaseRequest, target: str, path: str, query: str,
+                 client: ClientView, request_id: str, public_origin: str) -> RequestView:
+    """The request as the planners read it: the one place its headers are looked up."""
+    h = request.headers
+    return RequestView(
+        request.method, target, path, query, h.get(hdrs.COOKIE), h.get(hdrs.ACCEPT),
+        h.get(hdrs.REFERER), h.get(hdrs.USER_AGENT), h.get("Sec-GPC", "").strip() == "1",
+        h.get(hdrs.IF_NONE_MATCH, ""), from_script(h), client, request_id, public_origin)
 
 
-async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniffer, path: str,
-                  query: str, public_origin: str, client,
-                  rewriter: OriginRewriter) -> tuple[web.StreamResponse, int]:
+def count_injection(metrics: Metrics, transform: PageTransform | None,
+                    failed: str | None = None) -> None:
+    """Count a page that was to receive pixels: injected, or skipped and why
+    (`failed`: what ended the transform early, if anything did)."""
+    if transform is None or not transform.has_snippets:
+        return
+    if transform.injected:
+        metrics.injections.inc()
+    else:
+        metrics.injections_skipped.labels(failed or "charset").inc()
+
+
+async def respond(request: web.BaseRequest, out: Outgoing) -> tuple[web.StreamResponse, int]:
     """The upstream's answer streamed to the visitor; with the body bytes sent."""
-    out_headers = response_headers(up.headers, rewriter, public_origin, client.host)
-    page_url = public_origin + path + ("?" + query if query else "")
-    if candidates:              # facts for the rules; most pages have no candidate rule
-        loc = header_value(up.headers, b"location")
-        location = rewriter.url(loc.decode("latin-1"), public_origin) if loc else None
-        req_facts = RequestFacts(request.method, path, query,
-                                 sniffer.fields if sniffer else {},
-                                 sniffer.json if sniffer else None)
-        resp_facts = ResponseFacts(up.status, CIMultiDict(out_headers), location)
+    if out.early:                       # events decided on the head: durable before we answer
+        out.fired = await out.submit(out.early)
+    out.plan_page()
+    if out.watch is not None and out.transform is None and not await out.read_json():
+        return error_response(502, "The careers site could not be reached.",
+                              out.view.accept), 0
+    if out.whole and out.transform is not None:
+        await out.transform_whole()
+    resp = await prepare(request, out.head())
+    held = await out.stream(resp, request.transport)
+    if held is None:                    # cut, or the visitor went away
+        return resp, out.sent
+    return resp, out.sent + await finish(resp, held)
 
-    # -- classify now when the body is not needed; events are durable before we answer
-    incoming = Incoming.read(request.headers.get(hdrs.COOKIE))
-    if not visit.consent:       # a carried event is neither tracked nor carried on
-        incoming = incoming.dropped()
-    fired: list[BrowserEvent] = []
-    fired_early = not (candidates.needs_body or candidates.needs_json) or not up.has_body()
-    if candidates and fired_early:
-        matched = candidates.classify(req_facts, resp_facts, None)
-        count_json_skipped(edge, req_facts.json, None)
-        fired = await fire(edge, rt, matched, visit, request, client, page_url)
-    browser_events = [*incoming.pending, *fired]
-    # A JSON answer is watched as it streams past, unchanged; a bounded copy is kept.
-    watch = JsonCollector.for_response(up.headers, up.content_length) \
-        if candidates.needs_json and not fired_early else None
 
-    # -- plan the page: pixels, CSP, transform (or plain pass-through)
-    page = plan_page(rt, edge, request, up, out_headers, visit, path, public_origin,
-                     browser_events, wants_body=candidates.needs_body and not fired_early)
-    transform: PageTransform | None = page.transform
-    # The whole body already here (a small page, a 304): head and body leave in one send.
-    whole = not up.has_body() or up.complete
+async def prepare(request: web.BaseRequest, head: ResponseHead) -> ProxyResponse:
+    resp = ProxyResponse(status=head.status, reason=head.reason, headers=head.headers,
+                         hold_headers=head.hold)
+    for cookie in head.set_cookies:
+        resp.headers.add(hdrs.SET_COOKIE, cookie)
+    if head.events_header:
+        resp.headers[EVENTS_HEADER] = head.events_header
+    if head.content_length is not None:
+        resp.content_length = head.content_length
+    await resp.prepare(request)
+    return resp
 
-    classified = fired_early        # the late classification runs once, wherever first
 
-    async def late_events() -> list[BrowserEvent]:
-        nonlocal classified
-        if not candidates or classified:
+async def finish(resp: ProxyResponse, held: list[bytes]) -> int:
+    """The held bytes go out with the chunked terminator (one send, not two); how many."""
+    last = held[0] if len(held) == 1 else b"".join(held)
+    try:
+        await resp.write_eof(last)
+    except ConnectionResetError:
+        return 0                        # the visitor went away
+    return len(last)
+
+
+class Outgoing:
+    """One upstream answer on its way to the visitor: its plans, and what the body
+    stages share (the page transform, the JSON watch, bytes read ahead of the head)."""
+
+    __slots__ = ("edge", "rt", "view", "visit", "up", "check", "out_headers", "incoming",
+                 "early", "fired", "page", "transform", "watch", "ahead", "document",
+                 "whole", "classified", "sent")
+
+    def __init__(self, edge: Edge, rt: Runtime, view: RequestView, visit: Visit,
+                 up: UpstreamResponse, candidates: Candidates,
+                 sniffer: RequestSniffer | None, rewriter: OriginRewriter) -> None:
+        self.edge, self.rt, self.view, self.visit, self.up = edge, rt, view, visit, up
+        self.out_headers = out_headers = response_headers(
+            up.headers, rewriter, view.public_origin, view.client.host)
+        # Facts for the rules; most pages have no candidate rule.
+        self.check = check = check_rules(
+            candidates, view, up.status, up.headers, out_headers, rewriter,
+            has_body=up.has_body(), form=sniffer.fields if sniffer else {},
+            json=sniffer.json if sniffer else None) if candidates else None
+        incoming = Incoming.read(view.cookie)
+        # A carried event is neither tracked nor carried on without consent.
+        self.incoming = incoming if visit.consent else incoming.dropped()
+        self.early: list[Planned] = []
+        self.classified = check is None or check.early  # the rules run once, wherever first
+        if check is not None and check.early:
+            self.early = check.events(visit, view, rt.sinks)
+            self.count_skipped(check, None)
+        self.fired: list[BrowserEvent] = []
+        self.page = PagePlan([], None)
+        self.transform: PageTransform | None = None
+        # A JSON answer is watched as it streams past, unchanged; a bounded copy is kept.
+        self.watch = JsonCollector.for_response(up.headers, up.content_length) \
+            if check is not None and check.wants_json else None
+        self.ahead: list[bytes] = []    # read before the head went out (for the rules)
+        self.document: bytes | None = None
+        # The whole body already here (a small page, a 304): head and body leave in one send.
+        self.whole = not up.has_body() or up.complete
+        self.sent = 0
+
+    def count_skipped(self, check: RuleCheck, doc: JsonDoc | None) -> None:
+        for side, why in check.json_skipped(doc):
+            self.edge.metrics.rule_json_skipped.labels(side, why).inc()
+
+    async def submit(self, planned: list[Planned]) -> list[BrowserEvent]:
+        e = self.edge
+        return await submit(planned, self.visit, e.outbox, e.metrics, e.live)
+
+    def plan_page(self) -> None:
+        """Pixels, CSP, transform (or plain pass-through)."""
+        e, view, status, check = self.edge, self.view, self.up.status, self.check
+        self.page = page = plan_page(
+            self.rt, view, status, self.out_headers, self.visit,
+            [*self.incoming.pending, *self.fired],
+            wants_body=check is not None and check.wants_html,
+            feed_wants=e.feed is not None and status == 200
+            and e.feed_wants(view.public_origin + view.path),
+            header_plans=e.header_plans, templates=e.templates)
+        if page.links_kept:
+            e.metrics.links_kept.inc()
+        self.transform = page.transform
+
+    async def late_events(self) -> list[BrowserEvent]:
+        """The rules that read the body, once it was seen."""
+        check = self.check
+        if self.classified or check is None:
             return []
-        classified = True
-        body = transform.observed() if transform is not None else None
+        self.classified = True
+        body = self.transform.observed() if self.transform is not None else None
         doc = None
-        if watch is not None:
-            doc = watch.document()
+        if self.watch is not None:
+            doc = self.watch.document()
             body = body if body is not None else doc.raw   # `body` conditions read it too
-        matched = candidates.classify(req_facts, resp_facts, body, doc)
-        count_json_skipped(edge, req_facts.json, doc)
-        return await fire(edge, rt, matched, visit, request, client, page_url)
+        planned = check.events(self.visit, self.view, self.rt.sinks, body, doc)
+        self.count_skipped(check, doc)
+        return await self.submit(planned) if planned else []
 
-    # A JSON answer a rule reads is read before the headers go out (up to the watch's
-    # limit; the rest streams): the events it fires are named in this response's
-    # headers, for the page's script, and carried for the next page.
-    early: list[bytes] = []
-    if watch is not None and transform is None:
+    async def read_json(self) -> bool:
+        """A JSON answer a rule reads is read before the head goes out (up to the watch's
+        limit; the rest streams): the events it fires are named in this response's
+        headers, for the page's script, and carried for the next page. False: cut."""
+        up, watch = self.up, self.watch
+        assert watch is not None
         try:
             while watch.active and (chunk := await up.read_chunk()):
-                early.append(chunk)
+                self.ahead.append(chunk)
                 watch.feed(chunk)
         except UpstreamError as exc:
-            log.warning("upstream body cut %s %s: %s", request.method, path, exc)
-            edge.metrics.upstream_errors.labels("body").inc()
-            return error_response(502, "The careers site could not be reached.",
-                                  request.headers.get(hdrs.ACCEPT)), 0
-        fired = await late_events()
-        whole = up.complete
+            self.body_error(exc)
+            return False
+        self.fired = await self.late_events()
+        self.whole = up.complete
+        return True
 
-    # A whole page is transformed before answering, so it goes out with its length.
-    document: bytes | None = None
-    if whole and transform is not None:
+    async def transform_whole(self) -> None:
+        """A whole page is transformed before answering, so it goes out with its length."""
+        transform, up = self.transform, self.up
+        assert transform is not None
         raw = await up.read_chunk()
         try:
             first = transform.feed_whole(raw)
         except CodecError as exc:
             # Undecodable: the page goes out as the upstream sent it, untouched.
-            log.warning("page not transformed %s %s: %s", request.method, path, exc)
-            edge.metrics.upstream_errors.labels("body").inc()
-            edge.count_injection(transform, "undecodable")
-            page, transform, document = passthrough(request, up.status, out_headers), None, raw
-        else:
-            document = first + transform.finish(await late_events())
-            edge.count_injection(transform)
-            edge.observe_page(page_url, up.status, transform)
+            log.warning("page not transformed %s %s: %s", self.view.method, self.view.path,
+                        exc)
+            self.edge.metrics.upstream_errors.labels("body").inc()
+            count_injection(self.edge.metrics, transform, "undecodable")
+            self.page = passthrough(self.view, up.status, self.out_headers)
+            self.transform, self.document = None, raw
+            return
+        self.document = first + transform.finish(await self.late_events())
+        self.done(transform)
 
-    resp = ProxyResponse(status=up.status, reason=up.reason.decode("latin-1") or None,
-                         headers=page.headers, hold_headers=whole)
-    for cookie in visit.set_cookies:
-        resp.headers.add(hdrs.SET_COOKIE, cookie)
-    if fired or incoming.had_carry:
-        # Events this response does not track itself: a header for the page's script,
-        # a cookie for the next page; or the carry is spent (tracked here, or no
-        # consent to keep it).
-        handoff = plan_handoff(incoming, fired, status=up.status,
-                               spends_carry=page.consumed_carry
-                               or not visit.consent_state.storage,
-                               script_request=from_script(request.headers),
-                               secure=client.proto == "https")
-        for cookie in handoff.set_cookies:
-            resp.headers.add(hdrs.SET_COOKIE, cookie)
-        if handoff.header and rt.pixels:
-            value = events_header(handoff.header)
-            if value:
-                resp.headers[EVENTS_HEADER] = value
-    if document is not None:
-        resp.content_length = len(document)
-    elif page.transform is None and up.content_length is not None and up.status >= 200 \
-            and up.status not in (204, 304):
-        resp.content_length = up.content_length
-    await resp.prepare(request)
+    def head(self) -> ResponseHead:
+        document = self.document
+        return plan_head(self.view, self.visit, self.up, self.page, self.incoming, self.fired,
+                         pixels=bool(self.rt.pixels),
+                         document=None if document is None else len(document),
+                         hold=self.whole)
 
-    # -- stream the body through
-    held: list[bytes] = []      # with the whole body here, it all goes out with write_eof
-    sent = 0
-    if document is not None:
-        held.append(document)
-    elif up.has_body():
+    async def stream(self, resp: ProxyResponse,
+                     transport: asyncio.Transport | None) -> list[bytes] | None:
+        """The body through the transform to the visitor; what is left for `finish`
+        (with the whole body here, all of it), or None when the stream ended early."""
+        held: list[bytes] = []
+        if self.document is not None:
+            held.append(self.document)
+            return held
+        up = self.up
+        if not up.has_body():
+            return held
+        transform, watch, whole = self.transform, self.watch, self.whole
         try:
-            for chunk in early:          # read for the rules already: sent first
+            for chunk in self.ahead:          # read for the rules already: sent first
                 if whole:
                     held.append(chunk)
                 else:
                     await resp.write(chunk)
-                    sent += len(chunk)
+                    self.sent += len(chunk)
             async for chunk in up:
                 if watch is not None and watch.active:
                     watch.feed(chunk)
@@ -372,29 +448,30 @@ async def respond(request, edge: Edge, rt: Runtime, up, visit, candidates, sniff
                     held.append(chunk)
                 else:
                     await resp.write(chunk)
-                    sent += len(chunk)
+                    self.sent += len(chunk)
         except (UpstreamError, CodecError) as exc:
             # Cut mid-stream or undecodable: the visitor must not take a truncated page
             # for a whole one.
-            log.warning("upstream body cut %s %s: %s", request.method, path, exc)
-            edge.metrics.upstream_errors.labels("body").inc()
-            edge.count_injection(transform, "undecodable" if isinstance(exc, CodecError)
-                                 else "cut")
-            if request.transport is not None:
-                request.transport.abort()
-            return resp, sent
+            self.body_error(exc)
+            count_injection(self.edge.metrics, transform,
+                            "undecodable" if isinstance(exc, CodecError) else "cut")
+            if transport is not None:
+                transport.abort()
+            return None
         except ConnectionResetError:
-            edge.count_injection(transform, "cut")
-            return resp, sent                             # the visitor went away
-        tail_events = await late_events()
+            count_injection(self.edge.metrics, transform, "cut")
+            return None
+        tail_events = await self.late_events()
         if transform is not None:
             held.append(transform.finish(tail_events))
-            edge.count_injection(transform)
-            edge.observe_page(page_url, up.status, transform)
-    last = held[0] if len(held) == 1 else b"".join(held)
-    # The document's last bytes go out with the chunked terminator: one send, not two.
-    try:
-        await resp.write_eof(last)
-    except ConnectionResetError:
-        return resp, sent                                # the visitor went away
-    return resp, sent + len(last)
+            self.done(transform)
+        return held
+
+    def body_error(self, exc: Exception) -> None:
+        log.warning("upstream body cut %s %s: %s", self.view.method, self.view.path, exc)
+        self.edge.metrics.upstream_errors.labels("body").inc()
+
+    def done(self, transform: PageTransform) -> None:
+        """A page transformed to its end: counted, and shown to the job feed."""
+        count_injection(self.edge.metrics, transform)
+        self.edge.observe_page(self.view.page_url, self.up.status, transform)

@@ -7,6 +7,8 @@
     Journeys       the journey store: record a visit, look it up, flush, start and stop
                    (attribution.journeys.JourneyStore, attribution.redis_journeys)
     FeedObserver   what sees each page for the job feed (feed.service.FeedService)
+    ObservedPage   a page as the feed reads it: its head's bytes (page.PageTransform)
+    Endpoints      the proxy's own public endpoints (endpoints.router.PublicEndpoints)
 
 Each concrete class satisfies its port structurally; mypy checks it where they are wired.
 """
@@ -18,12 +20,15 @@ from typing import TYPE_CHECKING, Protocol
 from proxy.conversions.outbox import Outbox
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from proxy.attribution.visit import Visit
     from proxy.attribution.write_behind import Journey
     from proxy.http.pool import Body
     from proxy.http.upstream_response import UpstreamResponse
 
-__all__ = ["FeedObserver", "JourneyLookup", "Journeys", "Outbox", "Transport"]
+__all__ = ["Endpoints", "FeedObserver", "JourneyLookup", "Journeys", "ObservedPage", "Outbox",
+           "Transport"]
 
 
 class Transport(Protocol):
@@ -67,3 +72,21 @@ class FeedObserver(Protocol):
                 html_prefix: bytes | bytearray | memoryview) -> None:
         """A 200 HTML page went through the proxy; harvest it later. Never raises."""
         ...
+
+
+class ObservedPage(Protocol):
+    def observed(self) -> bytes:
+        """The page's head as the transform saw it."""
+        ...
+
+
+class Endpoints(Protocol):
+    def unchecked_host(self, target: str) -> bool:
+        """Answered whatever the Host (healthz)."""
+        ...
+
+    def admin_only(self, target: str) -> bool:
+        """An operators' path: 404 on the public listener."""
+        ...
+
+    async def __call__(self, request: web.BaseRequest, target: str) -> web.StreamResponse: ...

@@ -25,8 +25,6 @@ REPO = Path(__file__).resolve().parents[1]
 # of `Edge`) is removing: each module here names `Edge` in its types while edge.py
 # imports it or its package. Delete a pair once its import is gone.
 BEING_REMOVED = frozenset({
-    ("proxy.page", "proxy.edge"),
-    ("proxy.firing", "proxy.edge"),
     ("proxy.http.websocket", "proxy.edge"),
     ("proxy.endpoints.admin", "proxy.edge"),
     ("proxy.endpoints.go", "proxy.edge"),

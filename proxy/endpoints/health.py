@@ -1,8 +1,9 @@
 """`{prefix}/healthz` (serving) and `{prefix}/readyz` (upstream and state answer).
 
 readyz asks the upstream and the state store; its answer is kept for `READY_CACHE`
-seconds and concurrent callers share one check, so no number of callers can make it
-send the careers site more than one request per interval and worker.
+seconds (endpoints/readiness.py) and concurrent callers share one check, so no
+number of callers can make it send the careers site more than one request per
+interval and worker.
 """
 
 from __future__ import annotations
@@ -14,13 +15,10 @@ from typing import TYPE_CHECKING
 import orjson
 from aiohttp import web
 
-from proxy.background import spawn
-
 if TYPE_CHECKING:
     from proxy.edge import Edge
 
 READY_TIMEOUT = 3.0
-READY_CACHE = 2.0
 
 
 def json_response(body: object, status: int = 200) -> web.Response:
@@ -68,31 +66,8 @@ async def _problems(edge: Edge) -> list[str]:
             if p]
 
 
-class Readiness:
-    """The last readiness check, kept for `ttl` seconds; one check in flight at a time."""
-
-    def __init__(self, ttl: float = READY_CACHE) -> None:
-        self.ttl = ttl
-        self._at: float | None = None        # when the kept answer was found
-        self._result: list[str] = []
-        self._running: asyncio.Future[list[str]] | None = None
-
-    async def problems(self, edge: Edge) -> list[str]:
-        if self._at is not None and time.monotonic() - self._at < self.ttl:
-            return self._result
-        if self._running is None:
-            self._running = spawn(_problems(edge), "readyz")
-            self._running.add_done_callback(self._done)
-        return list(await asyncio.shield(self._running))
-
-    def _done(self, fut: asyncio.Future[list[str]]) -> None:
-        self._running = None
-        if not fut.cancelled() and fut.exception() is None:
-            self._result, self._at = fut.result(), time.monotonic()
-
-
 async def readyz(edge: Edge) -> web.Response:
-    problems = list(await edge.readiness.problems(edge))
+    problems = list(await edge.readiness.problems(lambda: _problems(edge)))
     if edge.draining:
         problems.append("draining")
     if problems:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import hdrs, web
 
-from proxy.endpoints.router import Handler, below
+from proxy.endpoints.routes import Handler, below
 from proxy.http.errors import error_response
 
 if TYPE_CHECKING:
