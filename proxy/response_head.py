@@ -10,8 +10,7 @@ known length, none when there is no body.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from proxy.attribution.visit import Visit
 from proxy.handoff import Incoming, events_header, plan_handoff
@@ -38,8 +37,9 @@ class UpstreamHead(Protocol):
     def has_body(self) -> bool: ...
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseHead:
+class ResponseHead(NamedTuple):
+    """Immutable, built once per response (a NamedTuple: see RequestView)."""
+
     status: int
     reason: str | None
     headers: list[tuple[str, str]]
