@@ -47,7 +47,7 @@ from proxy.http.headers import (
 )
 from proxy.http.hosts import MISDIRECTED
 from proxy.http.response import ProxyResponse
-from proxy.http.route_table import PathEscapes
+from proxy.http.route_table import PathEscapes, UpstreamRoute
 from proxy.http.server import HTTP_VERSIONS, client_version, log_malformed
 from proxy.http.target import BadTarget, origin_form, split_target
 from proxy.http.upstream_errors import PoolTimeout, UpstreamError, UpstreamTimeout
@@ -125,9 +125,8 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
                            quiet=edge.access_log.quiet(target, rt.prefix))
 
     # -- who the visitor is, and whether the host asked for is one of ours
-    raw = request.raw_headers
-    client = client_view(raw, request.remote, host_values[0], request.scheme, rt.trusted,
-                         rt.hosts)
+    client = client_view(request.raw_headers, request.remote, host_values[0], request.scheme,
+                         rt.trusted, rt.hosts)
     if client.refused:
         return edge.finish(request, host_refused(request, client.refused), started, client.ip)
     if own:
@@ -135,38 +134,58 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
             return edge.finish(request, not_found(request), started, client.ip, count=False)
         return edge.finish(request, await edge.endpoints(request, target), started, client.ip,
                            quiet=edge.access_log.quiet(target, rt.prefix))
+    return await proxied(edge, rt, request, target, client, started)
+
+
+def refusal(rt: Runtime, request: web.BaseRequest, path: str) -> web.Response | None:
+    """The answer to a request this site does not forward, if it is one."""
     if request.method in REFUSED_METHODS:
-        return edge.finish(request, error_response(
-            405, "This method is not served here.", request.headers.get(hdrs.ACCEPT),
-            headers={hdrs.ALLOW: ALLOW}), started, client.ip)
-    if via_loop(raw):
+        return error_response(405, "This method is not served here.",
+                              request.headers.get(hdrs.ACCEPT), headers={hdrs.ALLOW: ALLOW})
+    if via_loop(request.raw_headers):
         log.warning("508: the request came back through this proxy (its upstream points "
                     "at the proxy itself?)")
-        return edge.finish(request, error_response(
-            508, "The request came back to this proxy.", request.headers.get(hdrs.ACCEPT)),
-            started, client.ip)
-    path, query = split_target(target)
+        return error_response(508, "The request came back to this proxy.",
+                              request.headers.get(hdrs.ACCEPT))
     if rt.allowed is not None and path not in rt.allowed:
-        return edge.finish(request, not_found(request, "There is no such page on this site."),
-                           started, client.ip)
+        return not_found(request, "There is no such page on this site.")
+    return None
+
+
+def routed(rt: Runtime, request: web.BaseRequest, path: str, query: str
+           ) -> tuple[UpstreamRoute | None, web.Response | None]:
+    """`[[routes]]`: the upstream that serves this prefix (None: the main one), or the
+    answer instead (a path escaping its route, a missing trailing slash)."""
+    try:
+        route = rt.routes.match(path)
+    except PathEscapes as exc:
+        return None, error_response(400, str(exc), request.headers.get(hdrs.ACCEPT))
+    slashed = rt.routes.slash_redirect(path) if route is None else None
+    if slashed is not None:
+        return None, web.Response(status=301, headers={
+            hdrs.LOCATION: slashed + ("?" + query if query else "")})
+    return route, None
+
+
+async def proxied(edge: Edge, rt: Runtime, request: web.BaseRequest, target: str,
+                  client: ClientView, started: float) -> web.StreamResponse:
+    """A request for the careers site, from a visitor on one of our hosts."""
+    path, query = split_target(target)
+    refused = refusal(rt, request, path)
+    if refused is not None:
+        return edge.finish(request, refused, started, client.ip)
     route = None
     if rt.routes:               # [[routes]]: another upstream serves this prefix
-        try:
-            route = rt.routes.match(path)
-        except PathEscapes as exc:
-            return edge.finish(request, error_response(
-                400, str(exc), request.headers.get(hdrs.ACCEPT)), started, client.ip)
-        slashed = rt.routes.slash_redirect(path) if route is None else None
-        if slashed is not None:
-            return edge.finish(request, web.Response(status=301, headers={
-                hdrs.LOCATION: slashed + ("?" + query if query else "")}), started, client.ip)
+        route, answer = routed(rt, request, path, query)
+        if answer is not None:
+            return edge.finish(request, answer, started, client.ip)
     # A proxy in front may have named the request already; a visitor may not.
     rid = (request.remote in rt.trusted
            and trusted_request_id(request.headers.get(REQUEST_ID_HEADER))) \
         or edge.request_ids()
     public_origin = rt.public_origin or f"{client.proto}://{client.host}"
     if is_websocket(request):
-        ws_headers = request_headers(raw, client, rid.encode())
+        ws_headers = request_headers(request.raw_headers, client, rid.encode())
         if route is not None:
             ws = await relay_websocket(request, edge, route.target(target), ws_headers,
                                        origin=route.origin)
@@ -175,19 +194,44 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
         return edge.finish(request, ws, started, client.ip, None, rid)
 
     view = read_request(request, target, path, query, client, rid, public_origin)
-
-    # -- attribution
     visit = attribute(rt.attribution, view)
     edge.count_visit(visit)
     if visit.upstream_query is not None:
         target = path + ("?" + visit.upstream_query if visit.upstream_query else "")
+    return await forward(edge, rt, request, view, visit, route, target, started)
 
-    # -- upstream
-    candidates = rt.rules.candidates(view.method, path, query)
-    headers = request_headers(raw, client, rid.encode())
+
+def upstream_headers(request: web.BaseRequest, view: RequestView) -> list[tuple[bytes, bytes]]:
+    headers = request_headers(request.raw_headers, view.client, view.request_id.encode())
     if "W/" in view.if_none_match:
         headers = [(n, unweaken_if_none_match(v.decode("latin-1")).encode("latin-1"))
                    if n.lower() == b"if-none-match" else (n, v) for n, v in headers]
+    return headers
+
+
+def upstream_failed(edge: Edge, rt: Runtime, view: RequestView,
+                    exc: UpstreamError) -> web.Response:
+    """503 for no free connection in time, 504 for no answer in time, else 502."""
+    if isinstance(exc, PoolTimeout):
+        edge.metrics.upstream_errors.labels("pool_timeout").inc()
+        log.warning("upstream %s %s: %s", view.method, view.path, exc)
+        return error_response(503, "The careers site is busy.", view.accept,
+                              headers={"Retry-After": str(math.ceil(rt.pool_timeout))})
+    if isinstance(exc, UpstreamTimeout):
+        edge.metrics.upstream_errors.labels("timeout").inc()
+        return error_response(504, "No answer from the careers site in time.", view.accept)
+    edge.metrics.upstream_errors.labels(type(exc).__name__).inc()
+    log.warning("upstream %s %s: %s", view.method, view.path, exc)
+    return error_response(502, "The careers site could not be reached.", view.accept)
+
+
+async def forward(edge: Edge, rt: Runtime, request: web.BaseRequest, view: RequestView,
+                  visit: Visit, route: UpstreamRoute | None, target: str,
+                  started: float) -> web.StreamResponse:
+    """Upstream and back: the request's body, the upstream's answer, the response."""
+    ip, rid = view.client.ip, view.request_id
+    candidates = rt.rules.candidates(view.method, view.path, view.query)
+    headers = upstream_headers(request, view)
     transport, rewriter = edge.transport, rt.rewriter
     if route is not None:
         transport, rewriter = edge.upstreams.pool(route.origin), route.rewriter
@@ -197,33 +241,19 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
         body, sniffer = await request_body(request, candidates.form_fields, rt.body,
                                            json=candidates.request_json)
     except BodyRefused as exc:
-        return edge.finish(request, body_refused(request, exc), started, client.ip, None, rid)
+        return edge.finish(request, body_refused(request, exc), started, ip, None, rid)
     t0 = time.monotonic()
     try:
         up = await transport.request(
-            request.method, target.encode("utf-8", "surrogateescape"), headers, body.data,
+            view.method, target.encode("utf-8", "surrogateescape"), headers, body.data,
             body_length=body.length, header_timeout=rt.timeout, pool_timeout=rt.pool_timeout)
     except BodyRefused as exc:          # a streamed body, part of it already upstream
-        return edge.finish(request, body_refused(request, exc), started, client.ip,
+        return edge.finish(request, body_refused(request, exc), started, ip,
                            time.monotonic() - t0, rid)
-    except PoolTimeout as exc:
-        edge.metrics.upstream_errors.labels("pool_timeout").inc()
-        log.warning("upstream %s %s: %s", request.method, path, exc)
-        return edge.finish(request, error_response(
-            503, "The careers site is busy.", view.accept,
-            headers={"Retry-After": str(math.ceil(rt.pool_timeout))}), started, client.ip,
-            None, rid)
-    except UpstreamTimeout:
-        edge.metrics.upstream_errors.labels("timeout").inc()
-        return edge.finish(request, error_response(
-            504, "No answer from the careers site in time.", view.accept),
-            started, client.ip, time.monotonic() - t0, rid)
-    except UpstreamError as exc:
-        edge.metrics.upstream_errors.labels(type(exc).__name__).inc()
-        log.warning("upstream %s %s: %s", request.method, path, exc)
-        return edge.finish(request, error_response(
-            502, "The careers site could not be reached.", view.accept),
-            started, client.ip, time.monotonic() - t0, rid)
+    except UpstreamError as exc:        # no time to the upstream when none was free
+        return edge.finish(request, upstream_failed(edge, rt, view, exc), started, ip,
+                           None if isinstance(exc, PoolTimeout) else time.monotonic() - t0,
+                           rid)
     finally:
         body.close()
     upstream_seconds = time.monotonic() - t0
@@ -234,7 +264,7 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
                                                      sniffer, rewriter))
     finally:
         up.release()
-    return edge.finish(request, resp, started, client.ip, upstream_seconds, rid, sent)
+    return edge.finish(request, resp, started, ip, upstream_seconds, rid, sent)
 
 
 def read_request(request: web.BaseRequest, target: str, path: str, query: str,
@@ -426,29 +456,11 @@ class Outgoing:
         if self.document is not None:
             held.append(self.document)
             return held
-        up = self.up
-        if not up.has_body():
+        if not self.up.has_body():
             return held
-        transform, watch, whole = self.transform, self.watch, self.whole
+        transform = self.transform
         try:
-            for chunk in self.ahead:          # read for the rules already: sent first
-                if whole:
-                    held.append(chunk)
-                else:
-                    await resp.write(chunk)
-                    self.sent += len(chunk)
-            async for chunk in up:
-                if watch is not None and watch.active:
-                    watch.feed(chunk)
-                if transform is not None:
-                    chunk = transform.feed(chunk)
-                    if not chunk:
-                        continue
-                if whole:
-                    held.append(chunk)
-                else:
-                    await resp.write(chunk)
-                    self.sent += len(chunk)
+            await self.pipe(resp, held)
         except (UpstreamError, CodecError) as exc:
             # Cut mid-stream or undecodable: the visitor must not take a truncated page
             # for a whole one.
@@ -466,6 +478,29 @@ class Outgoing:
             held.append(transform.finish(tail_events))
             self.done(transform)
         return held
+
+    async def pipe(self, resp: ProxyResponse, held: list[bytes]) -> None:
+        """Each body chunk past the JSON watch and through the transform: into `held`
+        when the whole body is here, else written as it comes."""
+        transform, watch, whole = self.transform, self.watch, self.whole
+        for chunk in self.ahead:          # read for the rules already: sent first
+            if whole:
+                held.append(chunk)
+            else:
+                await resp.write(chunk)
+                self.sent += len(chunk)
+        async for chunk in self.up:
+            if watch is not None and watch.active:
+                watch.feed(chunk)
+            if transform is not None:
+                chunk = transform.feed(chunk)
+                if not chunk:
+                    continue
+            if whole:
+                held.append(chunk)
+            else:
+                await resp.write(chunk)
+                self.sent += len(chunk)
 
     def body_error(self, exc: Exception) -> None:
         log.warning("upstream body cut %s %s: %s", self.view.method, self.view.path, exc)
