@@ -299,14 +299,16 @@ async def respond(request: web.BaseRequest, out: Outgoing) -> tuple[web.StreamRe
                               out.view.accept), 0
     if out.whole and out.transform is not None:
         await out.transform_whole()
-    resp = await prepare(request, out.head())
+    resp = response(out.head())
+    await resp.prepare(request)
     held = await out.stream(resp, request.transport)
     if held is None:                    # cut, or the visitor went away
         return resp, out.sent
     return resp, out.sent + await finish(resp, held)
 
 
-async def prepare(request: web.BaseRequest, head: ResponseHead) -> ProxyResponse:
+def response(head: ResponseHead) -> ProxyResponse:
+    """The planned head as the response object aiohttp prepares."""
     resp = ProxyResponse(status=head.status, reason=head.reason, headers=head.headers,
                          hold_headers=head.hold)
     for cookie in head.set_cookies:
@@ -315,7 +317,6 @@ async def prepare(request: web.BaseRequest, head: ResponseHead) -> ProxyResponse
         resp.headers[EVENTS_HEADER] = head.events_header
     if head.content_length is not None:
         resp.content_length = head.content_length
-    await resp.prepare(request)
     return resp
 
 
