@@ -457,9 +457,13 @@ class Outgoing:
         if self.document is not None:
             held.append(self.document)
             return held
-        if not self.up.has_body():
+        up, transform = self.up, self.transform
+        if not up.has_body():
             return held
-        transform = self.transform
+        if self.whole and transform is None and self.watch is None and self.classified:
+            # Passing through, the whole body here: one read, and out with the head.
+            held.append(await up.read_chunk())
+            return held
         try:
             await self.pipe(resp, held)
         except (UpstreamError, CodecError) as exc:
