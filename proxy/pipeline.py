@@ -33,7 +33,7 @@ from proxy.detect.jsonexpr import JsonDoc
 from proxy.detect.rules import Candidates
 from proxy.edge import EDGE, Edge
 from proxy.firing import Planned, RuleCheck, check_rules, submit
-from proxy.handoff import Incoming, from_script
+from proxy.handoff import SEC_FETCH_DEST, Incoming
 from proxy.http.body import BodyMalformed, BodyRefused, RequestSniffer, request_body
 from proxy.http.errors import error_response
 from proxy.http.headers import (
@@ -274,7 +274,8 @@ def read_request(request: web.BaseRequest, target: str, path: str, query: str,
     return RequestView(
         request.method, target, path, query, h.get(hdrs.COOKIE), h.get(hdrs.ACCEPT),
         h.get(hdrs.REFERER), h.get(hdrs.USER_AGENT), h.get("Sec-GPC", "").strip() == "1",
-        h.get(hdrs.IF_NONE_MATCH, ""), from_script(h), client, request_id, public_origin)
+        h.get(hdrs.IF_NONE_MATCH, ""), h.get(SEC_FETCH_DEST) == "empty",   # from_script
+        client, request_id, public_origin)
 
 
 def count_injection(metrics: Metrics, transform: PageTransform | None,

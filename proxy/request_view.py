@@ -52,4 +52,4 @@ def attribute(attribution: Attribution, view: RequestView) -> Visit:
     """Who the visitor is to the ad networks: click ids, cookies, consent."""
     return attribution.on_request(
         raw_query=view.query, cookie_header=view.cookie, host=view.client.host,
-        secure=view.secure, gpc=view.gpc, referer=view.referer)
+        secure=view.client.proto == "https", gpc=view.gpc, referer=view.referer)
