@@ -103,29 +103,17 @@ async def handle(request: web.Request) -> web.StreamResponse:
 async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamResponse:
     rt: Runtime = edge.runtime
     started = time.monotonic()
-    if client_version(request) not in HTTP_VERSIONS:
-        version = client_version(request)
-        log.warning("505 for an HTTP/%d.%d request from %s", *version, request.remote)
-        return edge.finish(request, error_response(
-            505, "This site speaks HTTP/1.1 and HTTP/1.0.", request.headers.get(hdrs.ACCEPT),
-            headers={"Connection": "close"}), started)
-
-    # -- the request line and Host, checked before anything is forwarded
-    host_values = request.headers.getall(hdrs.HOST, [])
-    if len(host_values) != 1 or not host_values[0]:
-        return edge.finish(request, bad_request(request, "exactly one Host header is required"),
-                           started)
-    try:
-        target = origin_form(request.raw_path, host_values[0])
-    except BadTarget as exc:
-        return edge.finish(request, bad_request(request, str(exc)), started)
+    checked = checked_target(request)
+    if isinstance(checked, web.Response):
+        return edge.finish(request, checked, started)
+    target, host = checked
     own = target.startswith(rt.prefix_slash) or target == rt.prefix
     if own and edge.endpoints.unchecked_host(target):
         return edge.finish(request, await edge.endpoints(request, target), started,
                            quiet=edge.access_log.quiet(target, rt.prefix))
 
     # -- who the visitor is, and whether the host asked for is one of ours
-    client = client_view(request.raw_headers, request.remote, host_values[0], request.scheme,
+    client = client_view(request.raw_headers, request.remote, host, request.scheme,
                          rt.trusted, rt.hosts)
     if client.refused:
         return edge.finish(request, host_refused(request, client.refused), started, client.ip)
@@ -134,7 +122,33 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
             return edge.finish(request, not_found(request), started, client.ip, count=False)
         return edge.finish(request, await edge.endpoints(request, target), started, client.ip,
                            quiet=edge.access_log.quiet(target, rt.prefix))
-    return await proxied(edge, rt, request, target, client, started)
+    admitted = admit(edge, rt, request, target, client)
+    if isinstance(admitted, web.Response):
+        return edge.finish(request, admitted, started, client.ip)
+    view, route = admitted
+    if is_websocket(request):
+        return await websocket(edge, request, view, route, started)
+    visit = attribute(rt.attribution, view)
+    edge.count_visit(visit)
+    return await forward(edge, rt, request, view, visit, route, started)
+
+
+def checked_target(request: web.BaseRequest) -> tuple[str, str] | web.Response:
+    """The request line and Host, checked before anything is forwarded: the
+    origin-form target and the Host, or the answer instead (505, 400)."""
+    if client_version(request) not in HTTP_VERSIONS:
+        version = client_version(request)
+        log.warning("505 for an HTTP/%d.%d request from %s", *version, request.remote)
+        return error_response(
+            505, "This site speaks HTTP/1.1 and HTTP/1.0.", request.headers.get(hdrs.ACCEPT),
+            headers={"Connection": "close"})
+    host_values = request.headers.getall(hdrs.HOST, [])
+    if len(host_values) != 1 or not host_values[0]:
+        return bad_request(request, "exactly one Host header is required")
+    try:
+        return origin_form(request.raw_path, host_values[0]), host_values[0]
+    except BadTarget as exc:
+        return bad_request(request, str(exc))
 
 
 def refusal(rt: Runtime, request: web.BaseRequest, path: str) -> web.Response | None:
@@ -167,38 +181,37 @@ def routed(rt: Runtime, request: web.BaseRequest, path: str, query: str
     return route, None
 
 
-async def proxied(edge: Edge, rt: Runtime, request: web.BaseRequest, target: str,
-                  client: ClientView, started: float) -> web.StreamResponse:
-    """A request for the careers site, from a visitor on one of our hosts."""
+def admit(edge: Edge, rt: Runtime, request: web.BaseRequest, target: str,
+          client: ClientView) -> tuple[RequestView, UpstreamRoute | None] | web.Response:
+    """A request for the careers site from a visitor on one of our hosts, as the
+    planners read it, and the upstream that serves it (None: the main one); or the
+    answer instead."""
     path, query = split_target(target)
     refused = refusal(rt, request, path)
     if refused is not None:
-        return edge.finish(request, refused, started, client.ip)
+        return refused
     route = None
     if rt.routes:               # [[routes]]: another upstream serves this prefix
         route, answer = routed(rt, request, path, query)
         if answer is not None:
-            return edge.finish(request, answer, started, client.ip)
+            return answer
     # A proxy in front may have named the request already; a visitor may not.
     rid = (request.remote in rt.trusted
            and trusted_request_id(request.headers.get(REQUEST_ID_HEADER))) \
         or edge.request_ids()
     public_origin = rt.public_origin or f"{client.proto}://{client.host}"
-    if is_websocket(request):
-        ws_headers = request_headers(request.raw_headers, client, rid.encode())
-        if route is not None:
-            ws = await relay_websocket(request, edge, route.target(target), ws_headers,
-                                       origin=route.origin)
-        else:
-            ws = await relay_websocket(request, edge, target, ws_headers)
-        return edge.finish(request, ws, started, client.ip, None, rid)
+    return read_request(request, target, path, query, client, rid, public_origin), route
 
-    view = read_request(request, target, path, query, client, rid, public_origin)
-    visit = attribute(rt.attribution, view)
-    edge.count_visit(visit)
-    if visit.upstream_query is not None:
-        target = path + ("?" + visit.upstream_query if visit.upstream_query else "")
-    return await forward(edge, rt, request, view, visit, route, target, started)
+
+async def websocket(edge: Edge, request: web.BaseRequest, view: RequestView,
+                    route: UpstreamRoute | None, started: float) -> web.StreamResponse:
+    headers = request_headers(request.raw_headers, view.client, view.request_id.encode())
+    if route is not None:
+        ws = await relay_websocket(request, edge, route.target(view.target), headers,
+                                   origin=route.origin)
+    else:
+        ws = await relay_websocket(request, edge, view.target, headers)
+    return edge.finish(request, ws, started, view.client.ip, None, view.request_id)
 
 
 def upstream_headers(request: web.BaseRequest, view: RequestView) -> list[tuple[bytes, bytes]]:
@@ -226,10 +239,13 @@ def upstream_failed(edge: Edge, rt: Runtime, view: RequestView,
 
 
 async def forward(edge: Edge, rt: Runtime, request: web.BaseRequest, view: RequestView,
-                  visit: Visit, route: UpstreamRoute | None, target: str,
+                  visit: Visit, route: UpstreamRoute | None,
                   started: float) -> web.StreamResponse:
     """Upstream and back: the request's body, the upstream's answer, the response."""
     ip, rid = view.client.ip, view.request_id
+    target = view.target
+    if visit.upstream_query is not None:    # click ids the upstream is not to see
+        target = view.path + ("?" + visit.upstream_query if visit.upstream_query else "")
     candidates = rt.rules.candidates(view.method, view.path, view.query)
     headers = upstream_headers(request, view)
     transport, rewriter = edge.transport, rt.rewriter
