@@ -354,6 +354,7 @@ class Outgoing:
     __slots__ = ("edge", "rt", "view", "visit", "up", "check", "out_headers", "incoming",
                  "early", "fired", "page", "transform", "watch", "ahead", "document",
                  "whole", "classified", "sent")
+    page: PagePlan                      # set by plan_page, before anything reads it
 
     def __init__(self, edge: Edge, rt: Runtime, view: RequestView, visit: Visit,
                  up: UpstreamResponse, candidates: Candidates,
@@ -375,7 +376,6 @@ class Outgoing:
             self.early = check.events(visit, view, rt.sinks)
             self.count_skipped(check, None)
         self.fired: list[BrowserEvent] = []
-        self.page = PagePlan([], None)
         self.transform: PageTransform | None = None
         # A JSON answer is watched as it streams past, unchanged; a bounded copy is kept.
         self.watch = JsonCollector.for_response(up.headers, up.content_length) \
