@@ -9,6 +9,7 @@ line is the best of its checkout's rounds (the process's CPU time over `--reques
 requests, one at a time). Only the ratio between lines of one run means anything.
 
     python benchmarks/bench_pipeline.py [--baseline DIR] [--requests 2000] [--rounds 5]
+                                        [--only PROFILE]
 """
 
 from __future__ import annotations
@@ -155,6 +156,7 @@ def main() -> int:
     p.add_argument("--baseline", metavar="DIR", help="another checkout, measured alike")
     p.add_argument("--requests", type=int, default=2000)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--only", action="append", default=[], help="measure only these profiles")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--origin", help=argparse.SUPPRESS)
     p.add_argument("--profile", help=argparse.SUPPRESS)
@@ -183,9 +185,11 @@ def main() -> int:
             if args.baseline:
                 trees.insert(0, (" (base)", str(Path(args.baseline).resolve())))
             best: dict[str, float] = {}
-            for _ in range(args.rounds):
-                for profile in PROFILES:
-                    for suffix, tree in trees:
+            profiles = [p for p in PROFILES if not args.only or p in args.only]
+            for n in range(args.rounds):
+                for profile in profiles:
+                    # Which checkout goes first alternates: no order favours either.
+                    for suffix, tree in trees if n % 2 == 0 else trees[::-1]:
                         env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{HERE}"}
                         out = subprocess.run(
                             [sys.executable, __file__, "--child", "--origin", origin,
@@ -202,7 +206,7 @@ def main() -> int:
     print(f"GET /jobs/1 through serve_request, {args.requests} requests, "
           f"best of {args.rounds} round(s)")
     print(f"{'':<34}{'CPU µs/req':>12}{'× base':>9}")
-    for profile in PROFILES:
+    for profile in profiles:
         for suffix, _ in trees:
             name = profile + suffix
             base = best.get(profile + " (base)")

@@ -19,10 +19,10 @@ or enqueue is logged and the page is served as the upstream sent it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
+from collections.abc import Sequence
 
 from aiohttp import hdrs, web
 
@@ -104,7 +104,7 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
     rt: Runtime = edge.runtime
     started = time.monotonic()
     checked = checked_target(request)
-    if isinstance(checked, web.Response):
+    if not isinstance(checked, tuple):      # a tuple: not an ABC check, on every request
         return edge.finish(request, checked, started)
     target, host = checked
     own = target.startswith(rt.prefix_slash) or target == rt.prefix
@@ -123,7 +123,7 @@ async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamRespo
         return edge.finish(request, await edge.endpoints(request, target), started, client.ip,
                            quiet=edge.access_log.quiet(target, rt.prefix))
     admitted = admit(edge, rt, request, target, client)
-    if isinstance(admitted, web.Response):
+    if not isinstance(admitted, tuple):
         return edge.finish(request, admitted, started, client.ip)
     view, route = admitted
     if is_websocket(request):
@@ -316,9 +316,13 @@ async def respond(request: web.BaseRequest, out: Outgoing) -> tuple[web.StreamRe
                               out.view.accept), 0
     if out.whole and out.transform is not None:
         await out.transform_whole()
-    resp = response(out.head())
+    document = out.document
+    resp = response(plan_head(out.view, out.visit, out.up, out.page, out.incoming, out.fired,
+                              pixels=bool(out.rt.pixels.pixels), has_body=out.has_body,
+                              document=None if document is None else len(document),
+                              hold=out.whole))
     await resp.prepare(request)
-    held = await out.stream(resp, request.transport)
+    held = await out.stream(resp, request)
     if held is None:                    # cut, or the visitor went away
         return resp, out.sent
     return resp, out.sent + await finish(resp, held)
@@ -353,44 +357,54 @@ class Outgoing:
 
     __slots__ = ("edge", "rt", "view", "visit", "up", "check", "out_headers", "incoming",
                  "early", "fired", "page", "transform", "watch", "ahead", "document",
-                 "whole", "classified", "sent")
+                 "whole", "has_body", "classified", "sent")
     page: PagePlan                      # set by plan_page, before anything reads it
 
     def __init__(self, edge: Edge, rt: Runtime, view: RequestView, visit: Visit,
                  up: UpstreamResponse, candidates: Candidates,
                  sniffer: RequestSniffer | None, rewriter: OriginRewriter) -> None:
         self.edge, self.rt, self.view, self.visit, self.up = edge, rt, view, visit, up
-        self.out_headers = out_headers = response_headers(
-            up.headers, rewriter, view.public_origin, view.client.host)
-        # Facts for the rules; most pages have no candidate rule.
-        self.check = check = check_rules(
-            candidates, view, up.status, up.headers, out_headers, rewriter,
-            has_body=up.has_body(), form=sniffer.fields if sniffer else {},
-            json=sniffer.json if sniffer else None) if candidates else None
+        self.has_body = has_body = up.has_body()
+        self.out_headers = response_headers(up.headers, rewriter, view.public_origin,
+                                            view.client.host)
         incoming = Incoming.read(view.cookie)
         # A carried event is neither tracked nor carried on without consent.
         self.incoming = incoming if visit.consent else incoming.dropped()
-        self.early: list[Planned] = []
-        self.classified = check is None or check.early  # the rules run once, wherever first
-        if check is not None and check.early:
-            self.early = check.events(visit, view, rt.sinks)
-            self.count_skipped(check, None)
-        self.fired: list[BrowserEvent] = []
+        self.check: RuleCheck | None = None
+        self.watch: JsonCollector | None = None
+        self.early: Sequence[Planned] = ()
+        self.classified = True          # the rules run once, wherever first
+        if candidates:                  # most pages have no candidate rule
+            self.check_rules(candidates, sniffer, rewriter)
+        self.fired: Sequence[BrowserEvent] = ()
         self.transform: PageTransform | None = None
-        # A JSON answer is watched as it streams past, unchanged; a bounded copy is kept.
-        self.watch = JsonCollector.for_response(up.headers, up.content_length) \
-            if check is not None and check.wants_json else None
         self.ahead: list[bytes] = []    # read before the head went out (for the rules)
         self.document: bytes | None = None
         # The whole body already here (a small page, a 304): head and body leave in one send.
-        self.whole = not up.has_body() or up.complete
+        self.whole = not has_body or up.complete
         self.sent = 0
+
+    def check_rules(self, candidates: Candidates, sniffer: RequestSniffer | None,
+                    rewriter: OriginRewriter) -> None:
+        """The facts the rules read; the events decided on the head; the JSON watch."""
+        up = self.up
+        self.check = check = check_rules(
+            candidates, self.view, up.status, up.headers, self.out_headers, rewriter,
+            has_body=self.has_body, form=sniffer.fields if sniffer else {},
+            json=sniffer.json if sniffer else None)
+        self.classified = check.early
+        if check.early:
+            self.early = check.events(self.visit, self.view, self.rt.sinks)
+            self.count_skipped(check, None)
+        elif check.wants_json:
+            # A JSON answer is watched as it streams past, unchanged; a bounded copy is kept.
+            self.watch = JsonCollector.for_response(up.headers, up.content_length)
 
     def count_skipped(self, check: RuleCheck, doc: JsonDoc | None) -> None:
         for side, why in check.json_skipped(doc):
             self.edge.metrics.rule_json_skipped.labels(side, why).inc()
 
-    async def submit(self, planned: list[Planned]) -> list[BrowserEvent]:
+    async def submit(self, planned: Sequence[Planned]) -> list[BrowserEvent]:
         e = self.edge
         return await submit(planned, self.visit, e.outbox, e.metrics, e.live)
 
@@ -459,15 +473,8 @@ class Outgoing:
         self.document = first + transform.finish(await self.late_events())
         self.done(transform)
 
-    def head(self) -> ResponseHead:
-        document = self.document
-        return plan_head(self.view, self.visit, self.up, self.page, self.incoming, self.fired,
-                         pixels=bool(self.rt.pixels),
-                         document=None if document is None else len(document),
-                         hold=self.whole)
-
     async def stream(self, resp: ProxyResponse,
-                     transport: asyncio.Transport | None) -> list[bytes] | None:
+                     request: web.BaseRequest) -> list[bytes] | None:
         """The body through the transform to the visitor; what is left for `finish`
         (with the whole body here, all of it), or None when the stream ended early."""
         held: list[bytes] = []
@@ -475,7 +482,7 @@ class Outgoing:
             held.append(self.document)
             return held
         up, transform = self.up, self.transform
-        if not up.has_body():
+        if not self.has_body:
             return held
         if self.whole and transform is None and self.watch is None and self.classified:
             # Passing through, the whole body here: one read, and out with the head.
@@ -489,6 +496,7 @@ class Outgoing:
             self.body_error(exc)
             count_injection(self.edge.metrics, transform,
                             "undecodable" if isinstance(exc, CodecError) else "cut")
+            transport = request.transport
             if transport is not None:
                 transport.abort()
             return None

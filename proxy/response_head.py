@@ -34,8 +34,6 @@ class UpstreamHead(Protocol):
     @property
     def content_length(self) -> int | None: ...
 
-    def has_body(self) -> bool: ...
-
 
 class ResponseHead(NamedTuple):
     """Immutable, built once per response (a NamedTuple: see RequestView)."""
@@ -50,24 +48,13 @@ class ResponseHead(NamedTuple):
     framing: Framing
 
 
-def content_length(up: UpstreamHead, page: PagePlan, document: int | None) -> int | None:
-    """The length to declare: the whole (transformed) document's, else the upstream's
-    for a body passing through untouched; None when it streams (or has none)."""
-    if document is not None:
-        return document
-    n = up.content_length
-    if n is not None and page.transform is None and up.status >= 200 \
-            and up.status not in NO_BODY:
-        return n
-    return None
-
-
 def plan_head(view: RequestView, visit: Visit, up: UpstreamHead, page: PagePlan,
               incoming: Incoming, fired: Sequence[BrowserEvent], *, pixels: bool,
-              document: int | None, hold: bool) -> ResponseHead:
+              has_body: bool, document: int | None, hold: bool) -> ResponseHead:
     """`fired`: browser events this response fired before its head; `pixels`: any
-    pixel is configured (the events header is for its script); `document`: the length
-    of a body already whole and transformed; `hold`: the whole body is here."""
+    pixel is configured (the events header is for its script); `has_body`: the
+    upstream's answer has one (not HEAD, 1xx, 204, 304); `document`: the length of a
+    body already whole and transformed; `hold`: the whole body is here."""
     status = up.status
     set_cookies: Sequence[str] = visit.set_cookies
     header = None
@@ -83,8 +70,12 @@ def plan_head(view: RequestView, visit: Visit, up: UpstreamHead, page: PagePlan,
             set_cookies = (*set_cookies, *handoff.set_cookies)
         if handoff.header and pixels:
             header = events_header(handoff.header)
-    length = content_length(up, page, document)
-    framing: Framing = "length" if length is not None \
-        else "chunked" if up.has_body() else "none"
+    # The length rule: the whole (transformed) document's, else the upstream's for a
+    # body passing through untouched; none declared when it streams (or has none).
+    length = document
+    if length is None and page.transform is None and status >= 200 \
+            and status not in NO_BODY:
+        length = up.content_length
+    framing: Framing = "length" if length is not None else "chunked" if has_body else "none"
     return ResponseHead(status, up.reason.decode("latin-1") or None, page.headers,
                         set_cookies, header, length, hold, framing)

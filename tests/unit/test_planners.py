@@ -149,7 +149,7 @@ def plan(rt: Runtime, v: RequestView, up: Up, *, form: dict[str, str] | None = N
 def head(rt: Runtime, v: RequestView, up: Up, p: Planning,
          fired: list[BrowserEvent] | None = None, document: int | None = None) -> ResponseHead:
     return plan_head(v, p.visit, up, p.page, p.incoming, fired or [], pixels=bool(rt.pixels),
-                     document=document, hold=False)
+                     has_body=up.has_body(), document=document, hold=False)
 
 
 def browser(planned: list[Planned]) -> list[BrowserEvent]:
