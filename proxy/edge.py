@@ -18,12 +18,12 @@ from cachetools import TTLCache
 from prometheus_client import Counter
 
 from proxy.access_log import AccessLog, RequestIds
-from proxy.endpoints.readiness import Readiness
-from proxy.endpoints.routes import Routes
+from proxy.endpoint_routes import Routes
 from proxy.http.realip import real_ip, xff_values
 from proxy.metrics import Metrics
 from proxy.ops.live import Live
 from proxy.ports import Endpoints, FeedObserver, Journeys, ObservedPage, Outbox, Transport
+from proxy.readiness import Readiness
 from proxy.transform.header_plan import HeaderPlans
 from proxy.transform.template import TemplateCache
 

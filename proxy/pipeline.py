@@ -207,10 +207,11 @@ async def websocket(edge: Edge, request: web.BaseRequest, view: RequestView,
                     route: UpstreamRoute | None, started: float) -> web.StreamResponse:
     headers = request_headers(request.raw_headers, view.client, view.request_id.encode())
     if route is not None:
-        ws = await relay_websocket(request, edge, route.target(view.target), headers,
-                                   origin=route.origin)
+        ws = await relay_websocket(request, edge.ws_session(), route.origin,
+                                   route.target(view.target), headers)
     else:
-        ws = await relay_websocket(request, edge, view.target, headers)
+        ws = await relay_websocket(request, edge.ws_session(), edge.runtime.upstream_origin,
+                                   view.target, headers)
     return edge.finish(request, ws, started, view.client.ip, None, view.request_id)
 
 

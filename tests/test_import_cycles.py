@@ -21,20 +21,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Cycles through `Edge`, which the request-path rework (issue 11: typed ports in place
-# of `Edge`) is removing: each module here names `Edge` in its types while edge.py
-# imports it or its package. Delete a pair once its import is gone.
-BEING_REMOVED = frozenset({
-    ("proxy.http.websocket", "proxy.edge"),
-    ("proxy.endpoints.admin", "proxy.edge"),
-    ("proxy.endpoints.go", "proxy.edge"),
-    ("proxy.endpoints.health", "proxy.edge"),
-    ("proxy.endpoints.ops_api", "proxy.edge"),
-    ("proxy.endpoints.ops_stream", "proxy.edge"),
-    ("proxy.endpoints.preview", "proxy.edge"),
-    ("proxy.endpoints.router", "proxy.edge"),
-    ("proxy.endpoints.ui", "proxy.edge"),
-})
+# Imports allowed to close a cycle while it is being taken apart: (module, imported).
+# Delete a pair once its import is gone. (None now: the cycles through `Edge` went
+# with the request path's typed ports, issue 11.)
+BEING_REMOVED: frozenset[tuple[str, str]] = frozenset()
 
 Imports = Mapping[str, Mapping[str, int]]     # module -> imported module -> first line
 

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 from aiohttp import hdrs, web
 
 from proxy.conversions.outbox import observe_backlog
+from proxy.endpoint_routes import RequestHandler, Routes, below
 from proxy.endpoints.events_api import authorized
 from proxy.endpoints.health import healthz, readyz
 from proxy.endpoints.router import HEALTHZ
-from proxy.endpoints.routes import RequestHandler, Routes, below
 from proxy.endpoints.ui import UI, is_shell, ui_handler, ui_redirect
 from proxy.http.errors import error_response
 from proxy.http.response import name_server

@@ -1,7 +1,7 @@
 """`{prefix}/healthz` (serving) and `{prefix}/readyz` (upstream and state answer).
 
 readyz asks the upstream and the state store; its answer is kept for `READY_CACHE`
-seconds (endpoints/readiness.py) and concurrent callers share one check, so no
+seconds (proxy/readiness.py) and concurrent callers share one check, so no
 number of callers can make it send the careers site more than one request per
 interval and worker.
 """

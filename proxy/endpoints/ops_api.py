@@ -29,8 +29,8 @@ from proxy.attribution.cookies import VISITOR_ID
 from proxy.conversions import funnel
 from proxy.conversions.outbox import hour_of
 from proxy.conversions.states import RowState
+from proxy.endpoint_routes import below
 from proxy.endpoints.ops_stream import stream
-from proxy.endpoints.routes import below
 from proxy.ops.reads import OpsReads
 from proxy.ops.views import dead_view, event_view, stream_delivery
 

@@ -1,6 +1,6 @@
 """The proxy's own endpoints under the reserved prefix (SPEC sections 5 and 7).
 
-Two doors, one `Routes` type (endpoints/routes.py). The public listener serves
+Two doors, one `Routes` type (proxy/endpoint_routes.py). The public listener serves
 visitors and ad networks: `healthz`, `go`, `preview`, `api/events`, `feed.xml`. The
 admin listener (`endpoints/admin.py`) serves operators: `healthz`, `readyz`,
 `metrics`, and whatever is mounted on `edge.admin` later. On the public listener a
@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from proxy.endpoint_routes import Handler, RequestHandler, Routes, below
 from proxy.endpoints.go import go
 from proxy.endpoints.health import healthz
 from proxy.endpoints.preview import preview
-from proxy.endpoints.routes import Handler, RequestHandler, Routes, below
 
 if TYPE_CHECKING:
     from proxy.edge import Edge

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import hdrs, web
 
-from proxy.endpoints.routes import Handler, below
+from proxy.endpoint_routes import Handler, below
 from proxy.http.errors import error_response
 
 if TYPE_CHECKING:

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import WSMsgType, hdrs, web
 
 from proxy.http.errors import error_response
 from proxy.http.response import name_server
-
-if TYPE_CHECKING:
-    from proxy.edge import Edge
 
 log = logging.getLogger("careers_edge.websocket")
 
@@ -48,18 +44,18 @@ async def _pump(src: aiohttp.ClientWebSocketResponse | web.WebSocketResponse,
                                          else b"") or b"")
 
 
-async def relay_websocket(request: web.BaseRequest, edge: Edge, target: str,
-                          headers: list[tuple[bytes, bytes]],
-                          origin: str | None = None) -> web.StreamResponse:
-    """Relay to `origin` (a route's upstream; default the main upstream) + `target`."""
-    rt = edge.runtime
+async def relay_websocket(request: web.BaseRequest, session: aiohttp.ClientSession,
+                          origin: str, target: str,
+                          headers: list[tuple[bytes, bytes]]) -> web.StreamResponse:
+    """Relay to `origin` (the main upstream's or a route's) + `target` through
+    `session` (the edge's WebSocket client)."""
     protocols = [p.strip() for v in request.headers.getall(hdrs.SEC_WEBSOCKET_PROTOCOL, [])
                  for p in v.split(",") if p.strip()]
     fwd = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers
            if n.lower() not in _WS_OWNED]
-    url = (origin or rt.upstream_origin).replace("http", "ws", 1) + target
+    url = origin.replace("http", "ws", 1) + target
     try:
-        upstream = await edge.ws_session().ws_connect(
+        upstream = await session.ws_connect(
             aiohttp.client.URL(url, encoded=True), protocols=protocols, headers=fwd,
             timeout=aiohttp.ClientWSTimeout(ws_close=10), autoping=True,
             max_msg_size=0)
