@@ -74,9 +74,12 @@ def test_a_click_id_never_survives_a_url(value: str, param: str, where: str) -> 
     pairs = {"first": [f"{param}={value}", "job=1"], "middle": ["a=1", f"{param}={value}", "b=2"],
              "last": ["job=1", f"{param}={value}"]}[where]
     url = "/jobs/7?" + "&".join(pairs)
-    assume(value not in url.replace(value, "") and value not in REDACTED)
+    message = f"upstream GET {url} failed"
+    # A value the message holds anyway (Hypothesis found "upstream") proves nothing.
+    assume(value not in url.replace(value, "") and message.count(value) == 1
+           and value not in REDACTED)
     assert value not in R.url(url)
-    assert value not in R.text(f"upstream GET {url} failed")
+    assert value not in R.text(message)
 
 
 @settings(max_examples=300, deadline=None)
