@@ -11,19 +11,27 @@ whole request path's stages (attribution, rules, headers, log, metrics) are in
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import itertools
 import sys
 import zlib
 
-from side_by_side import NONCE
+from side_by_side import NONCE, RETURNING
 from stages import ORIGIN, PUBLIC, PUBLIC_HOST, VISITOR, setup, timed
 
 from proxy.conversions.events import new_event_id
-from proxy.http.headers import response_headers
+from proxy.handoff import NOTHING
+from proxy.http.headers import ClientView, response_headers
+from proxy.page import plan_page
+from proxy.pixels import PixelSet
+from proxy.request_view import RequestView, attribute
+from proxy.response_head import plan_head
 from proxy.transform.csp import CspNeeds, apply_csp
+from proxy.transform.header_plan import HeaderPlans
 from proxy.transform.headers import should_transform, transformed_headers
 from proxy.transform.html import HtmlTransform
+from proxy.transform.template import TemplateCache
 
 
 def main() -> int:
@@ -77,10 +85,46 @@ def main() -> int:
         None, head, body, meta_csp=needs, nonce=nonce)))
     timed("transform: all (as careers-edge serves it)", lambda: whole(HtmlTransform(
         None, head, body, rewrite=rewrite, meta_csp=needs, nonce=nonce)))
+    planners(rt, out)
     timed("gzip: zlib alone (inflate + deflate)", zlib_only)
     timed("transform: all, gzip", lambda: whole(HtmlTransform(
         "gzip", head, body, rewrite=rewrite, meta_csp=needs, nonce=nonce), gz))
     return 0
+
+
+class Head:
+    """The upstream answer's head, as plan_head reads it."""
+
+    def __init__(self, length: int) -> None:
+        self.status, self.reason, self.content_length = 200, b"OK", length
+
+
+def planners(rt, out) -> None:
+    """The request path's planners, from the request value to the response's head."""
+    client = ClientView("127.0.0.1", "http", PUBLIC_HOST, b"127.0.0.1")
+    cookie = RETURNING.partition(": ")[2]
+
+    def view(cookie: str | None = None) -> RequestView:
+        return RequestView("GET", "/jobs/1", "/jobs/1", "", cookie, "text/html", None,
+                           "wrk", False, "", False, client, "r" * 16, PUBLIC)
+    new, returning = view(), view(cookie)
+    visit = attribute(rt.attribution, returning)
+    plans, templates = HeaderPlans(), TemplateCache()
+    up = Head(4800)
+
+    def page(rt=rt):
+        return plan_page(rt, returning, 200, out, visit, [], wants_body=False,
+                         feed_wants=False, header_plans=plans, templates=templates)
+    passing = dataclasses.replace(rt, pixels=PixelSet((), rt.sinks))   # no pixel
+    plan = page()
+    timed("planners: RequestView()", lambda: view(cookie), 5000)
+    timed("planners: attribute, a new visitor", lambda: attribute(rt.attribution, new))
+    timed("planners: attribute, returning", lambda: attribute(rt.attribution, returning))
+    timed("planners: plan_page, pass-through", lambda: page(passing), 5000)
+    timed("planners: plan_page, Meta pixel", page)
+    timed("planners: plan_head", lambda: plan_head(
+        returning, visit, up, plan, NOTHING, (), pixels=True, has_body=True, document=None,
+        hold=False), 5000)
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ def measure(origin: str, profile: str, requests: int, tmp: str) -> float:
 
     own = Path(tmp) / str(os.getpid())
     own.mkdir()
-    path = edge_rules(origin, own, profile, profile != "pass-through", False)
+    path = edge_rules(origin, own, profile, profile != "pass-through", False, False)
     app = build_app(load_config(path))
     app.freeze()
     edge = app[EDGE]
