@@ -8,6 +8,7 @@ visitor's linksClickedId, then sends the visitor on — only to targets that
 from __future__ import annotations
 
 import base64
+import logging
 import secrets
 import time
 from html import escape
@@ -24,6 +25,9 @@ from proxy.runtime import public_origin, visitor
 
 if TYPE_CHECKING:
     from proxy.edge import Edge
+
+
+log = logging.getLogger("careers_edge.go")
 
 EVENT = "RedirectPage"
 DELAY_MS = 400
@@ -74,13 +78,21 @@ async def go(request: web.BaseRequest, edge: Edge, target: str) -> web.StreamRes
         fields={"to": to[:512]}, rule="redirect", dedupe_hours=0,
         consent_mode=visit.consent_state.event_signals(), preview=visit.preview)
     sinks = [rt.sinks[n] for n in rt.config.redirect.send_to if n in rt.sinks]
+    submitted = True
     if sinks:
-        await edge.outbox.submit(event, sinks, consent=visit.consent_state)
+        try:
+            await edge.outbox.submit(event, sinks, consent=visit.consent_state)
+        except Exception:
+            # The visitor still goes where the link says; the loss is loud in the log
+            # and metrics, and the browser does not track an event the server lost.
+            log.exception("outbox submit failed for %s (%s)", event.name, event.event_id)
+            edge.metrics.conversions.labels("*", "error").inc()
+            submitted = False
 
     nonce = base64.b64encode(secrets.token_bytes(16)).decode()
     pixels = rt.pixels.allowed(rt.prefix + "/go", visit.consent_state) if visit.consent \
         else ()
-    events = [BrowserEvent(EVENT, event.event_id, browser_data(event))]
+    events = [BrowserEvent(EVENT, event.event_id, browser_data(event))] if submitted else []
     markup = rt.pixels.render(pixels, page_event_id=new_event_id(),
                               links_clicked_id=visit.links_clicked_id, events=events,
                               consent_mode=visit.consent_state.consent_mode())

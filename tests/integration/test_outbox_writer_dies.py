@@ -52,3 +52,39 @@ async def test_a_page_is_served_when_the_writer_dies_under_its_submit(tmp_path: 
         rows = sqlite3.connect(tmp_path / "state.db").execute(
             "SELECT count(*) FROM edge_outbox").fetchone()[0]
         assert rows == 1
+
+
+GO_RULES = RULES + """
+[redirect]
+allow = ["https://wa.me/*"]
+send_to = ["ats"]
+"""
+
+
+async def test_a_redirect_is_served_when_the_writer_dies_under_its_submit(
+        tmp_path: Path) -> None:
+    """/go sends the visitor on even when the submit is lost; the loss is counted, and
+    the page tracks no event the server did not keep."""
+    async with stack(build_site, GO_RULES, tmp=tmp_path) as s:
+        writer = s.edge.outbox.writer
+        first = writer.pid
+        assert first is not None
+        async with s.session() as c:
+            lock = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+            lock.execute("BEGIN IMMEDIATE")       # the submit waits in the child
+            get = asyncio.ensure_future(c.get("/_edge/go?to=https://wa.me/4912345"))
+            while writer.in_flight == 0:
+                await asyncio.sleep(0.01)
+            os.kill(first, signal.SIGKILL)
+            async with await get as r:
+                assert r.status == 200
+                page = await r.text()
+            lock.execute("ROLLBACK")
+            lock.close()
+            assert "https://wa.me/4912345" in page
+            assert "RedirectPage" not in page
+            assert metric_value(await s.metrics(), "edge_conversions_total",
+                                sink="*", outcome="error") == 1
+            async with c.get("/_edge/go?to=https://wa.me/4912345") as r:
+                assert r.status == 200
+                assert "RedirectPage" in await r.text()
