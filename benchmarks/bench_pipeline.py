@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_passthrough import SELF_SERVE  # the upstream: a page from memory
+
 HERE = Path(__file__).resolve().parent
 PROFILES = ("pass-through", "Meta pixel", "returning, Meta pixel")
 
@@ -88,15 +90,6 @@ def writer(sink: Sink):
     return Writer()
 
 
-UPSTREAM = """import sys
-from aiohttp import web
-page = open(sys.argv[1], "rb").read()
-async def serve(request):
-    return web.Response(body=page, content_type="text/html")
-app = web.Application()
-app.router.add_get("/{tail:.*}", serve)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[2]), print=None, access_log=None)
-"""
 
 
 def measure(origin: str, profile: str, requests: int, tmp: str) -> float:
@@ -178,7 +171,7 @@ def main() -> int:
         assert job is not None
         page = Path(tmp) / "job.html"
         page.write_bytes(job_page(origin, job, NONCE).encode())
-        up = subprocess.Popen([sys.executable, "-c", UPSTREAM, str(page), str(port)])
+        up = subprocess.Popen([sys.executable, "-c", SELF_SERVE, str(page), str(port)])
         try:
             time.sleep(1.0)
             trees = [("", os.environ.get("PYTHONPATH") or str(HERE.parent))]
