@@ -131,3 +131,15 @@ async def test_events_rules_and_the_funnel_count_each_new_submit_once(store) -> 
     jobs = await reads.funnel("job", funnel.first_day(1, clock.t))
     assert sorted(c[1:] for c in jobs) == [("Nurse", "ApplicationCompleted", 1),
                                           ("Nurse", "ConversationStart", 1)]
+
+
+async def test_hours_are_read_by_the_outbox_clock(store) -> None:
+    """The per-hour counts are read by the clock that marked them: an hour that this
+    host's clock has not reached yet (Redis's clock ahead of it) is still shown."""
+    outbox, reads, clock = store
+    clock.t = hour_of(time.time()) + 3 * 3600 + 5
+    await outbox.submit(event(), [HOOK], consent=True)
+    (row,) = await outbox.lease("hook", OWNER, 10, 60)
+    assert await outbox.mark_sent([row.id], OWNER, 200) == 1
+    hours = await reads.sink_hours(hour_of(clock.t) - 3600)
+    assert [(s, h, n) for s, h, n, _, _ in hours] == [("hook", hour_of(clock.t), 1)]
