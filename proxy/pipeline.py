@@ -34,6 +34,7 @@ from proxy.detect.rules import Candidates
 from proxy.edge import EDGE, Edge
 from proxy.firing import Planned, RuleCheck, check_rules, submit
 from proxy.handoff import SEC_FETCH_DEST, Incoming
+from proxy.hosts import MISDIRECTED
 from proxy.http.body import BodyMalformed, BodyRefused, RequestSniffer, request_body
 from proxy.http.errors import error_response
 from proxy.http.headers import (
@@ -45,7 +46,6 @@ from proxy.http.headers import (
     response_headers,
     via_loop,
 )
-from proxy.http.hosts import MISDIRECTED
 from proxy.http.response import ProxyResponse
 from proxy.http.route_table import PathEscapes, UpstreamRoute
 from proxy.http.server import HTTP_VERSIONS, client_version, log_malformed

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from proxy.attribution.cookies import INTERNAL_COOKIES
-from proxy.http.hosts import HostPolicy
+from proxy.hosts import HostPolicy
 from proxy.http.realip import real_ip, xff_values
 
 RawHeaders = list[tuple[bytes, bytes]]
