@@ -49,23 +49,34 @@ def event_source_url(view: RequestView, page_url: str) -> str:
 
 
 def make_event(fired: Fired, visit: Visit, view: RequestView, page_url: str) -> Event:
+    return visit_event(visit, fired.event, event_source_url(view, page_url), view.client.ip,
+                       view.user_agent, fields=dict(fired.fields), rule=fired.rule.name,
+                       dedupe_hours=fired.rule.dedupe_hours, job_id=fired.job_id,
+                       job_name=fired.job_name)
+
+
+def visit_event(visit: Visit, name: str, url: str, client_ip: str | None,
+                user_agent: str | None, *, fields: dict[str, str], rule: str,
+                dedupe_hours: float, job_id: str | None = None,
+                job_name: str | None = None) -> Event:
+    """An event of this visit: its click ids, cookies and consent, stamped now."""
     return Event(
-        name=fired.event,
+        name=name,
         event_id=new_event_id(),
         event_time=time.time(),
         links_clicked_id=visit.links_clicked_id,
         click_ids={k: c.value for k, c in visit.click_ids.items()},
-        job_id=fired.job_id,
-        job_name=fired.job_name,
-        url=event_source_url(view, page_url),
-        client_ip=view.client.ip,
-        user_agent=view.user_agent,
+        job_id=job_id,
+        job_name=job_name,
+        url=url,
+        client_ip=client_ip,
+        user_agent=user_agent,
         fbc=visit.fbc,
         fbp=visit.fbp,
         ttp=visit.ttp,
-        fields=dict(fired.fields),
-        rule=fired.rule.name,
-        dedupe_hours=fired.rule.dedupe_hours,
+        fields=fields,
+        rule=rule,
+        dedupe_hours=dedupe_hours,
         consent_mode=visit.consent_state.event_signals(),
         preview=visit.preview,
     )

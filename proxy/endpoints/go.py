@@ -10,15 +10,14 @@ from __future__ import annotations
 import base64
 import logging
 import secrets
-import time
 from html import escape
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import hdrs, web
 
-from proxy.conversions.events import Event, new_event_id
-from proxy.firing import browser_data
+from proxy.conversions.events import new_event_id
+from proxy.firing import browser_data, visit_event
 from proxy.http.errors import error_response
 from proxy.pixels import BrowserEvent, js
 from proxy.runtime import public_origin, visitor
@@ -68,15 +67,9 @@ async def go(request: web.BaseRequest, edge: Edge, target: str) -> web.StreamRes
         secure=client.proto == "https", gpc=request.headers.get("Sec-GPC", "") == "1",
         referer=request.headers.get(hdrs.REFERER))
     edge.count_visit(visit)
-    event = Event(
-        name=EVENT, event_id=new_event_id(), event_time=time.time(),
-        links_clicked_id=visit.links_clicked_id,
-        click_ids={k: c.value for k, c in visit.click_ids.items()},
-        url=public_origin(rt, client) + target, client_ip=client.ip,
-        user_agent=request.headers.get(hdrs.USER_AGENT), fbc=visit.fbc, fbp=visit.fbp,
-        ttp=visit.ttp,
-        fields={"to": to[:512]}, rule="redirect", dedupe_hours=0,
-        consent_mode=visit.consent_state.event_signals(), preview=visit.preview)
+    event = visit_event(visit, EVENT, public_origin(rt, client) + target, client.ip,
+                        request.headers.get(hdrs.USER_AGENT), fields={"to": to[:512]},
+                        rule="redirect", dedupe_hours=0)
     sinks = [rt.sinks[n] for n in rt.config.redirect.send_to if n in rt.sinks]
     submitted = True
     if sinks:
