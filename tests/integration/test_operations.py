@@ -284,10 +284,11 @@ async def test_the_compose_balancer_spreads_visitors_over_both_proxies(stack) ->
                     assert r.status == 303
             after = [metric_value(await scrape(p), "edge_requests_total", code="200")
                      for p in (a, b)]
+            # Delivered while the proxies run: one stopped first keeps it for its restart.
+            delivery = await recorder.wait_for(lambda r: r.network == "webhook", timeout=30)
         finally:
             proc.terminate()
             proc.wait(10)
     served = [x - y for x, y in zip(after, before)]
     assert all(n >= 3 for n in served), f"pages served by each proxy: {served}"
-    delivery = await recorder.wait_for(lambda r: r.network == "webhook", timeout=15)
     assert delivery.json()["event"] == "ApplicationCompleted"
