@@ -109,6 +109,18 @@ def journeys(admin_url: str) -> str:
             f"dropped {found.get('edge_journeys_dropped_total', 0):,.0f}")
 
 
+def wal_mb(tmp: Path) -> str:
+    """The state's WAL and its index: a WAL that is never checkpointed grows without
+    end, and its index is mapped into every process on the file (counted in RSS)."""
+    sizes = []
+    for suffix in ("-wal", "-shm"):
+        try:
+            sizes.append((tmp / f"edge.db{suffix}").stat().st_size / 2**20)
+        except OSError:
+            sizes.append(0.0)
+    return f"WAL {sizes[0]:,.1f} MB (index {sizes[1]:.1f} MB)"
+
+
 def run_wrk(url: str, seconds: int, connections: int, script: Path | None) -> tuple[int, int]:
     """(requests, errors) of one wrk segment."""
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s"]
@@ -121,7 +133,7 @@ def run_wrk(url: str, seconds: int, connections: int, script: Path | None) -> tu
 
 def load_until(url: str, admin_url: str, total: int, args: argparse.Namespace,
                script: Path | None, rss: Callable[[], float], label: str,
-               seconds: float = 0.0) -> tuple[int, int]:
+               seconds: float = 0.0, tmp: Path | None = None) -> tuple[int, int]:
     """Load in segments until `total` requests and `seconds` have both gone by."""
     done = errors = 0
     started = time.monotonic()
@@ -130,7 +142,8 @@ def load_until(url: str, admin_url: str, total: int, args: argparse.Namespace,
         done, errors = done + n, errors + e
         rate = done / (time.monotonic() - started)
         print(f"  {label}: {done:>9,} requests  {errors} errors  {rate:,.0f} req/s  "
-              f"RSS {rss():.1f} MB  {journeys(admin_url)}", flush=True)
+              f"RSS {rss():.1f} MB  {journeys(admin_url)}"
+              + (f"  {wal_mb(tmp)}" if tmp is not None else ""), flush=True)
     return done, errors
 
 
@@ -170,11 +183,11 @@ def soak(tmp: Path, workers: int, args: argparse.Namespace) -> Soak:
         print(f"careers-edge pid {pid}, {workers} worker(s), RSS at start {start_rss:.1f} MB; "
               "warming up", flush=True)
         warm, _ = load_until(edge.url, edge.admin_url, 0, args, script, rss, "warm-up",
-                             seconds=args.warmup_seconds)
+                             seconds=args.warmup_seconds, tmp=tmp)
         warm_rss = rss()
         print("soak", flush=True)
         done, errors = load_until(edge.url, edge.admin_url, args.requests, args, script, rss,
-                                  "soak")
+                                  "soak", tmp=tmp)
         time.sleep(2)          # let write-behind stores and the access log flush
         end_rss = rss()
     finally:

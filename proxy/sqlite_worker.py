@@ -15,8 +15,17 @@ in the order they were queued; consecutive items of one batch function run as on
 `plain=True` runs a job alone outside any transaction (schema scripts).
 
 A writer's commits never checkpoint the WAL themselves (a checkpoint syncs the
-database file: tens of ms a submit would wait for): every `CHECKPOINT_JOBS` jobs it
-asks a reader of the same file to run a passive checkpoint, beside its writes.
+database file: tens of ms a submit would wait for): every `CHECKPOINT_JOBS` jobs, or
+as soon as the WAL file is past `CHECKPOINT_BYTES`, it asks a reader of the same file
+to run a passive checkpoint, beside its writes. Jobs alone are no measure: one
+journey batch rewrites thousands of pages, and a WAL never checkpointed grows without
+end, its index (`-shm`, mapped by every process on the file) with it. A restarted
+WAL is truncated back (`state.open_sqlite` sets `journal_size_limit`), so its size
+keeps telling how much waits for a checkpoint. A WAL restarts only when a checkpoint
+has copied all of it before the next commit: with several processes committing,
+passive checkpoints of a large WAL never get there, so past `RESTART_BYTES` the
+checkpoint is a RESTART one (writers wait for it, once, instead of the WAL growing
+for good).
 
 A reader (`writes=False`) runs each job on its own, no transaction: WAL readers and
 the writer never wait for each other. `shared_writer(path)` hands every store of a
@@ -37,13 +46,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from proxy.state import open_sqlite
+from proxy.state import WAL_SIZE_LIMIT, open_sqlite
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Item = TypeVar("Item")
 MAX_GROUP = 512             # jobs per transaction at most
 CHECKPOINT_JOBS = 1000      # a writer's jobs between two WAL checkpoints (~3 pages each)
+CHECKPOINT_BYTES = WAL_SIZE_LIMIT   # a WAL this large asks a checkpoint whatever the jobs
+RESTART_BYTES = 16 * CHECKPOINT_BYTES   # passive checkpoints fell behind: writers wait
 
 Reply = tuple[asyncio.Future, asyncio.AbstractEventLoop] | concurrent.futures.Future
 Many = Callable[[sqlite3.Connection, list[Any]], Sequence[Any]]
@@ -79,6 +90,7 @@ class SqliteWorker:
         self.checkpoints = 0        # checkpoints asked of the checkpointer
         self._since_checkpoint = 0
         self._checkpointer: SqliteWorker | None = None
+        self._checkpoint: concurrent.futures.Future[Any] | None = None   # the one asked
         conn = open_sqlite(path, create=create, durable=durable)
         try:
             if init is not None:
@@ -97,6 +109,11 @@ class SqliteWorker:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def checkpoint_running(self) -> bool:
+        """A checkpoint this writer asked for is queued or under way."""
+        return self._checkpoint is not None and not self._checkpoint.done()
 
     # -- on the loop ---------------------------------------------------------------
 
@@ -177,14 +194,27 @@ class SqliteWorker:
         self.groups_retried += done.retried
         _deliver(group, done.results)
         self._since_checkpoint += len(group)
-        if self._checkpointer is not None and self._since_checkpoint >= CHECKPOINT_JOBS:
+        if self._checkpointer is None or self.checkpoint_running:
+            return
+        wal = self._wal_size()
+        if self._since_checkpoint >= CHECKPOINT_JOBS or wal > CHECKPOINT_BYTES:
             self._since_checkpoint = 0
             self.checkpoints += 1
-            self._checkpointer.post(checkpoint)
+            mode = "RESTART" if wal > RESTART_BYTES else "PASSIVE"
+            self._checkpoint = self._checkpointer.post(lambda c: checkpoint(c, mode))
 
-    def post(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
-        """Queue `fn(conn)` alone, nobody waiting for it (its error is dropped)."""
-        self._jobs.put(Job(fn, None, None, concurrent.futures.Future(), plain=True))
+    def _wal_size(self) -> int:
+        try:
+            return os.stat(self.path + "-wal").st_size
+        except OSError:
+            return 0
+
+    def post(self, fn: Callable[[sqlite3.Connection], Any]) -> concurrent.futures.Future[Any]:
+        """Queue `fn(conn)` alone, nobody waiting for it (its error is dropped); the
+        future says when it has run."""
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._jobs.put(Job(fn, None, None, done, plain=True))
+        return done
 
 
 @dataclass(slots=True)
@@ -224,8 +254,8 @@ def commit_group(conn: sqlite3.Connection, group: list[Job], path: str, *,
         return GroupDone([(False, e)] * len(group), False, retried)
 
 
-def checkpoint(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+def checkpoint(conn: sqlite3.Connection, mode: str = "PASSIVE") -> None:
+    conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
 
 
 def _runs(group: list[Job]) -> list[list[Job]]:

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 import orjson
 
+WAL_SIZE_LIMIT = 4 << 20     # a WAL past this asks for a checkpoint
+
 
 class StateURLError(ValueError):
     pass
@@ -96,6 +98,9 @@ def open_sqlite(path: str, *, create: bool = True, durable: bool = False) -> sql
         _enable_wal(conn)
     conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
     conn.execute("PRAGMA busy_timeout=30000")
+    # A WAL restarted after a checkpoint is cut back to this, whoever restarted it: its
+    # size then says what waits for the next checkpoint (`sqlite_worker`).
+    conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     return conn
 
 
