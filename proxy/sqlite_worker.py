@@ -87,18 +87,15 @@ class SqliteWorker:
         self.users = 1
         self.commits = 0            # transactions committed (group commit, observable)
         self.groups_retried = 0     # groups run again job by job after one raised
-        self.checkpoints = 0        # checkpoints asked of the checkpointer
-        self._since_checkpoint = 0
-        self._checkpointer: SqliteWorker | None = None
-        self._checkpoint: concurrent.futures.Future[Any] | None = None   # the one asked
+        self._checkpoints: Checkpoints | None = None
         conn = open_sqlite(path, create=create, durable=durable)
         try:
             if init is not None:
                 init(conn)
             if writes and path != ":memory:":
                 conn.execute("PRAGMA wal_autocheckpoint=0")
-                self._checkpointer = SqliteWorker(path, name=f"{name}-checkpoint",
-                                                  create=create, writes=False)
+                self._checkpoints = Checkpoints(path, SqliteWorker(
+                    path, name=f"{name}-checkpoint", create=create, writes=False))
         except BaseException:
             conn.close()
             raise
@@ -111,9 +108,14 @@ class SqliteWorker:
         return self._closed
 
     @property
+    def checkpoints(self) -> int:
+        """Checkpoints asked of the checkpointer."""
+        return 0 if self._checkpoints is None else self._checkpoints.asked
+
+    @property
     def checkpoint_running(self) -> bool:
         """A checkpoint this writer asked for is queued or under way."""
-        return self._checkpoint is not None and not self._checkpoint.done()
+        return self._checkpoints is not None and self._checkpoints.running
 
     # -- on the loop ---------------------------------------------------------------
 
@@ -141,8 +143,8 @@ class SqliteWorker:
             self._closed = True
             self._jobs.put(None)
         await asyncio.to_thread(self._thread.join)
-        if self._checkpointer is not None:
-            await self._checkpointer.close()
+        if self._checkpoints is not None:
+            await self._checkpoints.checkpointer.close()
 
     def _future(self) -> asyncio.Future:
         self._check()
@@ -193,21 +195,8 @@ class SqliteWorker:
         self.commits += done.committed
         self.groups_retried += done.retried
         _deliver(group, done.results)
-        self._since_checkpoint += len(group)
-        if self._checkpointer is None or self.checkpoint_running:
-            return
-        wal = self._wal_size()
-        if self._since_checkpoint >= CHECKPOINT_JOBS or wal > CHECKPOINT_BYTES:
-            self._since_checkpoint = 0
-            self.checkpoints += 1
-            mode = "RESTART" if wal > RESTART_BYTES else "PASSIVE"
-            self._checkpoint = self._checkpointer.post(lambda c: checkpoint(c, mode))
-
-    def _wal_size(self) -> int:
-        try:
-            return os.stat(self.path + "-wal").st_size
-        except OSError:
-            return 0
+        if self._checkpoints is not None:
+            self._checkpoints.after(len(group))
 
     def post(self, fn: Callable[[sqlite3.Connection], Any]) -> concurrent.futures.Future[Any]:
         """Queue `fn(conn)` alone, nobody waiting for it (its error is dropped); the
@@ -215,6 +204,44 @@ class SqliteWorker:
         done: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._jobs.put(Job(fn, None, None, done, plain=True))
         return done
+
+
+class Checkpoints:
+    """When a writer asks its side reader for a WAL checkpoint: every `CHECKPOINT_JOBS`
+    jobs, or once the WAL file is past `CHECKPOINT_BYTES` (a RESTART past
+    `RESTART_BYTES`); one asked at a time. The writer thread and the writer process
+    both keep one."""
+
+    __slots__ = ("path", "checkpointer", "asked", "since", "pending")
+
+    def __init__(self, path: str, checkpointer: SqliteWorker) -> None:
+        self.path = path
+        self.checkpointer = checkpointer
+        self.asked = 0
+        self.since = 0
+        self.pending: concurrent.futures.Future[Any] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.pending is not None and not self.pending.done()
+
+    def after(self, jobs: int) -> None:
+        """`jobs` more committed: ask a checkpoint if one is due."""
+        self.since += jobs
+        if self.running:
+            return
+        wal = self.wal_size()
+        if self.since >= CHECKPOINT_JOBS or wal > CHECKPOINT_BYTES:
+            self.since = 0
+            self.asked += 1
+            mode = "RESTART" if wal > RESTART_BYTES else "PASSIVE"
+            self.pending = self.checkpointer.post(lambda c: checkpoint(c, mode))
+
+    def wal_size(self) -> int:
+        try:
+            return os.stat(self.path + "-wal").st_size
+        except OSError:
+            return 0
 
 
 @dataclass(slots=True)

@@ -50,11 +50,10 @@ from pathlib import Path
 from typing import Any
 
 from proxy.sqlite_worker import (
-    CHECKPOINT_JOBS,
     MAX_GROUP,
+    Checkpoints,
     Job,
     SqliteWorker,
-    checkpoint,
     commit_group,
 )
 
@@ -351,11 +350,12 @@ def serve(path: str, many: Many, init: Callable[[sqlite3.Connection], None] | No
     conn.execute("PRAGMA wal_autocheckpoint=0")     # checkpoints run beside, as a thread
     if init is not None:
         init(conn)
-    checkpointer = SqliteWorker(path, name="checkpoint", create=False, writes=False)
+    checkpoints = Checkpoints(path, SqliteWorker(path, name="checkpoint", create=False,
+                                                 writes=False))
     _write_all(wfd, _frame((0, 0.0, [])))   # ready
     buf = bytearray()
     eof = False
-    commits = since_checkpoint = 0
+    commits = 0
 
     def fill(block: bool) -> None:
         nonlocal eof
@@ -388,10 +388,7 @@ def serve(path: str, many: Many, init: Callable[[sqlite3.Connection], None] | No
         _write_all(wfd, _frame((commits, time.perf_counter() - t0,
                                 [(rid, ok, value if ok else _answer(value))
                                  for (rid, _), (ok, value) in zip(frames, done.results)])))
-        since_checkpoint += len(frames)
-        if since_checkpoint >= CHECKPOINT_JOBS:
-            since_checkpoint = 0
-            checkpointer.post(checkpoint)
+        checkpoints.after(len(frames))
     conn.close()
 
 
