@@ -76,6 +76,13 @@ def set_cookie(name: str, value: str, *, max_age: int, secure: bool, http_only: 
     return f"{name}={value}; {_attributes(max_age, domain, secure, http_only)}"
 
 
+def cookie_attributes(max_age: int, secure: bool, *, http_only: bool,
+                      domain: str | None = None) -> str:
+    """What `set_cookie` puts after the value, from its "; " on: a caller that sets
+    the same cookie on every response keeps this and appends it to `name=value`."""
+    return "; " + _attributes(max_age, domain, secure, http_only)
+
+
 @functools.lru_cache(maxsize=64)
 def _attributes(max_age: int, domain: str | None, secure: bool, http_only: bool) -> str:
     """The attributes after the value: the same few combinations on every response."""

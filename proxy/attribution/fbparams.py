@@ -8,9 +8,10 @@
 - hands the builder only validated input: an fbclid that passed click-id
   validation and `_fbc`/`_fbp` cookies of the documented shape, so nothing a
   client sends is copied into a Set-Cookie unchecked;
-- keeps one builder per host (the builder caches the host's eTLD+1 on first use).
-The builder costs tens of microseconds, so callers use it only when there is
-something to set (an fbclid arrived, or `_fbp` is missing).
+- keeps one builder per host (the builder caches the host's eTLD+1 on first use),
+  and the host's Set-Cookie attributes beside it.
+The builder is asked only when its answer can change something: an fbclid arrived,
+or `_fbp` is missing or malformed. Otherwise the cookies are kept as they are.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from typing import NamedTuple
 
 from capi_param_builder import EtldPlusOneResolver, ParamBuilder  # type: ignore[import-untyped]
 from publicsuffixlist import PublicSuffixList
 
-from proxy.attribution.cookies import FBC_COOKIE, FBP_COOKIE
+from proxy.attribution.cookies import FBC_COOKIE, FBP_COOKIE, cookie_attributes
 
 FB_MAX_AGE = 90 * 86400            # Meta's documented lifetime (the builder's DEFAULT_1PC_AGE)
 _FBC = re.compile(r"fb\.\d{1,2}\.\d{1,16}\.[A-Za-z0-9._~-]{1,600}")
@@ -38,14 +40,6 @@ def valid_fbc(value: str | None) -> str | None:
 
 def valid_fbp(value: str | None) -> str | None:
     return value if value and _FBP.fullmatch(value) else None
-
-
-@dataclass(slots=True)
-class FbCookies:
-    fbc: str | None
-    fbp: str | None
-    to_set: list[tuple[str, str]] = field(default_factory=list)   # (name, value)
-    domain: str | None = None
 
 
 class _Fixed(EtldPlusOneResolver):
@@ -72,10 +66,23 @@ def _public_suffixes() -> PublicSuffixList:
     return PublicSuffixList()
 
 
+# (_fbc, _fbp, their Set-Cookie header values to send: _fbc's first)
+FbCookies = tuple[str | None, str | None, Sequence[str]]
+_NOTHING_TO_SET: tuple[str, ...] = ()
+
+
+class _Host(NamedTuple):
+    """What one Host header value always gives: its builder and cookie attributes."""
+
+    builder: ParamBuilder
+    name: str                   # the hostname the builder is given
+    attributes: tuple[str, str]     # after "_fbc=<value>": plain, then Secure
+
+
 class FbParams:
     def __init__(self) -> None:
         self._psl = _public_suffixes()
-        self._builders: dict[str, tuple[ParamBuilder, str | None, str]] = {}
+        self._hosts: dict[str, _Host] = {}
 
     def cookie_domain(self, host: str) -> str | None:
         """The Domain attribute for `host`: its eTLD+1, or None (host-only cookie)."""
@@ -89,27 +96,29 @@ class FbParams:
             return None
         return self._psl.privatesuffix(name)
 
-    def _builder(self, host: str) -> tuple[ParamBuilder, str | None, str]:
-        """(builder, cookie Domain, hostname) for a Host header value, cached."""
-        cached = self._builders.get(host)
+    def _host(self, host: str) -> _Host:
+        """The builder, hostname and cookie attributes for a Host header value, cached."""
+        cached = self._hosts.get(host)
         if cached is None:
             domain = self.cookie_domain(host)
             name = _hostname(host)
             if domain is None and not _HOSTNAME.fullmatch(name):
                 name = "localhost"      # hostile or empty Host: index 0, host-only cookie
             builder = ParamBuilder(_Fixed(domain or name))
-            if len(self._builders) >= _MAX_BUILDERS:
-                self._builders.clear()
-            cached = self._builders[host] = (builder, domain, name or "localhost")
+            if len(self._hosts) >= _MAX_BUILDERS:
+                self._hosts.clear()
+            plain, secure = (cookie_attributes(FB_MAX_AGE, s, http_only=False, domain=domain)
+                             for s in (False, True))
+            cached = self._hosts[host] = _Host(builder, name or "localhost", (plain, secure))
         return cached
 
     def build(self, host: str, fbclid: str | None, fbc_cookie: str | None,
-              fbp_cookie: str | None) -> FbCookies:
+              fbp_cookie: str | None, secure: bool) -> FbCookies:
         """`fbclid` must already be validated; the cookies are validated here."""
         fbc, fbp = valid_fbc(fbc_cookie), valid_fbp(fbp_cookie)
         if fbclid is None and fbp is not None:
-            return FbCookies(fbc, fbp)
-        builder, domain, name = self._builder(host)
+            return fbc, fbp, _NOTHING_TO_SET       # nothing for the builder to change
+        builder, name, attributes = self._host(host)
         cookies = {}
         if fbc:
             cookies[FBC_COOKIE] = fbc
@@ -118,11 +127,18 @@ class FbParams:
         queries = {"fbclid": [fbclid]} if fbclid else {}
         # The referer is never passed: its fbclid is validated by the caller instead.
         settings = builder.process_request(name, queries, cookies, None)
-        out = FbCookies(valid_fbc(builder.get_fbc()), valid_fbp(builder.get_fbp()), domain=domain)
-        for s in settings:
-            if (s.name == FBC_COOKIE and out.fbc == s.value
-                    or s.name == FBP_COOKIE and out.fbp == s.value):
-                out.to_set.append((s.name, s.value))
-        if len(out.to_set) > 1:
-            out.to_set.sort()           # by name: _fbc, then _fbp
-        return out
+        fbc, fbp = valid_fbc(builder.get_fbc()), valid_fbp(builder.get_fbp())
+        set_fbc = set_fbp = False
+        for s in settings:          # at most one per name
+            if s.name == FBC_COOKIE:
+                set_fbc = fbc is not None and s.value == fbc
+            elif s.name == FBP_COOKIE:
+                set_fbp = fbp is not None and s.value == fbp
+        attrs = attributes[secure]
+        if set_fbp:
+            if set_fbc:
+                return fbc, fbp, (f"{FBC_COOKIE}={fbc}{attrs}", f"{FBP_COOKIE}={fbp}{attrs}")
+            return fbc, fbp, (f"{FBP_COOKIE}={fbp}{attrs}",)
+        if set_fbc:
+            return fbc, fbp, (f"{FBC_COOKIE}={fbc}{attrs}",)
+        return fbc, fbp, _NOTHING_TO_SET

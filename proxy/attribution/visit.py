@@ -33,7 +33,6 @@ Pure (no I/O) and cheap; it runs on every proxied request. Decisions:
 
 from __future__ import annotations
 
-import secrets
 import time
 from dataclasses import dataclass, field
 
@@ -47,18 +46,21 @@ from proxy.attribution.cookies import (
     VISITOR_COOKIE,
     VISITOR_ID,
     AttrCodec,
+    cookie_attributes,
     max_age_for,
     parse_cookie_header,
     set_cookie,
 )
-from proxy.attribution.fbparams import FB_MAX_AGE, FbParams
+from proxy.attribution.fbparams import FbParams
 from proxy.attribution.preview import PREVIEW_COOKIE, PreviewCodec
 from proxy.config.model import AttributionSection, ConsentSection
+from proxy.random_ids import visitor_id as new_visitor_id
 
 __all__ = ["Attribution", "ClickId", "Visit"]
 
 _MAX_REFERER = 8192
 _FBCLID = frozenset({"fbclid"})
+_NOTHING_FOUND: dict[str, str] = {}     # never written to: read-only stand-in
 
 
 @dataclass(slots=True)
@@ -106,6 +108,14 @@ class Attribution:
             {VISITOR_COOKIE, ATTR_COOKIE, FBC_COOKIE, FBP_COOKIE, TTP_COOKIE, PREVIEW_COOKIE,
              consent.cookie}
             | ({TCF_COOKIE} if consent.tcf else set()))
+        # What every visitor without a consent cookie or TC string gets, by Sec-GPC.
+        self._unasked = (self._consent.decide(None, False, None),
+                         self._consent.decide(None, True, None))
+        # The attributes after each cookie's value, by `secure`.
+        self._visitor_attributes = tuple(
+            cookie_attributes(self._max_age, secure, http_only=False) for secure in (False, True))
+        self._attr_attributes = tuple(
+            cookie_attributes(self._max_age, secure, http_only=True) for secure in (False, True))
 
     @property
     def preview(self) -> PreviewCodec:
@@ -114,11 +124,19 @@ class Attribution:
 
     def on_request(self, *, raw_query: str, cookie_header: str | None, host: str, secure: bool,
                    gpc: bool, referer: str | None = None, now: float | None = None) -> Visit:
+        # Every step is skipped when its input is absent (no Cookie header, no query,
+        # no fbclid): most requests lack some of them, and this runs on all of them.
+        if not cookie_header and not raw_query:
+            return self._stranger(host, secure, gpc, referer)
         now = time.time() if now is None else now
-        cookies = parse_cookie_header(cookie_header, self._wanted)
+        cookies = parse_cookie_header(cookie_header, self._wanted) if cookie_header else {}
         set_cookies: list[str] = []
-        state = self._consent.decide(cookies.get(self._consent.cookie), gpc,
-                                     cookies.get(TCF_COOKIE))
+        consent_value, tc_string = cookies.get(self._consent.cookie), cookies.get(TCF_COOKIE)
+        if consent_value is None and tc_string is None:
+            state = self._unasked[gpc]
+        else:
+            state = self._consent.decide(consent_value, gpc, tc_string)
+        storage = state.storage
 
         visitor_id = cookies.get(VISITOR_COOKIE)
         if visitor_id is not None and not VISITOR_ID.fullmatch(visitor_id):
@@ -128,7 +146,7 @@ class Attribution:
         set_visitor = False
         resign = False
         attr_raw = cookies.get(ATTR_COOKIE)
-        if attr_raw and not state.storage:
+        if attr_raw and not storage:
             set_cookies.append(set_cookie(ATTR_COOKIE, "", max_age=0, secure=secure,
                                           http_only=True))
         elif attr_raw:
@@ -144,23 +162,26 @@ class Attribution:
                 resign = opened.stale
         new_visitor = visitor_id is None
         if visitor_id is None:
-            visitor_id, set_visitor = secrets.token_hex(16), True
+            visitor_id, set_visitor = new_visitor_id(), True
         if set_visitor:
-            set_cookies.append(set_cookie(VISITOR_COOKIE, visitor_id, max_age=self._max_age,
-                                          secure=secure, http_only=False))
+            set_cookies.append(f"{VISITOR_COOKIE}={visitor_id}{self._visitor_attributes[secure]}")
 
-        scan = scan_query(raw_query, self._params, self._strip)
         click_ids = held
         new_clicks: list[str] = []
-        for param, value in scan.found.items():
-            old = click_ids.get(param)
-            if old is None or old.value != value:
-                click_ids[param] = ClickId(value, int(now * 1000) / 1000)   # as the cookie keeps it
-                new_clicks.append(param)
-        changed = (bool(new_clicks) or resign) and state.storage
-        if changed:
-            set_cookies.append(set_cookie(ATTR_COOKIE, self._codec.encode(visitor_id, click_ids),
-                                          max_age=self._max_age, secure=secure, http_only=True))
+        if raw_query:
+            scan = scan_query(raw_query, self._params, self._strip)
+            found, rejected, upstream_query = scan.found, scan.rejected, scan.upstream_query
+            for param, value in found.items():
+                old = click_ids.get(param)
+                if old is None or old.value != value:
+                    # seen_at in ms, as the cookie keeps it
+                    click_ids[param] = ClickId(value, int(now * 1000) / 1000)
+                    new_clicks.append(param)
+        else:
+            found, rejected, upstream_query = _NOTHING_FOUND, [], None
+        if (new_clicks or resign) and storage:
+            set_cookies.append(f"{ATTR_COOKIE}={self._codec.encode(visitor_id, click_ids)}"
+                               f"{self._attr_attributes[secure]}")
         elif cookie_rejected:
             set_cookies.append(set_cookie(ATTR_COOKIE, "", max_age=0, secure=secure,
                                           http_only=True))
@@ -169,20 +190,34 @@ class Attribution:
         fbc = fbp = None
         if consent:
             fbc_cookie = cookies.get(FBC_COOKIE)
-            fbclid = scan.found.get("fbclid") or _referer_fbclid(referer)
+            fbclid = found.get("fbclid") or (_referer_fbclid(referer) if referer else None)
             if fbclid is None and not fbc_cookie and "fbclid" in click_ids:
                 fbclid = click_ids["fbclid"].value
-            fb = self._fb.build(host, fbclid, fbc_cookie, cookies.get(FBP_COOKIE))
-            fbc, fbp = fb.fbc, fb.fbp
-            for name, value in fb.to_set:
-                set_cookies.append(set_cookie(name, value, max_age=FB_MAX_AGE, secure=secure,
-                                              http_only=False, domain=fb.domain))
+            fbc, fbp, fb_cookies = self._fb.build(host, fbclid, fbc_cookie,
+                                                  cookies.get(FBP_COOKIE), secure)
+            if fb_cookies:
+                set_cookies += fb_cookies
 
-        return Visit(
-            links_clicked_id=visitor_id, new_visitor=new_visitor, click_ids=click_ids,
-            captured=list(scan.found), rejected=scan.rejected, cookie_rejected=cookie_rejected,
-            consent=consent, fbc=fbc, fbp=fbp, set_cookies=set_cookies,
-            upstream_query=scan.upstream_query, new_clicks=new_clicks, consent_state=state,
-            ttp=_ttp(cookies.get(TTP_COOKIE)) if state.storage else None,
-            preview=self._preview.valid(cookies.get(PREVIEW_COOKIE), now),
-        )
+        ttp = cookies.get(TTP_COOKIE)
+        if ttp is not None:
+            ttp = _ttp(ttp) if storage else None
+        preview = cookies.get(PREVIEW_COOKIE)
+        # Positional: Visit's fields in their order (keywords cost twice as much here).
+        return Visit(visitor_id, new_visitor, click_ids, list(found), rejected, cookie_rejected,
+                     consent, fbc, fbp, set_cookies, upstream_query, new_clicks, ttp, state,
+                     preview is not None and self._preview.valid(preview, now))
+
+    def _stranger(self, host: str, secure: bool, gpc: bool, referer: str | None) -> Visit:
+        """`on_request` without a Cookie header or a query: a new visitor with nothing
+        held and nothing captured (the Referer may still carry an fbclid)."""
+        state = self._unasked[gpc]
+        visitor_id = new_visitor_id()
+        set_cookies = [f"{VISITOR_COOKIE}={visitor_id}{self._visitor_attributes[secure]}"]
+        fbc = fbp = None
+        consent = state.marketing
+        if consent:
+            fbclid = _referer_fbclid(referer) if referer else None
+            fbc, fbp, fb_cookies = self._fb.build(host, fbclid, None, None, secure)
+            set_cookies += fb_cookies
+        return Visit(visitor_id, True, {}, [], [], False, consent, fbc, fbp, set_cookies, None,
+                     [], None, state, False)
