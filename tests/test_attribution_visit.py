@@ -266,6 +266,13 @@ def test_hostile_fb_cookies_are_not_echoed():
     assert "script" not in " ".join(v.set_cookies)
 
 
+def test_fb_cookies_with_non_ascii_digits_are_not_kept_or_echoed():
+    # "١٢" are digits to `\d`: once kept, the builder re-set them with its appendix.
+    v = visit(make(), "fbclid=F", "_fbp=fb.1.\u0661\u0662.\u0663; _fbc=fb.\u0661.1.x")
+    assert v.fbp.isascii() and v.fbc.isascii()
+    assert all(h.isascii() for h in v.set_cookies)
+
+
 def test_legacy_four_part_fb_cookies_are_kept():
     v = visit(make(), "", "_fbp=fb.1.1700000000000.12345; _fbc=fb.1.1700000000000.OLD")
     assert (v.fbc, v.fbp) == ("fb.1.1700000000000.OLD", "fb.1.1700000000000.12345")

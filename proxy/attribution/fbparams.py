@@ -28,8 +28,9 @@ from publicsuffixlist import PublicSuffixList
 from proxy.attribution.cookies import FBC_COOKIE, FBP_COOKIE, cookie_attributes
 
 FB_MAX_AGE = 90 * 86400            # Meta's documented lifetime (the builder's DEFAULT_1PC_AGE)
-_FBC = re.compile(r"fb\.\d{1,2}\.\d{1,16}\.[A-Za-z0-9._~-]{1,600}")
-_FBP = re.compile(r"fb\.\d{1,2}\.\d{1,16}\.\d{1,20}(?:\.[A-Za-z0-9_-]{2,8})?")
+# ASCII digits only: `\d` also takes any Unicode digit ("١٢"), which Meta never writes.
+_FBC = re.compile(r"fb\.[0-9]{1,2}\.[0-9]{1,16}\.[A-Za-z0-9._~-]{1,600}")
+_FBP = re.compile(r"fb\.[0-9]{1,2}\.[0-9]{1,16}\.[0-9]{1,20}(?:\.[A-Za-z0-9_-]{2,8})?")
 _HOSTNAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?")
 _MAX_BUILDERS = 256
 
