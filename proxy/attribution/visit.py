@@ -36,23 +36,19 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from proxy.attribution.clickids import ClickId, scan_query, valid_value
-from proxy.attribution.consent import TCF_COOKIE, Consent, ConsentState
+from proxy.attribution.clickids import ClickId, scan_query
+from proxy.attribution.consent import Consent, ConsentState
 from proxy.attribution.cookies import (
     ATTR_COOKIE,
-    FBC_COOKIE,
-    FBP_COOKIE,
-    TTP_COOKIE,
     VISITOR_COOKIE,
-    VISITOR_ID,
     AttrCodec,
     cookie_attributes,
     max_age_for,
-    parse_cookie_header,
     set_cookie,
 )
 from proxy.attribution.fbparams import FbParams
-from proxy.attribution.preview import PREVIEW_COOKIE, PreviewCodec
+from proxy.attribution.jar import JarReader
+from proxy.attribution.preview import PreviewCodec
 from proxy.config.model import AttributionSection, ConsentSection
 from proxy.random_ids import visitor_id as new_visitor_id
 
@@ -89,11 +85,6 @@ def _referer_fbclid(referer: str | None) -> str | None:
     return scan_query(query, _FBCLID, False).found.get("fbclid")
 
 
-def _ttp(value: str | None) -> str | None:
-    """`_ttp` as TikTok's pixel writes it; anything else is not passed on."""
-    return value if value and valid_value(TTP_COOKIE, value) else None
-
-
 class Attribution:
     def __init__(self, attribution: AttributionSection, consent: ConsentSection,
                  secret: bytes, previous_secrets: tuple[bytes, ...] = ()) -> None:
@@ -104,10 +95,7 @@ class Attribution:
         self._consent = Consent(consent)
         self._fb = FbParams()
         self._preview = PreviewCodec(secret, previous_secrets)
-        self._wanted = frozenset(
-            {VISITOR_COOKIE, ATTR_COOKIE, FBC_COOKIE, FBP_COOKIE, TTP_COOKIE, PREVIEW_COOKIE,
-             consent.cookie}
-            | ({TCF_COOKIE} if consent.tcf else set()))
+        self._jars = JarReader(consent.cookie, consent.tcf)
         # What every visitor without a consent cookie or TC string gets, by Sec-GPC.
         self._unasked = (self._consent.decide(None, False, None),
                          self._consent.decide(None, True, None))
@@ -129,23 +117,20 @@ class Attribution:
         if not cookie_header and not raw_query:
             return self._stranger(host, secure, gpc, referer)
         now = time.time() if now is None else now
-        cookies = parse_cookie_header(cookie_header, self._wanted) if cookie_header else {}
+        jar = self._jars.read(cookie_header)
         set_cookies: list[str] = []
-        consent_value, tc_string = cookies.get(self._consent.cookie), cookies.get(TCF_COOKIE)
-        if consent_value is None and tc_string is None:
+        if jar.consent is None and jar.tc_string is None:
             state = self._unasked[gpc]
         else:
-            state = self._consent.decide(consent_value, gpc, tc_string)
+            state = self._consent.decide(jar.consent, gpc, jar.tc_string)
         storage = state.storage
 
-        visitor_id = cookies.get(VISITOR_COOKIE)
-        if visitor_id is not None and not VISITOR_ID.fullmatch(visitor_id):
-            visitor_id = None
+        visitor_id = jar.visitor_id
         held: dict[str, ClickId] = {}
         cookie_rejected = False
         set_visitor = False
         resign = False
-        attr_raw = cookies.get(ATTR_COOKIE)
+        attr_raw = jar.attr
         if attr_raw and not storage:
             set_cookies.append(set_cookie(ATTR_COOKIE, "", max_age=0, secure=secure,
                                           http_only=True))
@@ -189,22 +174,20 @@ class Attribution:
         consent = state.marketing
         fbc = fbp = None
         if consent:
-            fbc_cookie = cookies.get(FBC_COOKIE)
             fbclid = found.get("fbclid") or (_referer_fbclid(referer) if referer else None)
-            if fbclid is None and not fbc_cookie and "fbclid" in click_ids:
+            if fbclid is None and not jar.fbc_sent and "fbclid" in click_ids:
                 fbclid = click_ids["fbclid"].value
-            fbc, fbp, fb_cookies = self._fb.build(host, fbclid, fbc_cookie,
-                                                  cookies.get(FBP_COOKIE), secure)
-            if fb_cookies:
+            if fbclid is None and jar.fbp is not None:
+                fbc, fbp = jar.fbc, jar.fbp         # nothing for Meta's builder to change
+            else:
+                fbc, fbp, fb_cookies = self._fb.build(host, fbclid, jar.fbc, jar.fbp, secure)
                 set_cookies += fb_cookies
 
-        ttp = cookies.get(TTP_COOKIE)
-        if ttp is not None:
-            ttp = _ttp(ttp) if storage else None
-        preview = cookies.get(PREVIEW_COOKIE)
+        preview = jar.preview
         # Positional: Visit's fields in their order (keywords cost twice as much here).
         return Visit(visitor_id, new_visitor, click_ids, list(found), rejected, cookie_rejected,
-                     consent, fbc, fbp, set_cookies, upstream_query, new_clicks, ttp, state,
+                     consent, fbc, fbp, set_cookies, upstream_query, new_clicks,
+                     jar.ttp if storage else None, state,
                      preview is not None and self._preview.valid(preview, now))
 
     def _stranger(self, host: str, secure: bool, gpc: bool, referer: str | None) -> Visit:
