@@ -116,10 +116,11 @@ class FbParams:
     def build(self, host: str, fbclid: str | None, fbc_cookie: str | None,
               fbp_cookie: str | None, secure: bool) -> FbCookies:
         """`fbclid` must already be validated; the cookies are validated here."""
-        fbc, fbp = valid_fbc(fbc_cookie), valid_fbp(fbp_cookie)
+        fbc = valid_fbc(fbc_cookie) if fbc_cookie else None
+        fbp = valid_fbp(fbp_cookie) if fbp_cookie else None
         if fbclid is None and fbp is not None:
             return fbc, fbp, _NOTHING_TO_SET       # nothing for the builder to change
-        builder, name, attributes = self._host(host)
+        builder, name, attributes = self._hosts.get(host) or self._host(host)
         cookies = {}
         if fbc:
             cookies[FBC_COOKIE] = fbc
@@ -128,7 +129,11 @@ class FbParams:
         queries = {"fbclid": [fbclid]} if fbclid else {}
         # The referer is never passed: its fbclid is validated by the caller instead.
         settings = builder.process_request(name, queries, cookies, None)
-        fbc, fbp = valid_fbc(builder.get_fbc()), valid_fbp(builder.get_fbp())
+        fbc, fbp = builder.get_fbc(), builder.get_fbp()
+        if fbc is not None:
+            fbc = valid_fbc(fbc)
+        if fbp is not None:
+            fbp = valid_fbp(fbp)
         set_fbc = set_fbp = False
         for s in settings:          # at most one per name
             if s.name == FBC_COOKIE:
