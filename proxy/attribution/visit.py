@@ -61,6 +61,8 @@ _NOTHING_FOUND: dict[str, str] = {}     # never written to: read-only stand-in
 
 @dataclass(slots=True)
 class Visit:
+    # Built positionally on the request path (`on_request`): the order of the fields
+    # is part of that call.
     links_clicked_id: str
     new_visitor: bool
     click_ids: dict[str, ClickId]
