@@ -95,16 +95,15 @@ def one_round() -> dict[str, tuple[float, int]]:
                            None, loop)  # type: ignore[arg-type]
 
     async def whole(req: EdgeRequest) -> None:
-        resp = ProxyResponse(status=200, reason="OK", headers=UPSTREAM_HEADERS,
-                             hold_headers=True)
-        resp.headers.add("Set-Cookie", COOKIE)
-        resp.content_length = len(PAGE)
+        resp = ProxyResponse(status=200, reason="OK",
+                             headers=[*UPSTREAM_HEADERS, ("Set-Cookie", COOKIE)],
+                             content_length=len(PAGE), hold_headers=True)
         await resp.prepare(req)
         await resp.write_eof(PAGE)
 
     async def streamed(req: EdgeRequest) -> None:
-        resp = ProxyResponse(status=200, reason="OK", headers=UPSTREAM_HEADERS)
-        resp.headers.add("Set-Cookie", COOKIE)
+        resp = ProxyResponse(status=200, reason="OK",
+                             headers=[*UPSTREAM_HEADERS, ("Set-Cookie", COOKIE)])
         await resp.prepare(req)
         for i in range(3):
             await resp.write(PAGE[i * 1600:(i + 1) * 1600])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import aiohttp
 from aiohttp import HttpVersion10, HttpVersion11, web
@@ -38,6 +38,19 @@ FEED_REOBSERVE_SECONDS = 60.0
 _PROTOCOLS = {HttpVersion11: "HTTP/1.1", HttpVersion10: "HTTP/1.0"}
 
 __all__ = ["EDGE", "AccessLog", "Edge"]
+
+
+class Counted(Protocol):
+    """What counting and the access log read of a response, ours or aiohttp's."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def content_length(self) -> int | None: ...
+
+
+A = TypeVar("A", bound=Counted)
 
 
 @dataclass(eq=False)
@@ -71,10 +84,10 @@ class Edge:
             self._ws_session = aiohttp.ClientSession(auto_decompress=False)
         return self._ws_session
 
-    def finish(self, request: web.BaseRequest, resp: web.StreamResponse, started: float,
+    def finish(self, request: web.BaseRequest, resp: A, started: float,
                ip: str | None = None, upstream: float | None = None,
                request_id: str | None = None, sent: int | None = None, *,
-               count: bool = True, quiet: bool = False) -> web.StreamResponse:
+               count: bool = True, quiet: bool = False) -> A:
         """Count the response (unless `count` is off: operators' and refused admin
         requests are no visitors') and access-log it (unless `quiet`) with the visitor's
         IP (`ip`, else found here by the realip walk). `upstream`: seconds to the

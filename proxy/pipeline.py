@@ -46,7 +46,7 @@ from proxy.http.headers import (
     response_headers,
     via_loop,
 )
-from proxy.http.response import ProxyResponse
+from proxy.http.response import Answer, ProxyResponse, written
 from proxy.http.route_table import PathEscapes, UpstreamRoute
 from proxy.http.server import HTTP_VERSIONS, client_version, log_malformed
 from proxy.http.target import BadTarget, origin_form, split_target
@@ -63,6 +63,7 @@ from proxy.transform.codecs import CodecError
 from proxy.transform.headers import unweaken_if_none_match
 
 log = logging.getLogger("careers_edge.pipeline")
+SET_COOKIE = hdrs.SET_COOKIE
 
 # TRACE echoes the request back, cookies included (cross-site tracing): never forwarded.
 REFUSED_METHODS = frozenset({"TRACE", "TRACK"})
@@ -96,11 +97,14 @@ def body_refused(request: web.BaseRequest, exc: BodyRefused) -> web.Response:
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
-    """The application's catch-all route."""
-    return await serve_request(request.app[EDGE], request)
+    """The application's catch-all route (under a plain `web.AppRunner`)."""
+    resp = await serve_request(request.app[EDGE], request)
+    if isinstance(resp, ProxyResponse):     # ours is written here, not by aiohttp
+        return await written(request, resp)
+    return resp
 
 
-async def serve_request(edge: Edge, request: web.BaseRequest) -> web.StreamResponse:
+async def serve_request(edge: Edge, request: web.BaseRequest) -> Answer:
     rt: Runtime = edge.runtime
     started = time.monotonic()
     checked = checked_target(request)
@@ -204,7 +208,7 @@ def admit(edge: Edge, rt: Runtime, request: web.BaseRequest, target: str,
 
 
 async def websocket(edge: Edge, request: web.BaseRequest, view: RequestView,
-                    route: UpstreamRoute | None, started: float) -> web.StreamResponse:
+                    route: UpstreamRoute | None, started: float) -> Answer:
     headers = request_headers(request.raw_headers, view.client, view.request_id.encode())
     if route is not None:
         ws = await relay_websocket(request, edge.ws_session(), route.origin,
@@ -241,7 +245,7 @@ def upstream_failed(edge: Edge, rt: Runtime, view: RequestView,
 
 async def forward(edge: Edge, rt: Runtime, request: web.BaseRequest, view: RequestView,
                   visit: Visit, route: UpstreamRoute | None,
-                  started: float) -> web.StreamResponse:
+                  started: float) -> Answer:
     """Upstream and back: the request's body, the upstream's answer, the response."""
     ip, rid = view.client.ip, view.request_id
     target = view.target
@@ -307,7 +311,7 @@ def count_injection(metrics: Metrics, transform: PageTransform | None,
         metrics.injections_skipped.labels(failed or "charset").inc()
 
 
-async def respond(request: web.BaseRequest, out: Outgoing) -> tuple[web.StreamResponse, int]:
+async def respond(request: web.BaseRequest, out: Outgoing) -> tuple[Answer, int]:
     """The upstream's answer streamed to the visitor; with the body bytes sent."""
     if out.early:                       # events decided on the head: durable before we answer
         out.fired = await out.submit(out.early)
@@ -330,16 +334,14 @@ async def respond(request: web.BaseRequest, out: Outgoing) -> tuple[web.StreamRe
 
 
 def response(head: ResponseHead) -> ProxyResponse:
-    """The planned head as the response object aiohttp prepares."""
-    resp = ProxyResponse(status=head.status, reason=head.reason, headers=head.headers,
-                         hold_headers=head.hold)
-    for cookie in head.set_cookies:
-        resp.headers.add(hdrs.SET_COOKIE, cookie)
-    if head.events_header:
-        resp.headers[EVENTS_HEADER] = head.events_header
-    if head.content_length is not None:
-        resp.content_length = head.content_length
-    return resp
+    """The planned head as the response the pipeline writes."""
+    headers = head.headers
+    if head.set_cookies or head.events_header:
+        headers = [*headers, *[(SET_COOKIE, c) for c in head.set_cookies]]
+        if head.events_header:
+            headers.append((EVENTS_HEADER, head.events_header))
+    return ProxyResponse(status=head.status, reason=head.reason, headers=headers,
+                         content_length=head.content_length, hold_headers=head.hold)
 
 
 async def finish(resp: ProxyResponse, held: list[bytes]) -> int:

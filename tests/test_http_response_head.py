@@ -7,7 +7,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.http.response import encode_head, must_be_empty
+from proxy.http.response import encode_lines, must_be_empty
+
+
+def encode_head(status_line: str, headers: list[tuple[str, str]]) -> bytes:
+    return encode_lines([status_line, *map(": ".join, headers)])
+
 
 # Header text as the proxy holds it: the upstream's bytes decoded as Latin-1.
 FIELD_BYTES = st.binary(min_size=1, max_size=30).filter(

@@ -3,12 +3,13 @@
 aiohttp's `StreamResponse` adds headers of its own to what it sends (a default
 `Content-Type: application/octet-stream`, its `Server` with versions) and sends the
 head on its own schedule; a proxy must pass the upstream's headers as they were, and
-a page whose body is already here should leave in one send. So `ProxyResponse` keeps
-`StreamResponse`'s interface (status, reason, headers, `content_length`, `prepare`,
-`write`, `write_eof`, `keep_alive`), composes the head itself from exactly the planned
-headers plus what the framing needs, and writes head and body through the request's
-public `writer` (aiohttp's `AbstractStreamWriter`, which keeps the connection's flow
-control and byte count):
+a page whose body is already here should leave in one send. So `ProxyResponse` has
+the part of `StreamResponse`'s interface the pipeline uses (status, reason,
+`content_length`, `prepare`, `write`, `write_eof`, `keep_alive`), composes the head
+itself from exactly the planned header list plus what the framing needs (no
+multidict is filled and asked on the way), and writes head and body through the
+request's public `writer` (aiohttp's `AbstractStreamWriter`, which keeps the
+connection's flow control and byte count):
 
 - the head goes out at `prepare`, or with the body when `hold_headers` (a body that is
   already here: head and body in one send);
@@ -26,18 +27,19 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
 from email.utils import formatdate
+from http import HTTPStatus
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
-from aiohttp.http import HttpVersion10, HttpVersion11
+from aiohttp.http import HttpVersion, HttpVersion10, HttpVersion11
 
 from proxy.http.headers import SERVER
 
 # How the body is framed on the wire.
 NO_BODY, LENGTH, CHUNKED, UNTIL_CLOSE = range(4)
 LAST_CHUNK = b"0\r\n\r\n"
+REASONS = {s.value: s.phrase for s in HTTPStatus}
 # Control characters a header line may not carry (HTAB is allowed): a value with CR or
 # LF would split the head (response splitting).
 FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -62,11 +64,10 @@ class DateCache:
 http_date = DateCache()
 
 
-def encode_head(status_line: str, headers: Iterable[tuple[str, str]]) -> bytes:
-    """The status line and header lines as one bytes object, ending in the blank line.
+def encode_lines(lines: list[str]) -> bytes:
+    """Head lines (the status line first) as one bytes object, ending in the blank line.
     Header text is Latin-1 (as it was decoded from the upstream's bytes), so those
     bytes go out as they came; text outside Latin-1 (none of ours) goes as UTF-8."""
-    lines = [status_line, *map(": ".join, headers)]
     joined = " ".join(lines)
     # No control character (nor any other unprintable one) is the common case, and a
     # quicker question than the search (a tab, or UTF-8 bytes read as Latin-1, ask it).
@@ -79,19 +80,49 @@ def encode_head(status_line: str, headers: Iterable[tuple[str, str]]) -> bytes:
         return text.encode("utf-8")
 
 
+_STATUS_LINES: dict[tuple[HttpVersion, int, str], str] = {}
+
+
+def status_line(version: HttpVersion, status: int, reason: str) -> str:
+    key = (version, status, reason)
+    line = _STATUS_LINES.get(key)
+    if line is None:
+        line = f"HTTP/{version.major}.{version.minor} {status} {reason}"
+        if len(_STATUS_LINES) < 256 and len(reason) <= 64:    # bounded: reasons are the upstream's
+            _STATUS_LINES[key] = line
+    return line
+
+
+def has_date(headers: list[tuple[str, str]]) -> bool:
+    for name, _ in headers:
+        if len(name) == 4 and name.lower() == "date":
+            return True
+    return False
+
+
 def must_be_empty(method: str, status: int) -> bool:
     return status < 200 or status in (204, 304) or method == "HEAD" \
         or (method == "CONNECT" and status < 300)
 
 
-class ProxyResponse(web.StreamResponse):
+class ProxyResponse:
     """A response whose head and framing the proxy writes; see the module's notes.
-    Its cookies are `Set-Cookie` headers (`headers.add`); `set_cookie`, compression and
-    `enable_chunked_encoding` are not for it (the framing follows from the length)."""
+
+    Not a `StreamResponse`: its head is exactly the planned header list (`headers`,
+    no framing header among them, Set-Cookies included) plus the framing, so it keeps
+    no case-insensitive multidict to fill and ask. `EdgeServer.serve` prepares and
+    finishes it and gives aiohttp's connection handler a finished stand-in."""
+
+    __slots__ = ("content_length", "finished", "framing", "headers", "held_head", "hold",
+                 "keep", "reason", "sent", "status", "writer")
 
     def __init__(self, *, status: int, reason: str | None,
-                 headers: Iterable[tuple[str, str]], hold_headers: bool = False) -> None:
-        super().__init__(status=status, reason=reason, headers=headers)
+                 headers: list[tuple[str, str]], content_length: int | None = None,
+                 hold_headers: bool = False) -> None:
+        self.status = status
+        self.reason = reason if reason is not None else REASONS.get(status, "")
+        self.headers = headers
+        self.content_length = content_length
         self.hold = hold_headers
         self.writer: AbstractStreamWriter | None = None
         self.framing = NO_BODY
@@ -115,42 +146,39 @@ class ProxyResponse(web.StreamResponse):
     def body_length(self) -> int:
         return self.sent
 
-    def set_cookie(self, *args: object, **kwargs: object) -> None:
-        raise TypeError("a ProxyResponse takes its cookies as Set-Cookie headers")
-
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         if self.writer is not None or self.finished:
             return self.writer
-        headers = self.headers
         version = request.version
         status = self.status
+        method = request.method
         keep = self.keep is not False and request.keep_alive
-        if must_be_empty(request.method, status):
+        lines = [status_line(version, status, self.reason)]
+        lines += map(": ".join, self.headers)
+        length = self.content_length
+        if must_be_empty(method, status):
             self.framing = NO_BODY
-            if status < 200 or status in (204, 304) or request.method == "CONNECT":
-                headers.popall(hdrs.CONTENT_LENGTH, None)   # a HEAD keeps its length
-            headers.popall(hdrs.TRANSFER_ENCODING, None)
-        elif hdrs.CONTENT_LENGTH in headers:
+            if length is not None and method == "HEAD" and status >= 200 \
+                    and status not in (204, 304):
+                lines.append(f"Content-Length: {length}")    # a HEAD keeps its length
+        elif length is not None:
             self.framing = LENGTH
+            lines.append(f"Content-Length: {length}")
         elif version >= HttpVersion11:
             self.framing = CHUNKED
-            headers[hdrs.TRANSFER_ENCODING] = "chunked"
+            lines.append("Transfer-Encoding: chunked")
         else:
             self.framing = UNTIL_CLOSE         # HTTP/1.0: the end of the body is the close
             keep = False
-        if hdrs.DATE not in headers:
-            headers[hdrs.DATE] = http_date()
-        if hdrs.CONNECTION not in headers:
-            if keep:
-                if version == HttpVersion10:
-                    headers[hdrs.CONNECTION] = "keep-alive"
-            elif version == HttpVersion11:
-                headers[hdrs.CONNECTION] = "close"
-        elif headers[hdrs.CONNECTION].lower() == "close":
-            keep = False
+        if not has_date(self.headers):
+            lines.append("Date: " + http_date())
+        if keep:
+            if version == HttpVersion10:
+                lines.append("Connection: keep-alive")
+        elif version == HttpVersion11:
+            lines.append("Connection: close")
         self.keep = keep
-        head = encode_head(f"HTTP/{version.major}.{version.minor} {status} {self.reason}",
-                           headers.items())
+        head = encode_lines(lines)
         self.writer = writer = request.writer
         if self.hold:
             self.held_head = head
@@ -198,7 +226,52 @@ class ProxyResponse(web.StreamResponse):
         return f"<ProxyResponse {self.status} {self.reason} {state}>"
 
 
-def name_server(response: web.StreamResponse) -> None:
+# What a proxied response or one of our own answers is, to the code that counts and
+# logs it: aiohttp's for our own pages, ours for the upstream's.
+Answer = web.StreamResponse | ProxyResponse
+
+
+class Finished(web.StreamResponse):
+    """The stand-in aiohttp's connection handler gets back for a `ProxyResponse`,
+    which `EdgeServer.serve` has written already: nothing left to prepare or send,
+    and whether the connection stays open. One per connection, reused."""
+
+    __slots__ = ("keep",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keep = False
+
+    def done(self, status: int, keep: bool) -> Finished:
+        self.set_status(status)
+        self.keep = keep
+        return self
+
+    @property
+    def keep_alive(self) -> bool | None:
+        return self.keep
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
+
+
+async def written(request: web.BaseRequest, resp: ProxyResponse) -> web.StreamResponse:
+    """`resp` prepared and finished, and its stand-in for aiohttp (a handler of a
+    `web.Application` must answer with a `StreamResponse`)."""
+    keep = False
+    try:
+        await resp.prepare(request)
+        await resp.write_eof()
+        keep = bool(resp.keep_alive)
+    except ConnectionError:
+        pass                        # the visitor went away
+    return Finished().done(resp.status, keep)
+
+
+def name_server(response: Answer) -> None:
     """Our own answers name the proxy, without versions (aiohttp would name itself);
     a proxied response keeps the upstream's `Server`, or none."""
     if not isinstance(response, ProxyResponse) and not response.prepared:

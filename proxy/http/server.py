@@ -26,9 +26,9 @@ from aiohttp.http import HttpVersion, HttpVersion10, HttpVersion11, RawRequestMe
 
 from proxy.http.errors import error_response
 from proxy.http.head_deadline import HeadDeadline
-from proxy.http.response import name_server
+from proxy.http.response import Answer, Finished, ProxyResponse, name_server
 
-Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.BaseRequest], Awaitable[Answer]]
 Count = Callable[[int], None]
 HTTP_VERSIONS = (HttpVersion11, HttpVersion10)
 
@@ -80,6 +80,7 @@ class EdgeRequestHandler(web.RequestHandler):
     def __init__(self, manager: EdgeServer, deadline_timeout: float, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self.count = manager.count
+        self.finished = Finished()          # what aiohttp gets back for our responses
         self.deadline = HeadDeadline(self, kwargs["loop"], deadline_timeout,
                                      lambda: self.count(408))
 
@@ -145,8 +146,13 @@ class EdgeServer(web.Server):
                 await resp.prepare(request)
                 await resp.write_eof()
             except ConnectionError:
-                return resp                      # the visitor went away
+                return resp if isinstance(resp, web.StreamResponse) \
+                    else Finished().done(resp.status, False)      # the visitor went away
             keep_alive = bool(resp.keep_alive) and resp.status != 101
+            if isinstance(resp, ProxyResponse):
+                finished = protocol.finished if isinstance(protocol, EdgeRequestHandler) \
+                    else Finished()
+                return finished.done(resp.status, keep_alive)
             return resp
         finally:
             if isinstance(protocol, EdgeRequestHandler):
