@@ -96,14 +96,14 @@ def one_round() -> dict[str, tuple[float, int]]:
 
     async def whole(req: EdgeRequest) -> None:
         resp = ProxyResponse(status=200, reason="OK",
-                             headers=[*UPSTREAM_HEADERS, ("Set-Cookie", COOKIE)],
+                             headers=UPSTREAM_HEADERS, set_cookies=[COOKIE],
                              content_length=len(PAGE), hold_headers=True)
         await resp.prepare(req)
         await resp.write_eof(PAGE)
 
     async def streamed(req: EdgeRequest) -> None:
         resp = ProxyResponse(status=200, reason="OK",
-                             headers=[*UPSTREAM_HEADERS, ("Set-Cookie", COOKIE)])
+                             headers=UPSTREAM_HEADERS, set_cookies=[COOKIE])
         await resp.prepare(req)
         for i in range(3):
             await resp.write(PAGE[i * 1600:(i + 1) * 1600])

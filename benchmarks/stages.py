@@ -45,7 +45,6 @@ from proxy.demo.pages import job_page
 from proxy.detect.rules import RequestFacts, ResponseFacts
 from proxy.edge import Edge
 from proxy.http.headers import client_view, request_headers, response_headers
-from proxy.http.server import EdgeRequest
 from proxy.http.upstream_response import UpstreamResponse
 from proxy.metrics import Metrics
 from proxy.pipeline import serve_request
@@ -281,7 +280,7 @@ async def _whole_requests(s: Setup, cookies: str | None, n: int, lean: bool = Fa
             transport = _Sink()
             protocol = _Protocol(loop)
             protocol.connection_made(transport)
-            request = EdgeRequest(RawRequestMessage(
+            request = web.BaseRequest(RawRequestMessage(
                 "GET", "/jobs/1", HttpVersion11, CIMultiDictProxy(CIMultiDict(headers)),
                 raw, False, None, False, False, url), EMPTY_PAYLOAD, protocol,
                 StreamWriter(protocol, loop), task, loop)

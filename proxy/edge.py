@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 import aiohttp
 from aiohttp import HttpVersion10, HttpVersion11, web
 from cachetools import TTLCache
-from prometheus_client import Counter
 
 from proxy.access_log import AccessLog, RequestIds
 from proxy.endpoint_routes import Routes
 from proxy.http.realip import real_ip, xff_values
-from proxy.metrics import Metrics
+from proxy.metrics import Increment, Metrics
 from proxy.ops.live import Live
 from proxy.ports import Endpoints, FeedObserver, Journeys, ObservedPage, Outbox, Transport
 from proxy.readiness import Readiness
@@ -71,7 +70,7 @@ class Edge:
     started_at: float = field(default_factory=time.time)
     draining: bool = False
     _ws_session: aiohttp.ClientSession | None = None
-    _codes: dict[int, Counter] = field(default_factory=dict)
+    _codes: dict[int, Increment] = field(default_factory=dict)
     # Keyed by everything they depend on (upstream bytes and headers, snippets
     # present, link rewriting, pixel hosts), so they outlive a rules reload.
     templates: TemplateCache = field(default_factory=TemplateCache)

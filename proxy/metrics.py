@@ -159,6 +159,68 @@ def latency_histogram(name: str, documentation: str, registry: CollectorRegistry
     return LoopHistogram(name, documentation, LATENCY_BUCKETS, registry)
 
 
+class Increment(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class LoopCounterChild:
+    """One label set's count of a `LoopCounter`."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1) -> None:
+        if amount < 0:
+            raise ValueError("Counters can only be incremented by non-negative amounts.")
+        self.value += amount
+
+
+class LoopCounter(Collector):
+    """A counter incremented from the event loop's thread only, in one process: a plain
+    float per label set (prometheus-client's `Counter` takes a lock on every
+    increment, on the request path once or twice a request). Rendered as `Counter`
+    renders (`_total`; `_created` is off for every metric here)."""
+
+    def __init__(self, name: str, documentation: str, labelnames: Iterable[str] = (),
+                 *, registry: CollectorRegistry) -> None:
+        self.name, self.documentation = name, documentation
+        self.labelnames = tuple(labelnames)
+        self._children: dict[tuple[str, ...], LoopCounterChild] = {}
+        self._own = None if self.labelnames else self.labels()
+        registry.register(self)
+
+    def labels(self, *values: str) -> LoopCounterChild:
+        if len(values) != len(self.labelnames):
+            raise ValueError(f"{self.name} takes labels {self.labelnames}")
+        key = tuple(map(str, values))
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = LoopCounterChild()
+        return child
+
+    def inc(self, amount: float = 1) -> None:
+        if self._own is None:
+            raise ValueError(f"{self.name} has labels: count through labels()")
+        self._own.inc(amount)
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for key, child in self._children.items():
+            family.add_metric(list(key), child.value)
+        yield family
+
+
+def loop_counter(name: str, documentation: str, labelnames: Iterable[str] = (), *,
+                 registry: CollectorRegistry) -> LoopCounter | Counter:
+    """A request-path counter: `LoopCounter`, or prometheus-client's own when the
+    samples go to the workers' shared files (`enable_multiprocess`)."""
+    if os.environ.get(MULTIPROC_ENV):
+        return Counter(name, documentation, labelnames, registry=registry)
+    return LoopCounter(name, documentation, labelnames, registry=registry)
+
+
 class Metrics:
     """The proxy's instruments; one instance per app."""
 
@@ -167,7 +229,8 @@ class Metrics:
         self.tallies = CollectorRegistry()    # read from components at scrape time
         self.tallies.register(_BuildInfo())
         self.tallies.register(_Processes())
-        self.requests = Counter(
+        # Counted on every request, from the event loop.
+        self.requests = loop_counter(
             "edge_requests", "Responses sent to visitors, by status code.", ["code"], registry=r)
         # Observed on every request, from the event loop.
         self.request_seconds = latency_histogram(
@@ -177,7 +240,7 @@ class Metrics:
             "edge_upstream_seconds", "Time to the upstream's response headers.", r)
         self.upstream_errors = Counter(
             "edge_upstream_errors", "Upstream failures, by kind.", ["kind"], registry=r)
-        self.injections = Counter(
+        self.injections = loop_counter(
             "edge_injections", "HTML responses that received pixels.", registry=r)
         self.injections_skipped = Counter(
             "edge_injections_skipped", "HTML responses that were to receive pixels and did "

@@ -63,7 +63,6 @@ from proxy.transform.codecs import CodecError
 from proxy.transform.headers import unweaken_if_none_match
 
 log = logging.getLogger("careers_edge.pipeline")
-SET_COOKIE = hdrs.SET_COOKIE
 
 # TRACE echoes the request back, cookies included (cross-site tracing): never forwarded.
 REFUSED_METHODS = frozenset({"TRACE", "TRACK"})
@@ -336,12 +335,11 @@ async def respond(request: web.BaseRequest, out: Outgoing) -> tuple[Answer, int]
 def response(head: ResponseHead) -> ProxyResponse:
     """The planned head as the response the pipeline writes."""
     headers = head.headers
-    if head.set_cookies or head.events_header:
-        headers = [*headers, *[(SET_COOKIE, c) for c in head.set_cookies]]
-        if head.events_header:
-            headers.append((EVENTS_HEADER, head.events_header))
+    if head.events_header:
+        headers = [*headers, (EVENTS_HEADER, head.events_header)]
     return ProxyResponse(status=head.status, reason=head.reason, headers=headers,
-                         content_length=head.content_length, hold_headers=head.hold)
+                         set_cookies=head.set_cookies, content_length=head.content_length,
+                         hold_headers=head.hold)
 
 
 async def finish(resp: ProxyResponse, held: list[bytes]) -> int:

@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from proxy.attribution.cookies import INTERNAL_COOKIES
 from proxy.hosts import HostPolicy
@@ -117,9 +118,10 @@ class TrustedProxies:
         return any(addr in net for net in self._nets)
 
 
-@dataclass(frozen=True, slots=True)
-class ClientView:
-    """Who the visitor is, after deciding whether to believe X-Forwarded-*."""
+class ClientView(NamedTuple):
+    """Who the visitor is, after deciding whether to believe X-Forwarded-*. Immutable;
+    a NamedTuple: a frozen dataclass sets each field through `object.__setattr__`, on
+    every request."""
 
     ip: str               # the realip walk's answer
     proto: str            # "http" | "https"

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from email.utils import formatdate
 from http import HTTPStatus
 
@@ -40,6 +41,7 @@ from proxy.http.headers import SERVER
 NO_BODY, LENGTH, CHUNKED, UNTIL_CLOSE = range(4)
 LAST_CHUNK = b"0\r\n\r\n"
 REASONS = {s.value: s.phrase for s in HTTPStatus}
+SET_COOKIE_LINE = "Set-Cookie: "
 # Control characters a header line may not carry (HTAB is allowed): a value with CR or
 # LF would split the head (response splitting).
 FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -109,19 +111,20 @@ class ProxyResponse:
     """A response whose head and framing the proxy writes; see the module's notes.
 
     Not a `StreamResponse`: its head is exactly the planned header list (`headers`,
-    no framing header among them, Set-Cookies included) plus the framing, so it keeps
-    no case-insensitive multidict to fill and ask. `EdgeServer.serve` prepares and
+    no framing header among them), then its `Set-Cookie`s, then the framing, so it
+    keeps no case-insensitive multidict to fill and ask. `EdgeServer.serve` prepares and
     finishes it and gives aiohttp's connection handler a finished stand-in."""
 
     __slots__ = ("content_length", "finished", "framing", "headers", "held_head", "hold",
-                 "keep", "reason", "sent", "status", "writer")
+                 "keep", "reason", "sent", "set_cookies", "status", "writer")
 
     def __init__(self, *, status: int, reason: str | None,
-                 headers: list[tuple[str, str]], content_length: int | None = None,
-                 hold_headers: bool = False) -> None:
+                 headers: list[tuple[str, str]], set_cookies: Sequence[str] = (),
+                 content_length: int | None = None, hold_headers: bool = False) -> None:
         self.status = status
         self.reason = reason if reason is not None else REASONS.get(status, "")
         self.headers = headers
+        self.set_cookies = set_cookies          # after the headers, in this order
         self.content_length = content_length
         self.hold = hold_headers
         self.writer: AbstractStreamWriter | None = None
@@ -155,6 +158,7 @@ class ProxyResponse:
         keep = self.keep is not False and request.keep_alive
         lines = [status_line(version, status, self.reason)]
         lines += map(": ".join, self.headers)
+        lines += map(SET_COOKIE_LINE.__add__, self.set_cookies)
         length = self.content_length
         if must_be_empty(method, status):
             self.framing = NO_BODY

@@ -122,16 +122,17 @@ class EdgeServer(web.Server):
 
     def make_request(self, message: RawRequestMessage, payload: Any,
                      protocol: web.RequestHandler, writer: Any,
-                     task: asyncio.Task[None]) -> EdgeRequest:
+                     task: asyncio.Task[None]) -> web.BaseRequest:
         if isinstance(protocol, EdgeRequestHandler):
             protocol.deadline.head_complete(payload)
         sent = message.version
-        if sent not in HTTP_VERSIONS:
-            # Answered (505) in a version the client may read, and never kept alive.
-            message = RawRequestMessage(
-                message.method, message.path, HttpVersion11, message.headers,
-                message.raw_headers, True, message.compression, False, message.chunked,
-                message.url)
+        if sent in HTTP_VERSIONS:
+            return web.BaseRequest(message, payload, protocol, writer, task, self.event_loop)
+        # Answered (505) in a version the client may read, and never kept alive.
+        message = RawRequestMessage(
+            message.method, message.path, HttpVersion11, message.headers,
+            message.raw_headers, True, message.compression, False, message.chunked,
+            message.url)
         return EdgeRequest(message, payload, protocol, writer, task, self.event_loop,
                            version_sent=sent)
 
