@@ -11,6 +11,7 @@ The upstream and the recorder are served by the test process itself.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import re
 import signal
@@ -32,6 +33,7 @@ EXIT_TIMEOUT = 30.0
 POLL = 0.05
 PORT_ATTEMPTS = 3
 REPO = Path(__file__).resolve().parents[2]
+PR_SET_PDEATHSIG = 1        # prctl(2)
 
 
 RULES_HEAD = """
@@ -193,6 +195,13 @@ class ProxyProcess:
             return await r.text()
 
 
+def stop_with_parent() -> None:
+    """In the child before exec: SIGTERM when the test process dies, so a run that is
+    killed (a timeout) leaves no proxy behind; teardown does the rest (Linux only)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def spawn(rules: Path, *, tmp: Path, port: int | None = None, workers: int | None = None,
           env: Mapping[str, str | None] | None = None, args: Sequence[str] = (),
           name: str = "proxy") -> ProxyProcess:
@@ -210,7 +219,8 @@ def spawn(rules: Path, *, tmp: Path, port: int | None = None, workers: int | Non
     out_path, err_path = tmp / f"{name}-{n}.stdout", tmp / f"{name}-{n}.stderr"
     out, err = out_path.open("wb"), err_path.open("wb")
     proc = subprocess.Popen(cmd, cwd=tmp, env=child_env(env), stdin=subprocess.DEVNULL,
-                            stdout=out, stderr=err, start_new_session=True)
+                            stdout=out, stderr=err, start_new_session=True,
+                            preexec_fn=stop_with_parent)
     return ProxyProcess(proc, port, out_path, err_path, admin_port=admin_port,
                         _files=[out, err])
 
