@@ -33,6 +33,7 @@ import argparse
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -65,20 +66,57 @@ end
 """
 
 
+def journey_metrics(admin_url: str, timeout: float = 5) -> dict[str, float]:
+    """The journey store's backlog and drops, from the proxy's metrics (admin listener;
+    with workers, those of the worker that answered). Raises OSError."""
+    with urllib.request.urlopen(f"{admin_url}/_edge/metrics", timeout=timeout) as r:
+        text = r.read().decode()
+    found: dict[str, float] = {}
+    for row in text.splitlines():
+        for name in ("edge_journeys_pending", "edge_journeys_dropped_total"):
+            if row.startswith(name):
+                found[name] = found.get(name, 0.0) + float(row.rsplit(" ", 1)[1])
+    return found
+
+
 def journeys(admin_url: str) -> str:
-    """The journey store's backlog and drops, from the proxy's metrics (admin listener)."""
     try:
-        with urllib.request.urlopen(f"{admin_url}/_edge/metrics", timeout=5) as r:
-            text = r.read().decode()
+        found = journey_metrics(admin_url)
     except OSError as exc:
         return f"metrics unavailable ({exc})"
-    found = {}
-    for line in text.splitlines():
-        for name in ("edge_journeys_pending", "edge_journeys_dropped_total"):
-            if line.startswith(name):
-                found[name] = found.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
     return (f"journeys pending {found.get('edge_journeys_pending', 0):,.0f} "
             f"dropped {found.get('edge_journeys_dropped_total', 0):,.0f}")
+
+
+class BacklogWatch:
+    """The largest journey backlog seen, polled twice a second. The write-behind
+    buffer is bounded (`write_behind.MAX_PENDING`, ~1.5 KB a journey) but fills
+    while its flush waits for the file, and what a peak allocated stays in the
+    process's heaps afterwards: a memory step follows the largest backlog so far."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                pending = journey_metrics(self.admin_url, timeout=2)
+            except OSError:
+                continue
+            self.peak = max(self.peak, int(pending.get("edge_journeys_pending", 0)))
+
+    def take(self) -> int:
+        """The peak since the last `take`."""
+        peak, self.peak = self.peak, 0
+        return peak
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def wal_mb(tmp: Path) -> str:
@@ -105,18 +143,22 @@ def run_wrk(url: str, seconds: int, connections: int, script: Path | None) -> tu
 
 def load_until(url: str, admin_url: str, total: int, args: argparse.Namespace,
                script: Path | None, memory: Callable[[], Sample], label: str,
-               seconds: float = 0.0, tmp: Path | None = None) -> tuple[int, int]:
-    """Load in segments until `total` requests and `seconds` have both gone by."""
-    done = errors = 0
+               backlog: BacklogWatch, seconds: float = 0.0,
+               tmp: Path | None = None) -> tuple[int, int, int]:
+    """Load in segments until `total` requests and `seconds` have both gone by;
+    (requests, errors, the largest journey backlog seen)."""
+    done = errors = peak = 0
     started = time.monotonic()
     while done < total or time.monotonic() - started < seconds:
         n, e = run_wrk(url, args.segment, args.connections, script)
         done, errors = done + n, errors + e
         rate = done / (time.monotonic() - started)
+        seen = backlog.take()
+        peak = max(peak, seen)
         print(f"  {label}: {done:>9,} requests  {errors} errors  {rate:,.0f} req/s  "
-              f"{describe(memory())}  {journeys(admin_url)}"
+              f"{describe(memory())}  {journeys(admin_url)} (peak {seen:,})"
               + (f"  {wal_mb(tmp)}" if tmp is not None else ""), flush=True)
-    return done, errors
+    return done, errors, peak
 
 
 @dataclass
@@ -125,6 +167,8 @@ class Soak:
     requests: int
     errors: int
     warm_requests: int
+    warm_backlog: int
+    soak_backlog: int
     start: Sample
     warm: Sample
     end: Sample
@@ -160,19 +204,24 @@ def soak(tmp: Path, workers: int, args: argparse.Namespace) -> Soak:
         start = memory()
         print(f"careers-edge pid {pid}, {workers} worker(s), at start {describe(start)}; "
               "warming up", flush=True)
-        warm, _ = load_until(edge.url, edge.admin_url, 0, args, script, memory, "warm-up",
-                             seconds=args.warmup_seconds, tmp=tmp)
+        backlog = BacklogWatch(edge.admin_url)
+        warm, _, warm_backlog = load_until(edge.url, edge.admin_url, 0, args, script, memory,
+                                           "warm-up", backlog, seconds=args.warmup_seconds,
+                                           tmp=tmp)
         warm_sample = memory()
         print("soak", flush=True)
-        done, errors = load_until(edge.url, edge.admin_url, args.requests, args, script,
-                                  memory, "soak", tmp=tmp)
+        done, errors, soak_backlog = load_until(edge.url, edge.admin_url, args.requests,
+                                                args, script, memory, "soak", backlog,
+                                                tmp=tmp)
+        backlog.stop()
         time.sleep(2)          # let write-behind stores and the access log flush
         end = memory()
     finally:
         for t in (edge, origin):
             t.proc.terminate()
             t.proc.wait(30)
-    return Soak(workers, done, errors, warm, start, warm_sample, end)
+    return Soak(workers, done, errors, warm, warm_backlog, soak_backlog, start,
+                warm_sample, end)
 
 
 def main() -> int:
@@ -198,6 +247,8 @@ def main() -> int:
     row("requests after warm-up", [f"{r.requests:,} ({r.errors} err)" for r in results])
     row("requests in warm-up", [f"{r.warm_requests:,} ({args.warmup_seconds} s)"
                                 for r in results])
+    row("journey backlog peak, warm-up", [f"{r.warm_backlog:,}" for r in results])
+    row("journey backlog peak, soak", [f"{r.soak_backlog:,}" for r in results])
     stages = (("at start", "start"), ("after warm-up", "warm"), ("at the end", "end"))
     print("workers' RSS summed (pages shared after the fork counted once per worker):")
     for label, at in stages:
