@@ -9,7 +9,7 @@ Every other response passes through byte-identical.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,30 +34,42 @@ class PageTransform:
     """The HTML transform of one response, plus events that are only known at its end.
 
     A body that arrived whole goes through `feed_whole`: from the Edge's page
-    templates when the page has one, else through the streaming `HtmlTransform`."""
+    templates when the page has one, else through the streaming `HtmlTransform`.
+    The head snippet is kept in parts (`CompiledPixels.head`), joined only into the
+    page itself; `script` is the inline script's parts, for a meta CSP's hash."""
 
-    def __init__(self, encoding: str | None, coding: str, head: bytes, body: bytes,
-                 rewrite: LinkRewrite | None, needs: CspNeeds | None,
-                 nonce: str | None, templates: TemplateCache, tail_element: str | None,
-                 utf16: str | None = None) -> None:
+    __slots__ = ("_body", "_coding", "_encoding", "_head", "_hosts", "_html", "_nonce",
+                 "_rewrite", "_script", "_template", "_templates", "_utf16", "has_snippets",
+                 "tail_element")
+
+    def __init__(self, encoding: str | None, coding: str, head: Sequence[bytes], body: bytes,
+                 rewrite: LinkRewrite | None, hosts: Mapping[str, tuple[str, ...]] | None,
+                 script: Sequence[bytes], nonce: str | None, templates: TemplateCache,
+                 tail_element: str | None, utf16: str | None = None) -> None:
+        """`hosts`: the pixels' CSP hosts, None without pixels (a meta CSP stays)."""
         self._encoding = encoding
         self._utf16 = utf16
         self._coding = coding
         self._head = head
         self._body = body
         self._rewrite = rewrite
-        self._needs = needs
+        self._hosts = hosts
+        self._script = script
         self._nonce = nonce
         self._templates = templates
         self._html: HtmlTransform | None = None
         self._template: PageTemplate | None = None
         self.tail_element = tail_element
+        self.has_snippets = bool(head or body)
 
     @property
     def html(self) -> HtmlTransform:
         if self._html is None:
-            self._html = HtmlTransform(self._encoding, self._head, self._body,
-                                       rewrite=self._rewrite, meta_csp=self._needs,
+            needs = None
+            if self._hosts is not None:
+                needs = CspNeeds(inline_scripts=(b"".join(self._script),), hosts=self._hosts)
+            self._html = HtmlTransform(self._encoding, b"".join(self._head), self._body,
+                                       rewrite=self._rewrite, meta_csp=needs,
                                        nonce=self._nonce, utf16=self._utf16)
         return self._html
 
@@ -70,21 +82,15 @@ class PageTransform:
             return self.feed(raw)           # templates are built on ASCII-based bytes
         self._template = self._templates.get(
             raw, self._coding, head=bool(self._head), body=bool(self._body),
-            rewrite=self._rewrite, meta_csp=self._needs is not None)
+            rewrite=self._rewrite, meta_csp=self._hosts is not None)
         return b"" if self._template is not None else self.feed(raw)
-
-    @property
-    def has_snippets(self) -> bool:
-        return bool(self._head or self._body)
 
     @property
     def injected(self) -> bool:
         """A snippet went into the page."""
-        if not self.has_snippets:
-            return False
         if self._template is not None:
-            return self._template.injected
-        return self._html is not None and self._html.injected
+            return self._template.injected      # a slot only for a snippet there is
+        return self.has_snippets and self._html is not None and self._html.injected
 
     def observed(self) -> bytes:
         if self._template is not None:
@@ -98,7 +104,7 @@ class PageTransform:
             # DOMContentLoaded, and a parser moves it into <body> wherever it lands.
             tail = tail_events(self.tail_element, browser_events(events))
         if self._template is not None:
-            return self._template.render(self._head, self._body, tail)
+            return self._template.fill(self._head, self._body, tail)
         return self.html.finish(tail)
 
 
@@ -135,7 +141,8 @@ def plan_page(rt: Runtime, view: RequestView, status: int, out_headers: list[tup
             rewrite += (route.page_links if route is not None else rt.route_links,)
     if not pixels and rewrite is None and not wants_body and not (status == 200 and feed_wants):
         return passthrough(view, status, out_headers)
-    hosts = rt.pixels.csp_hosts_for(pixels) if pixels else None
+    compiled = rt.pixels.compiled(pixels) if pixels else None
+    hosts = compiled.csp_hosts if compiled is not None else None
     plan = header_plans.get(view.method, status, out_headers, hosts)
     if not plan.transform:
         return passthrough(view, status, out_headers)
@@ -145,25 +152,25 @@ def plan_page(rt: Runtime, view: RequestView, status: int, out_headers: list[tup
         rewrite = None
         links_kept = True
 
-    head = body = b""
+    head: Sequence[bytes] = ()
+    body = b""
+    script: Sequence[bytes] = ()
     nonce = plan.nonce
-    needs = None
     tail_element = None
-    if pixels:
+    if compiled is not None:
         page_event_id = new_event_id()
-        markup = rt.pixels.render(pixels, page_event_id=page_event_id,
-                                  links_clicked_id=visit.links_clicked_id, events=events,
-                                  consent_mode=visit.consent_state.consent_mode())
-        needs = CspNeeds(inline_scripts=(markup.head_script.encode(),),
-                         hosts=markup.csp_hosts)
-        headers = plan.headers_for(needs.inline_scripts[0])
+        script = compiled.script(
+            visit.links_clicked_id, page_event_id, events,
+            visit.consent_state.consent_mode() if compiled.has_google else None)
+        headers = plan.headers_for(b"".join(script)) if plan.hashed else list(plan.headers)
         if headers is None:     # the policy names this very script's hash already
+            needs = CspNeeds(inline_scripts=(b"".join(script),), hosts=compiled.csp_hosts)
             decision = apply_csp(transformed_headers(out_headers), needs)
             headers, nonce = decision.headers, decision.nonce
-        head, body = markup.head(nonce), markup.body_html.encode()
+        head, body = compiled.head(script, nonce), compiled.body
         tail_element = tail_id(page_event_id)
     else:
         headers = list(plan.headers)
-    transform = PageTransform(plan.encoding, plan.coding, head, body, rewrite, needs, nonce,
-                              templates, tail_element, plan.utf16)
+    transform = PageTransform(plan.encoding, plan.coding, head, body, rewrite, hosts, script,
+                              nonce, templates, tail_element, plan.utf16)
     return PagePlan(headers, transform, consumed_carry=bool(pixels), links_kept=links_kept)

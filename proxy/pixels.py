@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from types import MappingProxyType
+from typing import Final
 
 from cachetools import LRUCache
 
@@ -74,7 +75,12 @@ def tail_events(element_id: str, items: list[dict[str, object]]) -> bytes:
     return f'<script type="application/json" id="{element_id}">{js(items)}</script>'.encode()
 
 
+def tail_id(page_event_id: str) -> str:
+    return f"ce-events-{page_event_id}"
+
+
 _PATH_CACHE = 4096       # paths whose pixel choice is remembered
+_TUPLE_CACHE = 256       # pixel tuples whose compiled parts are found by identity
 
 
 class PixelSet:
@@ -85,7 +91,8 @@ class PixelSet:
         # A plain dict, emptied when full: looked up on every page, where an LRU's
         # bookkeeping would cost more than the pattern matching it saves.
         self._cache: dict[str, tuple[Pixel, ...]] = {}
-        self._statics: LRUCache[tuple[int, ...], _Static] = LRUCache(maxsize=256)
+        self._statics: LRUCache[tuple[int, ...], CompiledPixels] = LRUCache(maxsize=256)
+        self._by_tuple: dict[int, tuple[Sequence[Pixel], CompiledPixels]] = {}
         # Browser and server events deduplicate only under the same name: use the
         # mapping of the meta sink that reports to the same pixel.
         self.meta_names: dict[str, Mapping[str, str]] = {}
@@ -121,7 +128,7 @@ class PixelSet:
 
     def csp_hosts_for(self, pixels: Sequence[Pixel]) -> Mapping[str, tuple[str, ...]]:
         """What `render(pixels, …).csp_hosts` will be, before rendering."""
-        return self._static_for(pixels).csp_hosts
+        return self.compiled(pixels).csp_hosts
 
     def render(self, pixels: Sequence[Pixel], *, page_event_id: str, links_clicked_id: str,
                events: Sequence[BrowserEvent] = (),
@@ -129,20 +136,27 @@ class PixelSet:
         """Markup for one page. `events` are known now; later ones go in `tail_events`.
         `consent_mode`: the visitor's Google Consent Mode signals (default: granted,
         as pixels are only rendered with consent)."""
-        st = self._static_for(pixels)
-        script = [SCRIPT_START, js(links_clicked_id), ";", BOOTSTRAP]
-        if st.has_google:
-            script.append(google_consent(consent_mode or GRANTED_MODE))
-        script.append(st.init)
-        if st.has_meta:
-            script += ["fbq('track','PageView',{},{eventID:", js(page_event_id), "});"]
-        if events:
-            script.append(f"careersEdge.track({js(browser_events(events))});")
-        script += [DOM_READY_START, js(tail_id(page_event_id)), DOM_READY_END]
-        return Markup(head_script="".join(script), head_html=st.head_html,
+        st = self.compiled(pixels)
+        script = st.script(links_clicked_id, page_event_id, events, consent_mode)
+        return Markup(head_script=b"".join(script).decode(), head_html=st.head_html,
                       body_html=st.body_html, csp_hosts=st.csp_hosts)
 
-    def _static_for(self, pixels: Sequence[Pixel]) -> _Static:
+    def compiled(self, pixels: Sequence[Pixel]) -> CompiledPixels:
+        """The parts of `render` that depend on the pixels alone, built once per set.
+
+        `for_path` hands out the same tuple for a path on every page: found by its
+        identity first (the entry holds the tuple, so its id is not reused meanwhile).
+        """
+        hit = self._by_tuple.get(id(pixels))
+        if hit is not None and hit[0] is pixels:
+            return hit[1]
+        compiled = self._static_for(pixels)
+        if len(self._by_tuple) >= _TUPLE_CACHE:
+            self._by_tuple.clear()
+        self._by_tuple[id(pixels)] = (pixels, compiled)
+        return compiled
+
+    def _static_for(self, pixels: Sequence[Pixel]) -> CompiledPixels:
         """The parts of `render` that depend on the pixels alone, built once per set.
 
         Keyed by the pixels' identities: an entry keeps its pixels alive, so an id
@@ -151,7 +165,7 @@ class PixelSet:
         key = tuple(map(id, pixels))
         hit = self._statics.get(key)
         if hit is None:
-            hit = self._statics[key] = _Static.build(tuple(pixels),
+            hit = self._statics[key] = CompiledPixels.build(tuple(pixels),
                                                      self.meta_names_for(pixels))
         return hit
 
@@ -162,14 +176,46 @@ SCRIPT_START = ("window.careersEdge=window.careersEdge||{events:[]};"
 DOM_READY_START = "document.addEventListener('DOMContentLoaded',function(){var d=document." \
     "getElementById("
 DOM_READY_END = ");if(d)careersEdge.track(JSON.parse(d.textContent))});"
+PAGE_VIEW_START = "fbq('track','PageView',{},{eventID:"
 
+# The same as bytes, each with the quote of the JSON string that follows or ends there.
+_START: Final = (SCRIPT_START + '"').encode()
+_BOOT: Final = ('";' + BOOTSTRAP).encode()
+_PAGE_VIEW_END: Final = b'"});'
+_DOM_READY: Final = (DOM_READY_START + '"' + tail_id("")).encode()
+_DOM_READY_END: Final = ('"' + DOM_READY_END).encode()
 
 GRANTED_MODE = {"ad_storage": "GRANTED", "ad_user_data": "GRANTED",
                 "ad_personalization": "GRANTED"}
 
 
+def _inside(value: str) -> bytes:
+    """`js(value)` without its quotes, as bytes: JSON escapes a string character by
+    character, so an id of letters and digits is its own JSON text."""
+    if value.isascii() and value.isalnum():
+        return value.encode()
+    return js(value)[1:-1].encode()
+
+
+_OPEN_TAGS: dict[str | None, bytes] = {}
+
+
+def script_open(nonce: str | None) -> bytes:
+    """The head script's opening tag: with the page's nonce when it has one."""
+    tag = _OPEN_TAGS.get(nonce)
+    if tag is None:
+        attr = f' nonce="{escape(nonce)}"' if nonce else ""
+        tag = f"<script{attr}>".encode()
+        if len(_OPEN_TAGS) >= _TUPLE_CACHE:      # a nonce per response: start over
+            _OPEN_TAGS.clear()
+        _OPEN_TAGS[nonce] = tag
+    return tag
+
+
 @dataclass(frozen=True, slots=True)
-class _Static:
+class CompiledPixels:
+    """A set of pixels' markup, all but a page's few values joined once (as bytes)."""
+
     pixels: tuple[Pixel, ...]          # held so the ids in the cache key stay theirs
     has_meta: bool
     has_google: bool
@@ -177,9 +223,35 @@ class _Static:
     head_html: str
     body_html: str
     csp_hosts: Mapping[str, tuple[str, ...]]
+    boot_init: bytes                   # after the visitor id, up to the page's event id
+    init_bytes: bytes                  # the same after Google's consent default
+    close: bytes                       # the script's end tag and the head snippets
+    body: bytes                        # `body_html`, encoded
+
+    def script(self, links_clicked_id: str, page_event_id: str,
+               events: Sequence[BrowserEvent] = (),
+               consent_mode: Mapping[str, str] | None = None) -> list[bytes]:
+        """The head script (without its tags) in parts, to be joined: fixed text and
+        this page's values, JSON-escaped like `js` does."""
+        event_id = _inside(page_event_id)
+        if self.has_google:
+            out = [_START, _inside(links_clicked_id), _BOOT,
+                   google_consent(consent_mode or GRANTED_MODE).encode(), self.init_bytes]
+        else:
+            out = [_START, _inside(links_clicked_id), self.boot_init]
+        if self.has_meta:
+            out += (event_id, _PAGE_VIEW_END)
+        if events:
+            out.append(f"careersEdge.track({js(browser_events(events))});".encode())
+        out += (_DOM_READY, event_id, _DOM_READY_END)
+        return out
+
+    def head(self, script: list[bytes], nonce: str | None) -> list[bytes]:
+        """The head snippet in parts: the script in its tag, then the html snippets."""
+        return [script_open(nonce), *script, self.close]
 
     @classmethod
-    def build(cls, pixels: tuple[Pixel, ...], meta_names: Mapping[str, str]) -> _Static:
+    def build(cls, pixels: tuple[Pixel, ...], meta_names: Mapping[str, str]) -> CompiledPixels:
         by_type: dict[str, list[Pixel]] = {}
         for p in pixels:
             by_type.setdefault(p.type, []).append(p)
@@ -205,12 +277,12 @@ class _Static:
                 (head_html if p.position == "head" else body_html).append(p.html)
             for d, hs in p.csp.items():
                 hosts.setdefault(d, []).extend(hs)
+        joined = "".join(init) + (PAGE_VIEW_START + '"' if metas else "")
         return cls(pixels=pixels, has_meta=bool(metas), has_google=bool(googles),
                    init="".join(init),
                    head_html="".join(head_html), body_html="".join(body_html),
                    csp_hosts=MappingProxyType(
-                       {d: tuple(dict.fromkeys(hs)) for d, hs in hosts.items()}))
-
-
-def tail_id(page_event_id: str) -> str:
-    return f"ce-events-{page_event_id}"
+                       {d: tuple(dict.fromkeys(hs)) for d, hs in hosts.items()}),
+                   boot_init=_BOOT + joined.encode(), init_bytes=joined.encode(),
+                   close=("</script>" + "".join(head_html)).encode(),
+                   body="".join(body_html).encode())

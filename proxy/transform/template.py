@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from cachetools import LRUCache
@@ -41,13 +41,19 @@ class NotTemplatable(Exception):
 
 
 class PageTemplate:
-    __slots__ = ("coding", "observed", "parts", "size")
+    __slots__ = ("coding", "injected", "observed", "parts", "size", "_around")
 
     def __init__(self, coding: str, parts: tuple[tuple[bytes, int], ...], size: int) -> None:
         self.coding = coding
         self.parts = parts          # (literal, slot after it: 0 head, 1 body, -1 none)
         self.size = size
         self.observed: bytes | None = None
+        # The page has a place for a snippet (False: not one snippets can go into).
+        self.injected = any(slot >= 0 for _, slot in parts)
+        # The literals around the slots, and which slots: (head, body), (head,),
+        # (body,) or () — the injector places each snippet once, the head's first.
+        self._around = (tuple(lit for lit, _ in parts),
+                        tuple(slot for _, slot in parts if slot >= 0))
 
     @classmethod
     def build(cls, raw: bytes, coding: str, *, head: bool, body: bool,
@@ -74,11 +80,6 @@ class PageTemplate:
                       for i in range(0, len(pieces), 2))
         return cls(coding, parts, len(raw) + len(out))
 
-    @property
-    def injected(self) -> bool:
-        """The page has a place for a snippet (False: not one snippets can go into)."""
-        return any(slot >= 0 for _, slot in self.parts)
-
     def document(self, head: bytes, body: bytes, tail: bytes = b"") -> bytes:
         """The decoded document with this response's snippets."""
         fill = (head, body)
@@ -87,7 +88,20 @@ class PageTemplate:
         return b"".join(out)
 
     def render(self, head: bytes, body: bytes, tail: bytes = b"") -> bytes:
-        doc = self.document(head, body, tail)
+        return self.fill((head,), body, tail)
+
+    def fill(self, head: Sequence[bytes], body: bytes, tail: bytes = b"") -> bytes:
+        """`render` with the head snippet in parts: the page and its snippets are
+        joined once, in one `join`."""
+        lits, slots = self._around
+        if slots == (0, 1):
+            doc = b"".join((lits[0], *head, lits[1], body, lits[2], tail))
+        elif slots == (0,):
+            doc = b"".join((lits[0], *head, lits[1], tail))
+        elif slots == (1,):
+            doc = b"".join((lits[0], body, lits[1], tail))
+        else:
+            doc = self.document(b"".join(head), body, tail)
         if self.coding == "identity":
             return doc
         enc = codecs.encoder(self.coding)
