@@ -9,14 +9,21 @@ Every other response passes through byte-identical.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from proxy.conversions.events import new_event_id
-from proxy.pixels import BrowserEvent, browser_events, tail_events, tail_id
+from proxy.pixels import (
+    BrowserEvent,
+    CompiledPixels,
+    browser_events,
+    script_open,
+    tail_events,
+    tail_id,
+)
 from proxy.transform.csp import CspNeeds, apply_csp
-from proxy.transform.header_plan import HeaderPlans
+from proxy.transform.header_plan import HeaderPlan, HeaderPlans
 from proxy.transform.headers import transformed_headers, weaken_etag
 from proxy.transform.html import DEFAULT_OBSERVE, HtmlTransform
 from proxy.transform.links import LinkRewrite
@@ -36,41 +43,39 @@ class PageTransform:
     A body that arrived whole goes through `feed_whole`: from the Edge's page
     templates when the page has one, else through the streaming `HtmlTransform`.
     The head snippet is kept in parts (`CompiledPixels.head`), joined only into the
-    page itself; `script` is the inline script's parts, for a meta CSP's hash."""
+    page itself."""
 
-    __slots__ = ("_body", "_coding", "_encoding", "_head", "_hosts", "_html", "_nonce",
-                 "_rewrite", "_script", "_template", "_templates", "_utf16", "has_snippets",
-                 "tail_element")
+    __slots__ = ("_body", "_head", "_html", "_nonce", "_pixels", "_plan", "_rewrite",
+                 "_template", "_templates", "has_snippets", "tail_element")
 
-    def __init__(self, encoding: str | None, coding: str, head: Sequence[bytes], body: bytes,
-                 rewrite: LinkRewrite | None, hosts: Mapping[str, tuple[str, ...]] | None,
-                 script: Sequence[bytes], nonce: str | None, templates: TemplateCache,
-                 tail_element: str | None, utf16: str | None = None) -> None:
-        """`hosts`: the pixels' CSP hosts, None without pixels (a meta CSP stays)."""
-        self._encoding = encoding
-        self._utf16 = utf16
-        self._coding = coding
+    def __init__(self, plan: HeaderPlan, head: list[bytes], pixels: CompiledPixels | None,
+                 rewrite: LinkRewrite | None, nonce: str | None, templates: TemplateCache,
+                 tail_element: str | None) -> None:
+        """`head`: the pixels' head snippet in parts (`CompiledPixels.head`), their
+        script at `[1:-1]`; empty without pixels."""
+        self._plan = plan
         self._head = head
-        self._body = body
+        self._pixels = pixels
+        self._body = pixels.body if pixels is not None else b""
         self._rewrite = rewrite
-        self._hosts = hosts
-        self._script = script
         self._nonce = nonce
         self._templates = templates
         self._html: HtmlTransform | None = None
         self._template: PageTemplate | None = None
         self.tail_element = tail_element
-        self.has_snippets = bool(head or body)
+        self.has_snippets = bool(head or self._body)
 
     @property
     def html(self) -> HtmlTransform:
         if self._html is None:
             needs = None
-            if self._hosts is not None:
-                needs = CspNeeds(inline_scripts=(b"".join(self._script),), hosts=self._hosts)
-            self._html = HtmlTransform(self._encoding, b"".join(self._head), self._body,
+            if self._pixels is not None:       # a meta CSP is rewritten for the script
+                needs = CspNeeds(inline_scripts=(b"".join(self._head[1:-1]),),
+                                 hosts=self._pixels.csp_hosts)
+            plan = self._plan
+            self._html = HtmlTransform(plan.encoding, b"".join(self._head), self._body,
                                        rewrite=self._rewrite, meta_csp=needs,
-                                       nonce=self._nonce, utf16=self._utf16)
+                                       nonce=self._nonce, utf16=plan.utf16)
         return self._html
 
     def feed(self, chunk: bytes) -> bytes:
@@ -78,11 +83,11 @@ class PageTransform:
 
     def feed_whole(self, raw: bytes) -> bytes:
         """The whole upstream body at once; what to send now (the rest comes from `finish`)."""
-        if self._utf16 is not None:
+        if self._plan.utf16 is not None:
             return self.feed(raw)           # templates are built on ASCII-based bytes
         self._template = self._templates.get(
-            raw, self._coding, head=bool(self._head), body=bool(self._body),
-            rewrite=self._rewrite, meta_csp=self._hosts is not None)
+            raw, self._plan.coding, head=bool(self._head), body=bool(self._body),
+            rewrite=self._rewrite, meta_csp=self._pixels is not None)
         return b"" if self._template is not None else self.feed(raw)
 
     @property
@@ -120,7 +125,7 @@ def passthrough(view: RequestView, status: int, headers: list[tuple[str, str]]) 
     if status == 304 and view.weak_if_none_match:
         # The 200 this revalidates went out with a weakened ETag: repeat it.
         headers = [(k, weaken_etag(v) if k.lower() == "etag" else v) for k, v in headers]
-    return PagePlan(headers, None)
+    return PagePlan(headers, None, False, False)
 
 
 def plan_page(rt: Runtime, view: RequestView, status: int, out_headers: list[tuple[str, str]],
@@ -152,25 +157,25 @@ def plan_page(rt: Runtime, view: RequestView, status: int, out_headers: list[tup
         rewrite = None
         links_kept = True
 
-    head: Sequence[bytes] = ()
-    body = b""
-    script: Sequence[bytes] = ()
+    head: list[bytes] = []
     nonce = plan.nonce
     tail_element = None
     if compiled is not None:
         page_event_id = new_event_id()
-        script = compiled.script(
-            visit.links_clicked_id, page_event_id, events,
-            visit.consent_state.consent_mode() if compiled.has_google else None)
-        headers = plan.headers_for(b"".join(script)) if plan.hashed else list(plan.headers)
-        if headers is None:     # the policy names this very script's hash already
-            needs = CspNeeds(inline_scripts=(b"".join(script),), hosts=compiled.csp_hosts)
+        head = compiled.head(nonce, visit.links_clicked_id, page_event_id, events,
+                             visit.consent_state.consent_mode() if compiled.has_google
+                             else None)
+        found = plan.headers_for(b"".join(head[1:-1])) if plan.hashed else list(plan.headers)
+        if found is not None:
+            headers = found
+        else:                   # the policy names this very script's hash already
+            needs = CspNeeds(inline_scripts=(b"".join(head[1:-1]),),
+                             hosts=compiled.csp_hosts)
             decision = apply_csp(transformed_headers(out_headers), needs)
             headers, nonce = decision.headers, decision.nonce
-        head, body = compiled.head(script, nonce), compiled.body
+            head[0] = script_open(nonce)
         tail_element = tail_id(page_event_id)
     else:
         headers = list(plan.headers)
-    transform = PageTransform(plan.encoding, plan.coding, head, body, rewrite, hosts, script,
-                              nonce, templates, tail_element, plan.utf16)
-    return PagePlan(headers, transform, consumed_carry=bool(pixels), links_kept=links_kept)
+    transform = PageTransform(plan, head, compiled, rewrite, nonce, templates, tail_element)
+    return PagePlan(headers, transform, compiled is not None, links_kept)

@@ -137,7 +137,7 @@ class PixelSet:
         `consent_mode`: the visitor's Google Consent Mode signals (default: granted,
         as pixels are only rendered with consent)."""
         st = self.compiled(pixels)
-        script = st.script(links_clicked_id, page_event_id, events, consent_mode)
+        script = st.head(None, links_clicked_id, page_event_id, events, consent_mode)[1:-1]
         return Markup(head_script=b"".join(script).decode(), head_html=st.head_html,
                       body_html=st.body_html, csp_hosts=st.csp_hosts)
 
@@ -184,6 +184,7 @@ _BOOT: Final = ('";' + BOOTSTRAP).encode()
 _PAGE_VIEW_END: Final = b'"});'
 _DOM_READY: Final = (DOM_READY_START + '"' + tail_id("")).encode()
 _DOM_READY_END: Final = ('"' + DOM_READY_END).encode()
+_PAGE_VIEW_DOM_READY: Final = _PAGE_VIEW_END + _DOM_READY
 
 GRANTED_MODE = {"ad_storage": "GRANTED", "ad_user_data": "GRANTED",
                 "ad_personalization": "GRANTED"}
@@ -228,27 +229,28 @@ class CompiledPixels:
     close: bytes                       # the script's end tag and the head snippets
     body: bytes                        # `body_html`, encoded
 
-    def script(self, links_clicked_id: str, page_event_id: str,
-               events: Sequence[BrowserEvent] = (),
-               consent_mode: Mapping[str, str] | None = None) -> list[bytes]:
-        """The head script (without its tags) in parts, to be joined: fixed text and
-        this page's values, JSON-escaped like `js` does."""
+    def head(self, nonce: str | None, links_clicked_id: str, page_event_id: str,
+             events: Sequence[BrowserEvent] = (),
+             consent_mode: Mapping[str, str] | None = None) -> list[bytes]:
+        """The head snippet in parts, to be joined: the script's opening tag, the
+        script (`[1:-1]`, fixed text and this page's values JSON-escaped as `js`
+        does), then its end tag and the html snippets."""
         event_id = _inside(page_event_id)
         if self.has_google:
-            out = [_START, _inside(links_clicked_id), _BOOT,
+            out = [script_open(nonce), _START, _inside(links_clicked_id), _BOOT,
                    google_consent(consent_mode or GRANTED_MODE).encode(), self.init_bytes]
         else:
-            out = [_START, _inside(links_clicked_id), self.boot_init]
-        if self.has_meta:
-            out += (event_id, _PAGE_VIEW_END)
+            out = [script_open(nonce), _START, _inside(links_clicked_id), self.boot_init]
         if events:
-            out.append(f"careersEdge.track({js(browser_events(events))});".encode())
-        out += (_DOM_READY, event_id, _DOM_READY_END)
+            if self.has_meta:
+                out += (event_id, _PAGE_VIEW_END)
+            out += (f"careersEdge.track({js(browser_events(events))});".encode(),
+                    _DOM_READY, event_id, _DOM_READY_END, self.close)
+        elif self.has_meta:
+            out += (event_id, _PAGE_VIEW_DOM_READY, event_id, _DOM_READY_END, self.close)
+        else:
+            out += (_DOM_READY, event_id, _DOM_READY_END, self.close)
         return out
-
-    def head(self, script: list[bytes], nonce: str | None) -> list[bytes]:
-        """The head snippet in parts: the script in its tag, then the html snippets."""
-        return [script_open(nonce), *script, self.close]
 
     @classmethod
     def build(cls, pixels: tuple[Pixel, ...], meta_names: Mapping[str, str]) -> CompiledPixels:
