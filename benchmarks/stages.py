@@ -37,9 +37,7 @@ from side_by_side import CSP, NONCE, PIXEL_ID, RETURNING, RULES, SNIPPET
 from yarl import URL
 
 from proxy.access_log import AccessLog
-from proxy.attribution.consent import ConsentState
 from proxy.config.load import load_config
-from proxy.conversions.events import new_event_id
 from proxy.demo.jobs import job_by_id
 from proxy.demo.pages import job_page
 from proxy.detect.rules import RequestFacts, ResponseFacts
@@ -47,8 +45,9 @@ from proxy.edge import Edge
 from proxy.http.headers import client_view, request_headers, response_headers
 from proxy.http.upstream_response import UpstreamResponse
 from proxy.metrics import Metrics
+from proxy.page import PagePlan, plan_page
 from proxy.pipeline import serve_request
-from proxy.pixels import tail_id
+from proxy.request_view import RequestView, attribute
 from proxy.runtime import Runtime, compile_runtime
 from proxy.transform.header_plan import HeaderPlans
 from proxy.transform.template import TemplateCache
@@ -119,9 +118,7 @@ def stages(s: Setup) -> list[Stage]:
     client = client_view(raw_request, "127.0.0.1", PUBLIC_HOST, "http", rt.trusted, rt.hosts)
     out = response_headers(s.raw_response, rt.rewriter, PUBLIC, PUBLIC_HOST)
     upstream_headers = fresh(s.raw_response)
-    consent = ConsentState(True)
     plans, templates = HeaderPlans(), TemplateCache()
-    rewrite = (rt.link_origins[0], PUBLIC.encode())
     metrics = Metrics()
     edge = Edge(runtime=rt, transport=None, metrics=metrics,  # type: ignore[arg-type]
                 outbox=None, journeys=None,                  # type: ignore[arg-type]
@@ -140,25 +137,25 @@ def stages(s: Setup) -> list[Stage]:
         return candidates.classify(RequestFacts("GET", "/jobs/1/apply", ""),
                                    ResponseFacts(200, {}, None), page)
 
-    def page_plan() -> tuple[list[tuple[str, str]] | None, bytes, bytes, str]:
-        """What `page.plan_page` does for this page: pixels, header plan, markup."""
-        pixels = rt.pixels.allowed("/jobs/1", consent)
-        plan = plans.get("GET", 200, out, rt.pixels.csp_hosts_for(pixels))
-        event_id = new_event_id()
-        markup = rt.pixels.render(pixels, page_event_id=event_id, links_clicked_id=VISITOR,
-                                  events=[], consent_mode=consent.consent_mode())
-        headers = plan.headers_for(markup.head_script.encode())
-        return headers, markup.head(plan.nonce), markup.body_html.encode(), tail_id(event_id)
+    view = RequestView("GET", "/jobs/1", "/jobs/1", "", None, None, None, None, False, "",
+                       False, client, "0" * 16, PUBLIC)
+    visit = attribute(rt.attribution, view)
 
-    _, head, body, _ = page_plan()
+    def page_plan() -> PagePlan:
+        """`page.plan_page` for this page: pixels, header plan, markup, the transform."""
+        return plan_page(rt, view, 200, out, visit, (), wants_body=False, feed_wants=False,
+                         header_plans=plans, templates=templates)
+
+    planned = iter([page_plan() for _ in range(NUMBER * REPEAT + 4)])
 
     def template_fill() -> bytes:
         """The page's template (kept by its bytes) filled with this response's snippets."""
+        transform = next(planned).transform
+        assert transform is not None
         fresh = bytes(bytearray(page))      # a new bytes object per response, as read
-        template = templates.get(fresh, "identity", head=True, body=True, rewrite=rewrite,
-                                 meta_csp=False)
-        assert template is not None
-        return template.render(head, body)
+        first = transform.feed_whole(fresh)
+        assert not first
+        return transform.finish(())
 
     for _ in range(3):      # kept the second time it is seen
         template_fill()
