@@ -128,6 +128,21 @@ def passthrough(view: RequestView, status: int, headers: list[tuple[str, str]]) 
     return PagePlan(headers, None, False, False)
 
 
+_ORIGINS: dict[str, bytes] = {}
+_ORIGINS_KEPT = 64
+
+
+def _encoded(origin: str) -> bytes:
+    """A public origin as bytes, the same object for every page: the template cache's
+    key holds it, and an object's hash is computed once."""
+    found = _ORIGINS.get(origin)
+    if found is None:
+        if len(_ORIGINS) >= _ORIGINS_KEPT:
+            _ORIGINS.clear()
+        found = _ORIGINS[origin] = origin.encode()
+    return found
+
+
 def plan_page(rt: Runtime, view: RequestView, status: int, out_headers: list[tuple[str, str]],
               visit: Visit, events: Sequence[BrowserEvent], *, wants_body: bool,
               feed_wants: bool, header_plans: HeaderPlans,
@@ -140,7 +155,7 @@ def plan_page(rt: Runtime, view: RequestView, status: int, out_headers: list[tup
         else ()
     rewrite: LinkRewrite | None = None
     if rt.config.proxy.rewrite_links:
-        rewrite = (rt.link_origins[0], view.public_origin.encode())
+        rewrite = (rt.link_origins[0], _encoded(view.public_origin))
         if rt.route_links:      # a route's own page also moves its path-absolute links
             route = rt.routes.match(path)
             rewrite += (route.page_links if route is not None else rt.route_links,)
@@ -148,7 +163,8 @@ def plan_page(rt: Runtime, view: RequestView, status: int, out_headers: list[tup
         return passthrough(view, status, out_headers)
     compiled = rt.pixels.compiled(pixels) if pixels else None
     hosts = compiled.csp_hosts if compiled is not None else None
-    plan = header_plans.get(view.method, status, out_headers, hosts)
+    plan = header_plans.get(view.method, status, out_headers, hosts,
+                            compiled.hosts_key if compiled is not None else None)
     if not plan.transform:
         return passthrough(view, status, out_headers)
     links_kept = False

@@ -34,6 +34,7 @@ from proxy.pixel_tags import (
     meta_noscript,
     tiktok_init,
 )
+from proxy.transform.header_plan import HostsKey
 
 __all__ = ["META_BASE", "META_CSP", "BrowserEvent", "Markup", "PixelSet", "js"]
 
@@ -224,6 +225,7 @@ class CompiledPixels:
     head_html: str
     body_html: str
     csp_hosts: Mapping[str, tuple[str, ...]]
+    hosts_key: HostsKey                # `csp_hosts` as the header plans' cache key
     boot_init: bytes                   # after the visitor id, up to the page's event id
     init_bytes: bytes                  # the same after Google's consent default
     close: bytes                       # the script's end tag and the head snippets
@@ -280,11 +282,12 @@ class CompiledPixels:
             for d, hs in p.csp.items():
                 hosts.setdefault(d, []).extend(hs)
         joined = "".join(init) + (PAGE_VIEW_START + '"' if metas else "")
+        csp_hosts = {d: tuple(dict.fromkeys(hs)) for d, hs in hosts.items()}
         return cls(pixels=pixels, has_meta=bool(metas), has_google=bool(googles),
                    init="".join(init),
                    head_html="".join(head_html), body_html="".join(body_html),
-                   csp_hosts=MappingProxyType(
-                       {d: tuple(dict.fromkeys(hs)) for d, hs in hosts.items()}),
+                   csp_hosts=MappingProxyType(csp_hosts),
+                   hosts_key=tuple(csp_hosts.items()),
                    boot_init=_BOOT + joined.encode(), init_bytes=joined.encode(),
                    close=("</script>" + "".join(head_html)).encode(),
                    body="".join(body_html).encode())

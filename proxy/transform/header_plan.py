@@ -27,6 +27,7 @@ from proxy.transform.csp import (
 from proxy.transform.headers import declared_utf16, should_transform, transformed_headers
 
 PLANS: Final = 256
+HostsKey = tuple[tuple[str, tuple[str, ...]], ...]     # as `csp.hosts_key` makes it
 _SCRIPT: Final = b"\x00the inline script of this response\x00"
 _SCRIPT_HASH: Final = script_hash(_SCRIPT)
 _CSP_NAMES: Final = (CSP, CSP_REPORT_ONLY)
@@ -91,8 +92,12 @@ class HeaderPlans:
         self._cache: dict[object, HeaderPlan] = {}
 
     def get(self, method: str, status: int, headers: list[tuple[str, str]],
-            hosts: Mapping[str, tuple[str, ...]] | None) -> HeaderPlan:
-        key = (method, status, tuple(headers), None if hosts is None else hosts_key(hosts))
+            hosts: Mapping[str, tuple[str, ...]] | None,
+            key_of_hosts: HostsKey | None = None) -> HeaderPlan:
+        """`key_of_hosts`: `csp.hosts_key(hosts)`, when the caller keeps it."""
+        if key_of_hosts is None and hosts is not None:
+            key_of_hosts = hosts_key(hosts)
+        key = (method, status, tuple(headers), key_of_hosts)
         plan = self._cache.get(key)
         if plan is None:
             if len(self._cache) >= self._size:

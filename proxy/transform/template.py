@@ -119,15 +119,6 @@ _Entry = tuple[bytes, "PageTemplate | int"]
 _SAMPLE: Final = 64      # bytes of a page's start, and about as many spread through it
 
 
-def _key(raw: bytes, coding: str, head: bool, body: bool, meta_csp: bool,
-         rewrite: LinkRewrite | None) -> _Key:
-    """Which entry a page would be kept under: its length and a sample of its bytes, so
-    a lookup does not hash the whole page (~1 µs per KB); the entry holds the page's
-    bytes, compared in full before its template is used."""
-    step = len(raw) // _SAMPLE or 1
-    return (coding, head, body, meta_csp, rewrite, len(raw), raw[:_SAMPLE], raw[step - 1::step])
-
-
 def _entry_size(entry: _Entry) -> int:
     kept = entry[1]
     return kept.size if isinstance(kept, PageTemplate) else kept
@@ -140,29 +131,23 @@ class _BytesLRU:
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
         self.currsize = 0
-        self._data: OrderedDict[_Key, tuple[_Entry, int]] = OrderedDict()
+        # Read directly by `TemplateCache.get`: a hit is its hottest path.
+        self.data: OrderedDict[_Key, tuple[_Entry, int]] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._data)
-
-    def get(self, key: _Key) -> _Entry | None:
-        found = self._data.get(key)
-        if found is None:
-            return None
-        self._data.move_to_end(key)
-        return found[0]
+        return len(self.data)
 
     def __setitem__(self, key: _Key, entry: _Entry) -> None:
         size = _entry_size(entry)
         if size > self.maxsize:
             return
-        old = self._data.pop(key, None)
+        old = self.data.pop(key, None)
         if old is not None:
             self.currsize -= old[1]
-        while self._data and self.currsize + size > self.maxsize:
-            _, (_, dropped) = self._data.popitem(last=False)
+        while self.data and self.currsize + size > self.maxsize:
+            _, (_, dropped) = self.data.popitem(last=False)
             self.currsize -= dropped
-        self._data[key] = (entry, size)
+        self.data[key] = (entry, size)
         self.currsize += size
 
 
@@ -182,14 +167,22 @@ class TemplateCache:
             rewrite: LinkRewrite | None, meta_csp: bool) -> PageTemplate | None:
         """The template for this page; None when it cannot have one (transform it as a
         stream). CodecError propagates."""
-        if len(raw) > MAX_BODY:
+        n = len(raw)
+        if n > MAX_BODY:
             return None
-        key = _key(raw, coding, head, body, meta_csp, rewrite)
-        found = self._cache.get(key)
-        if found is not None and found[0] == raw:
-            self.hits += 1
-            kept = found[1]
-            return kept if isinstance(kept, PageTemplate) else None
+        # Kept under its length and a sample of its bytes, so a lookup does not hash the
+        # whole page (~1 µs per KB); the entry holds the page's bytes, compared in full
+        # before its template is used.
+        step = n // _SAMPLE or 1
+        key = (coding, head, body, meta_csp, rewrite, n, raw[:_SAMPLE], raw[step - 1::step])
+        data = self._cache.data
+        found = data.get(key)
+        if found is not None:
+            data.move_to_end(key)
+            if found[0][0] == raw:
+                self.hits += 1
+                kept = found[0][1]
+                return kept if kept.__class__ is PageTemplate else None
         self.misses += 1
         try:
             template: PageTemplate | None = PageTemplate.build(
