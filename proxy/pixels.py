@@ -193,10 +193,10 @@ GRANTED_MODE = {"ad_storage": "GRANTED", "ad_user_data": "GRANTED",
 
 def _inside(value: str) -> bytes:
     """`js(value)` without its quotes, as bytes: JSON escapes a string character by
-    character, so an id of letters and digits is its own JSON text."""
-    if value.isascii() and value.isalnum():
-        return value.encode()
-    return js(value)[1:-1].encode()
+    character, so an id of ASCII letters and digits is its own JSON text (a lone
+    surrogate passes the encoding, to fail in `js` as it always did)."""
+    encoded = value.encode("utf-8", "surrogatepass")
+    return encoded if encoded.isalnum() else js(value)[1:-1].encode()
 
 
 _OPEN_TAGS: dict[str | None, bytes] = {}
