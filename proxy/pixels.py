@@ -152,13 +152,14 @@ class PixelSet:
         if hit is not None and hit[0] is pixels:
             return hit[1]
         compiled = self._static_for(pixels)
-        if len(self._by_tuple) >= _TUPLE_CACHE:
-            self._by_tuple.clear()
-        self._by_tuple[id(pixels)] = (pixels, compiled)
+        if type(pixels) is tuple:       # a list could change under its id
+            if len(self._by_tuple) >= _TUPLE_CACHE:
+                self._by_tuple.clear()
+            self._by_tuple[id(pixels)] = (pixels, compiled)
         return compiled
 
     def _static_for(self, pixels: Sequence[Pixel]) -> CompiledPixels:
-        """The parts of `render` that depend on the pixels alone, built once per set.
+        """`compiled` by the pixels in the tuple (a TCF-filtered tuple is new per page).
 
         Keyed by the pixels' identities: an entry keeps its pixels alive, so an id
         in the key cannot be reused by another object while the entry exists.
@@ -167,7 +168,7 @@ class PixelSet:
         hit = self._statics.get(key)
         if hit is None:
             hit = self._statics[key] = CompiledPixels.build(tuple(pixels),
-                                                     self.meta_names_for(pixels))
+                                                            self.meta_names_for(pixels))
         return hit
 
 

@@ -287,3 +287,12 @@ def test_a_header_plan_found_by_the_kept_hosts_key_is_the_same_plan() -> None:
     assert plans.get("GET", 200, headers, compiled.csp_hosts) is by_key
     assert len(plans) == 1
     assert HeaderPlans().get("GET", 200, headers, compiled.csp_hosts) == by_key
+
+
+def test_a_list_of_pixels_is_compiled_by_its_pixels_not_its_identity() -> None:
+    ps = PixelSet(config(PIXELS).pixels, config(PIXELS).sinks)
+    pixels = list(ps.pixels[:1])
+    first = ps.compiled(pixels)
+    pixels.append(ps.pixels[1])             # the same list, other pixels
+    assert ps.compiled(pixels) is not first
+    assert ps.compiled(pixels).pixels == tuple(pixels)
