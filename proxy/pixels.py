@@ -201,6 +201,7 @@ def _inside(value: str) -> bytes:
 
 
 _OPEN_TAGS: dict[str | None, bytes] = {}
+_NONCES_KEPT = 256
 
 
 def script_open(nonce: str | None) -> bytes:
@@ -209,7 +210,7 @@ def script_open(nonce: str | None) -> bytes:
     if tag is None:
         attr = f' nonce="{escape(nonce)}"' if nonce else ""
         tag = f"<script{attr}>".encode()
-        if len(_OPEN_TAGS) >= _TUPLE_CACHE:      # a nonce per response: start over
+        if len(_OPEN_TAGS) >= _NONCES_KEPT:      # a nonce per response: start over
             _OPEN_TAGS.clear()
         _OPEN_TAGS[nonce] = tag
     return tag

@@ -21,6 +21,7 @@ from proxy.page import _ORIGINS, _ORIGINS_KEPT, _encoded, plan_page
 from proxy.page_script import BOOTSTRAP
 from proxy.pixel_tags import google_consent, js
 from proxy.pixels import (
+    _NONCES_KEPT,
     _OPEN_TAGS,
     _TUPLE_CACHE,
     DOM_READY_END,
@@ -266,9 +267,9 @@ def test_a_reloaded_rules_file_compiles_its_own_pixels() -> None:
 def test_script_tags_are_kept_per_nonce_and_bounded() -> None:
     assert script_open(None) == script_open("") == b"<script>"
     assert script_open('a"b') == b'<script nonce="a&quot;b">'
-    for i in range(3 * _TUPLE_CACHE):
+    for i in range(3 * _NONCES_KEPT):
         assert script_open(f"n{i}") == f'<script nonce="n{i}">'.encode()
-        assert len(_OPEN_TAGS) <= _TUPLE_CACHE
+        assert len(_OPEN_TAGS) <= _NONCES_KEPT
 
 
 def test_public_origins_are_kept_as_one_bytes_object_and_bounded() -> None:
