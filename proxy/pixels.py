@@ -216,6 +216,21 @@ def script_open(nonce: str | None) -> bytes:
     return tag
 
 
+_CONSENTS: dict[tuple[tuple[str, str], ...], bytes] = {}
+_CONSENTS_KEPT = 64
+
+
+def _consent_default(consent_mode: Mapping[str, str]) -> bytes:
+    """`google_consent` as bytes, kept per signals (a few combinations of two values)."""
+    key = tuple(consent_mode.items())
+    found = _CONSENTS.get(key)
+    if found is None:
+        if len(_CONSENTS) >= _CONSENTS_KEPT:
+            _CONSENTS.clear()
+        found = _CONSENTS[key] = google_consent(consent_mode).encode()
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledPixels:
     """A set of pixels' markup, all but a page's few values joined once (as bytes)."""
@@ -242,7 +257,7 @@ class CompiledPixels:
         event_id = _inside(page_event_id)
         if self.has_google:
             out = [script_open(nonce), _START, _inside(links_clicked_id), _BOOT,
-                   google_consent(consent_mode or GRANTED_MODE).encode(), self.init_bytes]
+                   _consent_default(consent_mode or GRANTED_MODE), self.init_bytes]
         else:
             out = [script_open(nonce), _START, _inside(links_clicked_id), self.boot_init]
         if events:

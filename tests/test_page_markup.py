@@ -21,6 +21,8 @@ from proxy.page import _ORIGINS, _ORIGINS_KEPT, _encoded, plan_page
 from proxy.page_script import BOOTSTRAP
 from proxy.pixel_tags import google_consent, js
 from proxy.pixels import (
+    _CONSENTS,
+    _CONSENTS_KEPT,
     _NONCES_KEPT,
     _OPEN_TAGS,
     _TUPLE_CACHE,
@@ -270,6 +272,15 @@ def test_script_tags_are_kept_per_nonce_and_bounded() -> None:
     for i in range(3 * _NONCES_KEPT):
         assert script_open(f"n{i}") == f'<script nonce="n{i}">'.encode()
         assert len(_OPEN_TAGS) <= _NONCES_KEPT
+
+
+def test_consent_defaults_are_kept_per_signals_and_bounded() -> None:
+    compiled = SET.compiled(SET.pixels)
+    assert compiled.has_google
+    for i in range(3 * _CONSENTS_KEPT):
+        mode = {"ad_storage": f"V{i}", "ad_user_data": "GRANTED"}
+        assert google_consent(mode).encode() in b"".join(compiled.head(None, "v", "e", (), mode))
+        assert len(_CONSENTS) <= _CONSENTS_KEPT
 
 
 def test_public_origins_are_kept_as_one_bytes_object_and_bounded() -> None:
