@@ -5,7 +5,8 @@ match (cached, bounded); `render` builds the head script (the page's data layer 
 dispatch from `page_script`, each network's base code and handler from `pixel_tags`,
 PageView, and the events tracked in the browser with the same event id as the
 server-side send), the body part (noscript images, html snippets) and the CSP hosts
-they need.
+they need. `PixelSet.compiled` holds all of that but a page's ids and events as
+bytes, once per pixel set: `CompiledPixels.head` is what a page's plan calls.
 """
 
 from __future__ import annotations
