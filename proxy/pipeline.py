@@ -539,5 +539,7 @@ class Outgoing:
 
     def done(self, transform: PageTransform) -> None:
         """A page transformed to its end: counted, and shown to the job feed."""
-        count_injection(self.edge.metrics, transform)
-        self.edge.observe_page(self.view.page_url, self.up.status, transform)
+        e = self.edge
+        count_injection(e.metrics, transform)
+        if e.feed is not None:          # the page's URL is built only for a feed to see
+            e.observe_page(self.view.page_url, self.up.status, transform)
