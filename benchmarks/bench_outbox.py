@@ -19,8 +19,8 @@ ran before the writer process (in the file's writer thread) and the outbox's sub
 and prints both: the two see the same moments of a shared machine.
 
 `--visits` also records that many visitors' journeys per second in the same file, as
-a proxy does (the journey store, flushed each second by the file's writer thread,
-which takes the write lock in turn with the outbox's writer).
+a proxy does (the journey store, flushed each second through the outbox's writer
+process, in slices that share its transactions with the submits).
 
 The last line is the floor the disk sets in the same run: one synced commit
 (`synchronous=FULL`, WAL, one small row) at a time, no event loop, no outbox.
@@ -85,7 +85,7 @@ async def level(path: str, submits: int, concurrency: int, busy: bool,
     busy_task = asyncio.create_task(busy_loop(stop)) if busy else None
     box = SqliteOutbox(path)
     await box.start()
-    journeys = JourneyStore(path) if per_second else None
+    journeys = JourneyStore(path, writer=box.writer) if per_second else None
     visit_task = None
     if journeys is not None:
         await journeys.start()

@@ -39,5 +39,7 @@ def open_stores(config: Config, metrics: Metrics, base: Path | None = None) -> S
                       RedisJourneyStore(state.target, retention_days=retention), local)
     path = state.sqlite_path
     secret = config.proxy.secret.encode() if config.proxy.secret else sqlite_secret(path)
-    return Stores(secret, SqliteOutbox(path, metrics=metrics),
-                  JourneyStore(path, retention_days=retention), path)
+    outbox = SqliteOutbox(path, metrics=metrics)
+    # One writer process for the file: journeys commit in the submits' transactions.
+    return Stores(secret, outbox,
+                  JourneyStore(path, retention_days=retention, writer=outbox.writer), path)

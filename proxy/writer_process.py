@@ -1,4 +1,4 @@
-"""A batch function on a SQLite file, run by a child process with group commit.
+"""Batch functions on a SQLite file, run by a child process with group commit.
 
 Why a process: a writer thread lets go of the GIL at every SQLite step and, behind
 an event loop busy with Python work, waits up to the switch interval (5 ms) to take
@@ -6,14 +6,20 @@ it back, several times per transaction. The child competes with nobody for its G
 the loop writes each item down the child's stdin and reads the results from its
 stdout with `add_reader`, no thread in between.
 
-The child (`python -m proxy.writer_process PATH MANY INIT DURABLE`; MANY and INIT are
-`module:function`) reads the items that queue up, takes the write lock, adds those
-that arrived meanwhile, and runs them as `sqlite_worker.commit_group` does: one
-transaction, every result sent back only after its COMMIT (synced to disk when
-durable). Frames both ways are a 4-byte length and a pickle: `(id, item)` in,
-`(commits so far, seconds the group took, [(id, ok, result or exception), ...])` out.
-The seconds, from the write lock taken to the COMMIT done, are kept in
-`group_seconds`: what the file took, apart from the hand-off to and from the child.
+One child writes everything its parent's stores send it: `run(many, item)` queues
+`item` for the batch function `many` (`many(conn, items) -> results`, a module-level
+function: it is pickled by name), so the outbox's submits and the journeys' batches
+share its transactions and its fsyncs. The child (`python -m proxy.writer_process
+PATH INIT DURABLE`; INIT is `module:function` or empty) reads the items that queue
+up, takes the write lock, adds those that arrived meanwhile, and runs them as
+`sqlite_worker.commit_group` does: one transaction, every result sent back only after
+its COMMIT (synced to disk when durable). A large write is sent in slices, one
+awaited after the other (the journeys do), so an item queued behind it waits for one
+slice, not for all of it. Frames both ways are a 4-byte length and a pickle: `(id,
+many, item)` in, `(commits so far, seconds the group took, [(id, ok, result or
+exception), ...])` out. The seconds, from the write lock taken to the COMMIT done,
+are kept in `group_seconds`: what the file took, apart from the hand-off to and from
+the child.
 
 Sharing the file: the child is one more WAL connection. Other writers (a process's
 `shared_writer` thread, other workers' children) take turns at the write lock; the
@@ -106,13 +112,12 @@ def _frames(buf: bytearray, limit: int) -> list[Any]:
 # -- in the parent, on its event loop -------------------------------------------------
 
 class WriterProcess:
-    """`await run(item)`: `many(conn, [item, ...])[i]`, committed, from the child."""
+    """`await run(many, item)`: `many(conn, [item, ...])[i]`, committed, from the child."""
 
-    def __init__(self, path: str, many: Many,
-                 init: Callable[[sqlite3.Connection], None] | None = None, *,
-                 durable: bool = True) -> None:
+    def __init__(self, path: str, init: Callable[[sqlite3.Connection], None] | None = None,
+                 *, durable: bool = True) -> None:
         self.path = path
-        self._args = [path, _ref(many), _ref(init) if init else "", "1" if durable else "0"]
+        self._args = [path, _ref(init) if init else "", "1" if durable else "0"]
         self.commits = 0            # transactions the children committed
         self.starts = 0             # children started
         self.group_seconds: collections.deque[float] = collections.deque(maxlen=100_000)
@@ -134,6 +139,15 @@ class WriterProcess:
     def in_flight(self) -> int:
         """Items sent and not answered yet."""
         return len(self._pending)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def unsent(self) -> int:
+        """Bytes queued for the child that its pipe could not take yet."""
+        return len(self._out)
 
     @property
     def pid(self) -> int | None:
@@ -178,13 +192,13 @@ class WriterProcess:
         assert self._ready is not None
         await asyncio.shield(self._ready)
 
-    async def run(self, item: Any) -> Any:
+    async def run(self, many: Many, item: Any) -> Any:
         self.start()
         assert self._loop is not None
         fut: asyncio.Future[Any] = self._loop.create_future()
         rid = next(self._ids)
         self._pending[rid] = fut
-        self._send(_frame((rid, item)))
+        self._send(_frame((rid, many, item)))
         return await fut
 
     async def close(self) -> None:
@@ -343,7 +357,7 @@ def _answer(value: Any) -> Any:
         return RuntimeError(f"{type(value).__name__}: {value}")
 
 
-def serve(path: str, many: Many, init: Callable[[sqlite3.Connection], None] | None,
+def serve(path: str, init: Callable[[sqlite3.Connection], None] | None,
           durable: bool, rfd: int, wfd: int) -> None:
     from proxy.state import open_sqlite
     conn = open_sqlite(path, create=False, durable=durable)
@@ -378,16 +392,16 @@ def serve(path: str, many: Many, init: Callable[[sqlite3.Connection], None] | No
             _lock(conn)
         except sqlite3.OperationalError as e:
             _write_all(wfd, _frame((commits, time.perf_counter() - t0,
-                                    [(rid, False, _answer(e)) for rid, _ in frames])))
+                                    [(rid, False, _answer(e)) for rid, _, _ in frames])))
             continue
         fill(block=False)                 # what queued while waiting for the lock
         frames += _frames(buf, MAX_GROUP - len(frames))
-        group = [Job(None, many, item) for _, item in frames]
+        group = [Job(None, many, item) for _, many, item in frames]
         done = commit_group(conn, group, path, begin=_lock, begun=True)
         commits += done.committed
         _write_all(wfd, _frame((commits, time.perf_counter() - t0,
                                 [(rid, ok, value if ok else _answer(value))
-                                 for (rid, _), (ok, value) in zip(frames, done.results)])))
+                                 for (rid, _, _), (ok, value) in zip(frames, done.results)])))
         checkpoints.after(len(frames))
     conn.close()
 
@@ -395,12 +409,11 @@ def serve(path: str, many: Many, init: Callable[[sqlite3.Connection], None] | No
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # the parent stops us: EOF
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    path, many_ref, init_ref, durable = argv
+    path, init_ref, durable = argv
     rfd, wfd = 0, os.dup(1)
     os.dup2(2, 1)                          # a stray print must not corrupt the replies
     try:
-        serve(path, _resolve(many_ref), _resolve(init_ref) if init_ref else None,
-              durable == "1", rfd, wfd)
+        serve(path, _resolve(init_ref) if init_ref else None, durable == "1", rfd, wfd)
     except BrokenPipeError:                # the parent is gone
         return 0
     return 0

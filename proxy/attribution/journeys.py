@@ -3,9 +3,14 @@
 Later server-side events (a hire reported by the ATS) are attributed from here
 without the visitor's cookie. The request path only calls `record(visit)`, which
 touches memory (the buffer of `write_behind.WriteBehind`); batches are written by
-the file's `sqlite_worker.shared_writer`, in the transactions it commits for the
-outbox too. Several processes may share the file: a batch runs inside one IMMEDIATE
-transaction, reads the stored rows and merges (per param the newest capture wins).
+the outbox's writer process when it is given one (`writer`), in the transactions it
+commits for the submits, else by the file's `sqlite_worker.shared_writer` thread.
+Either way a batch goes in slices of `SLICE` journeys, each awaited before the next
+is sent: a submit queued meanwhile waits for one slice, not for the whole batch.
+Several processes may share the file: a slice runs inside one IMMEDIATE transaction,
+reads the stored rows and merges (per param the newest capture wins), so writing a
+slice again after a failure changes nothing (a batch is acknowledged, and leaves the
+buffer, once all its slices are committed).
 `Journey` is defined in `write_behind` and exported here.
 The same transaction adds the funnel's click counters (`conversions.funnel`) for journeys
 and params stored for the first time; `journey_clicks_value` finds journeys by a
@@ -25,9 +30,11 @@ from proxy.attribution.write_behind import MAX_PENDING, Journey, Pending, WriteB
 from proxy.conversions.funnel import SQL_ADD, SQL_SCHEMA, Cell, click_cells
 from proxy.sqlite_worker import SqliteWorker, shared_writer
 from proxy.state import json_param
+from proxy.writer_process import WriterProcess
 
 __all__ = ["Journey", "JourneyStore"]
 PRUNE_EVERY = 3600.0         # seconds between prune passes, with retention_days
+SLICE = 50                   # journeys per transaction: ~1 ms of writing
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS journeys (
@@ -93,10 +100,12 @@ class JourneyStore(WriteBehind):
 
     def __init__(self, path: str, *, flush_interval: float = 1.0, batch_size: int = 500,
                  max_pending: int = MAX_PENDING, recent_ttl: float = 60.0,
-                 retention_days: float | None = None) -> None:
+                 retention_days: float | None = None,
+                 writer: WriterProcess | None = None) -> None:
         super().__init__(flush_interval=flush_interval, batch_size=batch_size,
                          max_pending=max_pending, recent_ttl=recent_ttl)
         self._path = path
+        self._writer = writer
         self._retention = retention_days * 86400 if retention_days else None
         self._last_prune = 0.0
         self._worker: SqliteWorker | None = None
@@ -124,7 +133,12 @@ class JourneyStore(WriteBehind):
             await self.prune(time.time() - self._retention)
 
     async def _write_batch(self, entries: list[Pending]) -> None:
-        await self.worker.run(lambda c: self._write(c, entries))
+        for start in range(0, len(entries), SLICE):
+            part = entries[start:start + SLICE]
+            if self._writer is not None and not self._writer.closed:
+                await self._writer.run(write_journeys, part)
+            else:
+                await self.worker.run_many(write_journeys, part)
 
     async def _load(self, links_clicked_id: str) -> Journey | None:
         stored = await self.worker.run(lambda c: self._read(c, [links_clicked_id]))
@@ -161,39 +175,43 @@ class JourneyStore(WriteBehind):
             " GROUP BY links_clicked_id ORDER BY t DESC LIMIT ?", (value, limit))
         return [r[0] for r in rows]
 
-    def _write(self, conn: sqlite3.Connection, entries: list[Pending]) -> None:
-        """In the writer's IMMEDIATE transaction: the merge reads what other
-        processes wrote, and nobody writes between the read and the upsert."""
-        ids = json_param([e.journey.links_clicked_id for e in entries])
-        found = orjson.loads(conn.execute(_SELECT_BATCH, (ids,)).fetchone()[0])
-        stored = {row[0]: _row_to_journey(row) for row in found}
-        rows: list[tuple[Any, ...]] = []
-        clicks: list[tuple[str, str, str, float]] = []
-        cells: list[Cell] = []
-        for entry in entries:
-            journey = entry.journey
-            merged = stored.get(journey.links_clicked_id)
-            held = set() if merged is None else set(merged.click_ids)
-            if merged is None:
-                merged = journey
-            else:
-                merged.merge(journey)
-            cells += click_cells(
-                {p: c.seen_at for p, c in journey.click_ids.items() if p not in held},
-                journey.links_clicked_id not in stored, merged.first_seen, merged.preview)
-            rows.append(_journey_to_row(merged))
-            clicks.extend((p, v, journey.links_clicked_id, t)
-                          for (p, v), t in entry.seen.items())
-        conn.execute(_UPSERT, (json_param(rows),))
-        if clicks:
-            conn.execute(_UPSERT_CLICK, (json_param(clicks),))
-        if cells:
-            conn.execute(SQL_ADD, (json_param(cells), time.time()))
-
     def _prune(self, conn: sqlite3.Connection, before: float) -> int:
         conn.execute("DELETE FROM journey_clicks WHERE links_clicked_id IN"
                      " (SELECT links_clicked_id FROM journeys WHERE last_seen < ?)", (before,))
         return conn.execute("DELETE FROM journeys WHERE last_seen < ?", (before,)).rowcount
+
+
+def write_journeys(conn: sqlite3.Connection, slices: list[list[Pending]]) -> list[None]:
+    """A batch function: each slice merged over what is stored and written, in the
+    writer's IMMEDIATE transaction (the merge reads what other processes wrote, and
+    nobody writes between the read and the upsert)."""
+    entries = [e for part in slices for e in part]
+    ids = json_param([e.journey.links_clicked_id for e in entries])
+    found = orjson.loads(conn.execute(_SELECT_BATCH, (ids,)).fetchone()[0])
+    stored = {row[0]: _row_to_journey(row) for row in found}
+    rows: list[tuple[Any, ...]] = []
+    clicks: list[tuple[str, str, str, float]] = []
+    cells: list[Cell] = []
+    for entry in entries:
+        journey = entry.journey
+        merged = stored.get(journey.links_clicked_id)
+        held = set() if merged is None else set(merged.click_ids)
+        if merged is None:
+            merged = journey
+        else:
+            merged.merge(journey)
+        cells += click_cells(
+            {p: c.seen_at for p, c in journey.click_ids.items() if p not in held},
+            journey.links_clicked_id not in stored, merged.first_seen, merged.preview)
+        rows.append(_journey_to_row(merged))
+        clicks.extend((p, v, journey.links_clicked_id, t)
+                      for (p, v), t in entry.seen.items())
+    conn.execute(_UPSERT, (json_param(rows),))
+    if clicks:
+        conn.execute(_UPSERT_CLICK, (json_param(clicks),))
+    if cells:
+        conn.execute(SQL_ADD, (json_param(cells), time.time()))
+    return [None] * len(slices)
 
 
 def _create_schema(conn: sqlite3.Connection) -> None:

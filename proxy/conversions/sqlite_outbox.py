@@ -6,9 +6,10 @@ visitor, the first submit's result, and the event unless its rows hold it). For 
 operators, in the same writes: `edge_sink_hours` (marks per sink and hour) and
 `edge_counts` (the funnel's counters and the rules' hits, `conversions.funnel`). A submit
 is written by the outbox's writer process (`writer_process`: a visitor's page waits for
-it, and a thread behind a busy event loop waits for the GIL at every SQLite step);
-everything else runs in the file's `SqliteWorker` thread (`shared_writer`), beside it
-on the same WAL file. State moves follow `states.TRANSITIONS`.
+it, and a thread behind a busy event loop waits for the GIL at every SQLite step); the
+journeys of the same file are written by it too (`stores.open_stores` hands it to
+them). Everything else runs in the file's `SqliteWorker` thread (`shared_writer`),
+beside it on the same WAL file. State moves follow `states.TRANSITIONS`.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ class SqliteOutbox(OutboxBase):
         else:
             self.worker = SqliteWorker(path, _existing, name="outbox-sqlite", create=False,
                                        durable=True)
-        self.writer = WriterProcess(path, submit_many, init_submit, durable=True)
+        self.writer = WriterProcess(path, init_submit, durable=True)
 
     @property
     def commits(self) -> int:
@@ -170,7 +171,7 @@ class SqliteOutbox(OutboxBase):
                      consent: Consent) -> SubmitResult:
         plan = route(event, sinks, consent=consent)
         now = self.clock()
-        return self._submitted(await self.writer.run(Submit(event, plan, now)))
+        return self._submitted(await self.writer.run(submit_many, Submit(event, plan, now)))
 
     # -- delivery -----------------------------------------------------------------
 
