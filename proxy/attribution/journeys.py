@@ -133,12 +133,13 @@ class JourneyStore(WriteBehind):
             await self.prune(time.time() - self._retention)
 
     async def _write_batch(self, entries: list[Pending]) -> None:
+        worker = self.worker            # the schema, before the first write either way
         for start in range(0, len(entries), SLICE):
             part = entries[start:start + SLICE]
             if self._writer is not None and not self._writer.closed:
                 await self._writer.run(write_journeys, part)
             else:
-                await self.worker.run_many(write_journeys, part)
+                await worker.run_many(write_journeys, part)
 
     async def _load(self, links_clicked_id: str) -> Journey | None:
         stored = await self.worker.run(lambda c: self._read(c, [links_clicked_id]))

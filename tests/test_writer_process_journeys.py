@@ -1,0 +1,173 @@
+"""The journeys written by the outbox's writer process, real SQLite and a real child: a
+flush's slices commit with the submits, a submit is not held behind a large flush,
+and a kill mid-flush loses nothing that was acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from proxy.attribution.journeys import SLICE, JourneyStore
+from proxy.attribution.visit import ClickId, Visit
+from proxy.config.model import Sink
+from proxy.conversions.events import Event
+from proxy.conversions.sqlite_outbox import SqliteOutbox
+from proxy.metrics import Metrics
+from proxy.writer_process import WriterDied
+
+TALROO = Sink("talroo", "talroo")
+MANY = 10_000
+
+
+def ev(event_id: str) -> Event:
+    return Event("ApplicationCompleted", event_id=event_id, links_clicked_id=event_id,
+                 job_id="42", click_ids={"tlr_sid": "x"})
+
+
+def visit(vid: str) -> Visit:
+    return Visit(links_clicked_id=vid, new_visitor=True,
+                 click_ids={"gclid": ClickId(f"g-{vid}", time.time())}, captured=["gclid"],
+                 rejected=[], cookie_rejected=False, consent=True, fbc=None, fbp=None,
+                 set_cookies=[], upstream_query=None)
+
+
+@pytest.fixture
+async def box(tmp_path: Path) -> AsyncIterator[SqliteOutbox]:
+    b = SqliteOutbox(str(tmp_path / "state.db"), metrics=Metrics())
+    await b.start()
+    yield b
+    await b.close()
+
+
+@pytest.fixture
+async def journeys(box: SqliteOutbox) -> AsyncIterator[JourneyStore]:
+    store = JourneyStore(box.path, writer=box.writer, max_pending=2 * MANY,
+                         batch_size=2 * MANY, flush_interval=3600)
+    await store.start()       # the schema; flushed by the tests themselves
+    yield store
+    await store.stop()
+
+
+def other(box: SqliteOutbox) -> sqlite3.Connection:
+    return sqlite3.connect(box.path, timeout=30, isolation_level=None)
+
+
+def count(box: SqliteOutbox, sql: str) -> int:
+    c = other(box)
+    try:
+        return c.execute(sql).fetchone()[0] or 0
+    finally:
+        c.close()
+
+
+def journeys_stored(box: SqliteOutbox) -> int:
+    return count(box, "SELECT count(*) FROM journeys")
+
+
+def clicks_counted(box: SqliteOutbox) -> int:
+    return count(box, "SELECT sum(n) FROM edge_counts WHERE step = 'clicks'")
+
+
+async def until(check, what: str, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < end, what
+        await asyncio.sleep(0.01)
+
+
+async def test_a_flush_is_written_by_the_outbox_writer_and_not_the_thread(box, journeys):
+    for i in range(3 * SLICE):
+        journeys.record(visit(f"j{i}"))
+    before, thread = box.writer.commits, box.worker.commits
+    await journeys.flush()
+    assert journeys_stored(box) == 3 * SLICE and clicks_counted(box) == 3 * SLICE
+    assert box.writer.commits - before == 3          # one slice per transaction
+    assert box.worker.commits == thread
+    assert (await journeys.get("j7")).click_ids["gclid"].value == "g-j7"
+
+
+async def test_a_slice_and_the_submits_queued_with_it_share_one_commit(box, journeys):
+    for i in range(SLICE // 2):
+        journeys.record(visit(f"j{i}"))
+    lock = other(box)
+    lock.execute("BEGIN IMMEDIATE")       # the child waits for it with all of them sent
+    before = box.writer.commits
+    flush = asyncio.ensure_future(journeys.flush())
+    subs = [asyncio.ensure_future(box.submit(ev(f"e{i}"), [TALROO], consent=True))
+            for i in range(3)]
+    await until(lambda: box.writer.in_flight == 4 and not box.writer.unsent, "not sent")
+    lock.execute("COMMIT")
+    lock.close()
+    await flush
+    assert [r.queued for r in await asyncio.gather(*subs)] == [("talroo",)] * 3
+    assert box.writer.commits - before == 1
+    assert journeys_stored(box) == SLICE // 2
+
+
+async def test_a_submit_is_not_held_behind_a_large_journey_batch(box, journeys):
+    for i in range(MANY):
+        journeys.record(visit(f"j{i:05d}"))
+    flush = asyncio.ensure_future(journeys.flush())
+    await until(lambda: box.writer.in_flight == 1, "the flush sent nothing")
+    r = await box.submit(ev("a"), [TALROO], consent=True)
+    written = journeys_stored(box)      # the flush sends a slice only once one is done
+    assert r.queued == ("talroo",)
+    assert count(box, "SELECT count(*) FROM edge_outbox WHERE event_id = 'a'") == 1
+    assert not flush.done() and written < 3 * SLICE
+    await flush
+    assert journeys_stored(box) == MANY and clicks_counted(box) == MANY
+
+
+async def test_journeys_survive_a_writer_kill_mid_flush_as_submits_do(box, journeys):
+    for i in range(10):
+        journeys.record(visit(f"a{i}"))
+    await journeys.flush()                                     # acknowledged
+    acked = await box.submit(ev("acked"), [TALROO], consent=True)
+    assert acked.queued == ("talroo",)
+    # A trigger that keeps the child inside the slice holding j05000, earlier ones
+    # committed.
+    c = other(box)
+    c.execute("CREATE TABLE slow (n INTEGER)")
+    c.executemany("INSERT INTO slow VALUES (?)", [(i,) for i in range(1000)])
+    c.execute("CREATE TRIGGER slow_down AFTER INSERT ON journeys"
+              " WHEN NEW.links_clicked_id = 'j05000'"
+              " BEGIN SELECT sum(a.n * b.n * d.n) FROM slow a, slow b, slow d; END")
+    c.close()
+    for i in range(MANY):
+        journeys.record(visit(f"j{i:05d}"))
+    flush = asyncio.ensure_future(journeys.flush())
+    await until(lambda: journeys_stored(box) >= 10 + 5000, "the slices before never landed")
+    await asyncio.sleep(0.2)
+    assert not flush.done() and journeys_stored(box) == 10 + 5000
+    pid = box.writer.pid
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(WriterDied):
+        await flush
+    # What was acknowledged is there; the flush was not, and is kept whole.
+    assert journeys_stored(box) == 10 + 5000
+    assert count(box, "SELECT count(*) FROM edge_outbox WHERE event_id = 'acked'") == 1
+    assert journeys.pending == MANY and journeys.failed_flushes == 1
+    c = other(box)
+    c.execute("DROP TRIGGER slow_down")
+    c.close()
+    await journeys.flush()                     # a new child; slices written again
+    assert box.writer.pid != pid and box.writer.starts == 2
+    assert journeys_stored(box) == 10 + MANY
+    assert clicks_counted(box) == 10 + MANY    # the rewritten slices not counted twice
+    assert journeys.pending == 0
+
+
+async def test_a_closed_writer_leaves_the_journeys_to_the_thread(box, journeys):
+    for i in range(SLICE + 1):
+        journeys.record(visit(f"j{i}"))
+    await box.writer.close()
+    thread = box.worker.commits
+    await journeys.flush()
+    assert journeys_stored(box) == SLICE + 1 and box.worker.commits - thread == 2
