@@ -15,11 +15,12 @@ up, takes the write lock, adds those that arrived meanwhile, and runs them as
 `sqlite_worker.commit_group` does: one transaction, every result sent back only after
 its COMMIT (synced to disk when durable). A large write is sent in slices, one
 awaited after the other (the journeys do), so an item queued behind it waits for one
-slice, not for all of it. Frames both ways are a 4-byte length and a pickle: `(id,
-many, item)` in, `(commits so far, seconds the group took, [(id, ok, result or
-exception), ...])` out. The seconds, from the write lock taken to the COMMIT done,
-are kept in `group_seconds`: what the file took, apart from the hand-off to and from
-the child.
+slice, not for all of it. Frames both ways are a 4-byte length and a pickle:
+`(id, "module:function", item)` in (the name, not the function: unpickling a function
+looks its module up, tens of µs a submit), `(commits so far, seconds the group took,
+[(id, ok, result or exception), ...])` out. The seconds, from the write lock taken to
+the COMMIT done, are kept in `group_seconds`: what the file took, apart from the
+hand-off to and from the child.
 
 Sharing the file: the child is one more WAL connection. Other writers (a process's
 `shared_writer` thread, other workers' children) take turns at the write lock; the
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import importlib
 import itertools
 import logging
@@ -80,6 +82,7 @@ class WriterClosed(RuntimeError):
     pass
 
 
+@functools.cache
 def _ref(fn: Callable[..., Any]) -> str:
     return f"{fn.__module__}:{fn.__qualname__}"
 
@@ -198,7 +201,7 @@ class WriterProcess:
         fut: asyncio.Future[Any] = self._loop.create_future()
         rid = next(self._ids)
         self._pending[rid] = fut
-        self._send(_frame((rid, many, item)))
+        self._send(_frame((rid, _ref(many), item)))
         return await fut
 
     async def close(self) -> None:
@@ -324,22 +327,19 @@ class WriterProcess:
 # -- in the child ------------------------------------------------------------------------
 
 def _lock(conn: sqlite3.Connection) -> None:
-    """BEGIN IMMEDIATE, polling the write lock finely (see the module's docstring)."""
+    """BEGIN IMMEDIATE, polling the write lock finely (see the module's docstring); the
+    child's connection has no busy timeout of its own."""
     end = time.monotonic() + LOCK_TIMEOUT
     pause = 0.0001
-    conn.execute("PRAGMA busy_timeout=0")
-    try:
-        while True:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as e:
-                if "locked" not in str(e) or time.monotonic() > end:
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.001)
-    finally:
-        conn.execute(f"PRAGMA busy_timeout={int(LOCK_TIMEOUT * 1000)}")
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > end:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.001)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -362,6 +362,8 @@ def serve(path: str, init: Callable[[sqlite3.Connection], None] | None,
     from proxy.state import open_sqlite
     conn = open_sqlite(path, create=False, durable=durable)
     conn.execute("PRAGMA wal_autocheckpoint=0")     # checkpoints run beside, as a thread
+    conn.execute("PRAGMA busy_timeout=0")           # `_lock` waits for the write lock
+    batch = functools.cache(_resolve)
     if init is not None:
         init(conn)
     checkpoints = Checkpoints(path, SqliteWorker(path, name="checkpoint", create=False,
@@ -396,7 +398,7 @@ def serve(path: str, init: Callable[[sqlite3.Connection], None] | None,
             continue
         fill(block=False)                 # what queued while waiting for the lock
         frames += _frames(buf, MAX_GROUP - len(frames))
-        group = [Job(None, many, item) for _, many, item in frames]
+        group = [Job(None, batch(ref), item) for _, ref, item in frames]
         done = commit_group(conn, group, path, begin=_lock, begun=True)
         commits += done.committed
         _write_all(wfd, _frame((commits, time.perf_counter() - t0,
