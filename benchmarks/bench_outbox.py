@@ -84,8 +84,8 @@ async def level(path: str, submits: int, concurrency: int, busy: bool,
     stop = asyncio.Event()
     busy_task = asyncio.create_task(busy_loop(stop)) if busy else None
     box = SqliteOutbox(path)
-    await box.start()
     journeys = JourneyStore(path, writer=box.writer) if per_second else None
+    await box.start()           # after the journeys, as the app: the child imports both
     visit_task = None
     if journeys is not None:
         await journeys.start()

@@ -8,10 +8,11 @@ stdout with `add_reader`, no thread in between.
 
 One child writes everything its parent's stores send it: `run(many, item)` queues
 `item` for the batch function `many` (`many(conn, items) -> results`, a module-level
-function: it is pickled by name), so the outbox's submits and the journeys' batches
+function: it is sent by name), so the outbox's submits and the journeys' batches
 share its transactions and its fsyncs. The child (`python -m proxy.writer_process
-PATH INIT DURABLE`; INIT is `module:function` or empty) reads the items that queue
-up, takes the write lock, adds those that arrived meanwhile, and runs them as
+PATH INIT DURABLE [BATCH ...]`; INIT is `module:function` or empty, the BATCHes are
+imported before it answers "ready", `preload`) reads the items that queue up, takes
+the write lock, adds those that arrived meanwhile, and runs them as
 `sqlite_worker.commit_group` does: one transaction, every result sent back only after
 its COMMIT (synced to disk when durable). A large write is sent in slices, one
 awaited after the other (the journeys do), so an item queued behind it waits for one
@@ -188,6 +189,14 @@ class WriterProcess:
         self.starts += 1
         loop.add_reader(proc.stdout.fileno(), self._readable)
 
+    def preload(self, many: Many) -> None:
+        """Have the next child import `many`'s module before it answers "ready": else
+        the first item for it waits for the import (a second on a loaded machine),
+        and so does every item queued behind it."""
+        ref = _ref(many)
+        if ref not in self._args:
+            self._args.append(ref)
+
     async def started(self) -> None:
         """Start the child and wait until it has opened the file; `WriterDied` if it
         could not."""
@@ -358,12 +367,14 @@ def _answer(value: Any) -> Any:
 
 
 def serve(path: str, init: Callable[[sqlite3.Connection], None] | None,
-          durable: bool, rfd: int, wfd: int) -> None:
+          durable: bool, rfd: int, wfd: int, preload: Sequence[str] = ()) -> None:
     from proxy.state import open_sqlite
     conn = open_sqlite(path, create=False, durable=durable)
     conn.execute("PRAGMA wal_autocheckpoint=0")     # checkpoints run beside, as a thread
     conn.execute("PRAGMA busy_timeout=0")           # `_lock` waits for the write lock
     batch = functools.cache(_resolve)
+    for ref in preload:
+        batch(ref)
     if init is not None:
         init(conn)
     checkpoints = Checkpoints(path, SqliteWorker(path, name="checkpoint", create=False,
@@ -411,11 +422,12 @@ def serve(path: str, init: Callable[[sqlite3.Connection], None] | None,
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # the parent stops us: EOF
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    path, init_ref, durable = argv
+    path, init_ref, durable, *preload = argv
     rfd, wfd = 0, os.dup(1)
     os.dup2(2, 1)                          # a stray print must not corrupt the replies
     try:
-        serve(path, _resolve(init_ref) if init_ref else None, durable == "1", rfd, wfd)
+        serve(path, _resolve(init_ref) if init_ref else None, durable == "1", rfd, wfd,
+              preload)
     except BrokenPipeError:                # the parent is gone
         return 0
     return 0

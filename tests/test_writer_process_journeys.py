@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from proxy.attribution.journeys import SLICE, JourneyStore
@@ -171,3 +172,17 @@ async def test_a_closed_writer_leaves_the_journeys_to_the_thread(box, journeys):
     thread = box.worker.commits
     await journeys.flush()
     assert journeys_stored(box) == SLICE + 1 and box.worker.commits - thread == 2
+
+
+async def test_the_child_imports_the_journeys_batch_before_it_is_ready(tmp_path):
+    """The first flush must not wait for the child's import (a second under load), nor
+    the submits queued behind it."""
+    b = SqliteOutbox(str(tmp_path / "state.db"))
+    JourneyStore(b.path, writer=b.writer)          # as `open_stores`: before the start
+    try:
+        await b.start()
+        args = psutil.Process(b.writer.pid).cmdline()
+        assert "proxy.attribution.journeys:write_journeys" in args
+        assert "proxy.conversions.sqlite_submit:submit_many" in args
+    finally:
+        await b.close()

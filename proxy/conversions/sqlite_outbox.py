@@ -155,6 +155,7 @@ class SqliteOutbox(OutboxBase):
             self.worker = SqliteWorker(path, _existing, name="outbox-sqlite", create=False,
                                        durable=True)
         self.writer = WriterProcess(path, init_submit, durable=True)
+        self.writer.preload(submit_many)
 
     @property
     def commits(self) -> int:
