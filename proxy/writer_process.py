@@ -8,20 +8,28 @@ stdout with `add_reader`, no thread in between.
 
 One child writes everything its parent's stores send it: `run(many, item)` queues
 `item` for the batch function `many` (`many(conn, items) -> results`, a module-level
-function: it is sent by name), so the outbox's submits and the journeys' batches
-share its transactions and its fsyncs. The child (`python -m proxy.writer_process
-PATH INIT DURABLE [BATCH ...]`; INIT is `module:function` or empty, the BATCHes are
-imported before it answers "ready", `preload`) reads the items that queue up, takes
-the write lock, adds those that arrived meanwhile, and runs them as
-`sqlite_worker.commit_group` does: one transaction, every result sent back only after
-its COMMIT (synced to disk when durable). A large write is sent in slices, one
-awaited after the other (the journeys do), so an item queued behind it waits for one
-slice, not for all of it. Frames both ways are a 4-byte length and a pickle:
-`(id, "module:function", item)` in (the name, not the function: unpickling a function
-looks its module up, tens of µs a submit), `(commits so far, seconds the group took,
-[(id, ok, result or exception), ...])` out. The seconds, from the write lock taken to
-the COMMIT done, are kept in `group_seconds`: what the file took, apart from the
-hand-off to and from the child.
+function, sent by name), so the outbox's submits and the journeys' batches share its
+transactions and its fsyncs. The child (`python -m proxy.writer_process PATH INIT
+DURABLE [BATCH ...]`; INIT is `module:function` or empty, the BATCHes are imported
+before it answers "ready", `preload`) reads the items that queue up, takes the write
+lock, adds those that arrived meanwhile, and runs them as `sqlite_worker.commit_group`
+does: one transaction, every result sent back only after its COMMIT (synced to disk
+when durable). A large write is sent in slices, one awaited after the other (the
+journeys do), so an item queued behind it waits for one slice, not for all of it.
+
+An item sent with `sync=False` (a journey slice) lets a transaction that holds
+nothing else commit without an fsync: its frames reach the WAL file (a crash of
+either process loses nothing) and the next synced commit or checkpoint syncs them. The
+mode is chosen from what has queued as the write lock is tried (SQLite refuses to
+change it inside a transaction); an item that needs a sync and arrives after an
+unsynced transaction began waits for the next one, so every submit's COMMIT is synced.
+
+Frames both ways are a 4-byte length and a pickle: `(id, "module:function", item,
+sync)` in (the name, not the function: unpickling a function looks its module up, tens
+of µs a submit), `(commits so far, seconds the group took, [(id, ok, result or
+exception), ...])` out. The seconds, from the write lock taken to the COMMIT done, are
+kept in `group_seconds`: what the file took, apart from the hand-off to and from the
+child.
 
 Sharing the file: the child is one more WAL connection. Other writers (a process's
 `shared_writer` thread, other workers' children) take turns at the write lock; the
@@ -73,6 +81,7 @@ RESTART_PAUSE = 1.0         # seconds before replacing a child that never answer
 READ = 1 << 20
 
 Many = Callable[[sqlite3.Connection, list[Any]], Sequence[Any]]
+Frame = tuple[int, str, Any, bool]      # id, batch function, item, its commit synced
 
 
 class WriterDied(RuntimeError):
@@ -204,13 +213,15 @@ class WriterProcess:
         assert self._ready is not None
         await asyncio.shield(self._ready)
 
-    async def run(self, many: Many, item: Any) -> Any:
+    async def run(self, many: Many, item: Any, *, sync: bool = True) -> Any:
+        """`sync=False`: the item's commit need not be synced to disk when nothing else
+        in its group needs it (the next synced commit or checkpoint syncs it)."""
         self.start()
         assert self._loop is not None
         fut: asyncio.Future[Any] = self._loop.create_future()
         rid = next(self._ids)
         self._pending[rid] = fut
-        self._send(_frame((rid, _ref(many), item)))
+        self._send(_frame((rid, _ref(many), item, sync)))
         return await fut
 
     async def close(self) -> None:
@@ -335,12 +346,14 @@ class WriterProcess:
 
 # -- in the child ------------------------------------------------------------------------
 
-def _lock(conn: sqlite3.Connection) -> None:
+def _lock(conn: sqlite3.Connection, before: Callable[[], None] | None = None) -> None:
     """BEGIN IMMEDIATE, polling the write lock finely (see the module's docstring); the
-    child's connection has no busy timeout of its own."""
+    child's connection has no busy timeout of its own. `before` runs before each try."""
     end = time.monotonic() + LOCK_TIMEOUT
     pause = 0.0001
     while True:
+        if before is not None:
+            before()
         try:
             conn.execute("BEGIN IMMEDIATE")
             return
@@ -349,6 +362,14 @@ def _lock(conn: sqlite3.Connection) -> None:
                 raise
         time.sleep(pause)
         pause = min(pause * 2, 0.001)
+
+
+def _taken(queued: Sequence[Frame], synced: bool) -> int:
+    """How many of the queued items a transaction takes: all when its commit is synced;
+    else those before the first that needs a sync (it waits for the next one)."""
+    if synced:
+        return len(queued)
+    return next((i for i, f in enumerate(queued) if f[3]), len(queued))
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -383,38 +404,55 @@ def serve(path: str, init: Callable[[sqlite3.Connection], None] | None,
     buf = bytearray()
     eof = False
     commits = 0
+    queued: list[Frame] = []
+    synced = durable                       # the connection's `synchronous` is FULL
 
     def fill(block: bool) -> None:
+        """Read what the pipe holds into `queued`; `block`: wait for an item if none is
+        queued or left in `buf` (a group takes `MAX_GROUP` at most)."""
         nonlocal eof
+        queued.extend(_frames(buf, MAX_GROUP - len(queued)))
+        block = block and not queued
         while not eof and (block or select.select([rfd], [], [], 0)[0]):
             data = os.read(rfd, READ)
             if not data:
                 eof = True
             buf.extend(data)
             block = False
+        queued.extend(_frames(buf, MAX_GROUP - len(queued)))
+
+    def choose() -> None:
+        """What queued so far, as the write lock is tried: a synced commit if any item
+        needs one. Set outside a transaction (SQLite refuses it inside)."""
+        nonlocal synced
+        fill(block=False)
+        sync = durable and any(f[3] for f in queued)
+        if sync != synced:
+            conn.execute(f"PRAGMA synchronous={'FULL' if sync else 'NORMAL'}")
+            synced = sync
 
     while True:
-        frames = _frames(buf, MAX_GROUP)
-        while not frames and not eof:
+        while not queued and not eof:
             fill(block=True)
-            frames = _frames(buf, MAX_GROUP)
-        if not frames:
+        if not queued:
             break
         t0 = time.perf_counter()
         try:
-            _lock(conn)
+            _lock(conn, choose)
         except sqlite3.OperationalError as e:
+            failed, queued[:] = queued[:], []
             _write_all(wfd, _frame((commits, time.perf_counter() - t0,
-                                    [(rid, False, _answer(e)) for rid, _, _ in frames])))
+                                    [(f[0], False, _answer(e)) for f in failed])))
             continue
         fill(block=False)                 # what queued while waiting for the lock
-        frames += _frames(buf, MAX_GROUP - len(frames))
-        group = [Job(None, batch(ref), item) for _, ref, item in frames]
+        n = _taken(queued, synced or not durable)
+        frames, queued[:] = queued[:n], queued[n:]
+        group = [Job(None, batch(ref), item) for _, ref, item, _ in frames]
         done = commit_group(conn, group, path, begin=_lock, begun=True)
         commits += done.committed
         _write_all(wfd, _frame((commits, time.perf_counter() - t0,
-                                [(rid, ok, value if ok else _answer(value))
-                                 for (rid, _, _), (ok, value) in zip(frames, done.results)])))
+                                [(f[0], ok, value if ok else _answer(value))
+                                 for f, (ok, value) in zip(frames, done.results)])))
         checkpoints.after(len(frames))
     conn.close()
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from proxy.attribution.journeys import SLICE, JourneyStore
 from proxy.attribution.visit import ClickId, Visit
@@ -21,7 +23,7 @@ from proxy.config.model import Sink
 from proxy.conversions.events import Event
 from proxy.conversions.sqlite_outbox import SqliteOutbox
 from proxy.metrics import Metrics
-from proxy.writer_process import WriterDied
+from proxy.writer_process import WriterDied, _taken
 
 TALROO = Sink("talroo", "talroo")
 MANY = 10_000
@@ -186,3 +188,14 @@ async def test_the_child_imports_the_journeys_batch_before_it_is_ready(tmp_path)
         assert "proxy.conversions.sqlite_submit:submit_many" in args
     finally:
         await b.close()
+
+
+@given(st.lists(st.booleans(), max_size=40), st.booleans())
+def test_an_unsynced_transaction_takes_no_item_that_needs_a_sync(needs, synced):
+    queued = [(i, "m:f", None, need) for i, need in enumerate(needs)]
+    n = _taken(queued, synced)
+    if synced:
+        assert n == len(queued)
+    else:
+        assert not any(f[3] for f in queued[:n])          # none of them left unsynced
+        assert n == len(queued) or queued[n][3]           # and it stops only at one

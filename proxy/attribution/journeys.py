@@ -10,7 +10,10 @@ is sent: a submit queued meanwhile waits for one slice, not for the whole batch.
 Several processes may share the file: a slice runs inside one IMMEDIATE transaction,
 reads the stored rows and merges (per param the newest capture wins), so writing a
 slice again after a failure changes nothing (a batch is acknowledged, and leaves the
-buffer, once all its slices are committed).
+buffer, once all its slices are committed). Through the writer process a slice alone in
+its transaction is not synced to disk (`sync=False`): a crash loses none of it, a power
+loss may lose the slices written since the last submit or checkpoint synced the WAL,
+and a submit never waits for a journeys-only fsync.
 `Journey` is defined in `write_behind` and exported here.
 The same transaction adds the funnel's click counters (`conversions.funnel`) for journeys
 and params stored for the first time; `journey_clicks_value` finds journeys by a
@@ -139,7 +142,7 @@ class JourneyStore(WriteBehind):
         for start in range(0, len(entries), SLICE):
             part = entries[start:start + SLICE]
             if self._writer is not None and not self._writer.closed:
-                await self._writer.run(write_journeys, part)
+                await self._writer.run(write_journeys, part, sync=False)
             else:
                 await worker.run_many(write_journeys, part)
 
