@@ -7,10 +7,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import psutil
 import pytest
@@ -22,8 +20,10 @@ from proxy.attribution.visit import ClickId, Visit
 from proxy.config.model import Sink
 from proxy.conversions.events import Event
 from proxy.conversions.sqlite_outbox import SqliteOutbox
-from proxy.metrics import Metrics
 from proxy.writer_process import WriterDied, _taken
+from tests.test_writer_process import box, other
+
+__all__ = ["box"]          # the outbox fixture, with its writer process
 
 TALROO = Sink("talroo", "talroo")
 MANY = 10_000
@@ -42,24 +42,12 @@ def visit(vid: str) -> Visit:
 
 
 @pytest.fixture
-async def box(tmp_path: Path) -> AsyncIterator[SqliteOutbox]:
-    b = SqliteOutbox(str(tmp_path / "state.db"), metrics=Metrics())
-    await b.start()
-    yield b
-    await b.close()
-
-
-@pytest.fixture
 async def journeys(box: SqliteOutbox) -> AsyncIterator[JourneyStore]:
     store = JourneyStore(box.path, writer=box.writer, max_pending=2 * MANY,
                          batch_size=2 * MANY, flush_interval=3600)
     await store.start()       # the schema; flushed by the tests themselves
     yield store
     await store.stop()
-
-
-def other(box: SqliteOutbox) -> sqlite3.Connection:
-    return sqlite3.connect(box.path, timeout=30, isolation_level=None)
 
 
 def count(box: SqliteOutbox, sql: str) -> int:
