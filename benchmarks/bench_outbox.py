@@ -2,7 +2,8 @@
 
     python benchmarks/bench_outbox.py [--submits N] [--concurrency 1,16,64] [--busy]
                                       [--switch-interval SECONDS] [--visits PER_SECOND]
-                                      [--compare ROUNDS] [--dir DIR]
+                                      [--compare ROUNDS] [--baseline DIR [--rounds N]]
+                                      [--dir DIR]
 
 Each level runs N submits (two sinks each, a fresh visitor every time) with that many
 in flight, against a fresh SQLite file in a temp dir, and prints p50/p99/max of the
@@ -18,6 +19,11 @@ does not share the loop's GIL.
 ran before the writer process (in the file's writer thread) and the outbox's submit,
 and prints both: the two see the same moments of a shared machine.
 
+`--baseline DIR` runs each level ROUNDS times (`--rounds`, default 4) over, alternating
+this tree and another checkout (each round in a fresh interpreter, with that tree's own
+`level`), and prints both, pooled, with the load average the rounds saw: before and
+after a change, at the same moments of a shared machine.
+
 `--visits` also records that many visitors' journeys per second in the same file, as
 a proxy does (the journey store, flushed each second through the outbox's writer
 process, in slices that share its transactions with the submits).
@@ -31,8 +37,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
+import os
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -145,6 +154,22 @@ class Run:
         return row + f" {g[49] * 1e3:>8.3f} {g[98] * 1e3:>8.3f}"
 
 
+# One level in a fresh interpreter, by the bench_outbox of the checkout on its path.
+_IN_TREE = ("import asyncio, json, sys, bench_outbox as b\n"
+            "r = asyncio.run(b.level(*json.loads(sys.argv[1])))\n"
+            "print(json.dumps([r.latencies, r.elapsed, r.commits, r.groups]))")
+
+
+def tree_level(tree: str, *args: object) -> Run:
+    """`level(*args)` as the checkout at `tree` runs it (its own proxy and bench)."""
+    root = str(Path(tree).resolve())
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join((root, str(Path(root) / "benchmarks")))}
+    out = subprocess.run([sys.executable, "-c", _IN_TREE, json.dumps(args)], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    latencies, elapsed, commits, groups = json.loads(out.splitlines()[-1])
+    return Run(latencies, elapsed, commits, groups)
+
+
 def floor(path: str, commits: int) -> dict[str, float]:
     """A synced commit alone: what no submit can beat on this disk now."""
     conn = sqlite3.connect(path, isolation_level=None)
@@ -175,6 +200,10 @@ def main() -> None:
     ap.add_argument("--compare", type=int, default=0, metavar="ROUNDS",
                     help="alternate the writer thread and the writer process, ROUNDS times "
                          "per level, each with submits/ROUNDS submits")
+    ap.add_argument("--baseline", metavar="DIR", default=None,
+                    help="another checkout, run alternately with this tree, per level")
+    ap.add_argument("--rounds", type=int, default=4,
+                    help="with --baseline: rounds per level, each submits/ROUNDS submits")
     ap.add_argument("--dir", default=None,
                     help="where the SQLite files go (default: the temp dir); /dev/shm "
                          "takes the disk's sync out of the figures")
@@ -185,7 +214,20 @@ def main() -> None:
           f"{'per commit':>10} {'txn p50':>8} {'txn p99':>8}")
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         files = (str(Path(tmp) / f"bench{n}.db") for n in itertools.count())
+        loads = [os.getloadavg()[0]]
         for c in (int(x) for x in args.concurrency.split(",")):
+            if args.baseline:
+                trees = {"baseline": Run(), "this tree": Run()}
+                roots = {"baseline": args.baseline, "this tree": str(Path(__file__).parent.parent)}
+                for r in range(args.rounds):
+                    for name in (list(trees) if r % 2 == 0 else list(trees)[::-1]):
+                        trees[name].add(tree_level(roots[name], next(files),
+                                                   args.submits // args.rounds, c, args.busy,
+                                                   args.visits))
+                    loads.append(os.getloadavg()[0])
+                for name, run in trees.items():
+                    print(run.row(str(c)) + f"     {name}")
+                continue
             if not args.compare:
                 r = asyncio.run(level(next(files), args.submits, c, args.busy, args.visits))
                 print(r.row(str(c)))
@@ -200,6 +242,8 @@ def main() -> None:
         f = floor(str(Path(tmp) / "floor.db"), min(args.submits, 2000))
         print(f"{'floor':>9} {f['p50']:>8.3f} {f['p99']:>8.3f} {f['max']:>8.2f} "
               f"{f['rate']:>10.0f}   (one synced commit alone)")
+        if args.baseline:
+            print(f"load average (1 min) over the rounds: {min(loads):.1f}-{max(loads):.1f}")
 
 
 if __name__ == "__main__":
