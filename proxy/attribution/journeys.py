@@ -37,7 +37,7 @@ from proxy.writer_process import WriterProcess
 
 __all__ = ["Journey", "JourneyStore"]
 PRUNE_EVERY = 3600.0         # seconds between prune passes, with retention_days
-SLICE = 50                   # journeys per transaction: ~1 ms of writing
+SLICE = 25                   # journeys per transaction: ~0.7 ms of writing, ~25 µs each
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS journeys (
@@ -109,8 +109,8 @@ class JourneyStore(WriteBehind):
                          max_pending=max_pending, recent_ttl=recent_ttl)
         self._path = path
         self._writer = writer
-        if writer is not None:
-            writer.preload(write_journeys)
+        if writer is not None:        # a flush is a second away: not before "ready"
+            writer.preload(write_journeys, before_ready=False)
         self._retention = retention_days * 86400 if retention_days else None
         self._last_prune = 0.0
         self._worker: SqliteWorker | None = None
