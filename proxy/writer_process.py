@@ -10,13 +10,12 @@ One child writes everything its parent's stores send it: `run(many, item)` queue
 `item` for the batch function `many` (`many(conn, items) -> results`, a module-level
 function, sent by name), so the outbox's submits and the journeys' batches share its
 transactions and its fsyncs. The child (`python -m proxy.writer_process PATH INIT
-DURABLE [BATCH ...] -- [BATCH ...]`; INIT is `module:function` or empty, the BATCHes
-are imported before and after it answers "ready", `preload`) reads the items that
-queue up, takes the write lock, adds those that arrived meanwhile, and runs them as
-`sqlite_worker.commit_group` does: one transaction, every result sent back only after
-its COMMIT (synced to disk when durable). A large write is sent in slices, one awaited
-after the other (the journeys do), so an item queued behind it waits for one slice,
-not for all of it.
+DURABLE [BATCH ...]`; INIT is `module:function` or empty, the BATCHes are imported
+before it answers "ready", `preload`) reads the items that queue up, takes the write
+lock, adds those that arrived meanwhile, and runs them as `sqlite_worker.commit_group`
+does: one transaction, every result sent back only after its COMMIT (synced to disk
+when durable). A large write is sent in slices, one awaited after the other (the
+journeys do), so an item queued behind it waits for one slice, not for all of it.
 
 An item sent with `sync=False` (a journey slice) lets a transaction that holds
 nothing else commit without an fsync: its frames reach the WAL file (a crash of
@@ -83,7 +82,6 @@ READ = 1 << 20
 
 Many = Callable[[sqlite3.Connection, list[Any]], Sequence[Any]]
 Frame = tuple[int, str, Any, bool]      # id, batch function, item, its commit synced
-_LATER = "--"                           # batch functions after it: imported once ready
 
 
 class WriterDied(RuntimeError):
@@ -132,7 +130,7 @@ class WriterProcess:
     def __init__(self, path: str, init: Callable[[sqlite3.Connection], None] | None = None,
                  *, durable: bool = True) -> None:
         self.path = path
-        self._args = [path, _ref(init) if init else "", "1" if durable else "0", _LATER]
+        self._args = [path, _ref(init) if init else "", "1" if durable else "0"]
         self.commits = 0            # transactions the children committed
         self.starts = 0             # children started
         self.group_seconds: collections.deque[float] = collections.deque(maxlen=100_000)
@@ -200,17 +198,12 @@ class WriterProcess:
         self.starts += 1
         loop.add_reader(proc.stdout.fileno(), self._readable)
 
-    def preload(self, many: Many, *, before_ready: bool = True) -> None:
-        """Have the next child import `many`'s module as it starts: else the first item
-        for it waits for the import (a second on a loaded machine), and so does every
-        item queued behind it. `before_ready=False`: just after it answers "ready", so
-        `started()` does not wait for it either (an item sent meanwhile does)."""
+    def preload(self, many: Many) -> None:
+        """Have the next child import `many`'s module before it answers "ready": else
+        the first item for it waits for the import (a second on a loaded machine),
+        and so does every item queued behind it."""
         ref = _ref(many)
-        if ref in self._args:
-            return
-        if before_ready:
-            self._args.insert(self._args.index(_LATER), ref)
-        else:
+        if ref not in self._args:
             self._args.append(ref)
 
     async def started(self) -> None:
@@ -395,8 +388,7 @@ def _answer(value: Any) -> Any:
 
 
 def serve(path: str, init: Callable[[sqlite3.Connection], None] | None,
-          durable: bool, rfd: int, wfd: int, preload: Sequence[str] = (),
-          later: Sequence[str] = ()) -> None:
+          durable: bool, rfd: int, wfd: int, preload: Sequence[str] = ()) -> None:
     from proxy.state import open_sqlite
     conn = open_sqlite(path, create=False, durable=durable)
     conn.execute("PRAGMA wal_autocheckpoint=0")     # checkpoints run beside, as a thread
@@ -409,8 +401,6 @@ def serve(path: str, init: Callable[[sqlite3.Connection], None] | None,
     checkpoints = Checkpoints(path, SqliteWorker(path, name="checkpoint", create=False,
                                                  writes=False))
     _write_all(wfd, _frame((0, 0.0, [])))   # ready
-    for ref in later:
-        batch(ref)
     buf = bytearray()
     eof = False
     commits = 0
@@ -470,13 +460,12 @@ def serve(path: str, init: Callable[[sqlite3.Connection], None] | None,
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # the parent stops us: EOF
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    path, init_ref, durable, *refs = argv
-    preload, later = refs[:refs.index(_LATER)], refs[refs.index(_LATER) + 1:]
+    path, init_ref, durable, *preload = argv
     rfd, wfd = 0, os.dup(1)
     os.dup2(2, 1)                          # a stray print must not corrupt the replies
     try:
         serve(path, _resolve(init_ref) if init_ref else None, durable == "1", rfd, wfd,
-              preload, later)
+              preload)
     except BrokenPipeError:                # the parent is gone
         return 0
     return 0

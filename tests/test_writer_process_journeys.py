@@ -164,17 +164,16 @@ async def test_a_closed_writer_leaves_the_journeys_to_the_thread(box, journeys):
     assert journeys_stored(box) == SLICE + 1 and box.worker.commits - thread == 2
 
 
-async def test_the_child_imports_the_batch_functions_as_it_starts(tmp_path):
-    """The first submit and the first flush must not wait for the child's import (a
-    second under load), nor what is queued behind them; the submit's before "ready"."""
+async def test_the_child_imports_the_journeys_batch_before_it_is_ready(tmp_path):
+    """The first flush must not wait for the child's import (a second under load), nor
+    the submits queued behind it."""
     b = SqliteOutbox(str(tmp_path / "state.db"))
     JourneyStore(b.path, writer=b.writer)          # as `open_stores`: before the start
     try:
         await b.start()
         args = psutil.Process(b.writer.pid).cmdline()
-        later = args.index("--")
-        assert args.index("proxy.conversions.sqlite_submit:submit_many") < later
-        assert args.index("proxy.attribution.journeys:write_journeys") > later
+        assert "proxy.attribution.journeys:write_journeys" in args
+        assert "proxy.conversions.sqlite_submit:submit_many" in args
     finally:
         await b.close()
 

@@ -109,8 +109,8 @@ class JourneyStore(WriteBehind):
                          max_pending=max_pending, recent_ttl=recent_ttl)
         self._path = path
         self._writer = writer
-        if writer is not None:        # a flush is a second away: not before "ready"
-            writer.preload(write_journeys, before_ready=False)
+        if writer is not None:
+            writer.preload(write_journeys)
         self._retention = retention_days * 86400 if retention_days else None
         self._last_prune = 0.0
         self._worker: SqliteWorker | None = None
