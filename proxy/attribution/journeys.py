@@ -4,16 +4,17 @@ Later server-side events (a hire reported by the ATS) are attributed from here
 without the visitor's cookie. The request path only calls `record(visit)`, which
 touches memory (the buffer of `write_behind.WriteBehind`); batches are written by
 the outbox's writer process when it is given one (`writer`), in the transactions it
-commits for the submits, else by the file's `sqlite_worker.shared_writer` thread.
-Either way a batch goes in slices of `SLICE` journeys, each awaited before the next
-is sent: a submit queued meanwhile waits for one slice, not for the whole batch.
-Several processes may share the file: a slice runs inside one IMMEDIATE transaction,
-reads the stored rows and merges (per param the newest capture wins), so writing a
-slice again after a failure changes nothing (a batch is acknowledged, and leaves the
-buffer, once all its slices are committed). Through the writer process a slice alone in
-its transaction is not synced to disk (`sync=False`): a crash loses none of it, a power
-loss may lose the slices written since the last submit or checkpoint synced the WAL,
-and a submit never waits for a journeys-only fsync.
+commits for the submits, in slices of `SLICE` journeys, each awaited before the next
+is sent: a submit queued meanwhile waits for one slice, not for the whole batch. A
+slice alone in its transaction is not synced to disk (`sync=False`): a crash loses
+none of it, a power loss may lose the slices written since the last submit or
+checkpoint synced the WAL, and a submit never waits for a journeys-only fsync.
+Without a writer process (or once it is closed) the file's
+`sqlite_worker.shared_writer` thread writes a batch in one transaction. Several
+processes may share the file: a slice or batch runs inside one IMMEDIATE
+transaction, reads the stored rows and merges (per param the newest capture wins), so
+writing it again after a failure changes nothing (a batch is acknowledged, and leaves
+the buffer, once all its slices are committed).
 `Journey` is defined in `write_behind` and exported here.
 The same transaction adds the funnel's click counters (`conversions.funnel`) for journeys
 and params stored for the first time; `journey_clicks_value` finds journeys by a
@@ -139,12 +140,11 @@ class JourneyStore(WriteBehind):
 
     async def _write_batch(self, entries: list[Pending]) -> None:
         worker = self.worker            # the schema, before the first write either way
+        if self._writer is None or self._writer.closed:
+            await worker.run_many(write_journeys, entries)      # the thread: as one
+            return
         for start in range(0, len(entries), SLICE):
-            part = entries[start:start + SLICE]
-            if self._writer is not None and not self._writer.closed:
-                await self._writer.run(write_journeys, part, sync=False)
-            else:
-                await worker.run_many(write_journeys, part)
+            await self._writer.run(write_journeys, entries[start:start + SLICE], sync=False)
 
     async def _load(self, links_clicked_id: str) -> Journey | None:
         stored = await self.worker.run(lambda c: self._read(c, [links_clicked_id]))
