@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import timeit
 
-from proxy.attribution import Attribution
+from proxy.attribution.visit import Attribution
 from proxy.config.model import AttributionSection, ConsentSection
 
 HOST = "careers.acme.example"

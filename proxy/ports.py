@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from proxy.attribution.visit import Visit
-    from proxy.attribution.write_behind import Journey
+    from proxy.attribution.journey_rows import Journey
     from proxy.http.pool import Body
     from proxy.http.upstream_response import UpstreamResponse
 

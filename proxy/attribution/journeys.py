@@ -15,7 +15,8 @@ processes may share the file: a slice or batch runs inside one IMMEDIATE
 transaction, reads the stored rows and merges (per param the newest capture wins), so
 writing it again after a failure changes nothing (a batch is acknowledged, and leaves
 the buffer, once all its slices are committed).
-`Journey` is defined in `write_behind` and exported here.
+`Journey` is defined in `journey_rows` (with the batch write the writers run) and
+exported here.
 The same transaction adds the funnel's click counters (`conversions.funnel`) for journeys
 and params stored for the first time; `journey_clicks_value` finds journeys by a
 click-id value whatever its param (the operators' search).
@@ -25,15 +26,17 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any
 
-import orjson
-
-from proxy.attribution.clickids import ClickId
-from proxy.attribution.write_behind import MAX_PENDING, Journey, Pending, WriteBehind
-from proxy.conversions.funnel import SQL_ADD, SQL_SCHEMA, Cell, click_cells
+from proxy.attribution.journey_rows import (
+    COLUMNS,
+    Journey,
+    Pending,
+    row_to_journey,
+    write_journeys,
+)
+from proxy.attribution.write_behind import MAX_PENDING, WriteBehind
+from proxy.conversions.funnel import SQL_SCHEMA
 from proxy.sqlite_worker import SqliteWorker, shared_writer
-from proxy.state import json_param
 from proxy.writer_process import WriterProcess
 
 __all__ = ["Journey", "JourneyStore"]
@@ -62,41 +65,8 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS journey_clicks_value ON journey_clicks (value, seen_at)",
     SQL_SCHEMA,
 )
-# A batch is one JSON parameter and one statement per table: each sqlite3 step lets
-# go of the GIL, and a writer thread that takes it back once per row waits behind
-# a busy event loop for every row.
-_UPSERT = """INSERT INTO journeys
-    (links_clicked_id, click_ids, first_seen, last_seen, fbc, fbp, preview)
-    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
-           json_extract(value, '$[2]'), json_extract(value, '$[3]'),
-           json_extract(value, '$[4]'), json_extract(value, '$[5]'),
-           json_extract(value, '$[6]')
-    FROM json_each(?) WHERE true
-    ON CONFLICT (links_clicked_id) DO UPDATE SET click_ids = excluded.click_ids,
-    first_seen = excluded.first_seen, last_seen = excluded.last_seen,
-    fbc = excluded.fbc, fbp = excluded.fbp, preview = excluded.preview"""
-_UPSERT_CLICK = """INSERT INTO journey_clicks
-    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
-           json_extract(value, '$[2]'), json_extract(value, '$[3]')
-    FROM json_each(?) WHERE true
-    ON CONFLICT DO UPDATE SET seen_at = max(seen_at, excluded.seen_at)"""
-_COLUMNS = "links_clicked_id, click_ids, first_seen, last_seen, fbc, fbp, preview"
-_SELECT_BATCH = f"""SELECT json_group_array(json_array({_COLUMNS})) FROM journeys
-    WHERE links_clicked_id IN (SELECT value FROM json_each(?))"""
-_SELECT = f"SELECT {_COLUMNS} FROM journeys WHERE links_clicked_id IN ({{}})"
+_SELECT = f"SELECT {COLUMNS} FROM journeys WHERE links_clicked_id IN ({{}})"
 _SQL_CHUNK = 500             # bound on "IN (?, ...)" parameters
-
-
-def _row_to_journey(row: tuple[Any, ...]) -> Journey:
-    raw = orjson.loads(row[1])
-    clicks = {p: ClickId(str(c["value"]), float(c["seen_at"])) for p, c in raw.items()}
-    return Journey(row[0], clicks, row[2], row[3], row[4], row[5], bool(row[6]))
-
-
-def _journey_to_row(j: Journey) -> tuple[Any, ...]:
-    clicks = {p: {"value": c.value, "seen_at": c.seen_at} for p, c in j.click_ids.items()}
-    return (j.links_clicked_id, orjson.dumps(clicks).decode(), j.first_seen, j.last_seen,
-            j.fbc, j.fbp, int(j.preview))
 
 
 class JourneyStore(WriteBehind):
@@ -166,7 +136,7 @@ class JourneyStore(WriteBehind):
         for i in range(0, len(ids), _SQL_CHUNK):
             chunk = ids[i:i + _SQL_CHUNK]
             for row in conn.execute(_SELECT.format(",".join("?" * len(chunk))), chunk):
-                out[row[0]] = _row_to_journey(row)
+                out[row[0]] = row_to_journey(row)
         return out
 
     def _find(self, conn: sqlite3.Connection, param: str, value: str) -> str | None:
@@ -185,39 +155,6 @@ class JourneyStore(WriteBehind):
         conn.execute("DELETE FROM journey_clicks WHERE links_clicked_id IN"
                      " (SELECT links_clicked_id FROM journeys WHERE last_seen < ?)", (before,))
         return conn.execute("DELETE FROM journeys WHERE last_seen < ?", (before,)).rowcount
-
-
-def write_journeys(conn: sqlite3.Connection, slices: list[list[Pending]]) -> list[None]:
-    """A batch function: each slice merged over what is stored and written, in the
-    writer's IMMEDIATE transaction (the merge reads what other processes wrote, and
-    nobody writes between the read and the upsert)."""
-    entries = [e for part in slices for e in part]
-    ids = json_param([e.journey.links_clicked_id for e in entries])
-    found = orjson.loads(conn.execute(_SELECT_BATCH, (ids,)).fetchone()[0])
-    stored = {row[0]: _row_to_journey(row) for row in found}
-    rows: list[tuple[Any, ...]] = []
-    clicks: list[tuple[str, str, str, float]] = []
-    cells: list[Cell] = []
-    for entry in entries:
-        journey = entry.journey
-        merged = stored.get(journey.links_clicked_id)
-        held = set() if merged is None else set(merged.click_ids)
-        if merged is None:
-            merged = journey
-        else:
-            merged.merge(journey)
-        cells += click_cells(
-            {p: c.seen_at for p, c in journey.click_ids.items() if p not in held},
-            journey.links_clicked_id not in stored, merged.first_seen, merged.preview)
-        rows.append(_journey_to_row(merged))
-        clicks.extend((p, v, journey.links_clicked_id, t)
-                      for (p, v), t in entry.seen.items())
-    conn.execute(_UPSERT, (json_param(rows),))
-    if clicks:
-        conn.execute(_UPSERT_CLICK, (json_param(clicks),))
-    if cells:
-        conn.execute(SQL_ADD, (json_param(cells), time.time()))
-    return [None] * len(slices)
 
 
 def _create_schema(conn: sqlite3.Connection) -> None:

@@ -1,8 +1,7 @@
 """The journey write-behind buffer, shared by the SQLite and the Redis journey store.
 
-Owns `Journey` (one visitor's click ids, first/last seen, fbc/fbp, and the rule
-that merges two records of one visitor) and `WriteBehind`, the part of a journey
-store that the request path touches: `record(visit)` works in memory only. Repeated
+Owns `WriteBehind` (`Journey` and `Pending` are `journey_rows`'), the part of a
+journey store that the request path touches: `record(visit)` works in memory only. Repeated
 visits of one id coalesce; an unchanged visitor seen within `recent_ttl` is skipped;
 the buffer is bounded (`dropped` counts what did not fit); a background task flushes
 it every `flush_interval`, or at once when `batch_size` visitors wait. A failed
@@ -22,11 +21,10 @@ import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 
 from cachetools import TTLCache
 
-from proxy.attribution.clickids import ClickId
+from proxy.attribution.journey_rows import Journey, Pending
 from proxy.attribution.visit import Visit
 from proxy.background import cancel, spawn
 
@@ -37,45 +35,6 @@ MAX_PENDING = 10_000
 # Visitors remembered for the unchanged-visit skip: reached within a minute under
 # load, so memory stays flat after warm-up.
 RECENT_MAX = 20_000
-
-
-@dataclass(slots=True)
-class Journey:
-    links_clicked_id: str
-    click_ids: dict[str, ClickId] = field(default_factory=dict)
-    first_seen: float = 0.0
-    last_seen: float = 0.0
-    fbc: str | None = None
-    fbp: str | None = None
-    preview: bool = False            # a test visitor's (once, always: kept out of the funnel)
-
-    def merge(self, other: Journey) -> None:
-        """Fold `other` (same id) into this one; the newest capture of a param wins."""
-        for param, click in other.click_ids.items():
-            mine = self.click_ids.get(param)
-            if mine is None or click.seen_at >= mine.seen_at:
-                self.click_ids[param] = click
-        newer = other.last_seen >= self.last_seen
-        self.fbc = (other.fbc or self.fbc) if newer else (self.fbc or other.fbc)
-        self.fbp = (other.fbp or self.fbp) if newer else (self.fbp or other.fbp)
-        self.first_seen = min(self.first_seen, other.first_seen)
-        self.last_seen = max(self.last_seen, other.last_seen)
-        self.preview = self.preview or other.preview
-
-
-@dataclass(slots=True)
-class Pending:
-    """A buffered journey plus every click id it carried since the last flush: a
-    value replaced before the flush must still lead back to this visitor."""
-
-    journey: Journey
-    seen: dict[tuple[str, str], float]
-
-    def add(self, journey: Journey) -> None:
-        self.journey.merge(journey)
-        for param, click in journey.click_ids.items():
-            key = (param, click.value)
-            self.seen[key] = max(click.seen_at, self.seen.get(key, click.seen_at))
 
 
 class WriteBehind(ABC):

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import orjson
 from aiohttp import hdrs, web
 
-from proxy.attribution.write_behind import Journey
+from proxy.attribution.journey_rows import Journey
 from proxy.config.model import Config, Sink
 from proxy.config.rules_section import event_name
 from proxy.conversions.events import Event, new_event_id
