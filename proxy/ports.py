@@ -22,8 +22,8 @@ from proxy.conversions.outbox import Outbox
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from proxy.attribution.visit import Visit
     from proxy.attribution.journey_rows import Journey
+    from proxy.attribution.visit import Visit
     from proxy.http.pool import Body
     from proxy.http.upstream_response import UpstreamResponse
 

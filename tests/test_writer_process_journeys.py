@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.attribution.journeys import SLICE, JourneyStore
+from proxy.attribution.journeys import FLOOD_SLICE, SLICE, JourneyStore
 from proxy.attribution.visit import ClickId, Visit
 from proxy.config.model import Sink
 from proxy.conversions.events import Event
@@ -189,3 +189,33 @@ def test_an_unsynced_transaction_takes_no_item_that_needs_a_sync(needs, synced):
     else:
         assert not any(f[3] for f in queued[:n])          # none of them left unsynced
         assert n == len(queued) or queued[n][3]           # and it stops only at one
+
+
+async def test_behind_a_flood_the_slices_grow(box):
+    """A quarter of the buffer waiting again while a batch is written: the rest of the
+    batch goes in slices of FLOOD_SLICE, fewer round trips for the same journeys."""
+    store = JourneyStore(box.path, writer=box.writer, max_pending=8 * FLOOD_SLICE,
+                         batch_size=100 * FLOOD_SLICE, flush_interval=3600)
+    await store.start()
+    try:
+        first = 3 * FLOOD_SLICE
+        for i in range(first):
+            store.record(visit(f"a{i:04d}"))
+        lock = other(box)
+        lock.execute("BEGIN IMMEDIATE")     # the first slice waits in the child
+        before = box.writer.commits
+        flush = asyncio.ensure_future(store.flush())
+        await until(lambda: box.writer.in_flight == 1, "the flush sent nothing")
+        for i in range(2 * FLOOD_SLICE):    # a quarter of the buffer, arriving meanwhile
+            store.record(visit(f"b{i:04d}"))
+        lock.execute("COMMIT")
+        lock.close()
+        await flush
+        # One slice of SLICE sent before the flood, then the rest in FLOOD_SLICEs.
+        rest = first - SLICE
+        assert box.writer.commits - before == 1 + -(-rest // FLOOD_SLICE)
+        assert journeys_stored(box) == first and clicks_counted(box) == first
+        await store.flush()                 # what arrived meanwhile, in its turn
+        assert journeys_stored(box) == first + 2 * FLOOD_SLICE
+    finally:
+        await store.stop()

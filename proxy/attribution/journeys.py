@@ -4,9 +4,9 @@ Later server-side events (a hire reported by the ATS) are attributed from here
 without the visitor's cookie. The request path only calls `record(visit)`, which
 touches memory (the buffer of `write_behind.WriteBehind`); batches are written by
 the outbox's writer process when it is given one (`writer`), in the transactions it
-commits for the submits, in slices of `SLICE` journeys, each awaited before the next
-is sent: a submit queued meanwhile waits for one slice, not for the whole batch. A
-slice alone in its transaction is not synced to disk (`sync=False`): a crash loses
+commits for the submits, in slices of `SLICE` journeys (`FLOOD_SLICE` while the buffer
+fills up again behind the batch), each awaited before the next is sent: a submit
+queued meanwhile waits for one slice, not for the whole batch. A slice alone in its transaction is not synced to disk (`sync=False`): a crash loses
 none of it, a power loss may lose the slices written since the last submit or
 checkpoint synced the WAL, and a submit never waits for a journeys-only fsync.
 Without a writer process (or once it is closed) the file's
@@ -42,6 +42,11 @@ from proxy.writer_process import WriterProcess
 __all__ = ["Journey", "JourneyStore"]
 PRUNE_EVERY = 3600.0         # seconds between prune passes, with retention_days
 SLICE = 25                   # journeys per transaction: ~0.7 ms of writing, ~25 µs each
+# Behind a flood (a quarter of the buffer waiting again while a batch is written), four
+# times as many a slice: one round trip per 25 journeys through a busy event loop falls
+# behind thousands of new click ids a second, and the buffer drops what does not fit.
+# A submit may then wait behind ~2.5 ms of writing instead of ~0.7.
+FLOOD_SLICE = 4 * SLICE
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS journeys (
@@ -113,8 +118,11 @@ class JourneyStore(WriteBehind):
         if self._writer is None or self._writer.closed:
             await worker.run_many(write_journeys, entries)      # the thread: as one
             return
-        for start in range(0, len(entries), SLICE):
-            await self._writer.run(write_journeys, entries[start:start + SLICE], sync=False)
+        start = 0
+        while start < len(entries):
+            size = FLOOD_SLICE if self.pending >= self._max_pending // 4 else SLICE
+            await self._writer.run(write_journeys, entries[start:start + size], sync=False)
+            start += size
 
     async def _load(self, links_clicked_id: str) -> Journey | None:
         stored = await self.worker.run(lambda c: self._read(c, [links_clicked_id]))
