@@ -6,9 +6,10 @@ touches memory (the buffer of `write_behind.WriteBehind`); batches are written b
 the outbox's writer process when it is given one (`writer`), in the transactions it
 commits for the submits, in slices of `SLICE` journeys (`FLOOD_SLICE` while the buffer
 fills up again behind the batch), each awaited before the next is sent: a submit
-queued meanwhile waits for one slice, not for the whole batch. A slice alone in its transaction is not synced to disk (`sync=False`): a crash loses
-none of it, a power loss may lose the slices written since the last submit or
-checkpoint synced the WAL, and a submit never waits for a journeys-only fsync.
+queued meanwhile waits for one slice, not for the whole batch. A slice alone in its
+transaction is not synced to disk (`sync=False`): a crash loses none of it, a power
+loss may lose the slices written since the last submit or checkpoint synced the WAL,
+and a submit never waits for a journeys-only fsync.
 Without a writer process (or once it is closed) the file's
 `sqlite_worker.shared_writer` thread writes a batch in one transaction. Several
 processes may share the file: a slice or batch runs inside one IMMEDIATE
