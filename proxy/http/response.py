@@ -262,9 +262,10 @@ class Finished(web.StreamResponse):
         return None
 
 
-async def written(request: web.BaseRequest, resp: ProxyResponse) -> web.StreamResponse:
-    """`resp` prepared and finished, and its stand-in for aiohttp (a handler of a
-    `web.Application` must answer with a `StreamResponse`)."""
+async def written(request: web.BaseRequest, resp: ProxyResponse,
+                  stand_in: Finished | None = None) -> Finished:
+    """`resp` prepared and finished, and its stand-in for aiohttp (a handler must
+    answer with a `StreamResponse`): `stand_in` (a connection's own) or a new one."""
     keep = False
     try:
         await resp.prepare(request)
@@ -272,7 +273,7 @@ async def written(request: web.BaseRequest, resp: ProxyResponse) -> web.StreamRe
         keep = bool(resp.keep_alive)
     except ConnectionError:
         pass                        # the visitor went away
-    return Finished().done(resp.status, keep)
+    return (stand_in or Finished()).done(resp.status, keep)
 
 
 def name_server(response: Answer) -> None:

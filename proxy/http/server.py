@@ -26,7 +26,7 @@ from aiohttp.http import HttpVersion, HttpVersion10, HttpVersion11, RawRequestMe
 
 from proxy.http.errors import error_response
 from proxy.http.head_deadline import HeadDeadline
-from proxy.http.response import Answer, Finished, ProxyResponse, name_server
+from proxy.http.response import Answer, Finished, ProxyResponse, name_server, written
 
 Handler = Callable[[web.BaseRequest], Awaitable[Answer]]
 Count = Callable[[int], None]
@@ -142,18 +142,18 @@ class EdgeServer(web.Server):
         keep_alive = False
         try:
             resp = await self.pipeline(request)
+            if isinstance(resp, ProxyResponse):
+                finished = await written(request, resp, protocol.finished
+                                         if isinstance(protocol, EdgeRequestHandler) else None)
+                keep_alive = bool(finished.keep_alive)
+                return finished
             name_server(resp)
             try:
                 await resp.prepare(request)
                 await resp.write_eof()
             except ConnectionError:
-                return resp if isinstance(resp, web.StreamResponse) \
-                    else Finished().done(resp.status, False)      # the visitor went away
+                return resp                      # the visitor went away
             keep_alive = bool(resp.keep_alive) and resp.status != 101
-            if isinstance(resp, ProxyResponse):
-                finished = protocol.finished if isinstance(protocol, EdgeRequestHandler) \
-                    else Finished()
-                return finished.done(resp.status, keep_alive)
             return resp
         finally:
             if isinstance(protocol, EdgeRequestHandler):
