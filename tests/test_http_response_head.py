@@ -3,6 +3,8 @@ split head."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -36,6 +38,25 @@ def test_a_control_character_anywhere_is_refused(before: str, control: str, afte
             encode_head("HTTP/1.1 200 OK", headers)
     with pytest.raises(ValueError):
         encode_head("HTTP/1.1 200 " + value, [])
+
+
+REFERENCE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")   # what a head line may not carry
+
+
+@given(st.lists(st.text(max_size=20), min_size=1, max_size=6))
+def test_refused_exactly_when_a_line_carries_a_control_character(lines: list[str]) -> None:
+    """Any text, C1 controls and text outside Latin-1 included: refused iff a line
+    carries a C0 control other than HTAB, or DEL."""
+    if any(REFERENCE.search(line) for line in lines):
+        with pytest.raises(ValueError):
+            encode_lines(lines)
+    else:
+        text = "\r\n".join(lines) + "\r\n\r\n"
+        try:
+            expected = text.encode("latin-1")
+        except UnicodeEncodeError:
+            expected = text.encode("utf-8")
+        assert encode_lines(lines) == expected
 
 
 def test_text_outside_latin1_goes_as_utf8() -> None:
