@@ -117,6 +117,39 @@ def test_head_keeps_callers_headers_and_owns_framing() -> None:
                     b"Set-Thing: a\r\nSet-Thing: b\r\nContent-Length: 3\r\n\r\n")
 
 
+def reference_head(method: bytes, target: bytes, host: bytes,
+                   headers: list[tuple[bytes, bytes]], framing: bytes) -> bytes | None:
+    """The head line by line (None: refused), what `encode_head` must agree with."""
+    kept = [(n, v) for n, v in headers
+            if n.lower() not in (b"host", b"content-length", b"transfer-encoding")]
+    lines = [method + b" " + target + b" HTTP/1.1", b"Host: " + host,
+             *(n + b": " + v for n, v in kept)]
+    if b" " in target or any(b"\r" in line or b"\n" in line for line in lines) \
+            or b"\r" in framing[:-2] or b"\n" in framing[:-2]:
+        return None
+    return b"".join(line + b"\r\n" for line in lines) + framing + b"\r\n"
+
+
+HEAD_BYTES = st.sampled_from([b"a", b"1", b" ", b":", b"\r", b"\n", b"Host", b"host:",
+                              b"Content-Length", b"transfer-encoding", b"\nHost: x"])
+HEAD_TEXT = st.lists(HEAD_BYTES, max_size=4).map(b"".join)
+
+
+@given(st.lists(st.tuples(st.sampled_from([b"X-A", b"Host", b"HOST", b"content-length",
+                                           b"Transfer-Encoding", b"Via", b"Hostile"]),
+                          HEAD_TEXT), max_size=5),
+       st.sampled_from([b"", b"Content-Length: 3\r\n", b"Transfer-Encoding: chunked\r\n"]),
+       st.sampled_from([b"/", b"/a b", b"/a\r\n"]))
+def test_head_agrees_with_the_lines_one_by_one(headers: list[tuple[bytes, bytes]],
+                                               framing: bytes, target: bytes) -> None:
+    expected = reference_head(b"GET", target, b"up.example", headers, framing)
+    if expected is None:
+        with pytest.raises(ValueError):
+            encode_head(b"GET", target, b"up.example", headers, framing)
+    else:
+        assert encode_head(b"GET", target, b"up.example", headers, framing) == expected
+
+
 @pytest.mark.parametrize("target,headers", [
     (b"/a\r\nX: 1", []), (b"/a b", []), (b"/", [(b"X", b"1\r\nEvil: 1")]),
     (b"/", [(b"X", b"1\nEvil: 1")]), (b"/", [(b"X\r", b"1")]),

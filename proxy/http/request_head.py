@@ -17,7 +17,6 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRAC
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 _OWNED = frozenset({b"host", b"content-length", b"transfer-encoding"})
-_OWNED_LENGTHS = frozenset(len(n) for n in _OWNED)
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _method_cache: dict[str, bytes] = {}
 
@@ -74,21 +73,25 @@ def encode_head(method: bytes, target: bytes, host: bytes,
     Raises ValueError when a target or header would smuggle a line break: the number
     of CR and LF in the result must be exactly one per line.
     """
-    parts = [method, b" ", target, b" HTTP/1.1\r\nHost: ", host, b"\r\n"]
-    lines = 3                               # request line, Host, the empty line
-    for name, value in headers:
-        if len(name) in _OWNED_LENGTHS and name.lower() in _OWNED:
-            continue
-        parts += (name, b": ", value, b"\r\n")
-        lines += 1
-    if framing:
-        parts.append(framing)
-        lines += 1
-    parts.append(b"\r\n")
-    head = b"".join(parts)
+    # The header lines joined in C; only when one of the names this layer owns may be
+    # among them (rare: the pipeline never passes them) are they sorted out one by one.
+    fields = b"\r\n".join(map(b": ".join, headers))
+    if headers and _owned_in(fields):
+        headers = [(n, v) for n, v in headers if n.lower() not in _OWNED]
+        fields = b"\r\n".join(map(b": ".join, headers))
+    lines = 3 + len(headers) + (1 if framing else 0)   # request line, Host, empty line
+    head = b"".join((method, b" ", target, b" HTTP/1.1\r\nHost: ", host, b"\r\n", fields,
+                     b"\r\n" if headers else b"", framing, b"\r\n"))
     if head.count(b"\n") != lines or head.count(b"\r") != lines or b" " in target:
         raise ValueError("line break or space in the request target or a header")
     return head
+
+
+def _owned_in(fields: bytes) -> bool:
+    """Whether a line of `fields` may name Host, Content-Length or Transfer-Encoding
+    (a value that seems to is sorted out too, and then refused for its line break)."""
+    low = b"\n" + fields.lower()
+    return b"\nhost:" in low or b"\ncontent-length:" in low or b"\ntransfer-encoding:" in low
 
 
 def chunk(data: bytes) -> bytes:
