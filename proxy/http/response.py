@@ -246,7 +246,8 @@ class Finished(web.StreamResponse):
         self.keep = False
 
     def done(self, status: int, keep: bool) -> Finished:
-        self.set_status(status)
+        if status != self.status:       # a connection's responses mostly share one
+            self.set_status(status)
         self.keep = keep
         return self
 
@@ -265,6 +266,8 @@ async def written(request: web.BaseRequest, resp: ProxyResponse,
                   stand_in: Finished | None = None) -> Finished:
     """`resp` prepared and finished, and its stand-in for aiohttp (a handler must
     answer with a `StreamResponse`): `stand_in` (a connection's own) or a new one."""
+    if resp.finished:               # the pipeline wrote it to its end (the usual case)
+        return (stand_in or Finished()).done(resp.status, bool(resp.keep))
     keep = False
     try:
         await resp.prepare(request)
