@@ -129,7 +129,7 @@ def main() -> int:
         port = free_port()
         targets = [traced(tmp, "lean proxy", [str(LEAN_PROXY), origin_url, str(port), SNIPPET],
                           port)]
-        sources = [(FULL, None)]
+        sources: list[tuple[str, str | None]] = [(FULL, None)]
         if args.baseline:
             sources.append((FULL + " (base)", str(Path(args.baseline).resolve())))
         for edge_name, source in sources:
