@@ -35,7 +35,13 @@ from proxy.edge import EDGE, Edge
 from proxy.firing import Planned, RuleCheck, check_rules, submit
 from proxy.handoff import SEC_FETCH_DEST, Incoming
 from proxy.hosts import MISDIRECTED
-from proxy.http.body import BodyMalformed, BodyRefused, RequestSniffer, request_body
+from proxy.http.body import (
+    NO_BODY,
+    BodyMalformed,
+    BodyRefused,
+    RequestSniffer,
+    request_body,
+)
 from proxy.http.errors import error_response
 from proxy.http.headers import (
     EVENTS_HEADER,
@@ -256,12 +262,14 @@ async def forward(edge: Edge, rt: Runtime, request: web.BaseRequest, view: Reque
     if route is not None:
         transport, rewriter = edge.upstreams.pool(route.origin), route.rewriter
         target = route.target(target)
-    try:
-        # Buffered (the default): the whole body is here before a connection is taken.
-        body, sniffer = await request_body(request, candidates.form_fields, rt.body,
-                                           json=candidates.request_json)
-    except BodyRefused as exc:
-        return edge.finish(request, body_refused(request, exc), started, ip, None, rid)
+    body, sniffer = NO_BODY, None
+    if request.body_exists:
+        try:
+            # Buffered (the default): the whole body is here before a connection is taken.
+            body, sniffer = await request_body(request, candidates.form_fields, rt.body,
+                                               json=candidates.request_json)
+        except BodyRefused as exc:
+            return edge.finish(request, body_refused(request, exc), started, ip, None, rid)
     t0 = time.monotonic()
     try:
         up = await transport.request(
@@ -326,6 +334,8 @@ async def respond(request: web.BaseRequest, out: Outgoing) -> tuple[Answer, int]
                               document=None if document is None else len(document),
                               hold=out.whole))
     await resp.prepare(request)
+    if document is not None:            # head and the whole page: one send
+        return resp, await finish(resp, [document])
     held = await out.stream(resp, request)
     if held is None:                    # cut, or the visitor went away
         return resp, out.sent
@@ -471,17 +481,16 @@ class Outgoing:
             self.page = passthrough(self.view, up.status, self.out_headers)
             self.transform, self.document = None, raw
             return
-        self.document = first + transform.finish(await self.late_events())
+        self.document = first + transform.finish(
+            () if self.classified else await self.late_events())
         self.done(transform)
 
     async def stream(self, resp: ProxyResponse,
                      request: web.BaseRequest) -> list[bytes] | None:
-        """The body through the transform to the visitor; what is left for `finish`
-        (with the whole body here, all of it), or None when the stream ended early."""
+        """The body through the transform to the visitor (a page transformed whole
+        was sent by `respond`); what is left for `finish` (with the whole body here,
+        all of it), or None when the stream ended early."""
         held: list[bytes] = []
-        if self.document is not None:
-            held.append(self.document)
-            return held
         up, transform = self.up, self.transform
         if not self.has_body:
             return held
