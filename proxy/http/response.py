@@ -217,6 +217,15 @@ class ProxyResponse:
         writer = self.writer
         if writer is None:
             raise RuntimeError("write_eof() before prepare()")
+        head = self.held_head
+        if head is not None and self.framing == LENGTH and data.__class__ is bytes:
+            # The usual page: its held head and its whole body, in one send.
+            self.held_head = None
+            self.sent += len(data)
+            self.finished = True
+            self.writer = None
+            await writer.write_eof(head + data)
+            return
         out = self.framed(bytes(data))
         if self.framing == CHUNKED:
             out.append(LAST_CHUNK)
