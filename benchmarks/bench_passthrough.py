@@ -11,6 +11,11 @@ The same ~4.8 KB job page as side_by_side.py, served by an nginx origin, loaded 
                            page through careers-edge's upstream pool, the script tag
                            put in with `bytes.replace`: no attribution, rules, header
                            filtering, metrics or log — the floor for a proxy on this stack
+    stages floor           `floor_proxy.py`: the lean proxy plus careers-edge's own stage
+                           functions called straight in its handler (attribution, rules,
+                           headers, the page plan and template, the counts, the access
+                           log), with the rules of "edge, all features" and no pipeline:
+                           the floor that trimming the pipeline's glue could reach
     edge pass-through      careers-edge, no pixel, `rewrite_links = false`,
                            `access_log = false`: the body passes through untouched
     edge + access log      the same with the access log on (JSON lines to /dev/null)
@@ -19,7 +24,9 @@ The same ~4.8 KB job page as side_by_side.py, served by an nginx origin, loaded 
                            rewriting and the access log (JSON lines to /dev/null)
 
 The last lines give the full-featured edge's CPU per request × the lean proxy's (the
-issue's target: ≤ 1.6), then each stage of the request path in µs per request,
+issue's target: ≤ 1.6), the stages floor's × the lean proxy's (what the stages
+themselves cost) and the full-featured edge's × the stages floor's (the pipeline's
+glue), then each stage of the request path in µs per request,
 measured in this process without sockets (`stages.py`).
 
 Each careers-edge is `python -m proxy run --workers 1` with side_by_side's rules and
@@ -79,6 +86,8 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[2]), access_log=None, print
 """
 
 FULL = "edge, all features"
+FLOOR = "stages floor"
+FLOOR_PROXY = Path(__file__).with_name("floor_proxy.py")
 TARGET_CPU = 1.6            # full-featured CPU per request × the lean proxy's, at most
 
 # name -> (with the Meta pixel, access log, link rewriting)
@@ -132,6 +141,18 @@ def start_edge(tmp: Path, origin_url: str, name: str, pixel: bool, access_log: b
     return Target(name, f"http://127.0.0.1:{port}{PAGE_PATH}", proc, injects=pixel)
 
 
+def start_floor(tmp: Path, origin_url: str) -> Target:
+    """`floor_proxy.py` in front of `origin_url` with the rules of FULL, with this
+    checkout's stages (started as `start_lean` starts the lean proxy)."""
+    pixel, access_log, links = EDGES[FULL]
+    rules = edge_rules(origin_url, tmp, FLOOR, pixel, access_log, links)
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(FLOOR_PROXY.resolve().parent.parent))
+    proc = subprocess.Popen([sys.executable, str(FLOOR_PROXY), origin_url, str(port),
+                             str(rules)], env=env)
+    return Target(FLOOR, f"http://127.0.0.1:{port}{PAGE_PATH}", proc, injects=True)
+
+
 def start_all(tmp: Path, baseline: str | None) -> list[Target]:
     origin = start_origin(tmp)
     origin_url = origin.url.removesuffix(PAGE_PATH)
@@ -149,6 +170,7 @@ def start_all(tmp: Path, baseline: str | None) -> list[Target]:
                           subprocess.Popen([sys.executable, str(script), str(page), str(port)]),
                           injects=False))
     targets.append(start_lean(origin_url))
+    targets.append(start_floor(tmp, origin_url))
     for name, (pixel, access_log, links) in EDGES.items():
         if baseline:
             targets.append(start_edge(tmp, origin_url, name + " (base)", pixel, access_log,
@@ -226,6 +248,11 @@ def main() -> int:
             verdict = "met" if ratio <= TARGET_CPU else "NOT met"
             print(f"{name}: CPU per request × lean proxy {ratio:.2f} "
                   f"(target ≤ {TARGET_CPU:.1f}: {verdict})")
+    floor = cpu.get(FLOOR)
+    if lean and floor:
+        print(f"{FLOOR}: CPU per request × lean proxy {floor / lean:.2f}")
+    if floor and FULL in cpu:
+        print(f"{FULL} × {FLOOR} {cpu[FULL] / floor:.2f}")
     print()
     print_stages()
     return 0
