@@ -194,9 +194,11 @@ class SqliteWorker:
         done = commit_group(conn, group, self.path)
         self.commits += done.committed
         self.groups_retried += done.retried
-        _deliver(group, done.results)
+        # Asked before the callers hear back: one that awaits its write and then
+        # `checkpoint_running` sees the checkpoint its own commit made due.
         if self._checkpoints is not None:
             self._checkpoints.after(len(group))
+        _deliver(group, done.results)
 
     def post(self, fn: Callable[[sqlite3.Connection], Any]) -> concurrent.futures.Future[Any]:
         """Queue `fn(conn)` alone, nobody waiting for it (its error is dropped); the
