@@ -9,6 +9,8 @@ measured load runs. A request is one call of aiohttp's `BaseRequest.__init__` (a
 coroutine is "called" again each time it resumes, so no handler is counted).
 
     lean proxy            `lean_proxy.py`
+    stages floor          `floor_proxy.py`: the lean proxy plus careers-edge's stages
+                          called straight (what the pipeline's glue adds is not there)
     edge, all features    the Meta pixel, rules, link rewriting, the access log
     edge, returning       the same process, each request with a returning
                           visitor's cookies
@@ -36,7 +38,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench_passthrough import FULL, edge_rules
+from bench_passthrough import EDGES, FLOOR, FLOOR_PROXY, FULL, edge_rules
 from side_by_side import (
     LEAN_PROXY,
     PAGE_PATH,
@@ -129,6 +131,10 @@ def main() -> int:
         port = free_port()
         targets = [traced(tmp, "lean proxy", [str(LEAN_PROXY), origin_url, str(port), SNIPPET],
                           port)]
+        port = free_port()
+        rules = edge_rules(origin_url, tmp, FLOOR, *EDGES[FULL])
+        targets.append(traced(tmp, FLOOR, [str(FLOOR_PROXY), origin_url, str(port), str(rules)],
+                              port))
         sources: list[tuple[str, str | None]] = [(FULL, None)]
         if args.baseline:
             sources.append((FULL + " (base)", str(Path(args.baseline).resolve())))
