@@ -116,6 +116,8 @@ def build_app(config: Config, *, access_log: AccessLog | None = None,
     if feed is not None:
         app.cleanup_ctx.append(part("feed", start=feed.start, stop=feed.stop))
     app.cleanup_ctx.append(part("access-log", run=edge.access_log.run))
+    if metrics.published:       # workers: each one's tallies into the shared files
+        app.cleanup_ctx.append(part("metrics", run=metrics.publishing, stop=metrics.publish))
     if config.source is not None:
         reloader = RulesReloader(edge, config.source, secret, dispatcher, overrides)
         app[RELOADER] = reloader

@@ -10,6 +10,7 @@ with workers, a scrape reports each live worker's, labelled `pid`.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import math
 import os
@@ -80,6 +81,37 @@ class _GaugeCollector(Collector):
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         yield GaugeMetricFamily(self.name, self.doc, value=self.value())
+
+
+PUBLISH_SECONDS = 1.0
+
+
+class _PublishedCounts:
+    """A component's running counts as a multiprocess `Counter`: each publish adds
+    what was counted since the last (a worker's counts only grow)."""
+
+    __slots__ = ("counter", "counts", "sent")
+
+    def __init__(self, counter: Counter, counts: Callable[[], Mapping[str, int]]) -> None:
+        self.counter, self.counts = counter, counts
+        self.sent: dict[str, int] = {}
+
+    def publish(self) -> None:
+        for value, n in self.counts().items():
+            grown = n - self.sent.get(value, 0)
+            if grown > 0:
+                self.counter.labels(value).inc(grown)
+                self.sent[value] = n
+
+
+class _PublishedGauge:
+    __slots__ = ("gauge", "value")
+
+    def __init__(self, gauge: Gauge, value: Callable[[], float]) -> None:
+        self.gauge, self.value = gauge, value
+
+    def publish(self) -> None:
+        self.gauge.set(self.value())
 
 
 class _BuildInfo(Collector):
@@ -227,6 +259,7 @@ class Metrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
         self.tallies = CollectorRegistry()    # read from components at scrape time
+        self.published: list[_PublishedCounts | _PublishedGauge] = []   # with workers
         self.tallies.register(_BuildInfo())
         self.tallies.register(_Processes())
         # Counted on every request, from the event loop.
@@ -280,15 +313,38 @@ class Metrics:
 
     def export_counts(self, name: str, doc: str, label: str,
                       counts: Callable[[], Mapping[str, int]]) -> None:
-        """A counter family read from a component's own tally at scrape time."""
-        self.tallies.register(_TallyCollector(name, doc, label, counts))
+        """A counter family read from a component's own tally: at scrape time, or with
+        workers, published to the shared files (`publish`) so a scrape adds up all."""
+        if os.environ.get(MULTIPROC_ENV):
+            self.published.append(_PublishedCounts(
+                Counter(name, doc, [label], registry=self.registry), counts))
+        else:
+            self.tallies.register(_TallyCollector(name, doc, label, counts))
 
     def export_gauge(self, name: str, doc: str, value: Callable[[], float]) -> None:
-        """A gauge read from a component at scrape time."""
-        self.tallies.register(_GaugeCollector(name, doc, value))
+        """A gauge read from a component: at scrape time, or with workers, published
+        (the live workers' values summed; an exited worker's leaves with it)."""
+        if os.environ.get(MULTIPROC_ENV):
+            self.published.append(_PublishedGauge(
+                Gauge(name, doc, registry=self.registry, multiprocess_mode="livesum"), value))
+        else:
+            self.tallies.register(_GaugeCollector(name, doc, value))
+
+    def publish(self) -> None:
+        """This worker's tallies into the shared files: every `PUBLISH_SECONDS` (a
+        scrape may reach any worker), before a scrape this worker serves, and when it
+        stops. Nothing to do without workers."""
+        for tally in self.published:
+            tally.publish()
+
+    async def publishing(self) -> None:
+        while True:
+            await asyncio.sleep(PUBLISH_SECONDS)
+            self.publish()
 
     def render(self) -> tuple[bytes, str]:
         if os.environ.get(MULTIPROC_ENV):
+            self.publish()
             every = CollectorRegistry()
             multiprocess.MultiProcessCollector(every)
             body = generate_latest(every)

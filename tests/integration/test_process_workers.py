@@ -213,3 +213,32 @@ async def test_metrics_add_up_every_worker(setup) -> None:
                 assert r.status == 200
                 served += 1
     assert metric_value(await p.metrics(), "edge_requests_total", code="200") >= served
+
+
+def pages_counted(text: str) -> float:
+    return sum(metric_value(text, "edge_page_templates_total", result=r) for r in ("hit", "miss"))
+
+
+async def test_component_tallies_add_up_every_worker(setup) -> None:
+    """Counts a component keeps itself (page templates hit or missed) reach a scrape
+    from every worker, not only from the one that answers it."""
+    p, _recorder = setup
+    async with AsyncExitStack() as stack:
+        lanes: list[Lane] = []
+        for _ in range(4):          # more lanes until each worker had one
+            lanes += await open_lanes(p, aiohttp.CookieJar(unsafe=True), stack, LANES)
+            if {lane.worker for lane in lanes} == set(worker_pids(p)):
+                break
+        assert {lane.worker for lane in lanes} == set(worker_pids(p))
+        for lane in lanes:          # each lane's page once more: every worker counts some
+            async with lane.session.get("/jobs/2") as r:
+                assert r.status == 200
+                await r.read()
+    pages = 2 * len(lanes)
+    counted = 0.0
+    for _ in range(40):             # the other worker publishes within a second
+        counted = pages_counted(await p.metrics())
+        if counted >= pages:
+            break
+        await asyncio.sleep(0.25)
+    assert counted == pages
