@@ -15,8 +15,9 @@ coroutine is "called" again each time it resumes, so no handler is counted).
     edge, returning       the same process, each request with a returning
                           visitor's cookies
 
-Printed: instructions per request, the ratio to the lean proxy (issue 11's CPU target
-is ≤ 1.6 of the lean proxy's CPU), and the files and functions with the most.
+Printed: instructions per request, by stage of the request path (each function's
+own instructions, grouped by its file), the ratio to the lean proxy (issue 11's CPU
+target is ≤ 1.6 of the lean proxy's CPU), and the files and functions with the most.
 Tracing makes every process ~20× slower; only the counts mean anything. With
 `--baseline DIR` careers-edge also runs from another checkout, measured alike.
 
@@ -53,6 +54,42 @@ from side_by_side import (
 from proxy.bench import free_port
 
 TRACER = Path(__file__).with_name("opcode_tracer.py")
+# Each function's own instructions go to the first stage whose file matches: the
+# request path's stages, as `stages.py` names them, measured under load.
+STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("attribution (Meta's builder included)",
+     ("proxy/attribution/", "capi_param_builder/", "random.py", "proxy/random_ids.py",
+      "proxy/request_view.py")),
+    ("rules", ("proxy/detect/", "proxy/firing.py")),
+    ("page: pixels, CSP, template", ("proxy/page.py", "proxy/pixels.py", "proxy/transform/",
+                                     "proxy/page_script.py", "proxy/pixel_tags.py")),
+    ("headers both ways", ("proxy/http/headers.py", "proxy/http/realip.py", "proxy/hosts.py",
+                           "proxy/handoff.py")),
+    ("access log", ("proxy/access_log.py", "proxy/app_log.py", "proxy/redact.py")),
+    ("metrics", ("proxy/metrics.py", "prometheus_client/")),
+    ("pipeline's own steps", ("proxy/pipeline.py", "proxy/edge.py", "proxy/response_head.py",
+                              "proxy/http/target.py", "proxy/http/route_table.py",
+                              "proxy/http/body.py", "proxy/http/websocket.py",
+                              "proxy/conversions/events.py")),
+    ("the response (head, framing, stand-in)", ("proxy/http/response.py",
+                                               "proxy/http/server.py",
+                                               "proxy/http/head_deadline.py",
+                                               "aiohttp/web_response.py",
+                                               "aiohttp/http_writer.py")),
+    ("the upstream (pool, request, answer)", ("proxy/http/pool.py", "proxy/http/upstream",
+                                             "proxy/http/request_head.py",
+                                             "proxy/http/transport.py")),
+    ("aiohttp's server (connection, request)", ("aiohttp/",)),
+)
+OTHER = "other (the handler, the event loop's Python, ...)"
+
+
+def stage_of(key: str) -> str:
+    path = key.split(":")[0]
+    for stage, parts in STAGES:
+        if any(part in path for part in parts):
+            return stage
+    return OTHER
 REQUEST = " BaseRequest.__init__"      # aiohttp's: once per request
 
 
@@ -104,12 +141,22 @@ def measure(t: Traced, duration: float) -> tuple[int, Counter[str]]:
 def report(name: str, requests: int, ops: Counter[str], top: int) -> float:
     per = sum(ops.values()) / max(requests, 1)
     print(f"\n{name}: {requests} requests, {per:,.0f} instructions per request")
+    stages: Counter[str] = Counter()
+    for k, n in ops.items():
+        stages[stage_of(k)] += n
+    print("  by stage (functions' own instructions, grouped by file):")
+    for stage in [s for s, _ in STAGES] + [OTHER]:
+        if stages[stage]:
+            print(f"  {stages[stage] / requests:8.0f}  {stage}")
     files: Counter[str] = Counter()
     for k, n in ops.items():
         files[k.split(":")[0]] += n
+    if top:
+        print("  by file:")
     for f, n in files.most_common(top // 2):
         print(f"  {n / requests:8.0f}  {f}")
-    print("  functions (own instructions):")
+    if top:
+        print("  functions (own instructions):")
     for k, n in ops.most_common(top):
         print(f"  {n / requests:8.0f}  {k}")
     return per
