@@ -98,9 +98,12 @@ class _PublishedCounts:
 
     def publish(self) -> None:
         for value, n in self.counts().items():
-            grown = n - self.sent.get(value, 0)
-            if grown > 0:
-                self.counter.labels(value).inc(grown)
+            sent = self.sent.get(value)
+            if sent is None:            # the series is there from the start, at 0 too
+                self.counter.labels(value)
+                sent = self.sent[value] = 0
+            if n > sent:
+                self.counter.labels(value).inc(n - sent)
                 self.sent[value] = n
 
 

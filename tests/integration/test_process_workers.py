@@ -237,8 +237,11 @@ async def test_component_tallies_add_up_every_worker(setup) -> None:
     pages = 2 * len(lanes)
     counted = 0.0
     for _ in range(40):             # the other worker publishes within a second
-        counted = pages_counted(await p.metrics())
+        text = await p.metrics()
+        counted = pages_counted(text)
         if counted >= pages:
             break
         await asyncio.sleep(0.25)
     assert counted == pages
+    # A count nothing has raised yet is a series at 0, not a missing one.
+    assert 'edge_journeys_dropped_total{store="journeys"} 0.0' in text.splitlines()
