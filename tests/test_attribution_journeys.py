@@ -178,6 +178,21 @@ async def test_unchanged_visitor_is_skipped_within_the_ttl(stores):
     await store.stop()
 
 
+async def test_recent_visitors_stay_bounded_keeping_the_latest(stores, monkeypatch):
+    monkeypatch.setattr("proxy.attribution.write_behind.RECENT_MAX", 8)
+    store = stores()
+    ids = [f"{i:032x}" for i in range(30)]
+    for vid in ids:
+        store.record(visit(vid, gclid=("G", 1.0)), now=100.0)
+        assert len(store._recent) <= 8
+    await store.flush()
+    store.record(visit(ids[-1], gclid=("G", 1.0)), now=110.0)
+    assert store.pending == 0                   # the latest is remembered: skipped
+    store.record(visit(ids[0], gclid=("G", 1.0)), now=110.0)
+    assert store.pending == 1                   # the oldest was let go: written again
+    await store.stop()
+
+
 async def test_buffer_is_bounded(stores):
     store = stores(max_pending=3)
     for i in range(5):
