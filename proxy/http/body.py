@@ -119,9 +119,9 @@ def check_length(request: web.BaseRequest, policy: BodyPolicy) -> None:
 async def request_body(request: web.BaseRequest, form_fields: frozenset[str],
                        policy: BodyPolicy, *, json: bool = False
                        ) -> tuple[RequestBody, RequestSniffer | None]:
-    """The body to forward and the sniffer watching it. Raises BodyRefused."""
-    if not request.body_exists:
-        return NO_BODY, None
+    """The body to forward and the sniffer watching it, for a request that has one
+    (`body_exists`: the pipeline asks first, and forwards `NO_BODY` without one, with
+    no coroutine). Raises BodyRefused."""
     check_length(request, policy)
     sniffer = None
     if form_fields or json:
