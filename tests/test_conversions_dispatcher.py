@@ -283,3 +283,33 @@ async def test_the_pending_gauge_follows_the_outbox(aiohttp_server, env):
             break
         await asyncio.sleep(0.01)
     assert d.metrics.registry.get_sample_value("edge_outbox_pending") == 1
+
+
+class CancelBecomesError(SqliteOutbox):
+    """A store whose client turns a cancellation during a command into an error of
+    its own, as a client library may: the dispatcher's loop sees an Exception."""
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.leasing = asyncio.Event()
+
+    async def lease(self, *args, **kw):
+        self.leasing.set()
+        try:
+            await asyncio.sleep(3600)           # a command that is still running
+        except asyncio.CancelledError:
+            raise ConnectionError("connection closed during the command") from None
+        return []
+
+
+async def test_stop_ends_a_loop_whose_store_swallowed_the_cancel(tmp_path):
+    box = CancelBecomesError(str(tmp_path / "state.db"), metrics=Metrics())
+    d = Dispatcher(box, {"talroo": Sink("talroo", "talroo", url="http://127.0.0.1:9/c")},
+                   metrics=box.metrics, policy=FAST, poll_interval=0.05)
+    await d.start()
+    await box.leasing.wait()
+    try:
+        # Before, the loop logged the error and leased again: stop waited forever.
+        await asyncio.wait_for(d.stop(), timeout=30)
+    finally:
+        await box.close()

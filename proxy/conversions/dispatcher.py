@@ -139,7 +139,10 @@ class Dispatcher:
     async def _run_sink(self, name: str) -> None:
         wake = self._wake[name]
         inflight = self._inflight[name]
-        while True:
+        # Ended by `stop`'s cancel, or failing that by its flag: a store's client that
+        # turns a cancellation into an error of its own (logged below) must not keep
+        # this loop, and `stop` waiting for it, alive.
+        while self._started:
             wake.clear()
             sink, client = self._sinks[name], self._clients[name]
             batch = max(client.batch_size, 1)
@@ -229,7 +232,7 @@ class Dispatcher:
 
     async def _housekeep(self) -> None:
         ticks = 0
-        while True:
+        while self._started:            # as `_run_sink`'s loop
             try:
                 if self.metrics is not None:
                     await observe_backlog(self.outbox, self.metrics)
